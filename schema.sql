@@ -1,0 +1,291 @@
+-- intake: the consolidated discovery schema (SQLite truth; the PostgreSQL DDL mirrors it).
+-- Table and column names follow the platform team's "Final" consolidation plan:
+-- the original table names, no v3_* tables, no is_mock, no session_id.
+-- Ids are UUID v7 text, JSON is text checked with json_valid, timestamps are UTC ISO 8601.
+-- Enumerations are CHECK constraints. The schema version is PRAGMA user_version.
+
+CREATE TABLE client_accounts (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    description TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE engagements (
+    id                TEXT PRIMARY KEY,
+    client_account_id TEXT NOT NULL REFERENCES client_accounts(id),
+    name              TEXT NOT NULL,
+    description       TEXT,
+    status            TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'completed', 'archived')),
+    created_at        TEXT NOT NULL,
+    updated_at        TEXT NOT NULL,
+    UNIQUE (client_account_id, name)
+) STRICT;
+CREATE INDEX ix_engagements_client ON engagements(client_account_id);
+
+CREATE TABLE users (
+    id                TEXT PRIMARY KEY,
+    -- the user's home tenant (the seeds' default client and engagement of a user)
+    client_account_id TEXT NOT NULL REFERENCES client_accounts(id),
+    engagement_id     TEXT REFERENCES engagements(id),
+    username          TEXT NOT NULL,
+    email             TEXT,
+    display_name      TEXT,
+    created_at        TEXT NOT NULL,
+    updated_at        TEXT NOT NULL,
+    UNIQUE (client_account_id, username)
+) STRICT;
+CREATE INDEX ix_users_tenant ON users(client_account_id, engagement_id);
+
+-- The master flow: one row per `intake import` run, flow_type 'discovery'.
+CREATE TABLE crewai_flow_state_extensions (
+    flow_id             TEXT PRIMARY KEY,
+    client_account_id   TEXT NOT NULL REFERENCES client_accounts(id),
+    engagement_id       TEXT NOT NULL REFERENCES engagements(id),
+    user_id             TEXT REFERENCES users(id),
+    flow_type           TEXT NOT NULL DEFAULT 'discovery'
+                        CHECK (flow_type IN ('discovery', 'assessment', 'planning', 'execution')),
+    flow_name           TEXT,
+    flow_status         TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (flow_status IN ('pending', 'running', 'completed', 'failed', 'cancelled')),
+    current_phase       TEXT NOT NULL DEFAULT 'discovery',
+    phase_flow_id       TEXT,
+    phase_progression   TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(phase_progression)),
+    cross_phase_context TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(cross_phase_context)),
+    master_state        TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(master_state)),
+    assessment_flow_id  TEXT,
+    planning_flow_id    TEXT,
+    execution_flow_id   TEXT,
+    created_at          TEXT NOT NULL,
+    updated_at          TEXT NOT NULL
+) STRICT;
+CREATE INDEX ix_master_flows_tenant ON crewai_flow_state_extensions(client_account_id, engagement_id);
+
+-- The discovery phase flow: the hybrid of the six boolean flags and the JSON state.
+CREATE TABLE discovery_flows (
+    id                          TEXT PRIMARY KEY,
+    client_account_id           TEXT NOT NULL REFERENCES client_accounts(id),
+    engagement_id               TEXT NOT NULL REFERENCES engagements(id),
+    master_flow_id              TEXT NOT NULL REFERENCES crewai_flow_state_extensions(flow_id),
+    data_import_id              TEXT,  -- the run's first import; all of them link back by master_flow_id
+    user_id                     TEXT REFERENCES users(id),
+    flow_name                   TEXT,
+    flow_type                   TEXT NOT NULL DEFAULT 'discovery',
+    status                      TEXT NOT NULL DEFAULT 'pending'
+                                CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled')),
+    progress_percentage         REAL NOT NULL DEFAULT 0 CHECK (progress_percentage BETWEEN 0 AND 100),
+    data_import_completed       INTEGER NOT NULL DEFAULT 0 CHECK (data_import_completed IN (0, 1)),
+    attribute_mapping_completed INTEGER NOT NULL DEFAULT 0 CHECK (attribute_mapping_completed IN (0, 1)),
+    data_cleansing_completed    INTEGER NOT NULL DEFAULT 0 CHECK (data_cleansing_completed IN (0, 1)),
+    inventory_completed         INTEGER NOT NULL DEFAULT 0 CHECK (inventory_completed IN (0, 1)),
+    dependencies_completed      INTEGER NOT NULL DEFAULT 0 CHECK (dependencies_completed IN (0, 1)),
+    tech_debt_completed         INTEGER NOT NULL DEFAULT 0 CHECK (tech_debt_completed IN (0, 1)),
+    current_phase               TEXT NOT NULL DEFAULT 'data_import',
+    phases_completed            TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(phases_completed)),
+    flow_state                  TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(flow_state)),
+    crew_outputs                TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(crew_outputs)),
+    field_mappings              TEXT CHECK (field_mappings IS NULL OR json_valid(field_mappings)),
+    discovered_assets           TEXT CHECK (discovered_assets IS NULL OR json_valid(discovered_assets)),
+    dependencies                TEXT CHECK (dependencies IS NULL OR json_valid(dependencies)),
+    tech_debt_analysis          TEXT CHECK (tech_debt_analysis IS NULL OR json_valid(tech_debt_analysis)),
+    error_message               TEXT,
+    error_phase                 TEXT,
+    error_details               TEXT CHECK (error_details IS NULL OR json_valid(error_details)),
+    created_at                  TEXT NOT NULL,
+    updated_at                  TEXT NOT NULL,
+    completed_at                TEXT
+) STRICT;
+CREATE INDEX ix_discovery_flows_tenant ON discovery_flows(client_account_id, engagement_id);
+CREATE INDEX ix_discovery_flows_master ON discovery_flows(master_flow_id);
+
+-- One row per imported file (or workbook sheet).
+CREATE TABLE data_imports (
+    id                  TEXT PRIMARY KEY,
+    client_account_id   TEXT NOT NULL REFERENCES client_accounts(id),
+    engagement_id       TEXT NOT NULL REFERENCES engagements(id),
+    master_flow_id      TEXT NOT NULL REFERENCES crewai_flow_state_extensions(flow_id),
+    import_name         TEXT NOT NULL,
+    import_type         TEXT NOT NULL DEFAULT 'csv',
+    description         TEXT,
+    filename            TEXT NOT NULL,
+    file_size           INTEGER,
+    mime_type           TEXT,
+    source_system       TEXT,
+    status              TEXT NOT NULL DEFAULT 'pending'
+                        CHECK (status IN ('pending', 'processing', 'completed', 'failed')),
+    progress_percentage REAL NOT NULL DEFAULT 0 CHECK (progress_percentage BETWEEN 0 AND 100),
+    total_records       INTEGER NOT NULL DEFAULT 0,
+    processed_records   INTEGER NOT NULL DEFAULT 0,
+    failed_records      INTEGER NOT NULL DEFAULT 0,
+    imported_by         TEXT REFERENCES users(id),
+    error_message       TEXT,
+    error_details       TEXT CHECK (error_details IS NULL OR json_valid(error_details)),
+    -- BLAKE3 of the file's bytes: recognises a re-import of the same file into an engagement
+    content_hash        TEXT,
+    -- what the reader detected (encoding, delimiter, header, warnings), shown by the summary
+    read_metadata       TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(read_metadata)),
+    created_at          TEXT NOT NULL,
+    updated_at          TEXT NOT NULL,
+    started_at          TEXT,
+    completed_at        TEXT
+) STRICT;
+CREATE INDEX ix_data_imports_tenant ON data_imports(client_account_id, engagement_id);
+CREATE INDEX ix_data_imports_master ON data_imports(master_flow_id);
+CREATE INDEX ix_data_imports_hash ON data_imports(engagement_id, content_hash);
+
+-- Every source row, lossless: raw_data is a JSON object keyed by the header as written.
+-- No tenant columns: a record's tenant is its import's.
+CREATE TABLE raw_import_records (
+    id                TEXT PRIMARY KEY,
+    data_import_id    TEXT NOT NULL REFERENCES data_imports(id) ON DELETE CASCADE,
+    master_flow_id    TEXT NOT NULL REFERENCES crewai_flow_state_extensions(flow_id),
+    record_index      INTEGER NOT NULL,
+    raw_data          TEXT NOT NULL CHECK (json_valid(raw_data)),
+    cleansed_data     TEXT CHECK (cleansed_data IS NULL OR json_valid(cleansed_data)),
+    is_processed      INTEGER NOT NULL DEFAULT 0 CHECK (is_processed IN (0, 1)),
+    is_valid          INTEGER CHECK (is_valid IN (0, 1)),
+    validation_errors TEXT CHECK (validation_errors IS NULL OR json_valid(validation_errors)),
+    created_at        TEXT NOT NULL,
+    processed_at      TEXT,
+    UNIQUE (data_import_id, record_index)
+) STRICT;
+CREATE INDEX ix_raw_import_records_master ON raw_import_records(master_flow_id);
+
+CREATE TABLE import_field_mappings (
+    id                   TEXT PRIMARY KEY,
+    client_account_id    TEXT NOT NULL REFERENCES client_accounts(id),
+    engagement_id        TEXT NOT NULL REFERENCES engagements(id),
+    data_import_id       TEXT NOT NULL REFERENCES data_imports(id) ON DELETE CASCADE,
+    master_flow_id       TEXT NOT NULL REFERENCES crewai_flow_state_extensions(flow_id),
+    source_field         TEXT NOT NULL,
+    target_field         TEXT,
+    confidence_score     REAL NOT NULL DEFAULT 0 CHECK (confidence_score BETWEEN 0 AND 1),
+    match_type           TEXT NOT NULL
+                         CHECK (match_type IN ('rule', 'learned', 'exact', 'alias', 'fuzzy', 'content', 'manual', 'none')),
+    status               TEXT NOT NULL DEFAULT 'suggested'
+                         CHECK (status IN ('suggested', 'approved', 'rejected', 'ignored')),
+    suggested_by         TEXT,
+    approved_by          TEXT,
+    approved_at          TEXT,
+    transformation_rules TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(transformation_rules)),
+    is_validated         INTEGER NOT NULL DEFAULT 0 CHECK (is_validated IN (0, 1)),
+    created_at           TEXT NOT NULL,
+    updated_at           TEXT NOT NULL
+) STRICT;
+CREATE INDEX ix_import_field_mappings_tenant ON import_field_mappings(client_account_id, engagement_id);
+CREATE INDEX ix_import_field_mappings_master ON import_field_mappings(master_flow_id);
+CREATE INDEX ix_import_field_mappings_import ON import_field_mappings(data_import_id);
+
+CREATE TABLE assets (
+    -- identification and orchestration
+    id                         TEXT PRIMARY KEY,
+    client_account_id          TEXT NOT NULL REFERENCES client_accounts(id),
+    engagement_id              TEXT NOT NULL REFERENCES engagements(id),
+    master_flow_id             TEXT REFERENCES crewai_flow_state_extensions(flow_id),
+    discovery_flow_id          TEXT REFERENCES discovery_flows(id),
+    assessment_flow_id         TEXT,
+    planning_flow_id           TEXT,
+    execution_flow_id          TEXT,
+    cmdb_record_id             TEXT,
+    external_id                TEXT,
+    asset_type                 TEXT NOT NULL DEFAULT 'server'
+                               CHECK (asset_type IN ('server', 'application', 'database', 'network', 'storage')),
+    name                       TEXT NOT NULL,
+    description                TEXT,
+    status                     TEXT,
+    environment                TEXT CHECK (environment IS NULL OR environment IN
+                               ('production', 'staging', 'test', 'development', 'disaster_recovery')),
+    criticality                TEXT CHECK (criticality IS NULL OR criticality IN ('low', 'medium', 'high', 'critical')),
+    discovery_source           TEXT,
+    first_discovered_at        TEXT,
+    last_discovered_at         TEXT,
+    -- infrastructure
+    hostname                   TEXT,
+    ip_address                 TEXT,
+    fqdn                       TEXT,
+    mac_address                TEXT,
+    domain                     TEXT,
+    operating_system           TEXT,
+    os_version                 TEXT,
+    os_architecture            TEXT,
+    cpu_cores                  INTEGER CHECK (cpu_cores IS NULL OR cpu_cores >= 0),
+    cpu_sockets                INTEGER CHECK (cpu_sockets IS NULL OR cpu_sockets >= 0),
+    cpu_model                  TEXT,
+    cpu_speed_mhz              REAL,
+    memory_gb                  REAL CHECK (memory_gb IS NULL OR memory_gb >= 0),
+    storage_gb                 REAL CHECK (storage_gb IS NULL OR storage_gb >= 0),
+    storage_used_gb            REAL CHECK (storage_used_gb IS NULL OR storage_used_gb >= 0),
+    location                   TEXT,
+    datacenter                 TEXT,
+    rack_location              TEXT,
+    availability_zone          TEXT,
+    -- hardware and virtualisation
+    serial_number              TEXT,
+    asset_tag                  TEXT,
+    manufacturer               TEXT,
+    model                      TEXT,
+    is_virtual                 INTEGER CHECK (is_virtual IS NULL OR is_virtual IN (0, 1)),
+    virtualization_platform    TEXT,
+    virtualization_host        TEXT,
+    cluster                    TEXT,
+    vm_uuid                    TEXT,
+    bios_uuid                  TEXT,
+    power_state                TEXT,
+    firmware_type              TEXT,
+    -- business
+    business_owner             TEXT,
+    technical_owner            TEXT,
+    department                 TEXT,
+    cost_center                TEXT,
+    support_group              TEXT,
+    application_name           TEXT,
+    technology_stack           TEXT,
+    business_unit              TEXT,
+    data_classification        TEXT,
+    -- migration planning
+    six_r_strategy             TEXT CHECK (six_r_strategy IS NULL OR six_r_strategy IN
+                               ('rehost', 'replatform', 'refactor', 'rearchitect', 'repurchase', 'retire', 'retain')),
+    migration_wave             TEXT,
+    migration_priority         INTEGER,
+    migration_complexity       TEXT,
+    dependencies               TEXT CHECK (dependencies IS NULL OR json_valid(dependencies)),
+    sixr_ready                 TEXT,
+    end_of_life_date           TEXT,
+    end_of_support_date        TEXT,
+    tech_debt_score            REAL,
+    -- performance
+    cpu_utilization_percent    REAL,
+    memory_utilization_percent REAL,
+    disk_iops                  REAL,
+    network_throughput_mbps    REAL,
+    -- cost
+    current_monthly_cost       REAL,
+    estimated_cloud_cost       REAL,
+    -- unmapped source columns, keyed by their original header
+    custom_attributes          TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(custom_attributes)),
+    created_at                 TEXT NOT NULL,
+    updated_at                 TEXT NOT NULL
+) STRICT;
+CREATE INDEX ix_assets_tenant ON assets(client_account_id, engagement_id);
+CREATE INDEX ix_assets_master ON assets(master_flow_id);
+CREATE INDEX ix_assets_hostname ON assets(engagement_id, hostname);
+
+CREATE TABLE asset_dependencies (
+    id                  TEXT PRIMARY KEY,
+    client_account_id   TEXT NOT NULL REFERENCES client_accounts(id),
+    engagement_id       TEXT NOT NULL REFERENCES engagements(id),
+    master_flow_id      TEXT REFERENCES crewai_flow_state_extensions(flow_id),
+    asset_id            TEXT NOT NULL REFERENCES assets(id) ON DELETE CASCADE,
+    depends_on_asset_id TEXT NOT NULL REFERENCES assets(id) ON DELETE CASCADE,
+    dependency_type     TEXT NOT NULL,
+    description         TEXT,
+    confidence_score    REAL CHECK (confidence_score IS NULL OR confidence_score BETWEEN 0 AND 1),
+    source              TEXT,
+    created_at          TEXT NOT NULL,
+    updated_at          TEXT NOT NULL,
+    UNIQUE (asset_id, depends_on_asset_id, dependency_type)
+) STRICT;
+CREATE INDEX ix_asset_dependencies_tenant ON asset_dependencies(client_account_id, engagement_id);
+CREATE INDEX ix_asset_dependencies_master ON asset_dependencies(master_flow_id);
+CREATE INDEX ix_asset_dependencies_depends_on ON asset_dependencies(depends_on_asset_id);

@@ -1,0 +1,72 @@
+//! Command-line definitions shared by every subcommand, and dispatch.
+
+mod import;
+mod schema;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success (row-level warnings are reported, not failures)
+  1  the run failed (database unusable, newer schema, I/O error)
+  2  the command line is wrong
+  3  one or more files could not be imported (the others were)
+  4  --strict was given and rows had warnings";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "intake",
+    version,
+    about = "Turn inventory exports into a deduplicated asset inventory in a local SQLite file",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    /// The SQLite database file (created on first use)
+    #[arg(long, global = true, default_value = "intake.db", value_name = "FILE")]
+    pub db: PathBuf,
+
+    /// Print only errors on stderr
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    Import(import::ImportArgs),
+    /// Check or print the database schema
+    #[command(subcommand)]
+    Schema(schema::SchemaCommand),
+}
+
+pub fn init_logging(cli: &Cli) {
+    let default = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("intake={default}")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Import(args) => import::run(args, &cli.db, cli.quiet),
+        Command::Schema(command) => schema::run(command, &cli.db),
+    }
+}

@@ -1,0 +1,59 @@
+//! `intake schema check|print`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use intake::{db, report, schema_check};
+
+#[derive(Subcommand, Debug)]
+pub enum SchemaCommand {
+    /// Validate a database against the consolidated schema
+    ///
+    /// Checks that no v3_* table exists, that every required table and column is
+    /// present, and that none of the removed tables and columns (is_mock,
+    /// session_id, workflow_states, discovery_assets, ...) is there. Exits 1 and
+    /// lists the problems when the schema is not valid.
+    ///
+    /// Example:
+    ///   intake schema check --db intake.db
+    #[command(verbatim_doc_comment)]
+    Check {
+        /// Print the report as JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the SQLite DDL of the schema this build writes
+    ///
+    /// Example:
+    ///   intake schema print > schema.sql
+    #[command(verbatim_doc_comment)]
+    Print,
+}
+
+pub fn run(command: SchemaCommand, db_path: &Path) -> anyhow::Result<i32> {
+    match command {
+        SchemaCommand::Print => {
+            print!("{}", db::SCHEMA_SQL);
+            Ok(0)
+        }
+        SchemaCommand::Check { json } => {
+            if !db_path.exists() {
+                anyhow::bail!(
+                    "{} does not exist. Run `intake import` first or give --db FILE",
+                    db_path.display()
+                );
+            }
+            let conn = db::open_read_only(db_path)?;
+            let result = schema_check::validate_schema(&conn)
+                .with_context(|| format!("reading the schema of {}", db_path.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+            } else {
+                print!("{}", report::schema_report(&result));
+            }
+            Ok(if result.is_valid() { 0 } else { 1 })
+        }
+    }
+}

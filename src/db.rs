@@ -1,0 +1,177 @@
+//! The local SQLite file: opening it with the right pragmas, creating and migrating
+//! the schema (versioned by `PRAGMA user_version`), the writer lock that lets one
+//! writing run at a time, and the id and timestamp formats every table uses.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
+use crate::error::DbError;
+
+/// The DDL of the current schema, also printed by `intake schema print`.
+pub const SCHEMA_SQL: &str = include_str!("../schema.sql");
+
+/// The schema version this build writes. Bump it with every change to schema.sql and
+/// add the step that upgrades the previous version to `MIGRATIONS`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Upgrade steps: `MIGRATIONS[i]` takes a file from version `i + 1` to `i + 2`.
+/// Version 0 (a new, empty file) is created from `SCHEMA_SQL` directly.
+const MIGRATIONS: &[&str] = &[];
+
+/// Opens (creating if needed) the database at `path`, brings its schema to
+/// `SCHEMA_VERSION`, and refuses a file written by a newer intake.
+pub fn open(path: &Path) -> Result<Connection, DbError> {
+    let conn = Connection::open(path).map_err(|source| DbError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    configure(&conn).map_err(|source| DbError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    migrate(&conn, path)?;
+    Ok(conn)
+}
+
+/// Opens an existing database read-only, without migrating it (for checks).
+pub fn open_read_only(path: &Path) -> Result<Connection, DbError> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| DbError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    Ok(conn)
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    // WAL: readers see the last committed batch while an import writes; NORMAL sync
+    // keeps the file consistent when the process is killed (only a power loss can
+    // drop the last commits, never corrupt).
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "cache_size", -32_768)?; // 32 MiB
+    conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
+    Ok(())
+}
+
+/// The schema version stored in the file.
+pub fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<(), DbError> {
+    let found = schema_version(conn)?;
+    if found > SCHEMA_VERSION {
+        return Err(DbError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let wrap = |source| DbError::Migration {
+        path: path.to_path_buf(),
+        from: found,
+        to: SCHEMA_VERSION,
+        source,
+    };
+    if found == 0 {
+        let tables: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            [],
+            |r| r.get(0),
+        )?;
+        if tables > 0 {
+            return Err(DbError::ForeignDatabase {
+                path: path.to_path_buf(),
+            });
+        }
+    }
+    // One transaction: a failed or killed migration leaves the old version intact.
+    let tx = conn.unchecked_transaction().map_err(wrap)?;
+    if found == 0 {
+        tx.execute_batch(SCHEMA_SQL).map_err(wrap)?;
+    } else {
+        for step in &MIGRATIONS[(found - 1) as usize..] {
+            tx.execute_batch(step).map_err(wrap)?;
+        }
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(wrap)?;
+    tx.commit().map_err(wrap)?;
+    Ok(())
+}
+
+/// Held while a command writes: one writing run per database at a time, so a run
+/// can treat any import still marked `processing` as left behind by a killed run.
+/// The operating system releases the lock when the process dies.
+pub struct WriterLock {
+    _file: File,
+}
+
+impl WriterLock {
+    /// Takes the lock next to `db_path`, waiting (with a message on stderr) while
+    /// another run holds it.
+    pub fn acquire(db_path: &Path) -> Result<WriterLock, DbError> {
+        let lock_path = lock_path(db_path);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| DbError::Lock {
+                path: lock_path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tracing::warn!(
+                    "another intake run is writing to {}; waiting for it to finish",
+                    db_path.display()
+                );
+                file.lock().map_err(|source| DbError::Lock {
+                    path: lock_path.clone(),
+                    source,
+                })?;
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(DbError::Lock {
+                    path: lock_path,
+                    source,
+                })
+            }
+        }
+        Ok(WriterLock { _file: file })
+    }
+}
+
+fn lock_path(db_path: &Path) -> PathBuf {
+    let mut name = db_path.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    db_path.with_file_name(name)
+}
+
+/// A new time-ordered id (UUID v7) as text.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// The current UTC time as RFC 3339 text with milliseconds.
+pub fn now() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    t.format(time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    ))
+    .expect("a fixed format always formats a UTC time")
+}

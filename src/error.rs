@@ -1,0 +1,107 @@
+//! Typed errors of the library. Each message says what went wrong and what to do
+//! next; the binary turns them into exit codes (see `ExitCode` in `import`).
+
+use std::path::PathBuf;
+
+/// Errors that stop a command as a whole (the database cannot be used).
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot open database {path}: {source}. Check the path and that the directory is writable")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("{path} was written by a newer intake (schema version {found}; this build knows up to {known}). Upgrade intake, or use another --db file")]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("{path} is a SQLite file that intake did not create (it has tables but no intake schema version). Use another --db file")]
+    ForeignDatabase { path: PathBuf },
+    #[error("migrating {path} from schema version {from} to {to} failed: {source}. The file was left at version {from}")]
+    Migration {
+        path: PathBuf,
+        from: i64,
+        to: i64,
+        source: rusqlite::Error,
+    },
+    #[error("cannot lock {path} for writing: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// Why one input file could not be read. The run goes on with the other files.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: the file is empty, nothing to import. Export it again from the source system")]
+    Empty { file: String },
+    #[error("{file}: line {line}: a record is larger than {limit} bytes; most likely a quote opened at line {line} is never closed. Fix the quoting or raise --max-record-bytes")]
+    RecordTooLarge {
+        file: String,
+        line: u64,
+        limit: usize,
+    },
+    #[error("{file}: line {line}: {message}")]
+    Malformed {
+        file: String,
+        line: u64,
+        message: String,
+    },
+    #[error("{file}: unknown encoding '{label}'. Use a WHATWG label such as utf-8, utf-16le, windows-1252, iso-8859-15, shift_jis")]
+    UnknownEncoding { file: String, label: String },
+    #[error("{file}: {format} files are not supported by this version of intake. Save the data as CSV and import that")]
+    Unsupported { file: String, format: String },
+}
+
+impl ReadError {
+    /// A short machine-readable code for `error_details` and `--json`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReadError::Io { .. } => "io",
+            ReadError::Empty { .. } => "empty_file",
+            ReadError::RecordTooLarge { .. } => "record_too_large",
+            ReadError::Malformed { .. } => "malformed",
+            ReadError::UnknownEncoding { .. } => "unknown_encoding",
+            ReadError::Unsupported { .. } => "unsupported_format",
+        }
+    }
+
+    /// The line of the file the error points at, when there is one.
+    pub fn line(&self) -> Option<u64> {
+        match self {
+            ReadError::RecordTooLarge { line, .. } | ReadError::Malformed { line, .. } => {
+                Some(*line)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Errors of an import run as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("{path}: no such file or directory")]
+    NotFound { path: PathBuf },
+    #[error("reading standard input: {0}")]
+    Stdin(std::io::Error),
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+}
+
+impl From<rusqlite::Error> for ImportError {
+    fn from(e: rusqlite::Error) -> Self {
+        ImportError::Db(DbError::Sql(e))
+    }
+}

@@ -1,0 +1,17 @@
+//! intake turns the inventory exports a migration consultant is handed into a
+//! clean asset inventory in the platform's consolidated discovery schema, kept in
+//! one local SQLite file. Each pipeline phase is a module with one entry point:
+//! `read` (files to rows), `stage` (rows into SQLite), `import` (the run that
+//! drives them as one discovery flow); `db`, `tenant` and `flow` hold the shared
+//! bookkeeping, `schema_check` validates a database, `report` prints outcomes.
+
+pub mod db;
+pub mod error;
+pub mod flow;
+pub mod import;
+pub mod progress;
+pub mod read;
+pub mod report;
+pub mod schema_check;
+pub mod stage;
+pub mod tenant;

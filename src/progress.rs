@@ -1,0 +1,85 @@
+//! Progress bars on stderr: one per file (bytes read, rows/s, ETA), drawn only when
+//! stderr is a terminal and the caller asked for them. Readers only bump atomic
+//! counters; a ticker thread draws, so the hot path never waits on the terminal.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// (label, total bytes, bytes read, rows read) of one file.
+pub type Tracked = (String, u64, Arc<AtomicU64>, Arc<AtomicU64>);
+
+pub struct ProgressBars {
+    stop: Arc<AtomicBool>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl ProgressBars {
+    pub fn new(enabled: bool, files: Vec<Tracked>) -> ProgressBars {
+        let stop = Arc::new(AtomicBool::new(false));
+        if !enabled || !std::io::stderr().is_terminal() {
+            return ProgressBars { stop, ticker: None };
+        }
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let style = ProgressStyle::with_template(
+            "{prefix:30!} {bar:30.cyan/blue} {bytes:>10}/{total_bytes:10} {msg} ETA {eta}",
+        )
+        .expect("the template is valid")
+        .progress_chars("=> ");
+        let bars: Vec<(ProgressBar, Tracked)> = files
+            .into_iter()
+            .map(|tracked| {
+                let bar = multi.add(ProgressBar::new(tracked.1));
+                bar.set_style(style.clone());
+                bar.set_prefix(tracked.0.clone());
+                (bar, tracked)
+            })
+            .collect();
+        let stop_flag = stop.clone();
+        let ticker = std::thread::spawn(move || {
+            let start = Instant::now();
+            loop {
+                let stopping = stop_flag.load(Ordering::Relaxed);
+                let secs = start.elapsed().as_secs_f64().max(0.001);
+                for (bar, (_, total, bytes, rows)) in &bars {
+                    let done = bytes.load(Ordering::Relaxed).min(*total);
+                    bar.set_position(done);
+                    let rows = rows.load(Ordering::Relaxed);
+                    bar.set_message(format!("{rows} rows {:.0} rows/s", rows as f64 / secs));
+                    if stopping {
+                        bar.finish();
+                    }
+                }
+                if stopping {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        ProgressBars {
+            stop,
+            ticker: Some(ticker),
+        }
+    }
+
+    pub fn finish(mut self) {
+        self.stop_ticker();
+    }
+
+    fn stop_ticker(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(ticker) = self.ticker.take() {
+            let _ = ticker.join();
+        }
+    }
+}
+
+impl Drop for ProgressBars {
+    fn drop(&mut self) {
+        self.stop_ticker();
+    }
+}

@@ -1,0 +1,325 @@
+//! Streaming rows out of a delimited text file: raw bytes (counted for the
+//! progress bar) are decoded to UTF-8, guarded against runaway records, parsed by
+//! the csv crate and encoded as JSON rows. Memory stays bounded by the record
+//! limit whatever the size of the file.
+
+use std::cell::Cell;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use encoding_rs::Encoding;
+use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
+
+use super::encoding::EncodingSource;
+use super::header::{name_columns, HeaderWarning, RowEncoder};
+use super::{Row, RowWarning};
+use crate::error::ReadError;
+
+/// Counts the raw bytes read from the file, for progress.
+struct CountingReader<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Marks the io::Error raised when one record grows past the limit.
+#[derive(Debug)]
+struct RecordLimitExceeded;
+
+impl std::fmt::Display for RecordLimitExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("record size limit exceeded")
+    }
+}
+
+impl std::error::Error for RecordLimitExceeded {}
+
+/// Stops the parser from buffering an endless record (an unclosed quote would
+/// otherwise pull the rest of the file into memory).
+struct RecordGuard<R> {
+    inner: R,
+    handed_out: u64,
+    record_start: Rc<Cell<u64>>,
+    limit: u64,
+}
+
+impl<R: Read> Read for RecordGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.handed_out.saturating_sub(self.record_start.get()) > self.limit {
+            return Err(io::Error::other(RecordLimitExceeded));
+        }
+        let n = self.inner.read(buf)?;
+        self.handed_out += n as u64;
+        Ok(n)
+    }
+}
+
+type Decoded = DecodeReaderBytes<CountingReader<File>, Vec<u8>>;
+
+fn decoder(
+    file: File,
+    encoding: &'static Encoding,
+    source: EncodingSource,
+    count: Arc<AtomicU64>,
+) -> Decoded {
+    DecodeReaderBytesBuilder::new()
+        .encoding(Some(encoding))
+        // A BOM is the strongest evidence there is, unless the user said otherwise.
+        .bom_override(source != EncodingSource::Override)
+        .strip_bom(true)
+        .utf8_passthru(true)
+        .build(CountingReader { inner: file, count })
+}
+
+/// Reads up to `max` decoded bytes from the start of the file, for sniffing.
+/// Returns the text and whether it is the whole file.
+pub fn decoded_head(
+    path: &Path,
+    encoding: &'static Encoding,
+    source: EncodingSource,
+    max: usize,
+) -> io::Result<(Vec<u8>, bool)> {
+    let file = File::open(path)?;
+    let mut reader = decoder(file, encoding, source, Arc::new(AtomicU64::new(0)));
+    let mut head = Vec::with_capacity(max);
+    let n = (&mut reader).take(max as u64 + 1).read_to_end(&mut head)?;
+    let complete = n <= max;
+    head.truncate(max);
+    Ok((head, complete))
+}
+
+/// A delimited file opened for reading rows.
+pub struct CsvSource {
+    name: String,
+    reader: csv::Reader<RecordGuard<Decoded>>,
+    record_start: Rc<Cell<u64>>,
+    record_limit: usize,
+    columns: Vec<String>,
+    header_warnings: Vec<HeaderWarning>,
+    header_line: u64,
+    encoder: RowEncoder,
+    record: csv::ByteRecord,
+    blank_rows: u64,
+}
+
+impl CsvSource {
+    /// Opens `path` and reads its header (the first non-blank record).
+    /// `bytes_read` is advanced as raw bytes are consumed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        path: &Path,
+        name: &str,
+        encoding: &'static Encoding,
+        encoding_source: EncodingSource,
+        delimiter: u8,
+        record_limit: usize,
+        bytes_read: Arc<AtomicU64>,
+    ) -> Result<CsvSource, ReadError> {
+        let file = File::open(path).map_err(|source| ReadError::Io {
+            file: name.to_string(),
+            source,
+        })?;
+        let record_start = Rc::new(Cell::new(0));
+        let guard = RecordGuard {
+            inner: decoder(file, encoding, encoding_source, bytes_read),
+            handed_out: 0,
+            record_start: record_start.clone(),
+            limit: record_limit as u64,
+        };
+        let reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(64 * 1024)
+            .from_reader(guard);
+        let mut source = CsvSource {
+            name: name.to_string(),
+            reader,
+            record_start,
+            record_limit,
+            columns: Vec::new(),
+            header_warnings: Vec::new(),
+            header_line: 0,
+            encoder: RowEncoder::new(&[]),
+            record: csv::ByteRecord::new(),
+            blank_rows: 0,
+        };
+        let mut lossy = false;
+        loop {
+            if !source.read_record()? {
+                return Ok(source); // no header: the caller reports an empty table
+            }
+            if !source.record_is_blank() {
+                break;
+            }
+        }
+        source.header_line = source.line();
+        let written: Vec<String> = source
+            .record
+            .iter()
+            .map(|f| {
+                let (text, was_lossy) = to_text(f);
+                lossy |= was_lossy;
+                text.into_owned()
+            })
+            .collect();
+        let (columns, mut warnings) = name_columns(&written);
+        if lossy {
+            warnings.push(HeaderWarning {
+                column: 0,
+                written: String::new(),
+                named: String::new(),
+                message: "the header is not valid in the chosen encoding; bytes were replaced by U+FFFD. Check --encoding".to_string(),
+            });
+        }
+        source.encoder = RowEncoder::new(&columns);
+        source.columns = columns;
+        source.header_warnings = warnings;
+        Ok(source)
+    }
+
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    pub fn header_warnings(&self) -> &[HeaderWarning] {
+        &self.header_warnings
+    }
+
+    /// The line the header was on (0 when the file has no header).
+    pub fn header_line(&self) -> u64 {
+        self.header_line
+    }
+
+    /// Rows that held no value at all (only delimiters or whitespace); they carry
+    /// no data and are counted instead of stored.
+    pub fn blank_rows(&self) -> u64 {
+        self.blank_rows
+    }
+
+    fn line(&self) -> u64 {
+        self.record.position().map_or(0, |p| p.line())
+    }
+
+    fn record_is_blank(&self) -> bool {
+        self.record
+            .iter()
+            .all(|f| f.iter().all(|b| b.is_ascii_whitespace()))
+    }
+
+    fn read_record(&mut self) -> Result<bool, ReadError> {
+        self.record_start.set(self.reader.position().byte());
+        match self.reader.read_byte_record(&mut self.record) {
+            Ok(more) => Ok(more),
+            Err(err) => {
+                let line = self.reader.position().line();
+                match err.kind() {
+                    csv::ErrorKind::Io(io)
+                        if io
+                            .get_ref()
+                            .is_some_and(|inner| inner.is::<RecordLimitExceeded>()) =>
+                    {
+                        Err(ReadError::RecordTooLarge {
+                            file: self.name.clone(),
+                            line,
+                            limit: self.record_limit,
+                        })
+                    }
+                    csv::ErrorKind::Io(io) => Err(ReadError::Io {
+                        file: self.name.clone(),
+                        source: io::Error::new(io.kind(), io.to_string()),
+                    }),
+                    _ => Err(ReadError::Malformed {
+                        file: self.name.clone(),
+                        line,
+                        message: err.to_string(),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// The next data row, skipping blank ones. Row-level problems are pushed to
+    /// `warnings`; the row is still returned whole.
+    pub fn next_row(&mut self, warnings: &mut Vec<RowWarning>) -> Result<Option<Row>, ReadError> {
+        if self.columns.is_empty() {
+            return Ok(None);
+        }
+        loop {
+            if !self.read_record()? {
+                return Ok(None);
+            }
+            if self.record_is_blank() {
+                self.blank_rows += 1;
+                continue;
+            }
+            break;
+        }
+        let line = self.line();
+        let record_index = line as i64;
+        let fields = self.record.len();
+        let header_len = self.encoder.header_len();
+        if fields != header_len {
+            let message = if fields > header_len {
+                format!(
+                    "row has {fields} values but the header has {header_len} columns; the extra values are kept as {}..",
+                    self.encoder.name(header_len)
+                )
+            } else {
+                format!(
+                    "row has {fields} values but the header has {header_len} columns; the missing columns are left out"
+                )
+            };
+            warnings.push(RowWarning {
+                record_index,
+                line,
+                column: None,
+                code: "ragged_row",
+                message,
+            });
+        }
+        let mut texts = Vec::with_capacity(fields);
+        for (i, field) in self.record.iter().enumerate() {
+            let (text, lossy) = to_text(field);
+            if lossy || field.contains(&0) {
+                let column = Some(self.encoder.name(i).to_string());
+                let (code, message) = if lossy {
+                    ("invalid_encoding", "value is not valid in the chosen encoding; bytes were replaced by U+FFFD. Check --encoding")
+                } else {
+                    ("nul_byte", "value contains NUL bytes; they are kept as \\u0000")
+                };
+                warnings.push(RowWarning {
+                    record_index,
+                    line,
+                    column,
+                    code,
+                    message: message.to_string(),
+                });
+            }
+            texts.push(text);
+        }
+        let raw_data = self.encoder.encode(texts.iter().map(|t| t.as_ref()));
+        Ok(Some(Row {
+            record_index,
+            raw_data,
+        }))
+    }
+}
+
+fn to_text(field: &[u8]) -> (std::borrow::Cow<'_, str>, bool) {
+    match std::str::from_utf8(field) {
+        Ok(s) => (std::borrow::Cow::Borrowed(s), false),
+        Err(_) => (String::from_utf8_lossy(field), true),
+    }
+}

@@ -1,0 +1,173 @@
+//! Column names and the JSON form of a row. Blank and duplicate headers get
+//! deterministic names (`column_7`, `Name_2`) with a warning, and the values of a
+//! row longer than its header are kept under `column_N` names, so no value is
+//! ever dropped. `raw_data` is a JSON object keyed by these names, in file order.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+/// A header that had to be renamed.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeaderWarning {
+    /// 1-based column position.
+    pub column: usize,
+    pub written: String,
+    pub named: String,
+    pub message: String,
+}
+
+/// Gives every column a unique, non-blank name.
+pub fn name_columns(written: &[String]) -> (Vec<String>, Vec<HeaderWarning>) {
+    let mut taken: HashSet<String> = written
+        .iter()
+        .filter(|w| !w.trim().is_empty())
+        .cloned()
+        .collect();
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut names = Vec::with_capacity(written.len());
+    let mut warnings = Vec::new();
+    for (i, w) in written.iter().enumerate() {
+        let position = i + 1;
+        if w.trim().is_empty() {
+            let named = unique(&mut taken, format!("column_{position}"));
+            warnings.push(HeaderWarning {
+                column: position,
+                written: w.clone(),
+                named: named.clone(),
+                message: format!("column {position} has no header; its values are kept as '{named}'"),
+            });
+            names.push(named);
+        } else if !seen.insert(w.as_str()) {
+            let named = unique(&mut taken, format!("{w}_2"));
+            warnings.push(HeaderWarning {
+                column: position,
+                written: w.clone(),
+                named: named.clone(),
+                message: format!("header '{w}' appears more than once; column {position} is kept as '{named}'"),
+            });
+            names.push(named);
+        } else {
+            names.push(w.clone());
+        }
+    }
+    (names, warnings)
+}
+
+fn unique(taken: &mut HashSet<String>, wanted: String) -> String {
+    if taken.insert(wanted.clone()) {
+        return wanted;
+    }
+    // "Name_2" taken: try "Name_3", ...; "column_7" taken: "column_7_2", ...
+    let (stem, start) = match wanted.rsplit_once('_') {
+        Some((stem, n)) if n.parse::<usize>().is_ok() && !stem.starts_with("column") => {
+            (stem.to_string(), n.parse::<usize>().unwrap_or(2) + 1)
+        }
+        _ => (wanted.clone(), 2),
+    };
+    (start..)
+        .map(|k| format!("{stem}_{k}"))
+        .find(|candidate| taken.insert(candidate.clone()))
+        .expect("an unbounded range always yields a free name")
+}
+
+/// Encodes rows as JSON objects keyed by the column names. The keys are escaped
+/// once; names for values beyond the header are made on first need.
+pub struct RowEncoder {
+    keys: Vec<Vec<u8>>,
+    names: Vec<String>,
+    taken: HashSet<String>,
+    header_len: usize,
+    last_len: usize,
+}
+
+impl RowEncoder {
+    pub fn new(names: &[String]) -> RowEncoder {
+        let mut encoder = RowEncoder {
+            keys: Vec::with_capacity(names.len()),
+            names: Vec::with_capacity(names.len()),
+            taken: names.iter().cloned().collect(),
+            header_len: names.len(),
+            last_len: 256,
+        };
+        for name in names {
+            encoder.push_key(name.clone());
+        }
+        encoder
+    }
+
+    fn push_key(&mut self, name: String) {
+        let mut key = Vec::with_capacity(name.len() + 3);
+        serde_json::to_writer(&mut key, &name).expect("writing JSON to memory cannot fail");
+        key.push(b':');
+        self.keys.push(key);
+        self.names.push(name);
+    }
+
+    /// The column names, including any made for values beyond the header.
+    pub fn header_len(&self) -> usize {
+        self.header_len
+    }
+
+    /// The name of column `index` (0-based), making one for a value beyond the header.
+    pub fn name(&mut self, index: usize) -> &str {
+        while self.keys.len() <= index {
+            let position = self.keys.len() + 1;
+            let name = unique(&mut self.taken, format!("column_{position}"));
+            self.push_key(name);
+        }
+        &self.names[index]
+    }
+
+    /// Encodes one row. Values are written as they are, including empty strings.
+    pub fn encode<'a>(&mut self, values: impl Iterator<Item = &'a str>) -> String {
+        let mut buf = Vec::with_capacity(self.last_len + 64);
+        buf.push(b'{');
+        for (i, value) in values.enumerate() {
+            if i >= self.keys.len() {
+                self.name(i);
+            }
+            if i > 0 {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(&self.keys[i]);
+            serde_json::to_writer(&mut buf, value).expect("writing JSON to memory cannot fail");
+        }
+        buf.push(b'}');
+        self.last_len = buf.len();
+        String::from_utf8(buf).expect("JSON of &str values is UTF-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn blank_and_duplicate_headers_get_stable_names() {
+        let (names, warnings) = name_columns(&s(&["Name", "", "Name", "IP", "Name", " "]));
+        assert_eq!(names, s(&["Name", "column_2", "Name_2", "IP", "Name_3", "column_6"]));
+        assert_eq!(warnings.len(), 4);
+    }
+
+    #[test]
+    fn generated_names_avoid_real_headers() {
+        let (names, _) = name_columns(&s(&["column_2", "", "Name_2", "Name", "Name"]));
+        assert_eq!(names, s(&["column_2", "column_2_2", "Name_2", "Name", "Name_3"]));
+    }
+
+    #[test]
+    fn encodes_extra_values_and_escapes() {
+        let mut enc = RowEncoder::new(&s(&["a \"q\"", "column_3"]));
+        let json = enc.encode(["x\ny", "", "extra", "more"].into_iter());
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["a \"q\""], "x\ny");
+        assert_eq!(v["column_3"], "");
+        assert_eq!(v["column_3_2"], "extra");
+        assert_eq!(v["column_4"], "more");
+    }
+}

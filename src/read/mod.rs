@@ -1,0 +1,230 @@
+//! The read phase: finding the input files, deciding how to read each one
+//! (encoding, delimiter) and streaming its rows as JSON objects keyed by the
+//! header. Nothing here touches the database; `stage` writes what this produces.
+
+pub mod csv_source;
+pub mod delimiter;
+pub mod encoding;
+pub mod header;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use encoding_rs::Encoding;
+use serde::Serialize;
+
+pub use csv_source::CsvSource;
+pub use delimiter::DelimiterSource;
+pub use encoding::{ContentScan, EncodingSource};
+
+use crate::error::{ImportError, ReadError};
+
+/// Extensions read as delimited text when found in a directory.
+pub const DELIMITED_EXTENSIONS: &[&str] = &["csv", "tsv", "tab", "txt", "psv"];
+/// Workbook extensions (recognised, read by a later version).
+pub const WORKBOOK_EXTENSIONS: &[&str] = &["xlsx", "xlsm", "xlsb", "xls", "ods"];
+
+/// The default limit on one record's decoded size.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 16 << 20;
+const SNIFF_BYTES: usize = 256 << 10;
+
+/// One data row of a file.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The row's number in the file: the line its record starts on.
+    pub record_index: i64,
+    /// A JSON object keyed by the column names, values as written.
+    pub raw_data: String,
+}
+
+/// A problem with one row that does not stop the import; the row is kept.
+#[derive(Debug, Clone, Serialize)]
+pub struct RowWarning {
+    pub record_index: i64,
+    pub line: u64,
+    pub column: Option<String>,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// An input to import.
+#[derive(Debug, Clone)]
+pub struct InputFile {
+    pub path: PathBuf,
+    /// How the file is named in messages and in data_imports.filename.
+    pub display: String,
+}
+
+impl InputFile {
+    pub fn extension(&self) -> String {
+        Path::new(&self.display)
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    }
+
+    pub fn mime_type(&self) -> &'static str {
+        match self.extension().as_str() {
+            "tsv" | "tab" => "text/tab-separated-values",
+            "txt" => "text/plain",
+            "xlsx" | "xlsm" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "xls" => "application/vnd.ms-excel",
+            "ods" => "application/vnd.oasis.opendocument.spreadsheet",
+            _ => "text/csv",
+        }
+    }
+}
+
+/// A path given on the command line that was not imported, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct IgnoredPath {
+    pub path: String,
+    pub reason: String,
+}
+
+/// Turns the command-line paths into input files: a file as it is, a directory
+/// into every supported file under it (sorted, hidden files skipped), `-` into
+/// standard input spooled to a temporary file so it can be read twice.
+pub fn expand_inputs(
+    paths: &[PathBuf],
+    spool_dir: &Path,
+) -> Result<(Vec<InputFile>, Vec<IgnoredPath>, Vec<tempfile::NamedTempFile>), ImportError> {
+    let mut files = Vec::new();
+    let mut ignored = Vec::new();
+    let mut spools = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            let mut spool = tempfile::Builder::new()
+                .prefix(".intake-stdin-")
+                .tempfile_in(spool_dir)
+                .or_else(|_| tempfile::NamedTempFile::new())
+                .map_err(ImportError::Stdin)?;
+            std::io::copy(&mut std::io::stdin().lock(), &mut spool).map_err(ImportError::Stdin)?;
+            spool.flush().map_err(ImportError::Stdin)?;
+            files.push(InputFile {
+                path: spool.path().to_path_buf(),
+                display: "stdin".to_string(),
+            });
+            spools.push(spool);
+        } else if path.is_dir() {
+            let mut found = Vec::new();
+            walk(path, &mut found, &mut ignored);
+            found.sort();
+            files.extend(found.into_iter().map(|p| InputFile {
+                display: p.display().to_string(),
+                path: p,
+            }));
+        } else if path.exists() {
+            files.push(InputFile {
+                path: path.clone(),
+                display: path.display().to_string(),
+            });
+        } else {
+            return Err(ImportError::NotFound { path: path.clone() });
+        }
+    }
+    Ok((files, ignored, spools))
+}
+
+fn walk(dir: &Path, found: &mut Vec<PathBuf>, ignored: &mut Vec<IgnoredPath>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            ignored.push(IgnoredPath {
+                path: dir.display().to_string(),
+                reason: format!("cannot list directory: {e}"),
+            });
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') || name.starts_with("~$") {
+            continue; // hidden files and Office lock files
+        }
+        if path.is_dir() {
+            walk(&path, found, ignored);
+            continue;
+        }
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if DELIMITED_EXTENSIONS.contains(&ext.as_str()) || WORKBOOK_EXTENSIONS.contains(&ext.as_str()) {
+            found.push(path);
+        } else {
+            ignored.push(IgnoredPath {
+                path: path.display().to_string(),
+                reason: "not a supported file type (csv, tsv, txt, xlsx, xls, ods)".to_string(),
+            });
+        }
+    }
+}
+
+/// How to read files; the overrides apply to every file of the run.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    pub encoding: Option<&'static Encoding>,
+    pub delimiter: Option<u8>,
+    pub max_record_bytes: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            encoding: None,
+            delimiter: None,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+        }
+    }
+}
+
+/// What was decided about a file before its rows are read.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub scan: ContentScan,
+    pub delimiter: u8,
+    pub delimiter_source: DelimiterSource,
+}
+
+/// Reads a file once to decide how to read it: hash, size, encoding, delimiter.
+pub fn probe(file: &InputFile, options: &ReadOptions) -> Result<Probe, ReadError> {
+    let io_err = |source| ReadError::Io {
+        file: file.display.clone(),
+        source,
+    };
+    let ext = file.extension();
+    if WORKBOOK_EXTENSIONS.contains(&ext.as_str()) {
+        return Err(ReadError::Unsupported {
+            file: file.display.clone(),
+            format: format!(".{ext} workbook"),
+        });
+    }
+    let scan = encoding::scan(&file.path, options.encoding).map_err(io_err)?;
+    if scan.size == 0 {
+        return Err(ReadError::Empty {
+            file: file.display.clone(),
+        });
+    }
+    let (delimiter, delimiter_source) = match options.delimiter {
+        Some(d) => (d, DelimiterSource::Override),
+        None => {
+            let (head, complete) =
+                csv_source::decoded_head(&file.path, scan.encoding, scan.encoding_source, SNIFF_BYTES)
+                    .map_err(io_err)?;
+            match delimiter::sniff(&head, complete) {
+                Some(d) => (d, DelimiterSource::Detected),
+                None if matches!(ext.as_str(), "tsv" | "tab") => (b'\t', DelimiterSource::Default),
+                None => (b',', DelimiterSource::Default),
+            }
+        }
+    };
+    Ok(Probe {
+        scan,
+        delimiter,
+        delimiter_source,
+    })
+}

@@ -1,0 +1,339 @@
+//! The stage phase's single SQLite writer: data_imports rows and their lifecycle
+//! (pending → processing → completed or failed), and raw_import_records written in
+//! batches. An import is marked completed in the same transaction as its last
+//! rows; a failed or interrupted import keeps no rows, so nothing is half-counted.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::db;
+use crate::error::ReadError;
+use crate::flow::FlowIds;
+use crate::read::{Row, RowWarning};
+use crate::tenant::Tenant;
+
+/// How many row warnings of one import are kept with their details; the rest are counted.
+pub const KEPT_WARNINGS: usize = 200;
+
+/// Commit when this many rows are pending, or this much time has passed.
+const COMMIT_ROWS: usize = 100_000;
+const COMMIT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What is known of a file when its data_imports row is created.
+pub struct NewImport<'a> {
+    pub filename: &'a str,
+    pub file_size: Option<u64>,
+    pub mime_type: &'a str,
+    pub import_type: &'a str,
+    pub source_system: Option<&'a str>,
+    pub content_hash: Option<&'a str>,
+    pub read_metadata: serde_json::Value,
+}
+
+/// Creates the data_imports row of a file, status pending.
+pub fn create_import(
+    conn: &Connection,
+    tenant: &Tenant,
+    flow: &FlowIds,
+    import: &NewImport,
+) -> rusqlite::Result<String> {
+    let id = db::new_id();
+    let now = db::now();
+    let import_name = std::path::Path::new(import.filename)
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| import.filename.to_string());
+    conn.execute(
+        "INSERT INTO data_imports
+           (id, client_account_id, engagement_id, master_flow_id, import_name, import_type, filename,
+            file_size, mime_type, source_system, status, imported_by, content_hash, read_metadata,
+            created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?12, ?13, ?14, ?14)",
+        params![
+            id,
+            tenant.client_account_id,
+            tenant.engagement_id,
+            flow.master_flow_id,
+            import_name,
+            import.import_type,
+            import.filename,
+            import.file_size.map(|s| s as i64),
+            import.mime_type,
+            import.source_system,
+            tenant.user_id,
+            import.content_hash,
+            import.read_metadata.to_string(),
+            now
+        ],
+    )?;
+    Ok(id)
+}
+
+/// A completed import of the same content in the same engagement, if any.
+#[derive(Debug, Clone, Serialize)]
+pub struct PriorImport {
+    pub data_import_id: String,
+    pub master_flow_id: String,
+    pub filename: String,
+    pub completed_at: String,
+}
+
+pub fn find_completed_by_hash(
+    conn: &Connection,
+    engagement_id: &str,
+    content_hash: &str,
+) -> rusqlite::Result<Option<PriorImport>> {
+    conn.query_row(
+        "SELECT id, master_flow_id, filename, completed_at FROM data_imports
+         WHERE engagement_id = ?1 AND content_hash = ?2 AND status = 'completed'
+         ORDER BY completed_at DESC LIMIT 1",
+        params![engagement_id, content_hash],
+        |r| {
+            Ok(PriorImport {
+                data_import_id: r.get(0)?,
+                master_flow_id: r.get(1)?,
+                filename: r.get(2)?,
+                completed_at: r.get(3)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// Imports a killed run left pending or processing: their rows are removed and
+/// they are marked failed, so the next run imports the file again. Only called
+/// under the writer lock.
+pub fn recover_interrupted(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let tx = conn.unchecked_transaction()?;
+    let stale: Vec<String> = {
+        let mut stmt =
+            tx.prepare("SELECT filename FROM data_imports WHERE status IN ('pending', 'processing')")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    if !stale.is_empty() {
+        tx.execute(
+            "DELETE FROM raw_import_records WHERE data_import_id IN
+               (SELECT id FROM data_imports WHERE status IN ('pending', 'processing'))",
+            [],
+        )?;
+        tx.execute(
+            "UPDATE data_imports SET status = 'failed', processed_records = 0, progress_percentage = 0,
+               error_message = 'interrupted: the run was stopped before all rows were committed; its rows were removed and the file can be imported again',
+               error_details = json_object('type', 'interrupted'), updated_at = ?1
+             WHERE status IN ('pending', 'processing')",
+            [db::now()],
+        )?;
+    }
+    tx.commit()?;
+    Ok(stale)
+}
+
+/// Marks an import failed before any row was read (the file could not be opened).
+pub fn fail_unread(conn: &Connection, data_import_id: &str, error: &ReadError) -> rusqlite::Result<()> {
+    let now = db::now();
+    conn.execute(
+        "UPDATE data_imports SET status = 'failed', error_message = ?2, error_details = ?3,
+           started_at = coalesce(started_at, ?4), completed_at = ?4, updated_at = ?4
+         WHERE id = ?1",
+        params![data_import_id, error.to_string(), error_details(error).to_string(), now],
+    )?;
+    Ok(())
+}
+
+fn error_details(error: &ReadError) -> serde_json::Value {
+    json!({ "type": error.code(), "line": error.line(), "message": error.to_string() })
+}
+
+/// The header of a file, recorded when its rows start.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeaderInfo {
+    pub columns: Vec<String>,
+    pub header_line: u64,
+    pub header_warnings: Vec<crate::read::header::HeaderWarning>,
+}
+
+/// The counts of one import as the writer saw them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportCounts {
+    pub rows: u64,
+    pub blank_rows: u64,
+    pub warning_count: u64,
+    pub warnings_by_code: BTreeMap<&'static str, u64>,
+    pub warnings: Vec<RowWarning>,
+    pub header: Option<HeaderInfo>,
+}
+
+impl ImportCounts {
+    pub fn add_warnings(&mut self, warnings: Vec<RowWarning>) {
+        for w in warnings {
+            self.warning_count += 1;
+            *self.warnings_by_code.entry(w.code).or_default() += 1;
+            if self.warnings.len() < KEPT_WARNINGS {
+                self.warnings.push(w);
+            }
+        }
+    }
+}
+
+/// The single writer. Rows of several imports interleave; all writes go into one
+/// open transaction that is committed in batches and rolled back if dropped.
+pub struct Stager<'c> {
+    conn: &'c Connection,
+    master_flow_id: String,
+    in_tx: bool,
+    pending: usize,
+    last_commit: Instant,
+    now: String,
+}
+
+impl<'c> Stager<'c> {
+    pub fn new(conn: &'c Connection, master_flow_id: &str) -> Stager<'c> {
+        Stager {
+            conn,
+            master_flow_id: master_flow_id.to_string(),
+            in_tx: false,
+            pending: 0,
+            last_commit: Instant::now(),
+            now: db::now(),
+        }
+    }
+
+    fn begin(&mut self) -> rusqlite::Result<()> {
+        if !self.in_tx {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.in_tx = true;
+            self.now = db::now();
+        }
+        Ok(())
+    }
+
+    /// Marks an import processing and records its header.
+    pub fn start(&mut self, data_import_id: &str, header: &HeaderInfo) -> rusqlite::Result<()> {
+        self.begin()?;
+        let now = db::now();
+        self.conn.execute(
+            "UPDATE data_imports SET status = 'processing', started_at = ?2, updated_at = ?2,
+               read_metadata = json_set(read_metadata, '$.columns', json(?3), '$.header_line', ?4,
+                                        '$.header_warnings', json(?5))
+             WHERE id = ?1",
+            params![
+                data_import_id,
+                now,
+                serde_json::to_string(&header.columns).unwrap_or_default(),
+                header.header_line as i64,
+                serde_json::to_string(&header.header_warnings).unwrap_or_default()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Inserts rows of one import. Commits when enough rows or time have passed;
+    /// `progress` is called before a commit so the counts go in with the rows.
+    pub fn insert_rows(&mut self, data_import_id: &str, rows: &[Row]) -> rusqlite::Result<()> {
+        self.begin()?;
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO raw_import_records (id, data_import_id, master_flow_id, record_index, raw_data, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for row in rows {
+            stmt.execute(params![
+                db::new_id(),
+                data_import_id,
+                self.master_flow_id,
+                row.record_index,
+                row.raw_data,
+                self.now
+            ])?;
+        }
+        self.pending += rows.len();
+        Ok(())
+    }
+
+    /// Whether a batch commit is due.
+    pub fn commit_due(&self) -> bool {
+        self.in_tx && (self.pending >= COMMIT_ROWS || self.last_commit.elapsed() >= COMMIT_INTERVAL)
+    }
+
+    /// Records how far an import has come (in the open transaction).
+    pub fn record_progress(&mut self, data_import_id: &str, processed: u64, percent: f64) -> rusqlite::Result<()> {
+        self.begin()?;
+        self.conn.execute(
+            "UPDATE data_imports SET processed_records = ?2, total_records = ?2, progress_percentage = ?3,
+               updated_at = ?4 WHERE id = ?1",
+            params![data_import_id, processed as i64, percent.clamp(0.0, 100.0), db::now()],
+        )?;
+        Ok(())
+    }
+
+    pub fn commit(&mut self) -> rusqlite::Result<()> {
+        if self.in_tx {
+            self.conn.execute_batch("COMMIT")?;
+            self.in_tx = false;
+        }
+        self.pending = 0;
+        self.last_commit = Instant::now();
+        Ok(())
+    }
+
+    /// Marks an import completed with its counts and commits, so the status and
+    /// the last rows land together.
+    pub fn complete(&mut self, data_import_id: &str, counts: &ImportCounts) -> rusqlite::Result<()> {
+        self.begin()?;
+        let now = db::now();
+        self.conn.execute(
+            "UPDATE data_imports SET status = 'completed', total_records = ?2, processed_records = ?2,
+               failed_records = 0, progress_percentage = 100, completed_at = ?3, updated_at = ?3,
+               read_metadata = json_set(read_metadata, '$.blank_rows', ?4, '$.warning_count', ?5,
+                 '$.warnings_by_code', json(?6), '$.warnings', json(?7))
+             WHERE id = ?1",
+            params![
+                data_import_id,
+                counts.rows as i64,
+                now,
+                counts.blank_rows as i64,
+                counts.warning_count as i64,
+                serde_json::to_string(&counts.warnings_by_code).unwrap_or_default(),
+                serde_json::to_string(&counts.warnings).unwrap_or_default()
+            ],
+        )?;
+        self.commit()
+    }
+
+    /// Marks an import failed, removes the rows it had staged, and commits.
+    pub fn fail(&mut self, data_import_id: &str, error: &ReadError, counts: &ImportCounts) -> rusqlite::Result<()> {
+        self.begin()?;
+        let now = db::now();
+        self.conn.execute(
+            "DELETE FROM raw_import_records WHERE data_import_id = ?1",
+            [data_import_id],
+        )?;
+        self.conn.execute(
+            "UPDATE data_imports SET status = 'failed', total_records = ?2, processed_records = 0,
+               progress_percentage = 0, error_message = ?3, error_details = ?4,
+               completed_at = ?5, updated_at = ?5
+             WHERE id = ?1",
+            params![
+                data_import_id,
+                counts.rows as i64,
+                error.to_string(),
+                error_details(error).to_string(),
+                now
+            ],
+        )?;
+        self.commit()
+    }
+}
+
+impl Drop for Stager<'_> {
+    fn drop(&mut self) {
+        if self.in_tx {
+            // Roll back unless committed; an error here leaves the rollback to SQLite.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
