@@ -14,4 +14,5 @@ pub mod read;
 pub mod report;
 pub mod schema_check;
 pub mod stage;
+pub mod synth;
 pub mod tenant;

@@ -289,6 +289,30 @@ impl CsvSource {
                 message,
             });
         }
+        // One UTF-8 check for the whole record; field by field only when it fails.
+        let record = std::mem::take(&mut self.record);
+        match csv::StringRecord::from_byte_record(record) {
+            Ok(text) => {
+                if text.as_byte_record().as_slice().contains(&0) {
+                    for (i, field) in text.iter().enumerate().filter(|(_, f)| f.contains('\0')) {
+                        warnings.push(RowWarning {
+                            record_index,
+                            line,
+                            column: Some(self.encoder.name(i).to_string()),
+                            code: "nul_byte",
+                            message: "value contains NUL bytes; they are kept as \\u0000".to_string(),
+                        });
+                    }
+                }
+                let raw_data = self.encoder.encode(text.iter());
+                self.record = text.into_byte_record();
+                return Ok(Some(Row {
+                    record_index,
+                    raw_data,
+                }));
+            }
+            Err(error) => self.record = error.into_byte_record(),
+        }
         let mut texts = Vec::with_capacity(fields);
         for (i, field) in self.record.iter().enumerate() {
             let (text, lossy) = to_text(field);

@@ -61,6 +61,8 @@ pub fn scan(path: &Path, forced: Option<&'static Encoding>) -> io::Result<Conten
     let mut utf8 = Utf8Check::default();
     let mut guesser = chardetng::EncodingDetector::new();
     let mut guessed_bytes = 0usize;
+    // chardetng only runs once UTF-8 has failed; it then sees the head of the file too.
+    let mut head: Vec<u8> = Vec::new();
 
     loop {
         let n = read_full(&mut file, &mut buf)?;
@@ -72,6 +74,7 @@ pub fn scan(path: &Path, forced: Option<&'static Encoding>) -> io::Result<Conten
         size += n as u64;
         if first {
             first = false;
+            head = chunk.to_vec();
             bom = Encoding::for_bom(chunk);
             if bom.is_none() {
                 utf16_guess = bomless_utf16(chunk);
@@ -82,8 +85,15 @@ pub fn scan(path: &Path, forced: Option<&'static Encoding>) -> io::Result<Conten
         }
         let was_valid = utf8.valid;
         utf8.feed(chunk);
-        // chardetng sees the head of the file and the chunk where UTF-8 broke.
-        if guessed_bytes < GUESS_BYTES || (was_valid && !utf8.valid) {
+        if was_valid && !utf8.valid {
+            // The head, then the chunk where UTF-8 broke.
+            if size > n as u64 {
+                guesser.feed(&head, false);
+                guessed_bytes += head.len();
+            }
+            guesser.feed(chunk, false);
+            guessed_bytes += n;
+        } else if !utf8.valid && guessed_bytes < GUESS_BYTES {
             guesser.feed(chunk, false);
             guessed_bytes += n;
         }

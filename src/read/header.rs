@@ -74,7 +74,7 @@ fn unique(taken: &mut HashSet<String>, wanted: String) -> String {
 /// Encodes rows as JSON objects keyed by the column names. The keys are escaped
 /// once; names for values beyond the header are made on first need.
 pub struct RowEncoder {
-    keys: Vec<Vec<u8>>,
+    keys: Vec<String>,
     names: Vec<String>,
     taken: HashSet<String>,
     header_len: usize,
@@ -97,9 +97,9 @@ impl RowEncoder {
     }
 
     fn push_key(&mut self, name: String) {
-        let mut key = Vec::with_capacity(name.len() + 3);
-        serde_json::to_writer(&mut key, &name).expect("writing JSON to memory cannot fail");
-        key.push(b':');
+        let mut key = String::with_capacity(name.len() + 3);
+        push_json_string(&mut key, &name);
+        key.push(':');
         self.keys.push(key);
         self.names.push(name);
     }
@@ -121,22 +121,51 @@ impl RowEncoder {
 
     /// Encodes one row. Values are written as they are, including empty strings.
     pub fn encode<'a>(&mut self, values: impl Iterator<Item = &'a str>) -> String {
-        let mut buf = Vec::with_capacity(self.last_len + 64);
-        buf.push(b'{');
+        let mut buf = String::with_capacity(self.last_len + 64);
+        buf.push('{');
         for (i, value) in values.enumerate() {
             if i >= self.keys.len() {
                 self.name(i);
             }
             if i > 0 {
-                buf.push(b',');
+                buf.push(',');
             }
-            buf.extend_from_slice(&self.keys[i]);
-            serde_json::to_writer(&mut buf, value).expect("writing JSON to memory cannot fail");
+            buf.push_str(&self.keys[i]);
+            push_json_string(&mut buf, value);
         }
-        buf.push(b'}');
+        buf.push('}');
         self.last_len = buf.len();
-        String::from_utf8(buf).expect("JSON of &str values is UTF-8")
+        buf
     }
+}
+
+/// Appends `s` as a JSON string literal (RFC 8259 escapes; control characters,
+/// NUL included, as \u00XX). Written here because it is the hot path of staging:
+/// the text is already UTF-8, so it is copied in runs without re-validation.
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut run_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[run_start..i]);
+        if escape.is_empty() {
+            out.push_str(&format!("\\u{b:04x}"));
+        } else {
+            out.push_str(escape);
+        }
+        run_start = i + 1;
+    }
+    out.push_str(&s[run_start..]);
+    out.push('"');
 }
 
 #[cfg(test)]
@@ -158,6 +187,16 @@ mod tests {
     fn generated_names_avoid_real_headers() {
         let (names, _) = name_columns(&s(&["column_2", "", "Name_2", "Name", "Name"]));
         assert_eq!(names, s(&["column_2", "column_2_2", "Name_2", "Name", "Name_3"]));
+    }
+
+    #[test]
+    fn json_strings_match_serde() {
+        for s in ["plain", "q\"uo\\te", "tab\tnl\ncr\r", "nul\0bell\u{7}", "ümlaut €", ""] {
+            let mut ours = String::new();
+            push_json_string(&mut ours, s);
+            assert_eq!(serde_json::from_str::<String>(&ours).unwrap(), s);
+            assert_eq!(ours, serde_json::to_string(s).unwrap());
+        }
     }
 
     #[test]
