@@ -107,7 +107,8 @@ impl FileOutcome {
 
     fn describe_probe(&mut self, probe: &Probe) {
         self.bytes = probe.scan.size;
-        self.encoding = Some(probe.scan.encoding.name().to_string());
+        let bom = if probe.scan.has_bom { " BOM" } else { "" };
+        self.encoding = Some(format!("{}{bom}", probe.scan.encoding.name()));
         self.encoding_source = Some(probe.scan.encoding_source);
         self.delimiter = Some(delimiter_name(probe.delimiter));
         self.delimiter_source = Some(probe.delimiter_source);
@@ -532,6 +533,7 @@ fn read_file(
             columns: source.columns().to_vec(),
             header_line: source.header_line(),
             header_warnings: source.header_warnings().to_vec(),
+            preamble: source.preamble().to_vec(),
         },
     })?;
     let mut rows = Vec::with_capacity(BATCH_ROWS);

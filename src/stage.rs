@@ -155,6 +155,7 @@ pub struct HeaderInfo {
     pub columns: Vec<String>,
     pub header_line: u64,
     pub header_warnings: Vec<crate::read::header::HeaderWarning>,
+    pub preamble: Vec<crate::read::csv_source::PreambleRow>,
 }
 
 /// The counts of one import as the writer saw them.
@@ -219,14 +220,15 @@ impl<'c> Stager<'c> {
         self.conn.execute(
             "UPDATE data_imports SET status = 'processing', started_at = ?2, updated_at = ?2,
                read_metadata = json_set(read_metadata, '$.columns', json(?3), '$.header_line', ?4,
-                                        '$.header_warnings', json(?5))
+                                        '$.header_warnings', json(?5), '$.preamble', json(?6))
              WHERE id = ?1",
             params![
                 data_import_id,
                 now,
                 serde_json::to_string(&header.columns).unwrap_or_default(),
                 header.header_line as i64,
-                serde_json::to_string(&header.header_warnings).unwrap_or_default()
+                serde_json::to_string(&header.header_warnings).unwrap_or_default(),
+                serde_json::to_string(&header.preamble).unwrap_or_default()
             ],
         )?;
         Ok(())

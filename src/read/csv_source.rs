@@ -4,6 +4,7 @@
 //! limit whatever the size of the file.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
@@ -110,8 +111,21 @@ pub struct CsvSource {
     header_line: u64,
     encoder: RowEncoder,
     record: csv::ByteRecord,
+    /// Records read ahead while looking for the header, replayed as data.
+    lookahead: VecDeque<csv::ByteRecord>,
+    preamble: Vec<PreambleRow>,
     blank_rows: u64,
 }
+
+/// A row above the header (a title, an export date): kept as metadata, not data.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PreambleRow {
+    pub line: u64,
+    pub text: String,
+}
+
+/// Records looked at to find the header under title rows.
+const HEADER_SCAN_RECORDS: usize = 20;
 
 impl CsvSource {
     /// Opens `path` and reads its header (the first non-blank record).
@@ -153,16 +167,34 @@ impl CsvSource {
             header_line: 0,
             encoder: RowEncoder::new(&[]),
             record: csv::ByteRecord::new(),
+            lookahead: VecDeque::new(),
+            preamble: Vec::new(),
             blank_rows: 0,
         };
-        let mut lossy = false;
-        loop {
-            if !source.read_record()? {
-                return Ok(source); // no header: the caller reports an empty table
-            }
+        // Read ahead to find the header under any title rows.
+        while source.lookahead.len() < HEADER_SCAN_RECORDS && source.read_record()? {
             if !source.record_is_blank() {
+                source.lookahead.push_back(source.record.clone());
+            }
+        }
+        let filled: Vec<usize> = source.lookahead.iter().map(non_empty_positions).map(|p| p.len()).collect();
+        let widest = filled.iter().copied().max().unwrap_or(0);
+        while let Some(first) = source.lookahead.front() {
+            let positions = non_empty_positions(first);
+            let is_title = positions.len() * 2 < widest && positions.iter().all(|&p| p < 2);
+            if !is_title {
                 break;
             }
+            let title = source.lookahead.pop_front().expect("front exists");
+            source.preamble.push(PreambleRow {
+                line: title.position().map_or(0, |p| p.line()),
+                text: title.iter().map(|f| to_text(f).0.into_owned()).filter(|t| !t.trim().is_empty()).collect::<Vec<_>>().join(" | "),
+            });
+        }
+        let mut lossy = false;
+        match source.lookahead.pop_front() {
+            Some(header) => source.record = header,
+            None => return Ok(source), // no header: the caller reports an empty file
         }
         source.header_line = source.line();
         let written: Vec<String> = source
@@ -175,6 +207,19 @@ impl CsvSource {
             })
             .collect();
         let (columns, mut warnings) = name_columns(&written);
+        if let Some(last) = source.preamble.last() {
+            warnings.push(HeaderWarning {
+                column: 0,
+                written: String::new(),
+                named: String::new(),
+                message: format!(
+                    "{} title row(s) above the header (lines {}..{}) are kept in read_metadata.preamble, not as data",
+                    source.preamble.len(),
+                    source.preamble[0].line,
+                    last.line
+                ),
+            });
+        }
         if lossy {
             warnings.push(HeaderWarning {
                 column: 0,
@@ -187,6 +232,11 @@ impl CsvSource {
         source.columns = columns;
         source.header_warnings = warnings;
         Ok(source)
+    }
+
+    /// Rows found above the header.
+    pub fn preamble(&self) -> &[PreambleRow] {
+        &self.preamble
     }
 
     pub fn columns(&self) -> &[String] {
@@ -257,7 +307,9 @@ impl CsvSource {
             return Ok(None);
         }
         loop {
-            if !self.read_record()? {
+            if let Some(record) = self.lookahead.pop_front() {
+                self.record = record;
+            } else if !self.read_record()? {
                 return Ok(None);
             }
             if self.record_is_blank() {
@@ -294,7 +346,7 @@ impl CsvSource {
         match csv::StringRecord::from_byte_record(record) {
             Ok(text) => {
                 if text.as_byte_record().as_slice().contains(&0) {
-                    for (i, field) in text.iter().enumerate().filter(|(_, f)| f.contains('\0')) {
+                    for (i, _) in text.iter().enumerate().filter(|(_, f)| f.contains('\0')) {
                         warnings.push(RowWarning {
                             record_index,
                             line,
@@ -339,6 +391,15 @@ impl CsvSource {
             raw_data,
         }))
     }
+}
+
+fn non_empty_positions(record: &csv::ByteRecord) -> Vec<usize> {
+    record
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.iter().all(u8::is_ascii_whitespace))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn to_text(field: &[u8]) -> (std::borrow::Cow<'_, str>, bool) {
