@@ -6,7 +6,9 @@ use std::path::PathBuf;
 /// Errors that stop a command as a whole (the database cannot be used).
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("cannot open database {path}: {source}. Check the path and that the directory is writable")]
+    #[error(
+        "cannot open database {path}: {source}. Check the path and that the directory is writable"
+    )]
     Open {
         path: PathBuf,
         source: rusqlite::Error,
@@ -43,7 +45,9 @@ pub enum ReadError {
         file: String,
         source: std::io::Error,
     },
-    #[error("{file}: the file is empty, nothing to import. Export it again from the source system")]
+    #[error(
+        "{file}: the file is empty, nothing to import. Export it again from the source system"
+    )]
     Empty { file: String },
     #[error("{file}: line {line}: a record is larger than {limit} bytes; most likely a quote opened at line {line} is never closed. Fix the quoting or raise --max-record-bytes")]
     RecordTooLarge {

@@ -66,7 +66,11 @@ pub struct FlowIds {
 }
 
 /// Creates the master flow and its discovery flow, both running the data_import phase.
-pub fn start_discovery(conn: &Connection, tenant: &Tenant, flow_name: &str) -> rusqlite::Result<FlowIds> {
+pub fn start_discovery(
+    conn: &Connection,
+    tenant: &Tenant,
+    flow_name: &str,
+) -> rusqlite::Result<FlowIds> {
     let ids = FlowIds {
         master_flow_id: db::new_id(),
         discovery_flow_id: db::new_id(),
@@ -111,7 +115,11 @@ pub fn start_discovery(conn: &Connection, tenant: &Tenant, flow_name: &str) -> r
 }
 
 /// Links the discovery flow to the first data import of its run.
-pub fn link_first_import(conn: &Connection, ids: &FlowIds, data_import_id: &str) -> rusqlite::Result<()> {
+pub fn link_first_import(
+    conn: &Connection,
+    ids: &FlowIds,
+    data_import_id: &str,
+) -> rusqlite::Result<()> {
     conn.execute(
         "UPDATE discovery_flows SET data_import_id = ?2 WHERE id = ?1 AND data_import_id IS NULL",
         params![ids.discovery_flow_id, data_import_id],
@@ -197,7 +205,13 @@ pub fn fail(
     tx.execute(
         "UPDATE discovery_flows SET status = 'failed', error_phase = ?2, error_message = ?3,
            error_details = ?4, updated_at = ?5 WHERE id = ?1",
-        params![ids.discovery_flow_id, phase.name(), message, details.to_string(), now],
+        params![
+            ids.discovery_flow_id,
+            phase.name(),
+            message,
+            details.to_string(),
+            now
+        ],
     )?;
     tx.execute(
         "UPDATE crewai_flow_state_extensions SET flow_status = 'failed',

@@ -17,7 +17,9 @@ use crate::db::{self, WriterLock};
 use crate::error::{ImportError, ReadError};
 use crate::flow::{self, FlowIds, Phase};
 use crate::progress::ProgressBars;
-use crate::read::{self, delimiter::delimiter_name, CsvSource, InputFile, Probe, ReadOptions, Row, RowWarning};
+use crate::read::{
+    self, delimiter::delimiter_name, CsvSource, InputFile, Probe, ReadOptions, Row, RowWarning,
+};
 use crate::stage::{self, HeaderInfo, ImportCounts, NewImport, PriorImport, Stager};
 use crate::tenant::{self, Tenant};
 
@@ -178,9 +180,20 @@ impl ImportOutcome {
 
 /// Messages from reader threads to the writer.
 enum ReaderMessage {
-    Started { file: usize, header: HeaderInfo },
-    Rows { file: usize, rows: Vec<Row>, warnings: Vec<RowWarning> },
-    Finished { file: usize, blank_rows: u64, result: Result<(), ReadError> },
+    Started {
+        file: usize,
+        header: HeaderInfo,
+    },
+    Rows {
+        file: usize,
+        rows: Vec<Row>,
+        warnings: Vec<RowWarning>,
+    },
+    Finished {
+        file: usize,
+        blank_rows: u64,
+        result: Result<(), ReadError>,
+    },
 }
 
 /// A file that will be read, with what the probe decided.
@@ -198,14 +211,18 @@ struct Planned {
 pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
     let started = Instant::now();
     if request.paths.is_empty() {
-        return Err(ImportError::InvalidOption("give at least one file, directory or -".into()));
+        return Err(ImportError::InvalidOption(
+            "give at least one file, directory or -".into(),
+        ));
     }
     let conn = db::open(&request.db_path)?;
     let _lock = WriterLock::acquire(&request.db_path)?;
     let mut recovered = stage::recover_interrupted(&conn)?;
     recovered.extend(flow::recover_interrupted(&conn)?);
     for filename in &recovered {
-        tracing::warn!("recovered an interrupted import of {filename}: its partial rows were removed");
+        tracing::warn!(
+            "recovered an interrupted import of {filename}: its partial rows were removed"
+        );
     }
     let tenant = tenant::resolve(
         &conn,
@@ -265,7 +282,11 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
         outcomes.push(outcome);
     }
     for outcome in outcomes.iter().filter(|o| o.status == FileStatus::Skipped) {
-        tracing::info!("skipped {}: {}", outcome.path, outcome.skipped_because.as_deref().unwrap_or(""));
+        tracing::info!(
+            "skipped {}: {}",
+            outcome.path,
+            outcome.skipped_because.as_deref().unwrap_or("")
+        );
     }
 
     let mut result = ImportOutcome {
@@ -296,7 +317,16 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
     result.master_flow_id = Some(ids.master_flow_id.clone());
     result.discovery_flow_id = Some(ids.discovery_flow_id.clone());
 
-    let run = stage_files(&conn, request, &tenant, &ids, to_read, unreadable, &mut outcomes, threads);
+    let run = stage_files(
+        &conn,
+        request,
+        &tenant,
+        &ids,
+        to_read,
+        unreadable,
+        &mut outcomes,
+        threads,
+    );
     result.files = outcomes;
     result.totals = totals(&result.files);
     match run {
@@ -314,14 +344,26 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
                 flow::complete_phase(&conn, &ids, Phase::DataImport, &summary)?;
                 result.flow_status = "running".to_string();
             } else {
-                flow::fail(&conn, &ids, Phase::DataImport, "no file could be imported", &summary)?;
+                flow::fail(
+                    &conn,
+                    &ids,
+                    Phase::DataImport,
+                    "no file could be imported",
+                    &summary,
+                )?;
                 result.flow_status = "failed".to_string();
             }
         }
         Err(error) => {
             let message = error.to_string();
             // Best effort: the database itself may be what failed.
-            let _ = flow::fail(&conn, &ids, Phase::DataImport, &message, &json!({ "type": "run_failed" }));
+            let _ = flow::fail(
+                &conn,
+                &ids,
+                Phase::DataImport,
+                &message,
+                &json!({ "type": "run_failed" }),
+            );
             return Err(error);
         }
     }
@@ -329,7 +371,10 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
     Ok(result)
 }
 
-fn flow_name(to_read: &[(usize, InputFile, Probe)], unreadable: &[(usize, InputFile, ReadError)]) -> String {
+fn flow_name(
+    to_read: &[(usize, InputFile, Probe)],
+    unreadable: &[(usize, InputFile, ReadError)],
+) -> String {
     let names: Vec<&str> = to_read
         .iter()
         .map(|(_, f, _)| f.display.as_str())
@@ -349,7 +394,11 @@ fn totals(files: &[FileOutcome]) -> Totals {
         completed: count(FileStatus::Completed),
         skipped: count(FileStatus::Skipped),
         failed: count(FileStatus::Failed),
-        rows: files.iter().filter(|f| f.status == FileStatus::Completed).map(|f| f.rows).sum(),
+        rows: files
+            .iter()
+            .filter(|f| f.status == FileStatus::Completed)
+            .map(|f| f.rows)
+            .sum(),
         warnings: files.iter().map(|f| f.warnings).sum(),
     }
 }
@@ -361,7 +410,11 @@ fn effective_threads(requested: usize, files: usize) -> usize {
 }
 
 /// Maps `f` over `items` on `threads` threads, keeping the order.
-fn parallel_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
     let next = AtomicUsize::new(0);
     let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads.max(1))
@@ -463,7 +516,14 @@ fn stage_files(
         request.progress,
         planned
             .iter()
-            .map(|p| (p.input.display.clone(), p.probe.scan.size, p.bytes_read.clone(), p.rows_read.clone()))
+            .map(|p| {
+                (
+                    p.input.display.clone(),
+                    p.probe.scan.size,
+                    p.bytes_read.clone(),
+                    p.rows_read.clone(),
+                )
+            })
             .collect(),
     );
     let (tx, rx) = bounded::<ReaderMessage>(CHANNEL_DEPTH);
@@ -476,7 +536,9 @@ fn stage_files(
             let queue = &queue;
             scope.spawn(move || loop {
                 let i = queue.fetch_add(1, Ordering::Relaxed);
-                let Some(plan) = planned_ref.get(i) else { break };
+                let Some(plan) = planned_ref.get(i) else {
+                    break;
+                };
                 if read_file(i, plan, read_options, &tx).is_err() {
                     break; // the writer has stopped
                 }
@@ -524,7 +586,9 @@ fn read_file(
         Err(error) => return send_failure(error, 0),
     };
     if source.columns().is_empty() {
-        let error = ReadError::Empty { file: plan.input.display.clone() };
+        let error = ReadError::Empty {
+            file: plan.input.display.clone(),
+        };
         return send_failure(error, source.blank_rows());
     }
     tx.send(ReaderMessage::Started {
@@ -543,7 +607,8 @@ fn read_file(
             Ok(Some(row)) => {
                 rows.push(row);
                 if rows.len() == BATCH_ROWS {
-                    plan.rows_read.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                    plan.rows_read
+                        .fetch_add(rows.len() as u64, Ordering::Relaxed);
                     tx.send(ReaderMessage::Rows {
                         file,
                         rows: std::mem::replace(&mut rows, Vec::with_capacity(BATCH_ROWS)),
@@ -555,9 +620,14 @@ fn read_file(
             Err(error) => return send_failure(error, source.blank_rows()),
         }
     }
-    plan.rows_read.fetch_add(rows.len() as u64, Ordering::Relaxed);
+    plan.rows_read
+        .fetch_add(rows.len() as u64, Ordering::Relaxed);
     if !rows.is_empty() || !warnings.is_empty() {
-        tx.send(ReaderMessage::Rows { file, rows, warnings })?;
+        tx.send(ReaderMessage::Rows {
+            file,
+            rows,
+            warnings,
+        })?;
     }
     tx.send(ReaderMessage::Finished {
         file,
@@ -591,13 +661,21 @@ fn write_all(
                 stager.start(&planned[file].data_import_id, &header)?;
                 counts[file].header = Some(header);
             }
-            Some(ReaderMessage::Rows { file, rows, warnings }) => {
+            Some(ReaderMessage::Rows {
+                file,
+                rows,
+                warnings,
+            }) => {
                 stager.insert_rows(&planned[file].data_import_id, &rows)?;
                 counts[file].rows += rows.len() as u64;
                 counts[file].add_warnings(warnings);
                 uncommitted[file] = true;
             }
-            Some(ReaderMessage::Finished { file, blank_rows, result }) => {
+            Some(ReaderMessage::Finished {
+                file,
+                blank_rows,
+                result,
+            }) => {
                 let plan = &planned[file];
                 counts[file].blank_rows = blank_rows;
                 let outcome = &mut outcomes[plan.outcome_index];
@@ -614,7 +692,11 @@ fn write_all(
                             }]);
                         }
                         stager.complete(&plan.data_import_id, &counts[file])?;
-                        tracing::debug!("{}: {} rows committed", plan.input.display, counts[file].rows);
+                        tracing::debug!(
+                            "{}: {} rows committed",
+                            plan.input.display,
+                            counts[file].rows
+                        );
                     }
                     Err(error) => {
                         tracing::error!("{error}");
@@ -634,7 +716,11 @@ fn write_all(
                     let plan = &planned[file];
                     let read = plan.bytes_read.load(Ordering::Relaxed) as f64;
                     let percent = 100.0 * read / (plan.probe.scan.size.max(1) as f64);
-                    stager.record_progress(&plan.data_import_id, counts[file].rows, percent.min(99.0))?;
+                    stager.record_progress(
+                        &plan.data_import_id,
+                        counts[file].rows,
+                        percent.min(99.0),
+                    )?;
                     *dirty = false;
                 }
             }
@@ -646,15 +732,26 @@ fn write_all(
 }
 
 fn fill_outcome(outcome: &mut FileOutcome, counts: &ImportCounts, started: Option<Instant>) {
-    outcome.rows = if outcome.status == FileStatus::Failed { 0 } else { counts.rows };
+    outcome.rows = if outcome.status == FileStatus::Failed {
+        0
+    } else {
+        counts.rows
+    };
     outcome.blank_rows = counts.blank_rows;
     outcome.warnings = counts.warning_count
-        + counts.header.as_ref().map_or(0, |h| h.header_warnings.len() as u64);
+        + counts
+            .header
+            .as_ref()
+            .map_or(0, |h| h.header_warnings.len() as u64);
     outcome.warnings_by_code = counts.warnings_by_code.clone();
     outcome.first_warnings = counts.warnings.iter().take(20).cloned().collect();
     if let Some(header) = &counts.header {
         outcome.columns = header.columns.len();
-        outcome.header_warnings = header.header_warnings.iter().map(|w| w.message.clone()).collect();
+        outcome.header_warnings = header
+            .header_warnings
+            .iter()
+            .map(|w| w.message.clone())
+            .collect();
     }
     outcome.seconds = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
 }

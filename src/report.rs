@@ -23,7 +23,16 @@ fn right(value: impl ToString) -> Cell {
 /// The summary of an import run.
 pub fn import_summary(outcome: &ImportOutcome) -> String {
     let mut out = String::new();
-    let mut files = table(&["file", "status", "rows", "warnings", "encoding", "delimiter", "columns", "seconds"]);
+    let mut files = table(&[
+        "file",
+        "status",
+        "rows",
+        "warnings",
+        "encoding",
+        "delimiter",
+        "columns",
+        "seconds",
+    ]);
     for f in &outcome.files {
         let status = match f.status {
             FileStatus::Completed => "imported",
@@ -54,8 +63,15 @@ pub fn import_summary(outcome: &ImportOutcome) -> String {
             out.push_str(&format!("warning: {}: {w}\n", f.path));
         }
         for w in &f.first_warnings {
-            let column = w.column.as_deref().map(|c| format!(" column '{c}'")).unwrap_or_default();
-            out.push_str(&format!("warning: {}: line {}{column}: {}\n", f.path, w.line, w.message));
+            let column = w
+                .column
+                .as_deref()
+                .map(|c| format!(" column '{c}'"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "warning: {}: line {}{column}: {}\n",
+                f.path, w.line, w.message
+            ));
         }
         let shown = f.first_warnings.len() as u64 + f.header_warnings.len() as u64;
         if f.warnings > shown {
@@ -66,14 +82,19 @@ pub fn import_summary(outcome: &ImportOutcome) -> String {
             ));
         }
         if f.blank_rows > 0 {
-            out.push_str(&format!("note: {}: {} blank rows skipped\n", f.path, f.blank_rows));
+            out.push_str(&format!(
+                "note: {}: {} blank rows skipped\n",
+                f.path, f.blank_rows
+            ));
         }
     }
     for ignored in &outcome.ignored_paths {
         out.push_str(&format!("ignored {}: {}\n", ignored.path, ignored.reason));
     }
     for recovered in &outcome.recovered_imports {
-        out.push_str(&format!("recovered: an interrupted earlier import ({recovered}) was cleaned up\n"));
+        out.push_str(&format!(
+            "recovered: an interrupted earlier import ({recovered}) was cleaned up\n"
+        ));
     }
     let t = &outcome.totals;
     out.push_str(&format!(

@@ -10,78 +10,200 @@ use crate::db;
 
 /// Tables and the columns each must have (the seeds' "Final" plan plus DESIGN.md).
 pub const REQUIRED: &[(&str, &[&str])] = &[
-    ("client_accounts", &["id", "name", "created_at", "updated_at"]),
-    ("engagements", &["id", "client_account_id", "name", "created_at", "updated_at"]),
-    ("users", &["id", "client_account_id", "engagement_id", "username"]),
+    (
+        "client_accounts",
+        &["id", "name", "created_at", "updated_at"],
+    ),
+    (
+        "engagements",
+        &[
+            "id",
+            "client_account_id",
+            "name",
+            "created_at",
+            "updated_at",
+        ],
+    ),
+    (
+        "users",
+        &["id", "client_account_id", "engagement_id", "username"],
+    ),
     (
         "crewai_flow_state_extensions",
         &[
-            "flow_id", "client_account_id", "engagement_id", "flow_type", "flow_status",
-            "master_state", "current_phase", "phase_flow_id", "phase_progression",
-            "cross_phase_context", "assessment_flow_id", "planning_flow_id",
-            "execution_flow_id", "created_at", "updated_at",
+            "flow_id",
+            "client_account_id",
+            "engagement_id",
+            "flow_type",
+            "flow_status",
+            "master_state",
+            "current_phase",
+            "phase_flow_id",
+            "phase_progression",
+            "cross_phase_context",
+            "assessment_flow_id",
+            "planning_flow_id",
+            "execution_flow_id",
+            "created_at",
+            "updated_at",
         ],
     ),
     (
         "discovery_flows",
         &[
-            "id", "client_account_id", "engagement_id", "master_flow_id", "flow_name",
-            "status", "progress_percentage", "data_import_id", "user_id",
-            "data_import_completed", "attribute_mapping_completed",
-            "data_cleansing_completed", "inventory_completed", "dependencies_completed",
-            "tech_debt_completed", "flow_type", "current_phase", "phases_completed",
-            "flow_state", "crew_outputs", "field_mappings", "discovered_assets",
-            "dependencies", "tech_debt_analysis", "error_message", "error_phase",
-            "error_details", "created_at", "updated_at",
+            "id",
+            "client_account_id",
+            "engagement_id",
+            "master_flow_id",
+            "flow_name",
+            "status",
+            "progress_percentage",
+            "data_import_id",
+            "user_id",
+            "data_import_completed",
+            "attribute_mapping_completed",
+            "data_cleansing_completed",
+            "inventory_completed",
+            "dependencies_completed",
+            "tech_debt_completed",
+            "flow_type",
+            "current_phase",
+            "phases_completed",
+            "flow_state",
+            "crew_outputs",
+            "field_mappings",
+            "discovered_assets",
+            "dependencies",
+            "tech_debt_analysis",
+            "error_message",
+            "error_phase",
+            "error_details",
+            "created_at",
+            "updated_at",
         ],
     ),
     (
         "data_imports",
         &[
-            "id", "client_account_id", "engagement_id", "master_flow_id", "status",
-            "import_name", "import_type", "filename", "file_size", "mime_type",
-            "description", "progress_percentage", "total_records", "processed_records",
-            "failed_records", "imported_by", "source_system", "error_message",
-            "error_details", "created_at", "updated_at", "started_at", "completed_at",
+            "id",
+            "client_account_id",
+            "engagement_id",
+            "master_flow_id",
+            "status",
+            "import_name",
+            "import_type",
+            "filename",
+            "file_size",
+            "mime_type",
+            "description",
+            "progress_percentage",
+            "total_records",
+            "processed_records",
+            "failed_records",
+            "imported_by",
+            "source_system",
+            "error_message",
+            "error_details",
+            "created_at",
+            "updated_at",
+            "started_at",
+            "completed_at",
         ],
     ),
     (
         "raw_import_records",
         &[
-            "id", "data_import_id", "master_flow_id", "record_index", "raw_data",
-            "cleansed_data", "is_processed", "is_valid", "validation_errors",
-            "created_at", "processed_at",
+            "id",
+            "data_import_id",
+            "master_flow_id",
+            "record_index",
+            "raw_data",
+            "cleansed_data",
+            "is_processed",
+            "is_valid",
+            "validation_errors",
+            "created_at",
+            "processed_at",
         ],
     ),
     (
         "import_field_mappings",
         &[
-            "id", "data_import_id", "client_account_id", "engagement_id", "master_flow_id",
-            "source_field", "target_field", "confidence_score", "match_type", "status",
-            "suggested_by", "approved_by", "approved_at", "transformation_rules",
+            "id",
+            "data_import_id",
+            "client_account_id",
+            "engagement_id",
+            "master_flow_id",
+            "source_field",
+            "target_field",
+            "confidence_score",
+            "match_type",
+            "status",
+            "suggested_by",
+            "approved_by",
+            "approved_at",
+            "transformation_rules",
             "is_validated",
         ],
     ),
     (
         "assets",
         &[
-            "id", "client_account_id", "engagement_id", "master_flow_id",
-            "discovery_flow_id", "assessment_flow_id", "planning_flow_id",
-            "execution_flow_id", "cmdb_record_id", "asset_type", "name", "status",
-            "environment", "criticality", "discovery_source", "hostname", "ip_address",
-            "fqdn", "mac_address", "operating_system", "os_version", "cpu_cores",
-            "memory_gb", "storage_gb", "location", "datacenter", "rack_location",
-            "business_owner", "technical_owner", "department", "application_name",
-            "technology_stack", "six_r_strategy", "migration_wave", "dependencies",
-            "sixr_ready", "cpu_utilization_percent", "memory_utilization_percent",
-            "disk_iops", "network_throughput_mbps", "current_monthly_cost",
-            "estimated_cloud_cost", "custom_attributes", "created_at", "updated_at",
+            "id",
+            "client_account_id",
+            "engagement_id",
+            "master_flow_id",
+            "discovery_flow_id",
+            "assessment_flow_id",
+            "planning_flow_id",
+            "execution_flow_id",
+            "cmdb_record_id",
+            "asset_type",
+            "name",
+            "status",
+            "environment",
+            "criticality",
+            "discovery_source",
+            "hostname",
+            "ip_address",
+            "fqdn",
+            "mac_address",
+            "operating_system",
+            "os_version",
+            "cpu_cores",
+            "memory_gb",
+            "storage_gb",
+            "location",
+            "datacenter",
+            "rack_location",
+            "business_owner",
+            "technical_owner",
+            "department",
+            "application_name",
+            "technology_stack",
+            "six_r_strategy",
+            "migration_wave",
+            "dependencies",
+            "sixr_ready",
+            "cpu_utilization_percent",
+            "memory_utilization_percent",
+            "disk_iops",
+            "network_throughput_mbps",
+            "current_monthly_cost",
+            "estimated_cloud_cost",
+            "custom_attributes",
+            "created_at",
+            "updated_at",
         ],
     ),
     (
         "asset_dependencies",
         &[
-            "id", "client_account_id", "engagement_id", "asset_id", "depends_on_asset_id",
+            "id",
+            "client_account_id",
+            "engagement_id",
+            "asset_id",
+            "depends_on_asset_id",
             "dependency_type",
         ],
     ),
@@ -105,27 +227,52 @@ pub const REMOVED_EVERYWHERE: &[&str] = &["is_mock", "session_id"];
 pub const REMOVED_COLUMNS: &[(&str, &[&str])] = &[
     (
         "data_imports",
-        &["source_filename", "file_size_bytes", "file_type", "file_hash", "import_config"],
+        &[
+            "source_filename",
+            "file_size_bytes",
+            "file_type",
+            "file_hash",
+            "import_config",
+        ],
     ),
     (
         "discovery_flows",
         &[
-            "assessment_package", "flow_description", "learning_scope",
-            "memory_isolation_level", "assessment_ready", "flow_id", "crewai_persistence_id",
+            "assessment_package",
+            "flow_description",
+            "learning_scope",
+            "memory_isolation_level",
+            "assessment_ready",
+            "flow_id",
+            "crewai_persistence_id",
         ],
     ),
     (
         "import_field_mappings",
         &[
-            "mapping_type", "validation_rules", "validation_method", "user_feedback",
-            "original_ai_suggestion", "correction_reason", "transformation_logic",
+            "mapping_type",
+            "validation_rules",
+            "validation_method",
+            "user_feedback",
+            "original_ai_suggestion",
+            "correction_reason",
+            "transformation_logic",
             "sample_values",
         ],
     ),
-    ("assets", &["field_mappings_used", "source_filename", "raw_data"]),
+    (
+        "assets",
+        &["field_mappings_used", "source_filename", "raw_data"],
+    ),
     (
         "raw_import_records",
-        &["client_account_id", "engagement_id", "record_id", "processing_notes", "asset_id"],
+        &[
+            "client_account_id",
+            "engagement_id",
+            "record_id",
+            "processing_notes",
+            "asset_id",
+        ],
     ),
 ];
 
@@ -181,10 +328,20 @@ pub fn validate_schema(conn: &Connection) -> rusqlite::Result<SchemaReport> {
     };
     for table in &present {
         if table.starts_with("v3_") {
-            problem("v3_table", table, None, format!("table {table} must not exist: the consolidated schema has no v3_* tables"));
+            problem(
+                "v3_table",
+                table,
+                None,
+                format!("table {table} must not exist: the consolidated schema has no v3_* tables"),
+            );
         }
         if REMOVED_TABLES.contains(&table.as_str()) {
-            problem("removed_table", table, None, format!("table {table} was removed by the consolidation and must not exist"));
+            problem(
+                "removed_table",
+                table,
+                None,
+                format!("table {table} was removed by the consolidation and must not exist"),
+            );
         }
         let cols = columns(conn, table)?;
         for col in REMOVED_EVERYWHERE {
@@ -195,20 +352,35 @@ pub fn validate_schema(conn: &Connection) -> rusqlite::Result<SchemaReport> {
         if let Some((_, removed)) = REMOVED_COLUMNS.iter().find(|(t, _)| t == table) {
             for col in *removed {
                 if cols.iter().any(|c| c == col) {
-                    problem("removed_column", table, Some(col), format!("column {table}.{col} was removed or renamed by the consolidation"));
+                    problem(
+                        "removed_column",
+                        table,
+                        Some(col),
+                        format!("column {table}.{col} was removed or renamed by the consolidation"),
+                    );
                 }
             }
         }
     }
     for (table, required) in REQUIRED {
         if !present.iter().any(|t| t == table) {
-            problem("missing_table", table, None, format!("required table {table} is missing"));
+            problem(
+                "missing_table",
+                table,
+                None,
+                format!("required table {table} is missing"),
+            );
             continue;
         }
         let cols = columns(conn, table)?;
         for col in *required {
             if !cols.iter().any(|c| c == col) {
-                problem("missing_column", table, Some(col), format!("required column {table}.{col} is missing"));
+                problem(
+                    "missing_column",
+                    table,
+                    Some(col),
+                    format!("required column {table}.{col} is missing"),
+                );
             }
         }
     }
@@ -218,7 +390,10 @@ pub fn validate_schema(conn: &Connection) -> rusqlite::Result<SchemaReport> {
             "schema_version",
             "",
             None,
-            format!("schema version is {version}, this build expects {}", db::SCHEMA_VERSION),
+            format!(
+                "schema version is {version}, this build expects {}",
+                db::SCHEMA_VERSION
+            ),
         );
     }
     Ok(SchemaReport {

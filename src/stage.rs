@@ -110,8 +110,9 @@ pub fn find_completed_by_hash(
 pub fn recover_interrupted(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let tx = conn.unchecked_transaction()?;
     let stale: Vec<String> = {
-        let mut stmt =
-            tx.prepare("SELECT filename FROM data_imports WHERE status IN ('pending', 'processing')")?;
+        let mut stmt = tx.prepare(
+            "SELECT filename FROM data_imports WHERE status IN ('pending', 'processing')",
+        )?;
         let rows = stmt.query_map([], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
@@ -134,13 +135,22 @@ pub fn recover_interrupted(conn: &Connection) -> rusqlite::Result<Vec<String>> {
 }
 
 /// Marks an import failed before any row was read (the file could not be opened).
-pub fn fail_unread(conn: &Connection, data_import_id: &str, error: &ReadError) -> rusqlite::Result<()> {
+pub fn fail_unread(
+    conn: &Connection,
+    data_import_id: &str,
+    error: &ReadError,
+) -> rusqlite::Result<()> {
     let now = db::now();
     conn.execute(
         "UPDATE data_imports SET status = 'failed', error_message = ?2, error_details = ?3,
            started_at = coalesce(started_at, ?4), completed_at = ?4, updated_at = ?4
          WHERE id = ?1",
-        params![data_import_id, error.to_string(), error_details(error).to_string(), now],
+        params![
+            data_import_id,
+            error.to_string(),
+            error_details(error).to_string(),
+            now
+        ],
     )?;
     Ok(())
 }
@@ -262,7 +272,12 @@ impl<'c> Stager<'c> {
     }
 
     /// Records how far an import has come (in the open transaction).
-    pub fn record_progress(&mut self, data_import_id: &str, processed: u64, percent: f64) -> rusqlite::Result<()> {
+    pub fn record_progress(
+        &mut self,
+        data_import_id: &str,
+        processed: u64,
+        percent: f64,
+    ) -> rusqlite::Result<()> {
         self.begin()?;
         self.conn.execute(
             "UPDATE data_imports SET processed_records = ?2, total_records = ?2, progress_percentage = ?3,
@@ -284,7 +299,11 @@ impl<'c> Stager<'c> {
 
     /// Marks an import completed with its counts and commits, so the status and
     /// the last rows land together.
-    pub fn complete(&mut self, data_import_id: &str, counts: &ImportCounts) -> rusqlite::Result<()> {
+    pub fn complete(
+        &mut self,
+        data_import_id: &str,
+        counts: &ImportCounts,
+    ) -> rusqlite::Result<()> {
         self.begin()?;
         let now = db::now();
         self.conn.execute(
@@ -307,7 +326,12 @@ impl<'c> Stager<'c> {
     }
 
     /// Marks an import failed, removes the rows it had staged, and commits.
-    pub fn fail(&mut self, data_import_id: &str, error: &ReadError, counts: &ImportCounts) -> rusqlite::Result<()> {
+    pub fn fail(
+        &mut self,
+        data_import_id: &str,
+        error: &ReadError,
+        counts: &ImportCounts,
+    ) -> rusqlite::Result<()> {
         self.begin()?;
         let now = db::now();
         self.conn.execute(

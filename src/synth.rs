@@ -9,13 +9,48 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 pub const COLUMNS: &[&str] = &[
-    "sys_id", "name", "sys_class_name", "host_name", "fqdn", "dns_domain", "ip_address",
-    "mac_address", "os", "os_version", "os_service_pack", "os_address_width", "cpu_count",
-    "cpu_core_count", "cpu_speed", "cpu_type", "cpu_manufacturer", "ram", "disk_space", "virtual",
-    "serial_number", "asset_tag", "manufacturer", "model_id", "location", "company", "department",
-    "cost_center", "classification", "used_for", "install_status", "operational_status",
-    "owned_by", "managed_by", "support_group", "short_description", "discovery_source",
-    "first_discovered", "last_discovered", "sys_updated_on", "u_environment", "u_application",
+    "sys_id",
+    "name",
+    "sys_class_name",
+    "host_name",
+    "fqdn",
+    "dns_domain",
+    "ip_address",
+    "mac_address",
+    "os",
+    "os_version",
+    "os_service_pack",
+    "os_address_width",
+    "cpu_count",
+    "cpu_core_count",
+    "cpu_speed",
+    "cpu_type",
+    "cpu_manufacturer",
+    "ram",
+    "disk_space",
+    "virtual",
+    "serial_number",
+    "asset_tag",
+    "manufacturer",
+    "model_id",
+    "location",
+    "company",
+    "department",
+    "cost_center",
+    "classification",
+    "used_for",
+    "install_status",
+    "operational_status",
+    "owned_by",
+    "managed_by",
+    "support_group",
+    "short_description",
+    "discovery_source",
+    "first_discovered",
+    "last_discovered",
+    "sys_updated_on",
+    "u_environment",
+    "u_application",
 ];
 
 const OSES: &[(&str, &str, &str)] = &[
@@ -27,15 +62,55 @@ const OSES: &[(&str, &str, &str)] = &[
     ("Linux SuSE", "15 SP4", "linux"),
     ("Linux Ubuntu", "22.04", "linux"),
 ];
-const LOCATIONS: &[&str] = &["Frankfurt DC1", "Amsterdam AMS2", "Dallas DAL-03", "Singapore SG1", "São Paulo SP2"];
-const DEPARTMENTS: &[&str] = &["Finance", "HR", "Retail Banking", "IT Operations", "Logistics", "Marketing"];
-const APPS: &[&str] = &["SAP ERP", "Payroll", "CRM", "Data Warehouse", "Intranet", "Order Management", "Billing"];
-const USED_FOR: &[&str] = &["Production", "Development", "QA", "Test", "Staging", "Disaster recovery"];
-const PEOPLE: &[&str] = &["Anna Müller", "Jean Dupont", "María García", "Pieter de Vries", "John Smith", "Chen Wei"];
+const LOCATIONS: &[&str] = &[
+    "Frankfurt DC1",
+    "Amsterdam AMS2",
+    "Dallas DAL-03",
+    "Singapore SG1",
+    "São Paulo SP2",
+];
+const DEPARTMENTS: &[&str] = &[
+    "Finance",
+    "HR",
+    "Retail Banking",
+    "IT Operations",
+    "Logistics",
+    "Marketing",
+];
+const APPS: &[&str] = &[
+    "SAP ERP",
+    "Payroll",
+    "CRM",
+    "Data Warehouse",
+    "Intranet",
+    "Order Management",
+    "Billing",
+];
+const USED_FOR: &[&str] = &[
+    "Production",
+    "Development",
+    "QA",
+    "Test",
+    "Staging",
+    "Disaster recovery",
+];
+const PEOPLE: &[&str] = &[
+    "Anna Müller",
+    "Jean Dupont",
+    "María García",
+    "Pieter de Vries",
+    "John Smith",
+    "Chen Wei",
+];
 
 /// Writes `rows` data rows (plus the header) of a CMDB export to `out`. About
 /// `messy_percent` percent of the rows carry one of the real-world quirks.
-pub fn write_cmdb_csv(out: &mut impl Write, rows: u64, messy_percent: f64, seed: u64) -> io::Result<()> {
+pub fn write_cmdb_csv(
+    out: &mut impl Write,
+    rows: u64,
+    messy_percent: f64,
+    seed: u64,
+) -> io::Result<()> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut w = csv::WriterBuilder::new().flexible(true).from_writer(out);
     w.write_record(COLUMNS)?;
@@ -45,20 +120,42 @@ pub fn write_cmdb_csv(out: &mut impl Write, rows: u64, messy_percent: f64, seed:
         let (os, os_version, family) = OSES[rng.random_range(0..OSES.len())];
         let prefix = if family == "server" { "win" } else { "lnx" };
         let host = format!("{prefix}{:06}", i);
-        let domain = ["corp.example.com", "prod.example.net", "eu.example.org"][rng.random_range(0..3)];
+        let domain =
+            ["corp.example.com", "prod.example.net", "eu.example.org"][rng.random_range(0..3)];
         let virtual_ = rng.random_bool(0.8);
         let sockets = rng.random_range(1..=4u32);
         fields.push(format!("{:032x}", rng.random::<u128>()));
         fields.push(host.to_uppercase());
-        fields.push(if family == "server" { "cmdb_ci_win_server" } else { "cmdb_ci_linux_server" }.into());
+        fields.push(
+            if family == "server" {
+                "cmdb_ci_win_server"
+            } else {
+                "cmdb_ci_linux_server"
+            }
+            .into(),
+        );
         fields.push(host.clone());
         fields.push(format!("{host}.{domain}"));
         fields.push(domain.into());
-        fields.push(format!("10.{}.{}.{}", rng.random_range(0..255), rng.random_range(0..255), rng.random_range(1..255)));
-        fields.push((0..6).map(|_| format!("{:02X}", rng.random::<u8>())).collect::<Vec<_>>().join(":"));
+        fields.push(format!(
+            "10.{}.{}.{}",
+            rng.random_range(0..255),
+            rng.random_range(0..255),
+            rng.random_range(1..255)
+        ));
+        fields.push(
+            (0..6)
+                .map(|_| format!("{:02X}", rng.random::<u8>()))
+                .collect::<Vec<_>>()
+                .join(":"),
+        );
         fields.push(os.into());
         fields.push(os_version.into());
-        fields.push(if rng.random_bool(0.3) { "SP1".into() } else { String::new() });
+        fields.push(if rng.random_bool(0.3) {
+            "SP1".into()
+        } else {
+            String::new()
+        });
         fields.push("64".into());
         fields.push(sockets.to_string());
         fields.push(rng.random_range(1..=16u32).to_string());
@@ -70,8 +167,22 @@ pub fn write_cmdb_csv(out: &mut impl Write, rows: u64, messy_percent: f64, seed:
         fields.push(virtual_.to_string());
         fields.push(format!("SN{:010}", rng.random_range(0..u32::MAX)));
         fields.push(format!("P{:07}", i));
-        fields.push(if virtual_ { "VMware, Inc." } else { ["Dell Inc.", "HPE", "Lenovo"][rng.random_range(0..3)] }.into());
-        fields.push(if virtual_ { "VMware Virtual Platform" } else { "PowerEdge R740" }.into());
+        fields.push(
+            if virtual_ {
+                "VMware, Inc."
+            } else {
+                ["Dell Inc.", "HPE", "Lenovo"][rng.random_range(0..3)]
+            }
+            .into(),
+        );
+        fields.push(
+            if virtual_ {
+                "VMware Virtual Platform"
+            } else {
+                "PowerEdge R740"
+            }
+            .into(),
+        );
         fields.push(LOCATIONS[rng.random_range(0..LOCATIONS.len())].into());
         fields.push("Example Holdings".into());
         fields.push(DEPARTMENTS[rng.random_range(0..DEPARTMENTS.len())].into());
@@ -83,17 +194,37 @@ pub fn write_cmdb_csv(out: &mut impl Write, rows: u64, messy_percent: f64, seed:
         fields.push(PEOPLE[rng.random_range(0..PEOPLE.len())].into());
         fields.push(PEOPLE[rng.random_range(0..PEOPLE.len())].into());
         fields.push(["Windows Ops", "Linux Ops", "DBA Team"][rng.random_range(0..3)].into());
-        fields.push(format!("{} server for {}", USED_FOR[rng.random_range(0..USED_FOR.len())], APPS[rng.random_range(0..APPS.len())]));
+        fields.push(format!(
+            "{} server for {}",
+            USED_FOR[rng.random_range(0..USED_FOR.len())],
+            APPS[rng.random_range(0..APPS.len())]
+        ));
         fields.push(["ServiceNow", "SCCM", "Manual Entry"][rng.random_range(0..3)].into());
-        fields.push(format!("2021-{:02}-{:02} 08:15:00", rng.random_range(1..13), rng.random_range(1..29)));
-        fields.push(format!("2026-{:02}-{:02} 22:40:11", rng.random_range(1..11), rng.random_range(1..29)));
-        fields.push(format!("2026-{:02}-{:02} 22:40:11", rng.random_range(1..11), rng.random_range(1..29)));
+        fields.push(format!(
+            "2021-{:02}-{:02} 08:15:00",
+            rng.random_range(1..13),
+            rng.random_range(1..29)
+        ));
+        fields.push(format!(
+            "2026-{:02}-{:02} 22:40:11",
+            rng.random_range(1..11),
+            rng.random_range(1..29)
+        ));
+        fields.push(format!(
+            "2026-{:02}-{:02} 22:40:11",
+            rng.random_range(1..11),
+            rng.random_range(1..29)
+        ));
         fields.push(USED_FOR[rng.random_range(0..USED_FOR.len())].to_lowercase());
         fields.push(APPS[rng.random_range(0..APPS.len())].into());
 
         if rng.random_bool((messy_percent / 100.0).clamp(0.0, 1.0)) {
             match rng.random_range(0..5) {
-                0 => fields[35] = "Migrated from \"legacy\" DC, see ticket\nCHG0012345; owner: Ops, Finance".into(),
+                0 => {
+                    fields[35] =
+                        "Migrated from \"legacy\" DC, see ticket\nCHG0012345; owner: Ops, Finance"
+                            .into()
+                }
                 1 => {
                     fields.truncate(30); // a row cut short
                 }

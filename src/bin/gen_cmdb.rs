@@ -10,7 +10,10 @@ use clap::Parser;
 
 /// Write a synthetic ServiceNow CMDB CSV export (about 40 columns)
 #[derive(Parser)]
-#[command(version, after_help = "Example:\n  gen-cmdb --rows 1000000 --out bench-data/cmdb_1m.csv")]
+#[command(
+    version,
+    after_help = "Example:\n  gen-cmdb --rows 1000000 --out bench-data/cmdb_1m.csv"
+)]
 struct Args {
     /// Data rows to write
     #[arg(long, default_value_t = 1_000_000)]

@@ -3,7 +3,7 @@
 //! the csv crate and encoded as JSON rows. Memory stays bounded by the record
 //! limit whatever the size of the file.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
@@ -46,21 +46,74 @@ impl std::fmt::Display for RecordLimitExceeded {
 
 impl std::error::Error for RecordLimitExceeded {}
 
+/// What the parser has consumed, shared between `RecordGuard` and `CsvSource`:
+/// where the current record starts, and the line breaks seen, so the line of a
+/// record is counted here (the csv crate's own line counter lags by one on CRLF
+/// files). A line break is `\n`, `\r\n`, or a lone `\r` (old Mac exports).
+#[derive(Default)]
+struct StreamState {
+    record_start: u64,
+    /// Offsets of line breaks handed to the parser but not yet passed by a record.
+    breaks: VecDeque<u64>,
+    /// Line breaks before the front of `breaks`.
+    passed: u64,
+    /// A `\r` at the end of the last read, not yet known to be part of `\r\n`.
+    pending_cr: Option<u64>,
+}
+
+impl StreamState {
+    fn note_breaks(&mut self, offset: u64, bytes: &[u8]) {
+        let mut from = 0;
+        if let Some(cr) = self.pending_cr.take() {
+            if bytes.first() != Some(&b'\n') {
+                self.breaks.push_back(cr);
+            }
+        }
+        for i in memchr::memchr2_iter(b'\n', b'\r', bytes) {
+            if i < from {
+                continue;
+            }
+            if bytes[i] == b'\n' {
+                self.breaks.push_back(offset + i as u64);
+            } else if i + 1 == bytes.len() {
+                self.pending_cr = Some(offset + i as u64);
+            } else if bytes[i + 1] != b'\n' {
+                self.breaks.push_back(offset + i as u64);
+            } else {
+                self.breaks.push_back(offset + i as u64 + 1);
+                from = i + 2;
+            }
+        }
+    }
+
+    /// The 1-based line of a record that starts at byte `start` (the parser may
+    /// report the start at the break that ends the previous record).
+    fn line_at(&mut self, start: u64) -> u64 {
+        while self.breaks.front().is_some_and(|&b| b <= start) {
+            self.breaks.pop_front();
+            self.passed += 1;
+        }
+        self.passed + 1
+    }
+}
+
 /// Stops the parser from buffering an endless record (an unclosed quote would
-/// otherwise pull the rest of the file into memory).
+/// otherwise pull the rest of the file into memory), and notes line breaks.
 struct RecordGuard<R> {
     inner: R,
     handed_out: u64,
-    record_start: Rc<Cell<u64>>,
+    state: Rc<RefCell<StreamState>>,
     limit: u64,
 }
 
 impl<R: Read> Read for RecordGuard<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.handed_out.saturating_sub(self.record_start.get()) > self.limit {
+        let mut state = self.state.borrow_mut();
+        if self.handed_out.saturating_sub(state.record_start) > self.limit {
             return Err(io::Error::other(RecordLimitExceeded));
         }
         let n = self.inner.read(buf)?;
+        state.note_breaks(self.handed_out, &buf[..n]);
         self.handed_out += n as u64;
         Ok(n)
     }
@@ -104,7 +157,7 @@ pub fn decoded_head(
 pub struct CsvSource {
     name: String,
     reader: csv::Reader<RecordGuard<Decoded>>,
-    record_start: Rc<Cell<u64>>,
+    state: Rc<RefCell<StreamState>>,
     record_limit: usize,
     columns: Vec<String>,
     header_warnings: Vec<HeaderWarning>,
@@ -112,7 +165,9 @@ pub struct CsvSource {
     encoder: RowEncoder,
     record: csv::ByteRecord,
     /// Records read ahead while looking for the header, replayed as data.
-    lookahead: VecDeque<csv::ByteRecord>,
+    lookahead: VecDeque<(u64, csv::ByteRecord)>,
+    /// The line the current record starts on.
+    line: u64,
     preamble: Vec<PreambleRow>,
     blank_rows: u64,
 }
@@ -144,11 +199,11 @@ impl CsvSource {
             file: name.to_string(),
             source,
         })?;
-        let record_start = Rc::new(Cell::new(0));
+        let state = Rc::new(RefCell::new(StreamState::default()));
         let guard = RecordGuard {
             inner: decoder(file, encoding, encoding_source, bytes_read),
             handed_out: 0,
-            record_start: record_start.clone(),
+            state: state.clone(),
             limit: record_limit as u64,
         };
         let reader = csv::ReaderBuilder::new()
@@ -160,7 +215,7 @@ impl CsvSource {
         let mut source = CsvSource {
             name: name.to_string(),
             reader,
-            record_start,
+            state,
             record_limit,
             columns: Vec::new(),
             header_warnings: Vec::new(),
@@ -168,32 +223,53 @@ impl CsvSource {
             encoder: RowEncoder::new(&[]),
             record: csv::ByteRecord::new(),
             lookahead: VecDeque::new(),
+            line: 0,
             preamble: Vec::new(),
             blank_rows: 0,
         };
         // Read ahead to find the header under any title rows.
-        while source.lookahead.len() < HEADER_SCAN_RECORDS && source.read_record()? {
-            if !source.record_is_blank() {
-                source.lookahead.push_back(source.record.clone());
-            }
+        let mut filled_rows = 0;
+        while filled_rows < HEADER_SCAN_RECORDS && source.read_record()? {
+            filled_rows += usize::from(!source.record_is_blank());
+            source
+                .lookahead
+                .push_back((source.line, source.record.clone()));
         }
-        let filled: Vec<usize> = source.lookahead.iter().map(non_empty_positions).map(|p| p.len()).collect();
+        let filled: Vec<usize> = source
+            .lookahead
+            .iter()
+            .map(|(_, r)| non_empty_positions(r).len())
+            .collect();
         let widest = filled.iter().copied().max().unwrap_or(0);
-        while let Some(first) = source.lookahead.front() {
+        while let Some((_, first)) = source.lookahead.front() {
             let positions = non_empty_positions(first);
-            let is_title = positions.len() * 2 < widest && positions.iter().all(|&p| p < 2);
+            if positions.is_empty() {
+                source.lookahead.pop_front(); // blank lines above the header
+                continue;
+            }
+            // A title is one or two cells at the left of a table at least four wide.
+            let is_title =
+                widest >= 4 && positions.len() * 3 <= widest && positions.iter().all(|&p| p < 2);
             if !is_title {
                 break;
             }
-            let title = source.lookahead.pop_front().expect("front exists");
+            let (line, title) = source.lookahead.pop_front().expect("front exists");
             source.preamble.push(PreambleRow {
-                line: title.position().map_or(0, |p| p.line()),
-                text: title.iter().map(|f| to_text(f).0.into_owned()).filter(|t| !t.trim().is_empty()).collect::<Vec<_>>().join(" | "),
+                line,
+                text: title
+                    .iter()
+                    .map(|f| to_text(f).0.into_owned())
+                    .filter(|t| !t.trim().is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" | "),
             });
         }
         let mut lossy = false;
         match source.lookahead.pop_front() {
-            Some(header) => source.record = header,
+            Some((line, header)) => {
+                source.line = line;
+                source.record = header;
+            }
             None => return Ok(source), // no header: the caller reports an empty file
         }
         source.header_line = source.line();
@@ -259,7 +335,7 @@ impl CsvSource {
     }
 
     fn line(&self) -> u64 {
-        self.record.position().map_or(0, |p| p.line())
+        self.line
     }
 
     fn record_is_blank(&self) -> bool {
@@ -269,34 +345,41 @@ impl CsvSource {
     }
 
     fn read_record(&mut self) -> Result<bool, ReadError> {
-        self.record_start.set(self.reader.position().byte());
+        let start = self.reader.position().byte();
+        let line = {
+            let mut state = self.state.borrow_mut();
+            state.record_start = start;
+            state.line_at(start)
+        };
         match self.reader.read_byte_record(&mut self.record) {
-            Ok(more) => Ok(more),
-            Err(err) => {
-                let line = self.reader.position().line();
-                match err.kind() {
-                    csv::ErrorKind::Io(io)
-                        if io
-                            .get_ref()
-                            .is_some_and(|inner| inner.is::<RecordLimitExceeded>()) =>
-                    {
-                        Err(ReadError::RecordTooLarge {
-                            file: self.name.clone(),
-                            line,
-                            limit: self.record_limit,
-                        })
-                    }
-                    csv::ErrorKind::Io(io) => Err(ReadError::Io {
-                        file: self.name.clone(),
-                        source: io::Error::new(io.kind(), io.to_string()),
-                    }),
-                    _ => Err(ReadError::Malformed {
+            Ok(more) => {
+                if let Some(position) = self.record.position() {
+                    self.line = self.state.borrow_mut().line_at(position.byte());
+                }
+                Ok(more)
+            }
+            Err(err) => match err.kind() {
+                csv::ErrorKind::Io(io)
+                    if io
+                        .get_ref()
+                        .is_some_and(|inner| inner.is::<RecordLimitExceeded>()) =>
+                {
+                    Err(ReadError::RecordTooLarge {
                         file: self.name.clone(),
                         line,
-                        message: err.to_string(),
-                    }),
+                        limit: self.record_limit,
+                    })
                 }
-            }
+                csv::ErrorKind::Io(io) => Err(ReadError::Io {
+                    file: self.name.clone(),
+                    source: io::Error::new(io.kind(), io.to_string()),
+                }),
+                _ => Err(ReadError::Malformed {
+                    file: self.name.clone(),
+                    line,
+                    message: err.to_string(),
+                }),
+            },
         }
     }
 
@@ -307,7 +390,8 @@ impl CsvSource {
             return Ok(None);
         }
         loop {
-            if let Some(record) = self.lookahead.pop_front() {
+            if let Some((line, record)) = self.lookahead.pop_front() {
+                self.line = line;
                 self.record = record;
             } else if !self.read_record()? {
                 return Ok(None);
@@ -352,7 +436,8 @@ impl CsvSource {
                             line,
                             column: Some(self.encoder.name(i).to_string()),
                             code: "nul_byte",
-                            message: "value contains NUL bytes; they are kept as \\u0000".to_string(),
+                            message: "value contains NUL bytes; they are kept as \\u0000"
+                                .to_string(),
                         });
                     }
                 }
@@ -373,7 +458,10 @@ impl CsvSource {
                 let (code, message) = if lossy {
                     ("invalid_encoding", "value is not valid in the chosen encoding; bytes were replaced by U+FFFD. Check --encoding")
                 } else {
-                    ("nul_byte", "value contains NUL bytes; they are kept as \\u0000")
+                    (
+                        "nul_byte",
+                        "value contains NUL bytes; they are kept as \\u0000",
+                    )
                 };
                 warnings.push(RowWarning {
                     record_index,

@@ -145,7 +145,12 @@ fn bomless_utf16(head: &[u8]) -> Option<&'static Encoding> {
     }
     let pairs = sample.len() / 2;
     let even_nul = sample.iter().step_by(2).filter(|&&b| b == 0).count();
-    let odd_nul = sample.iter().skip(1).step_by(2).filter(|&&b| b == 0).count();
+    let odd_nul = sample
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .filter(|&&b| b == 0)
+        .count();
     if odd_nul * 10 >= pairs * 7 && even_nul * 10 <= pairs {
         Some(UTF_16LE)
     } else if even_nul * 10 >= pairs * 7 && odd_nul * 10 <= pairs {

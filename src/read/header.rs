@@ -35,7 +35,9 @@ pub fn name_columns(written: &[String]) -> (Vec<String>, Vec<HeaderWarning>) {
                 column: position,
                 written: w.clone(),
                 named: named.clone(),
-                message: format!("column {position} has no header; its values are kept as '{named}'"),
+                message: format!(
+                    "column {position} has no header; its values are kept as '{named}'"
+                ),
             });
             names.push(named);
         } else if !seen.insert(w.as_str()) {
@@ -44,7 +46,9 @@ pub fn name_columns(written: &[String]) -> (Vec<String>, Vec<HeaderWarning>) {
                 column: position,
                 written: w.clone(),
                 named: named.clone(),
-                message: format!("header '{w}' appears more than once; column {position} is kept as '{named}'"),
+                message: format!(
+                    "header '{w}' appears more than once; column {position} is kept as '{named}'"
+                ),
             });
             names.push(named);
         } else {
@@ -179,19 +183,32 @@ mod tests {
     #[test]
     fn blank_and_duplicate_headers_get_stable_names() {
         let (names, warnings) = name_columns(&s(&["Name", "", "Name", "IP", "Name", " "]));
-        assert_eq!(names, s(&["Name", "column_2", "Name_2", "IP", "Name_3", "column_6"]));
+        assert_eq!(
+            names,
+            s(&["Name", "column_2", "Name_2", "IP", "Name_3", "column_6"])
+        );
         assert_eq!(warnings.len(), 4);
     }
 
     #[test]
     fn generated_names_avoid_real_headers() {
         let (names, _) = name_columns(&s(&["column_2", "", "Name_2", "Name", "Name"]));
-        assert_eq!(names, s(&["column_2", "column_2_2", "Name_2", "Name", "Name_3"]));
+        assert_eq!(
+            names,
+            s(&["column_2", "column_2_2", "Name_2", "Name", "Name_3"])
+        );
     }
 
     #[test]
     fn json_strings_match_serde() {
-        for s in ["plain", "q\"uo\\te", "tab\tnl\ncr\r", "nul\0bell\u{7}", "ümlaut €", ""] {
+        for s in [
+            "plain",
+            "q\"uo\\te",
+            "tab\tnl\ncr\r",
+            "nul\0bell\u{7}",
+            "ümlaut €",
+            "",
+        ] {
             let mut ours = String::new();
             push_json_string(&mut ours, s);
             assert_eq!(serde_json::from_str::<String>(&ours).unwrap(), s);

@@ -89,7 +89,14 @@ pub struct IgnoredPath {
 pub fn expand_inputs(
     paths: &[PathBuf],
     spool_dir: &Path,
-) -> Result<(Vec<InputFile>, Vec<IgnoredPath>, Vec<tempfile::NamedTempFile>), ImportError> {
+) -> Result<
+    (
+        Vec<InputFile>,
+        Vec<IgnoredPath>,
+        Vec<tempfile::NamedTempFile>,
+    ),
+    ImportError,
+> {
     let mut files = Vec::new();
     let mut ignored = Vec::new();
     let mut spools = Vec::new();
@@ -153,7 +160,9 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>, ignored: &mut Vec<IgnoredPath>) {
             .and_then(|e| e.to_str())
             .unwrap_or_default()
             .to_ascii_lowercase();
-        if DELIMITED_EXTENSIONS.contains(&ext.as_str()) || WORKBOOK_EXTENSIONS.contains(&ext.as_str()) {
+        if DELIMITED_EXTENSIONS.contains(&ext.as_str())
+            || WORKBOOK_EXTENSIONS.contains(&ext.as_str())
+        {
             found.push(path);
         } else {
             ignored.push(IgnoredPath {
@@ -212,9 +221,13 @@ pub fn probe(file: &InputFile, options: &ReadOptions) -> Result<Probe, ReadError
     let (delimiter, delimiter_source) = match options.delimiter {
         Some(d) => (d, DelimiterSource::Override),
         None => {
-            let (head, complete) =
-                csv_source::decoded_head(&file.path, scan.encoding, scan.encoding_source, SNIFF_BYTES)
-                    .map_err(io_err)?;
+            let (head, complete) = csv_source::decoded_head(
+                &file.path,
+                scan.encoding,
+                scan.encoding_source,
+                SNIFF_BYTES,
+            )
+            .map_err(io_err)?;
             match delimiter::sniff(&head, complete) {
                 Some(d) => (d, DelimiterSource::Detected),
                 None if matches!(ext.as_str(), "tsv" | "tab") => (b'\t', DelimiterSource::Default),

@@ -1,0 +1,121 @@
+//! Helpers for the integration tests: run the real `intake` binary in a
+//! temporary work directory and read the SQLite file it wrote.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use rusqlite::Connection;
+use serde_json::Value;
+
+pub struct Work {
+    pub dir: tempfile::TempDir,
+}
+
+impl Work {
+    pub fn new() -> Work {
+        Work {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.path("intake.db")
+    }
+
+    /// `intake` in the work dir, with logging quiet unless the test asks.
+    pub fn intake(&self) -> Command {
+        let mut cmd = Command::cargo_bin("intake").expect("the intake binary");
+        cmd.current_dir(self.dir.path()).env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// Copies a fixture into the work dir and returns its path there.
+    pub fn fixture(&self, name: &str) -> PathBuf {
+        let to = self.path(name);
+        std::fs::copy(fixture(name), &to).expect("copy fixture");
+        to
+    }
+
+    /// Runs `intake import ARGS --json` and returns (exit code, parsed JSON).
+    pub fn import_json(&self, args: &[&str]) -> (i32, Value) {
+        let out = self
+            .intake()
+            .arg("import")
+            .args(args)
+            .arg("--json")
+            .output()
+            .expect("run intake");
+        let code = out.status.code().unwrap_or(-1);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let json = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}); exit {code}\nstdout: {stdout}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (code, json)
+    }
+
+    pub fn conn(&self) -> Connection {
+        Connection::open(self.db()).expect("open the database")
+    }
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+pub fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("samples")
+        .join(name)
+}
+
+/// The raw_data of every record of the import of `filename_like`, in file order.
+pub fn raw_rows(conn: &Connection, filename_like: &str) -> Vec<(i64, Value)> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT r.record_index, r.raw_data FROM raw_import_records r
+             JOIN data_imports d ON d.id = r.data_import_id
+             WHERE d.filename LIKE ?1 ORDER BY r.record_index",
+        )
+        .unwrap();
+    stmt.query_map([format!("%{filename_like}%")], |r| {
+        let raw: String = r.get(1)?;
+        Ok((r.get(0)?, serde_json::from_str(&raw).unwrap()))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// One column of the data_imports row of `filename_like`.
+pub fn import_field<T: rusqlite::types::FromSql>(
+    conn: &Connection,
+    filename_like: &str,
+    column: &str,
+) -> T {
+    conn.query_row(
+        &format!("SELECT {column} FROM data_imports WHERE filename LIKE ?1 ORDER BY created_at DESC LIMIT 1"),
+        [format!("%{filename_like}%")],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// The file entry of `--json` output whose path ends with `name`.
+pub fn file_entry<'a>(json: &'a Value, name: &str) -> &'a Value {
+    json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with(name))
+        .unwrap_or_else(|| panic!("no file entry for {name} in {json}"))
+}
