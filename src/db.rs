@@ -71,6 +71,19 @@ pub fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
 }
 
 fn migrate(conn: &Connection, path: &Path) -> Result<(), DbError> {
+    if schema_version(conn)? == SCHEMA_VERSION {
+        return Ok(());
+    }
+    // IMMEDIATE: a second process opening the same new file waits here, then
+    // sees the version the first one wrote.
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = migrate_locked(conn, path);
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    conn.execute_batch(end)?;
+    result
+}
+
+fn migrate_locked(conn: &Connection, path: &Path) -> Result<(), DbError> {
     let found = schema_version(conn)?;
     if found > SCHEMA_VERSION {
         return Err(DbError::NewerSchema {
@@ -100,18 +113,17 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), DbError> {
             });
         }
     }
-    // One transaction: a failed or killed migration leaves the old version intact.
-    let tx = conn.unchecked_transaction().map_err(wrap)?;
+    // Inside the caller's transaction: a failed or killed migration leaves the
+    // old version intact.
     if found == 0 {
-        tx.execute_batch(SCHEMA_SQL).map_err(wrap)?;
+        conn.execute_batch(SCHEMA_SQL).map_err(wrap)?;
     } else {
         for step in &MIGRATIONS[(found - 1) as usize..] {
-            tx.execute_batch(step).map_err(wrap)?;
+            conn.execute_batch(step).map_err(wrap)?;
         }
     }
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(wrap)?;
-    tx.commit().map_err(wrap)?;
     Ok(())
 }
 

@@ -215,8 +215,9 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
             "give at least one file, directory or -".into(),
         ));
     }
-    let conn = db::open(&request.db_path)?;
+    // The lock first: two runs must not both create the schema of a new file.
     let _lock = WriterLock::acquire(&request.db_path)?;
+    let conn = db::open(&request.db_path)?;
     let mut recovered = stage::recover_interrupted(&conn)?;
     recovered.extend(flow::recover_interrupted(&conn)?);
     for filename in &recovered {

@@ -26,9 +26,11 @@ pub fn parse_delimiter(arg: &str) -> Result<u8, String> {
         "\t" | "\\t" | "tab" => b'\t',
         "|" | "pipe" => b'|',
         other if other.len() == 1 && other.is_ascii() => other.as_bytes()[0],
-        _ => return Err(format!(
+        _ => {
+            return Err(format!(
             "'{arg}' is not a delimiter: give one ASCII character or comma, semicolon, tab, pipe"
-        )),
+        ))
+        }
     };
     if byte == b'"' || byte == b'\n' || byte == b'\r' {
         return Err(format!("'{arg}' cannot be a delimiter"));

@@ -1,0 +1,175 @@
+//! A run killed in the middle leaves a consistent file, and the next run finishes
+//! the job: same rows as an uninterrupted run, nothing half-counted.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rusqlite::{Connection, OpenFlags};
+
+fn write_export(work: &Work, rows: u64) -> std::path::PathBuf {
+    let path = work.path("cmdb_export.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    intake::synth::write_cmdb_csv(&mut out, rows, 1.0, 7).unwrap();
+    drop(out);
+    path
+}
+
+fn committed_rows(db: &std::path::Path) -> i64 {
+    let Ok(conn) = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        return 0;
+    };
+    conn.query_row("SELECT count(*) FROM raw_import_records", [], |r| r.get(0))
+        .unwrap_or(0)
+}
+
+fn digest(conn: &Connection, import_status: &str) -> (i64, String) {
+    let mut stmt = conn
+        .prepare(
+            "SELECT r.record_index, r.raw_data FROM raw_import_records r JOIN data_imports d ON d.id = r.data_import_id
+             WHERE d.status = ?1 ORDER BY r.record_index",
+        )
+        .unwrap();
+    let mut hasher = blake3::Hasher::new();
+    let mut n = 0;
+    let rows = stmt
+        .query_map([import_status], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })
+        .unwrap();
+    for row in rows {
+        let (index, raw) = row.unwrap();
+        hasher.update(&index.to_le_bytes());
+        hasher.update(raw.as_bytes());
+        n += 1;
+    }
+    (n, hasher.finalize().to_hex().to_string())
+}
+
+#[test]
+fn a_killed_import_is_redone_by_the_next_run() {
+    let work = Work::new();
+    let export = write_export(&work, 250_000);
+    let db = work.db();
+
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("intake"))
+        .args([
+            "import",
+            export.to_str().unwrap(),
+            "--quiet",
+            "--db",
+            db.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while committed_rows(&db) == 0 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import finished before it could be killed"
+        );
+        assert!(Instant::now() < deadline, "no batch was committed in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no cleanup code runs
+    child.wait().unwrap();
+
+    {
+        let conn = work.conn();
+        let integrity: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(integrity, "ok");
+        let (status, processed): (String, i64) = conn
+            .query_row(
+                "SELECT status, processed_records FROM data_imports",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(status, "processing", "killed mid-import");
+        let stored = committed_rows(&db);
+        assert!(stored > 0 && stored < 250_000);
+        assert_eq!(processed, stored, "the counts were committed with the rows");
+    }
+
+    let (code, out) = work.import_json(&[export.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["files"][0]["status"], "completed");
+    assert_eq!(
+        out["recovered_imports"].as_array().unwrap().len(),
+        2,
+        "the import and its flow"
+    );
+
+    let conn = work.conn();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM data_imports WHERE status = 'failed' AND processed_records = 0"
+        ),
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM data_imports WHERE status = 'completed'"),
+        1
+    );
+    assert_eq!(count("SELECT count(*) FROM discovery_flows WHERE status = 'failed' AND error_phase = 'data_import'"), 1);
+    assert_eq!(
+        count("SELECT count(*) FROM crewai_flow_state_extensions WHERE flow_status = 'failed'"),
+        1
+    );
+    let resumed = digest(&conn, "completed");
+    assert_eq!(
+        count("SELECT count(*) FROM raw_import_records"),
+        resumed.0,
+        "no rows of the killed run remain"
+    );
+
+    // The same file imported without interruption gives the same rows.
+    let clean = Work::new();
+    let (code, _) = clean.import_json(&[export.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert_eq!(digest(&clean.conn(), "completed"), resumed);
+}
+
+#[test]
+fn two_runs_on_one_database_take_turns() {
+    let work = Work::new();
+    let big = write_export(&work, 20_000);
+    let small = work.fixture("pipe_delimited.csv");
+    let db = work.db();
+    let spawn = |file: &std::path::Path| {
+        Command::new(assert_cmd::cargo::cargo_bin("intake"))
+            .args([
+                "import",
+                file.to_str().unwrap(),
+                "--quiet",
+                "--db",
+                db.to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut a = spawn(&big);
+    let mut b = spawn(&small);
+    assert!(a.wait().unwrap().success());
+    assert!(b.wait().unwrap().success());
+    let conn = work.conn();
+    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT count(*) FROM data_imports WHERE status = 'completed'"),
+        2
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM crewai_flow_state_extensions WHERE flow_status = 'running'"),
+        2
+    );
+    assert_eq!(count("SELECT count(*) FROM raw_import_records"), 20_000 + 2);
+}

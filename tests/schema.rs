@@ -1,0 +1,235 @@
+//! `intake schema check|print` and schema versioning, on real SQLite files.
+
+mod common;
+
+use common::*;
+use rusqlite::Connection;
+use serde_json::Value;
+
+fn check_json(work: &Work) -> (i32, Value) {
+    let out = work
+        .intake()
+        .args(["schema", "check", "--json"])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        serde_json::from_slice(&out.stdout).unwrap(),
+    )
+}
+
+fn fresh_db(work: &Work) {
+    let file = work.fixture("pipe_delimited.csv");
+    let (code, _) = work.import_json(&[file.to_str().unwrap()]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_new_database_passes_the_check() {
+    let work = Work::new();
+    fresh_db(&work);
+    let (code, report) = check_json(&work);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["problems"].as_array().unwrap().len(), 0);
+    assert_eq!(report["tables_checked"], 10);
+    let out = work.intake().args(["schema", "check"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("schema ok"));
+}
+
+#[test]
+fn the_check_lists_v3_tables_removed_tables_and_columns_and_missing_columns() {
+    let work = Work::new();
+    fresh_db(&work);
+    let conn = work.conn();
+    conn.execute_batch(
+        "CREATE TABLE v3_data_imports (id TEXT);
+         CREATE TABLE discovery_assets (id TEXT);
+         ALTER TABLE assets ADD COLUMN is_mock INTEGER;
+         ALTER TABLE data_imports ADD COLUMN session_id TEXT;
+         ALTER TABLE import_field_mappings ADD COLUMN sample_values TEXT;
+         ALTER TABLE assets DROP COLUMN migration_wave;",
+    )
+    .unwrap();
+    drop(conn);
+    let (code, report) = check_json(&work);
+    assert_eq!(code, 1);
+    let problems: Vec<(String, String, Option<String>)> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["kind"].as_str().unwrap().to_string(),
+                p["table"].as_str().unwrap().to_string(),
+                p["column"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    for expected in [
+        ("v3_table", "v3_data_imports", None),
+        ("removed_table", "discovery_assets", None),
+        ("removed_column", "assets", Some("is_mock")),
+        ("removed_column", "data_imports", Some("session_id")),
+        (
+            "removed_column",
+            "import_field_mappings",
+            Some("sample_values"),
+        ),
+        ("missing_column", "assets", Some("migration_wave")),
+    ] {
+        let expected = (
+            expected.0.to_string(),
+            expected.1.to_string(),
+            expected.2.map(str::to_string),
+        );
+        assert!(
+            problems.contains(&expected),
+            "{expected:?} not in {problems:?}"
+        );
+    }
+    assert_eq!(problems.len(), 6, "{problems:?}");
+    let out = work.intake().args(["schema", "check"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("6 problem(s) found") && text.contains("v3_data_imports"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_missing_table_is_reported() {
+    let work = Work::new();
+    fresh_db(&work);
+    work.conn()
+        .execute_batch("DROP TABLE asset_dependencies")
+        .unwrap();
+    let (code, report) = check_json(&work);
+    assert_eq!(code, 1);
+    assert_eq!(report["problems"][0]["kind"], "missing_table");
+    assert_eq!(report["problems"][0]["table"], "asset_dependencies");
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_left_untouched() {
+    let work = Work::new();
+    fresh_db(&work);
+    work.conn().pragma_update(None, "user_version", 99).unwrap();
+    let file = work.fixture("ragged_rows.csv");
+    let out = work
+        .intake()
+        .args(["import", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("newer intake (schema version 99"),
+        "{stderr}"
+    );
+    let version: i64 = work
+        .conn()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 99);
+    let rows: i64 = work
+        .conn()
+        .query_row("SELECT count(*) FROM raw_import_records", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 2, "only the first import's rows");
+}
+
+#[test]
+fn a_foreign_sqlite_file_is_refused() {
+    let work = Work::new();
+    Connection::open(work.db())
+        .unwrap()
+        .execute_batch("CREATE TABLE hosts (name TEXT)")
+        .unwrap();
+    let file = work.fixture("ragged_rows.csv");
+    let out = work
+        .intake()
+        .args(["import", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did not create"));
+}
+
+#[test]
+fn constraints_are_enforced_by_the_file() {
+    let work = Work::new();
+    fresh_db(&work);
+    let conn = work.conn();
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    let (client, engagement): (String, String) = conn
+        .query_row(
+            "SELECT client_account_id, engagement_id FROM data_imports",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let insert_asset = |asset_type: &str, custom: &str| {
+        conn.execute(
+            "INSERT INTO assets (id, client_account_id, engagement_id, asset_type, name, custom_attributes, created_at, updated_at)
+             VALUES (lower(hex(randomblob(16))), ?1, ?2, ?3, 'x', ?4, 'now', 'now')",
+            rusqlite::params![client, engagement, asset_type, custom],
+        )
+    };
+    assert!(insert_asset("server", "{}").is_ok());
+    assert!(
+        insert_asset("virtual_machine", "{}").is_err(),
+        "asset_type is an enumeration"
+    );
+    assert!(
+        insert_asset("server", "not json").is_err(),
+        "custom_attributes must be JSON"
+    );
+    let bad_fk = conn.execute(
+        "INSERT INTO data_imports (id, client_account_id, engagement_id, master_flow_id, import_name, filename, created_at, updated_at)
+         VALUES ('x', 'nope', 'nope', 'nope', 'n', 'f', 'now', 'now')",
+        [],
+    );
+    assert!(bad_fk.is_err(), "foreign keys are enforced");
+    let bad_status = conn.execute("UPDATE data_imports SET status = 'done'", []);
+    assert!(bad_status.is_err(), "import status is an enumeration");
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND sql LIKE '%STRICT'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 10);
+}
+
+#[test]
+fn schema_print_is_the_ddl() {
+    let work = Work::new();
+    let out = work.intake().args(["schema", "print"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let ddl = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        ddl,
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.sql")).unwrap()
+    );
+    // The printed DDL builds a database that passes the check.
+    let conn = Connection::open(work.db()).unwrap();
+    conn.execute_batch(&ddl).unwrap();
+    conn.pragma_update(None, "user_version", 1).unwrap();
+    drop(conn);
+    let (code, report) = check_json(&work);
+    assert_eq!(code, 0, "{report}");
+}
+
+#[test]
+fn check_on_a_missing_file_says_so() {
+    let work = Work::new();
+    let out = work
+        .intake()
+        .args(["schema", "check", "--db", "absent.db"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("absent.db does not exist"));
+    assert!(!work.path("absent.db").exists());
+}
