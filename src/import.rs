@@ -238,7 +238,14 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
         .filter(|p| !p.as_os_str().is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
-    let (inputs, ignored, _spools) = read::expand_inputs(&request.paths, &spool_dir)?;
+    let read::Inputs {
+        files: inputs,
+        ignored,
+        stdin_spools: _spools,
+    } = read::expand_inputs(&request.paths, &spool_dir)?;
+    if inputs.is_empty() {
+        tracing::warn!("no supported files found in the given paths");
+    }
     let threads = effective_threads(request.threads, inputs.len());
     let probes = parallel_map(&inputs, threads, |input| read::probe(input, &request.read));
 
@@ -546,8 +553,7 @@ fn stage_files(
             });
         }
         drop(tx);
-        let written = write_all(conn, &ids.master_flow_id, planned_ref, rx, outcomes);
-        written
+        write_all(conn, &ids.master_flow_id, planned_ref, rx, outcomes)
     });
     bars.finish();
     written

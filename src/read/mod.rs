@@ -83,20 +83,18 @@ pub struct IgnoredPath {
     pub reason: String,
 }
 
+/// The inputs of a run.
+pub struct Inputs {
+    pub files: Vec<InputFile>,
+    pub ignored: Vec<IgnoredPath>,
+    /// Standard input spooled to disk; the files are removed when these drop.
+    pub stdin_spools: Vec<tempfile::NamedTempFile>,
+}
+
 /// Turns the command-line paths into input files: a file as it is, a directory
 /// into every supported file under it (sorted, hidden files skipped), `-` into
 /// standard input spooled to a temporary file so it can be read twice.
-pub fn expand_inputs(
-    paths: &[PathBuf],
-    spool_dir: &Path,
-) -> Result<
-    (
-        Vec<InputFile>,
-        Vec<IgnoredPath>,
-        Vec<tempfile::NamedTempFile>,
-    ),
-    ImportError,
-> {
+pub fn expand_inputs(paths: &[PathBuf], spool_dir: &Path) -> Result<Inputs, ImportError> {
     let mut files = Vec::new();
     let mut ignored = Vec::new();
     let mut spools = Vec::new();
@@ -131,7 +129,11 @@ pub fn expand_inputs(
             return Err(ImportError::NotFound { path: path.clone() });
         }
     }
-    Ok((files, ignored, spools))
+    Ok(Inputs {
+        files,
+        ignored,
+        stdin_spools: spools,
+    })
 }
 
 fn walk(dir: &Path, found: &mut Vec<PathBuf>, ignored: &mut Vec<IgnoredPath>) {
