@@ -399,14 +399,10 @@ fn empty_and_blank_files_fail_clearly_and_the_others_still_import() {
     assert!(import_field::<String>(&conn, "empty.csv", "error_message").contains("empty"));
     assert_eq!(raw_rows(&conn, "pipe_delimited.csv").len(), 2);
     // The flow still completed its data_import phase with the files it could read.
-    let flag: i64 = conn
-        .query_row(
-            "SELECT data_import_completed FROM discovery_flows",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(flag, 1);
+    assert_eq!(
+        count(&conn, "SELECT data_import_completed FROM discovery_flows"),
+        1
+    );
 }
 
 #[test]
@@ -463,10 +459,9 @@ fn reimport_is_skipped_unless_forced() {
         "a run with nothing to import creates no flow"
     );
     let conn = work.conn();
-    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
-    assert_eq!(count("SELECT count(*) FROM raw_import_records"), 2);
+    assert_eq!(count(&conn, "SELECT count(*) FROM raw_import_records"), 2);
     assert_eq!(
-        count("SELECT count(*) FROM crewai_flow_state_extensions"),
+        count(&conn, "SELECT count(*) FROM crewai_flow_state_extensions"),
         1
     );
 
@@ -480,7 +475,7 @@ fn reimport_is_skipped_unless_forced() {
     assert_eq!(code, 0);
     assert_eq!(forced["files"][0]["status"], "completed");
     assert_ne!(forced["master_flow_id"], first["master_flow_id"]);
-    assert_eq!(count("SELECT count(*) FROM raw_import_records"), 4);
+    assert_eq!(count(&conn, "SELECT count(*) FROM raw_import_records"), 4);
 
     // Another engagement has not seen the file.
     let (_, other) = work.import_json(&[file, "--client", "Acme", "--engagement", "Wave 1"]);
@@ -512,21 +507,26 @@ fn tenants_are_created_once_and_found_by_name() {
         "ana",
     ]);
     let conn = work.conn();
-    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert_eq!(
-        count("SELECT count(*) FROM client_accounts WHERE name = 'Acme Corp'"),
-        1
-    );
-    assert_eq!(
-        count("SELECT count(*) FROM engagements WHERE name = 'DC exit'"),
-        1
-    );
-    assert_eq!(
-        count("SELECT count(*) FROM users WHERE username = 'ana'"),
+        count(
+            &conn,
+            "SELECT count(*) FROM client_accounts WHERE name = 'Acme Corp'"
+        ),
         1
     );
     assert_eq!(
         count(
+            &conn,
+            "SELECT count(*) FROM engagements WHERE name = 'DC exit'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM users WHERE username = 'ana'"),
+        1
+    );
+    assert_eq!(
+        count(&conn,
             "SELECT count(DISTINCT d.engagement_id) FROM data_imports d JOIN engagements e ON e.id = d.engagement_id
              JOIN client_accounts c ON c.id = e.client_account_id AND c.id = d.client_account_id
              WHERE c.name = 'Acme Corp'"
@@ -534,7 +534,7 @@ fn tenants_are_created_once_and_found_by_name() {
         1
     );
     assert_eq!(
-        count("SELECT count(*) FROM data_imports d JOIN users u ON u.id = d.imported_by WHERE u.username = 'ana'"),
+        count(&conn, "SELECT count(*) FROM data_imports d JOIN users u ON u.id = d.imported_by WHERE u.username = 'ana'"),
         2
     );
 }

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -53,19 +52,7 @@ fn a_killed_import_is_redone_by_the_next_run() {
     let work = Work::new();
     let export = write_export(&work, 250_000);
     let db = work.db();
-
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("intake"))
-        .args([
-            "import",
-            export.to_str().unwrap(),
-            "--quiet",
-            "--db",
-            db.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = work.spawn_import(&export);
     let deadline = Instant::now() + Duration::from_secs(120);
     while committed_rows(&db) == 0 {
         assert!(
@@ -107,25 +94,31 @@ fn a_killed_import_is_redone_by_the_next_run() {
     );
 
     let conn = work.conn();
-    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert_eq!(
         count(
+            &conn,
             "SELECT count(*) FROM data_imports WHERE status = 'failed' AND processed_records = 0"
         ),
         1
     );
     assert_eq!(
-        count("SELECT count(*) FROM data_imports WHERE status = 'completed'"),
+        count(
+            &conn,
+            "SELECT count(*) FROM data_imports WHERE status = 'completed'"
+        ),
         1
     );
-    assert_eq!(count("SELECT count(*) FROM discovery_flows WHERE status = 'failed' AND error_phase = 'data_import'"), 1);
+    assert_eq!(count(&conn, "SELECT count(*) FROM discovery_flows WHERE status = 'failed' AND error_phase = 'data_import'"), 1);
     assert_eq!(
-        count("SELECT count(*) FROM crewai_flow_state_extensions WHERE flow_status = 'failed'"),
+        count(
+            &conn,
+            "SELECT count(*) FROM crewai_flow_state_extensions WHERE flow_status = 'failed'"
+        ),
         1
     );
     let resumed = digest(&conn, "completed");
     assert_eq!(
-        count("SELECT count(*) FROM raw_import_records"),
+        count(&conn, "SELECT count(*) FROM raw_import_records"),
         resumed.0,
         "no rows of the killed run remain"
     );
@@ -142,34 +135,27 @@ fn two_runs_on_one_database_take_turns() {
     let work = Work::new();
     let big = write_export(&work, 20_000);
     let small = work.fixture("pipe_delimited.csv");
-    let db = work.db();
-    let spawn = |file: &std::path::Path| {
-        Command::new(assert_cmd::cargo::cargo_bin("intake"))
-            .args([
-                "import",
-                file.to_str().unwrap(),
-                "--quiet",
-                "--db",
-                db.to_str().unwrap(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let mut a = spawn(&big);
-    let mut b = spawn(&small);
+    let mut a = work.spawn_import(&big);
+    let mut b = work.spawn_import(&small);
     assert!(a.wait().unwrap().success());
     assert!(b.wait().unwrap().success());
     let conn = work.conn();
-    let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert_eq!(
-        count("SELECT count(*) FROM data_imports WHERE status = 'completed'"),
+        count(
+            &conn,
+            "SELECT count(*) FROM data_imports WHERE status = 'completed'"
+        ),
         2
     );
     assert_eq!(
-        count("SELECT count(*) FROM crewai_flow_state_extensions WHERE flow_status = 'running'"),
+        count(
+            &conn,
+            "SELECT count(*) FROM crewai_flow_state_extensions WHERE flow_status = 'running'"
+        ),
         2
     );
-    assert_eq!(count("SELECT count(*) FROM raw_import_records"), 20_000 + 2);
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM raw_import_records"),
+        20_000 + 2
+    );
 }

@@ -192,14 +192,8 @@ fn constraints_are_enforced_by_the_file() {
     assert!(bad_fk.is_err(), "foreign keys are enforced");
     let bad_status = conn.execute("UPDATE data_imports SET status = 'done'", []);
     assert!(bad_status.is_err(), "import status is an enumeration");
-    let tables: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND sql LIKE '%STRICT'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(tables, 10);
+    let strict = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND sql LIKE '%STRICT'";
+    assert_eq!(count(&conn, strict), 10);
 }
 
 #[test]

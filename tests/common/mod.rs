@@ -64,6 +64,25 @@ impl Work {
     pub fn conn(&self) -> Connection {
         Connection::open(self.db()).expect("open the database")
     }
+
+    /// Starts `intake import FILE --quiet` in the background on this work dir's database.
+    pub fn spawn_import(&self, file: &Path) -> std::process::Child {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("intake"))
+            .arg("import")
+            .arg(file)
+            .arg("--quiet")
+            .arg("--db")
+            .arg(self.db())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start intake")
+    }
+}
+
+/// The single integer a query returns.
+pub fn count(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).expect(sql)
 }
 
 pub fn fixture(name: &str) -> PathBuf {
