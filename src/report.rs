@@ -11,8 +11,12 @@ fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header.iter().map(Cell::new).collect::<Vec<_>>());
+    // Wrap to the terminal only when its width is known and usable; a pseudo
+    // terminal that reports 0 columns would squeeze every cell to nothing.
+    if table.width().is_some_and(|w| w >= 60) {
+        table.set_content_arrangement(ContentArrangement::Dynamic);
+    }
     table
 }
 
