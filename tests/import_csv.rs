@@ -189,13 +189,12 @@ fn encoding_and_delimiter_overrides_win() {
         .starts_with("Servername;Betriebssystem"));
 
     let work = Work::new();
-    let out = work
-        .intake()
-        .args(["import", "x.csv", "--encoding", "klingon"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown encoding 'klingon'"));
+    expect_failure(
+        &work,
+        &["import", "x.csv", "--encoding", "klingon"],
+        1,
+        "unknown encoding 'klingon'",
+    );
 }
 
 #[test]
@@ -605,9 +604,12 @@ fn a_directory_imports_every_supported_file_and_lists_the_rest() {
 #[test]
 fn missing_path_is_an_error_with_exit_1() {
     let work = Work::new();
-    let out = work.intake().args(["import", "nope.csv"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.csv: no such file or directory"));
+    expect_failure(
+        &work,
+        &["import", "nope.csv"],
+        1,
+        "nope.csv: no such file or directory",
+    );
 }
 
 #[test]

@@ -115,16 +115,11 @@ fn a_newer_schema_is_refused_and_left_untouched() {
     fresh_db(&work);
     work.conn().pragma_update(None, "user_version", 99).unwrap();
     let file = work.fixture("ragged_rows.csv");
-    let out = work
-        .intake()
-        .args(["import", file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("newer intake (schema version 99"),
-        "{stderr}"
+    expect_failure(
+        &work,
+        &["import", file.to_str().unwrap()],
+        1,
+        "newer intake (schema version 99",
     );
     let version: i64 = work
         .conn()
@@ -146,13 +141,12 @@ fn a_foreign_sqlite_file_is_refused() {
         .execute_batch("CREATE TABLE hosts (name TEXT)")
         .unwrap();
     let file = work.fixture("ragged_rows.csv");
-    let out = work
-        .intake()
-        .args(["import", file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("did not create"));
+    expect_failure(
+        &work,
+        &["import", file.to_str().unwrap()],
+        1,
+        "did not create",
+    );
 }
 
 #[test]
@@ -218,12 +212,11 @@ fn schema_print_is_the_ddl() {
 #[test]
 fn check_on_a_missing_file_says_so() {
     let work = Work::new();
-    let out = work
-        .intake()
-        .args(["schema", "check", "--db", "absent.db"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("absent.db does not exist"));
+    expect_failure(
+        &work,
+        &["schema", "check", "--db", "absent.db"],
+        1,
+        "absent.db does not exist",
+    );
     assert!(!work.path("absent.db").exists());
 }

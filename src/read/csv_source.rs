@@ -431,14 +431,13 @@ impl CsvSource {
             Ok(text) => {
                 if text.as_byte_record().as_slice().contains(&0) {
                     for (i, _) in text.iter().enumerate().filter(|(_, f)| f.contains('\0')) {
-                        warnings.push(RowWarning {
+                        warnings.push(field_warning(
+                            &mut self.encoder,
                             record_index,
                             line,
-                            column: Some(self.encoder.name(i).to_string()),
-                            code: "nul_byte",
-                            message: "value contains NUL bytes; they are kept as \\u0000"
-                                .to_string(),
-                        });
+                            i,
+                            FieldProblem::Nul,
+                        ));
                     }
                 }
                 let raw_data = self.encoder.encode(text.iter());
@@ -453,23 +452,22 @@ impl CsvSource {
         let mut texts = Vec::with_capacity(fields);
         for (i, field) in self.record.iter().enumerate() {
             let (text, lossy) = to_text(field);
-            if lossy || field.contains(&0) {
-                let column = Some(self.encoder.name(i).to_string());
-                let (code, message) = if lossy {
-                    ("invalid_encoding", "value is not valid in the chosen encoding; bytes were replaced by U+FFFD. Check --encoding")
-                } else {
-                    (
-                        "nul_byte",
-                        "value contains NUL bytes; they are kept as \\u0000",
-                    )
-                };
-                warnings.push(RowWarning {
+            if lossy {
+                warnings.push(field_warning(
+                    &mut self.encoder,
                     record_index,
                     line,
-                    column,
-                    code,
-                    message: message.to_string(),
-                });
+                    i,
+                    FieldProblem::Encoding,
+                ));
+            } else if field.contains(&0) {
+                warnings.push(field_warning(
+                    &mut self.encoder,
+                    record_index,
+                    line,
+                    i,
+                    FieldProblem::Nul,
+                ));
             }
             texts.push(text);
         }
@@ -478,6 +476,35 @@ impl CsvSource {
             record_index,
             raw_data,
         }))
+    }
+}
+
+/// A value kept with a warning.
+enum FieldProblem {
+    Nul,
+    Encoding,
+}
+
+fn field_warning(
+    encoder: &mut RowEncoder,
+    record_index: i64,
+    line: u64,
+    index: usize,
+    problem: FieldProblem,
+) -> RowWarning {
+    let (code, message) = match problem {
+            FieldProblem::Nul => ("nul_byte", "value contains NUL bytes; they are kept as \\u0000"),
+            FieldProblem::Encoding => (
+                "invalid_encoding",
+                "value is not valid in the chosen encoding; bytes were replaced by U+FFFD. Check --encoding",
+            ),
+        };
+    RowWarning {
+        record_index,
+        line,
+        column: Some(encoder.name(index).to_string()),
+        code,
+        message: message.to_string(),
     }
 }
 

@@ -80,6 +80,14 @@ impl Work {
     }
 }
 
+/// Runs `intake ARGS`, checks the exit code and that stderr mentions `text`.
+pub fn expect_failure(work: &Work, args: &[&str], code: i32, text: &str) {
+    let out = work.intake().args(args).output().expect("run intake");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(stderr.contains(text), "stderr lacks '{text}': {stderr}");
+}
+
 /// The single integer a query returns.
 pub fn count(conn: &Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).expect(sql)
