@@ -128,7 +128,9 @@ CREATE TABLE data_imports (
     created_at          TEXT NOT NULL,
     updated_at          TEXT NOT NULL,
     started_at          TEXT,
-    completed_at        TEXT
+    completed_at        TEXT,
+    -- the sheet of a workbook this import read (one data_imports row per sheet); NULL for CSV
+    sheet_name          TEXT
 ) STRICT;
 CREATE INDEX ix_data_imports_tenant ON data_imports(client_account_id, engagement_id);
 CREATE INDEX ix_data_imports_master ON data_imports(master_flow_id);

@@ -14,11 +14,14 @@ pub const SCHEMA_SQL: &str = include_str!("../schema.sql");
 
 /// The schema version this build writes. Bump it with every change to schema.sql and
 /// add the step that upgrades the previous version to `MIGRATIONS`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Upgrade steps: `MIGRATIONS[i]` takes a file from version `i + 1` to `i + 2`.
 /// Version 0 (a new, empty file) is created from `SCHEMA_SQL` directly.
-const MIGRATIONS: &[&str] = &[];
+const MIGRATIONS: &[&str] = &[
+    // 1 → 2: workbooks stage one data_imports row per sheet.
+    "ALTER TABLE data_imports ADD COLUMN sheet_name TEXT;",
+];
 
 /// Opens (creating if needed) the database at `path`, brings its schema to
 /// `SCHEMA_VERSION`, and refuses a file written by a newer intake.

@@ -65,6 +65,24 @@ pub enum ReadError {
     UnknownEncoding { file: String, label: String },
     #[error("{file}: {format} files are not supported by this version of intake. Save the data as CSV and import that")]
     Unsupported { file: String, format: String },
+    #[error("{file}: the workbook cannot be read: {message}. Open it in Excel or LibreOffice and save a new copy, or export the sheet as CSV")]
+    Workbook { file: String, message: String },
+    #[error("{file}: refused: {reason}. The file was not opened; if it is a genuine export, save the sheets as CSV and import those")]
+    Refused { file: String, reason: String },
+    #[error("{file}: the workbook is password-protected. Open it in Excel, remove the password (File > Info > Protect Workbook > Encrypt with Password), save, and import again")]
+    PasswordProtected { file: String },
+    #[error("{file}: no sheet named {wanted}; the workbook has: {available}")]
+    NoSuchSheet {
+        file: String,
+        wanted: String,
+        available: String,
+    },
+    #[error("{file}, sheet '{sheet}': {message}")]
+    Sheet {
+        file: String,
+        sheet: String,
+        message: String,
+    },
 }
 
 impl ReadError {
@@ -77,6 +95,11 @@ impl ReadError {
             ReadError::Malformed { .. } => "malformed",
             ReadError::UnknownEncoding { .. } => "unknown_encoding",
             ReadError::Unsupported { .. } => "unsupported_format",
+            ReadError::Workbook { .. } => "unreadable_workbook",
+            ReadError::Refused { .. } => "refused_workbook",
+            ReadError::PasswordProtected { .. } => "password_protected",
+            ReadError::NoSuchSheet { .. } => "no_such_sheet",
+            ReadError::Sheet { .. } => "unreadable_sheet",
         }
     }
 

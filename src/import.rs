@@ -17,8 +17,15 @@ use crate::db::{self, WriterLock};
 use crate::error::{ImportError, ReadError};
 use crate::flow::{self, FlowIds, Phase};
 use crate::progress::ProgressBars;
+use crate::progress::{Tracked, Unit};
+use crate::read::layout::TableRole;
+use crate::read::workbook::table::SheetTable;
+use crate::read::workbook::cells::cell_ref;
+use crate::read::workbook::{Book, Container, Visit};
+use crate::read::workbook_probe::container_label;
 use crate::read::{
-    self, delimiter::delimiter_name, CsvSource, InputFile, Probe, ReadOptions, Row, RowWarning,
+    self, delimiter::delimiter_name, CsvSource, FileProbe, InputFile, ReadOptions, Row,
+    RowWarning, SheetProbe, SheetStatus, TextProbe,
 };
 use crate::stage::{self, HeaderInfo, ImportCounts, NewImport, PriorImport, Stager};
 use crate::tenant::{self, Tenant};
@@ -58,6 +65,15 @@ pub enum FileStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct FileOutcome {
     pub path: String,
+    /// The sheet, for a workbook (each sheet is its own import).
+    pub sheet: Option<String>,
+    /// xlsx, xlsb, xls, ods for a workbook; None for delimited text.
+    pub format: Option<&'static str>,
+    /// The recognised layout and what this table is in it.
+    pub layout: Option<TableRole>,
+    pub header_row: Option<u64>,
+    /// Things the reader decided that the user should know (a .xls that was CSV, ...).
+    pub notes: Vec<String>,
     pub status: FileStatus,
     pub data_import_id: Option<String>,
     pub bytes: u64,
@@ -84,6 +100,11 @@ impl FileOutcome {
     fn new(path: &str, status: FileStatus) -> FileOutcome {
         FileOutcome {
             path: path.to_string(),
+            sheet: None,
+            format: None,
+            layout: None,
+            header_row: None,
+            notes: Vec::new(),
             status,
             data_import_id: None,
             bytes: 0,
@@ -107,7 +128,7 @@ impl FileOutcome {
         }
     }
 
-    fn describe_probe(&mut self, probe: &Probe) {
+    fn describe_text(&mut self, probe: &TextProbe) {
         self.bytes = probe.scan.size;
         let bom = if probe.scan.has_bom { " BOM" } else { "" };
         self.encoding = Some(format!("{}{bom}", probe.scan.encoding.name()));
@@ -115,6 +136,17 @@ impl FileOutcome {
         self.delimiter = Some(delimiter_name(probe.delimiter));
         self.delimiter_source = Some(probe.delimiter_source);
         self.content_hash = Some(probe.scan.hash.clone());
+        self.notes.extend(probe.note.clone());
+        self.layout = None;
+    }
+
+    fn describe_sheet(&mut self, container: Container, file_size: u64, sheet: &SheetProbe) {
+        self.bytes = file_size;
+        self.sheet = Some(sheet.name.clone());
+        self.format = Some(container_label(container));
+        self.layout = sheet.role.clone();
+        self.header_row = sheet.header.as_ref().and_then(|h| h.row.map(u64::from));
+        self.content_hash = Some(sheet.content_hash.clone());
     }
 
     fn fail(&mut self, error: &ReadError) {
@@ -196,14 +228,44 @@ enum ReaderMessage {
     },
 }
 
-/// A file that will be read, with what the probe decided.
-struct Planned {
+/// A table that will be staged: a delimited file, or one sheet of a workbook.
+#[derive(Clone)]
+struct Candidate {
     outcome_index: usize,
     input: InputFile,
-    probe: Probe,
+    source: SourceKind,
+    content_hash: String,
+    source_system: Option<String>,
+    role: Option<TableRole>,
+    read_metadata: serde_json::Value,
+}
+
+#[derive(Clone)]
+enum SourceKind {
+    Text(TextProbe),
+    Sheet {
+        container: Container,
+        sheet: String,
+        declared_rows: Option<u64>,
+    },
+}
+
+/// A table whose data_imports row exists; a reader streams it to the writer.
+struct Planned {
+    candidate: Candidate,
     data_import_id: String,
-    bytes_read: Arc<AtomicU64>,
+    /// Bytes of a text file, rows of a sheet (0: unknown).
+    total: u64,
+    done: Arc<AtomicU64>,
     rows_read: Arc<AtomicU64>,
+}
+
+/// A table that failed before reading: the file or sheet could not be opened.
+struct Unreadable {
+    outcome_index: usize,
+    input: InputFile,
+    sheet: Option<String>,
+    error: ReadError,
 }
 
 /// Runs an import. Errors are returned only when the run as a whole cannot go on;
@@ -249,50 +311,135 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
     let threads = effective_threads(request.threads, inputs.len());
     let probes = parallel_map(&inputs, threads, |input| read::probe(input, &request.read));
 
-    // Decide per file: import, skip (same content seen), or fail (unreadable).
+    // Decide per table: import, skip (same content seen, hidden or empty sheet),
+    // or fail (unreadable).
     let mut outcomes = Vec::with_capacity(inputs.len());
-    let mut to_read: Vec<(usize, InputFile, Probe)> = Vec::new();
-    let mut unreadable: Vec<(usize, InputFile, ReadError)> = Vec::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let mut unreadable: Vec<Unreadable> = Vec::new();
     for (input, probe) in inputs.into_iter().zip(probes) {
-        let index = outcomes.len();
-        let mut outcome = FileOutcome::new(&input.display, FileStatus::Completed);
         match probe {
             Err(error) => {
+                let mut outcome = FileOutcome::new(&input.display, FileStatus::Failed);
                 outcome.fail(&error);
-                unreadable.push((index, input, error));
+                unreadable.push(Unreadable {
+                    outcome_index: outcomes.len(),
+                    input,
+                    sheet: None,
+                    error,
+                });
+                outcomes.push(outcome);
             }
-            Ok(probe) => {
-                outcome.describe_probe(&probe);
-                let same_run = to_read
-                    .iter()
-                    .find(|(_, _, p)| p.scan.hash == probe.scan.hash)
-                    .map(|(_, f, _)| f.display.clone());
-                let earlier = if request.force {
-                    None
-                } else {
-                    stage::find_completed_by_hash(&conn, &tenant.engagement_id, &probe.scan.hash)?
-                };
-                if let Some(other) = same_run {
-                    outcome.status = FileStatus::Skipped;
-                    outcome.skipped_because = Some(format!("same content as {other} in this run"));
-                } else if let Some(prior) = earlier {
-                    outcome.status = FileStatus::Skipped;
-                    outcome.skipped_because = Some(format!(
-                        "already imported into {}/{} on {} (data import {}); use --force to import it again",
-                        tenant.client_name, tenant.engagement_name, prior.completed_at, prior.data_import_id
-                    ));
-                    outcome.previous_import = Some(prior);
-                } else {
-                    to_read.push((index, input, probe));
+            Ok(FileProbe::Text(probe)) => {
+                let mut outcome = FileOutcome::new(&input.display, FileStatus::Completed);
+                outcome.describe_text(&probe);
+                candidates.push(Candidate {
+                    outcome_index: outcomes.len(),
+                    content_hash: probe.scan.hash.clone(),
+                    source_system: request.source_system.clone(),
+                    role: None,
+                    read_metadata: json!({
+                        "encoding": probe.scan.encoding.name(),
+                        "encoding_source": probe.scan.encoding_source,
+                        "bom": probe.scan.has_bom,
+                        "delimiter": (probe.delimiter as char).to_string(),
+                        "delimiter_source": probe.delimiter_source,
+                        "note": probe.note,
+                    }),
+                    source: SourceKind::Text(probe),
+                    input,
+                });
+                outcomes.push(outcome);
+            }
+            Ok(FileProbe::Workbook(book)) => {
+                for sheet in &book.sheets {
+                    let mut outcome = FileOutcome::new(&input.display, FileStatus::Completed);
+                    outcome.describe_sheet(book.container, book.size, sheet);
+                    if let Some(reason) = sheet.status.skip_reason() {
+                        outcome.status = FileStatus::Skipped;
+                        outcome.skipped_because = Some(reason.to_string());
+                        outcomes.push(outcome);
+                        continue;
+                    }
+                    if let SheetStatus::Failed(message) = &sheet.status {
+                        let error = ReadError::Sheet {
+                            file: input.display.clone(),
+                            sheet: sheet.name.clone(),
+                            message: message.clone(),
+                        };
+                        outcome.fail(&error);
+                        unreadable.push(Unreadable {
+                            outcome_index: outcomes.len(),
+                            input: input.clone(),
+                            sheet: Some(sheet.name.clone()),
+                            error,
+                        });
+                        outcomes.push(outcome);
+                        continue;
+                    }
+                    let source_system = request
+                        .source_system
+                        .clone()
+                        .or_else(|| sheet.role.as_ref().map(|r| r.layout.source_system().to_string()));
+                    candidates.push(Candidate {
+                        outcome_index: outcomes.len(),
+                        input: input.clone(),
+                        source: SourceKind::Sheet {
+                            container: book.container,
+                            sheet: sheet.name.clone(),
+                            declared_rows: sheet.declared_rows,
+                        },
+                        content_hash: sheet.content_hash.clone(),
+                        source_system,
+                        role: sheet.role.clone(),
+                        read_metadata: json!({
+                            "format": container_label(book.container),
+                            "file_hash": book.hash,
+                            "sheet": sheet.name,
+                            "sheet_position": sheet.position,
+                            "visibility": sheet.visibility,
+                            "declared_rows": sheet.declared_rows,
+                            "declared_columns": sheet.declared_columns,
+                            "uses_1904_dates": book.uses_1904_dates,
+                            "workbook_layout": book.layout,
+                            "layout": sheet.role,
+                        }),
+                    });
+                    outcomes.push(outcome);
                 }
             }
         }
-        outcomes.push(outcome);
+    }
+    let mut to_read: Vec<Candidate> = Vec::new();
+    for candidate in candidates {
+        let outcome = &mut outcomes[candidate.outcome_index];
+        let same_run = to_read
+            .iter()
+            .find(|c| c.content_hash == candidate.content_hash)
+            .map(|c| label(&c.input, sheet_of(c)));
+        let earlier = if request.force {
+            None
+        } else {
+            stage::find_completed_by_hash(&conn, &tenant.engagement_id, &candidate.content_hash)?
+        };
+        if let Some(other) = same_run {
+            outcome.status = FileStatus::Skipped;
+            outcome.skipped_because = Some(format!("same content as {other} in this run"));
+        } else if let Some(prior) = earlier {
+            outcome.status = FileStatus::Skipped;
+            outcome.skipped_because = Some(format!(
+                "already imported into {}/{} on {} (data import {}); use --force to import it again",
+                tenant.client_name, tenant.engagement_name, prior.completed_at, prior.data_import_id
+            ));
+            outcome.previous_import = Some(prior);
+        } else {
+            to_read.push(candidate);
+        }
     }
     for outcome in outcomes.iter().filter(|o| o.status == FileStatus::Skipped) {
         tracing::info!(
-            "skipped {}: {}",
+            "skipped {}{}: {}",
             outcome.path,
+            outcome.sheet.as_ref().map(|s| format!(" [{s}]")).unwrap_or_default(),
             outcome.skipped_because.as_deref().unwrap_or("")
         );
     }
@@ -379,19 +526,32 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
     Ok(result)
 }
 
-fn flow_name(
-    to_read: &[(usize, InputFile, Probe)],
-    unreadable: &[(usize, InputFile, ReadError)],
-) -> String {
-    let names: Vec<&str> = to_read
+fn flow_name(to_read: &[Candidate], unreadable: &[Unreadable]) -> String {
+    let mut names: Vec<&str> = to_read
         .iter()
-        .map(|(_, f, _)| f.display.as_str())
-        .chain(unreadable.iter().map(|(_, f, _)| f.display.as_str()))
+        .map(|c| c.input.display.as_str())
+        .chain(unreadable.iter().map(|u| u.input.display.as_str()))
         .collect();
+    names.dedup();
     match names.as_slice() {
         [one] => format!("import {one}"),
         [first, rest @ ..] => format!("import {first} and {} more", rest.len()),
         [] => "import".to_string(),
+    }
+}
+
+fn sheet_of(candidate: &Candidate) -> Option<&str> {
+    match &candidate.source {
+        SourceKind::Sheet { sheet, .. } => Some(sheet),
+        SourceKind::Text(_) => None,
+    }
+}
+
+/// "servers.csv" or "inventory.xlsx [vInfo]".
+fn label(input: &InputFile, sheet: Option<&str>) -> String {
+    match sheet {
+        Some(sheet) => format!("{} [{sheet}]", input.display),
+        None => input.display.clone(),
     }
 }
 
@@ -447,67 +607,72 @@ fn parallel_map<T: Sync, R: Send>(
     results.into_iter().map(|(_, r)| r).collect()
 }
 
-/// Creates the data_imports rows, then streams every readable file into SQLite.
+/// Creates the data_imports rows, then streams every readable table into SQLite.
 #[allow(clippy::too_many_arguments)]
 fn stage_files(
     conn: &rusqlite::Connection,
     request: &ImportRequest,
     tenant: &Tenant,
     ids: &FlowIds,
-    to_read: Vec<(usize, InputFile, Probe)>,
-    unreadable: Vec<(usize, InputFile, ReadError)>,
+    to_read: Vec<Candidate>,
+    unreadable: Vec<Unreadable>,
     outcomes: &mut [FileOutcome],
     threads: usize,
 ) -> Result<(), ImportError> {
     let mut planned = Vec::with_capacity(to_read.len());
     {
         let tx = conn.unchecked_transaction()?;
-        for (index, input, error) in &unreadable {
+        for failed in &unreadable {
             let id = stage::create_import(
                 &tx,
                 tenant,
                 ids,
                 &NewImport {
-                    filename: &input.display,
-                    file_size: std::fs::metadata(&input.path).ok().map(|m| m.len()),
-                    mime_type: input.mime_type(),
-                    import_type: import_type(input),
+                    filename: &failed.input.display,
+                    sheet: failed.sheet.as_deref(),
+                    description: None,
+                    file_size: std::fs::metadata(&failed.input.path).ok().map(|m| m.len()),
+                    mime_type: failed.input.mime_type(),
+                    import_type: if failed.sheet.is_some() {
+                        "workbook"
+                    } else {
+                        import_type(&failed.input)
+                    },
                     source_system: request.source_system.as_deref(),
                     content_hash: None,
                     read_metadata: json!({}),
                 },
             )?;
-            stage::fail_unread(&tx, &id, error)?;
-            outcomes[*index].data_import_id = Some(id);
+            stage::fail_unread(&tx, &id, &failed.error)?;
+            outcomes[failed.outcome_index].data_import_id = Some(id);
         }
-        for (index, input, probe) in to_read {
+        for candidate in to_read {
+            let (import_type, total) = match &candidate.source {
+                SourceKind::Text(probe) => ("csv", probe.scan.size),
+                SourceKind::Sheet { declared_rows, .. } => ("workbook", declared_rows.unwrap_or(0)),
+            };
             let id = stage::create_import(
                 &tx,
                 tenant,
                 ids,
                 &NewImport {
-                    filename: &input.display,
-                    file_size: Some(probe.scan.size),
-                    mime_type: input.mime_type(),
-                    import_type: import_type(&input),
-                    source_system: request.source_system.as_deref(),
-                    content_hash: Some(&probe.scan.hash),
-                    read_metadata: json!({
-                        "encoding": probe.scan.encoding.name(),
-                        "encoding_source": probe.scan.encoding_source,
-                        "bom": probe.scan.has_bom,
-                        "delimiter": (probe.delimiter as char).to_string(),
-                        "delimiter_source": probe.delimiter_source,
-                    }),
+                    filename: &candidate.input.display,
+                    sheet: sheet_of(&candidate),
+                    description: candidate.role.as_ref().map(TableRole::describe),
+                    file_size: std::fs::metadata(&candidate.input.path).ok().map(|m| m.len()),
+                    mime_type: candidate.input.mime_type(),
+                    import_type,
+                    source_system: candidate.source_system.as_deref(),
+                    content_hash: Some(&candidate.content_hash),
+                    read_metadata: candidate.read_metadata.clone(),
                 },
             )?;
-            outcomes[index].data_import_id = Some(id.clone());
+            outcomes[candidate.outcome_index].data_import_id = Some(id.clone());
             planned.push(Planned {
-                outcome_index: index,
-                input,
-                probe,
+                candidate,
                 data_import_id: id,
-                bytes_read: Arc::new(AtomicU64::new(0)),
+                total,
+                done: Arc::new(AtomicU64::new(0)),
                 rows_read: Arc::new(AtomicU64::new(0)),
             });
         }
@@ -524,30 +689,53 @@ fn stage_files(
         request.progress,
         planned
             .iter()
-            .map(|p| {
-                (
-                    p.input.display.clone(),
-                    p.probe.scan.size,
-                    p.bytes_read.clone(),
-                    p.rows_read.clone(),
-                )
+            .map(|p| Tracked {
+                label: label(&p.candidate.input, sheet_of(&p.candidate)),
+                total: p.total,
+                done: p.done.clone(),
+                rows: p.rows_read.clone(),
+                unit: match p.candidate.source {
+                    SourceKind::Text(_) => Unit::Bytes,
+                    SourceKind::Sheet { .. } => Unit::Rows,
+                },
             })
             .collect(),
     );
+    // A reader job is a text file, or all the sheets of one workbook (opened once).
+    let mut jobs: Vec<Vec<usize>> = Vec::new();
+    for (i, plan) in planned.iter().enumerate() {
+        let joins_previous = i > 0
+            && matches!(plan.candidate.source, SourceKind::Sheet { .. })
+            && matches!(planned[i - 1].candidate.source, SourceKind::Sheet { .. })
+            && planned[i - 1].candidate.input.path == plan.candidate.input.path;
+        match jobs.last_mut() {
+            Some(job) if joins_previous => job.push(i),
+            _ => jobs.push(vec![i]),
+        }
+    }
     let (tx, rx) = bounded::<ReaderMessage>(CHANNEL_DEPTH);
     let queue = AtomicUsize::new(0);
     let read_options = &request.read;
     let planned_ref = &planned;
+    let jobs_ref = &jobs;
     let written = std::thread::scope(|scope| {
-        for _ in 0..threads.min(planned_ref.len()) {
+        for _ in 0..threads.min(jobs_ref.len()) {
             let tx = tx.clone();
             let queue = &queue;
             scope.spawn(move || loop {
                 let i = queue.fetch_add(1, Ordering::Relaxed);
-                let Some(plan) = planned_ref.get(i) else {
+                let Some(job) = jobs_ref.get(i) else {
                     break;
                 };
-                if read_file(i, plan, read_options, &tx).is_err() {
+                let sent = match &planned_ref[job[0]].candidate.source {
+                    SourceKind::Text(probe) => {
+                        read_text(job[0], &planned_ref[job[0]], probe, read_options, &tx)
+                    }
+                    SourceKind::Sheet { container, .. } => {
+                        read_sheets(job, planned_ref, *container, &tx)
+                    }
+                };
+                if sent.is_err() {
                     break; // the writer has stopped
                 }
             });
@@ -566,13 +754,17 @@ fn import_type(input: &InputFile) -> &'static str {
     }
 }
 
-/// A reader thread's work on one file. Returns Err only when the writer is gone.
-fn read_file(
+type Sent = Result<(), crossbeam_channel::SendError<ReaderMessage>>;
+
+/// A reader thread's work on one text file. Returns Err only when the writer is gone.
+fn read_text(
     file: usize,
     plan: &Planned,
+    probe: &TextProbe,
     options: &ReadOptions,
     tx: &Sender<ReaderMessage>,
-) -> Result<(), crossbeam_channel::SendError<ReaderMessage>> {
+) -> Sent {
+    let input = &plan.candidate.input;
     let send_failure = |error, blank_rows| {
         tx.send(ReaderMessage::Finished {
             file,
@@ -581,20 +773,20 @@ fn read_file(
         })
     };
     let mut source = match CsvSource::open(
-        &plan.input.path,
-        &plan.input.display,
-        plan.probe.scan.encoding,
-        plan.probe.scan.encoding_source,
-        plan.probe.delimiter,
+        &input.path,
+        &input.display,
+        probe.scan.encoding,
+        probe.scan.encoding_source,
+        probe.delimiter,
         options.max_record_bytes,
-        plan.bytes_read.clone(),
+        plan.done.clone(),
     ) {
         Ok(source) => source,
         Err(error) => return send_failure(error, 0),
     };
     if source.columns().is_empty() {
         let error = ReadError::Empty {
-            file: plan.input.display.clone(),
+            file: input.display.clone(),
         };
         return send_failure(error, source.blank_rows());
     }
@@ -605,6 +797,9 @@ fn read_file(
             header_line: source.header_line(),
             header_warnings: source.header_warnings().to_vec(),
             preamble: source.preamble().to_vec(),
+            merged_ranges: Vec::new(),
+            layout: read::layout::recognise_table(source.columns())
+                .map(read::layout::single_table_role),
         },
     })?;
     let mut rows = Vec::with_capacity(BATCH_ROWS);
@@ -639,6 +834,156 @@ fn read_file(
     tx.send(ReaderMessage::Finished {
         file,
         blank_rows: source.blank_rows(),
+        result: Ok(()),
+    })
+}
+
+/// A reader thread's work on the sheets of one workbook, opened once and read
+/// sheet by sheet. Returns Err only when the writer is gone.
+fn read_sheets(
+    job: &[usize],
+    planned: &[Planned],
+    container: Container,
+    tx: &Sender<ReaderMessage>,
+) -> Sent {
+    let input = &planned[job[0]].candidate.input;
+    let mut book = match Book::open(&input.path, container) {
+        Ok(book) => book,
+        Err(message) => {
+            for &file in job {
+                tx.send(ReaderMessage::Finished {
+                    file,
+                    blank_rows: 0,
+                    result: Err(ReadError::Workbook {
+                        file: input.display.clone(),
+                        message: message.clone(),
+                    }),
+                })?;
+            }
+            return Ok(());
+        }
+    };
+    for &file in job {
+        let plan = &planned[file];
+        let SourceKind::Sheet { sheet, .. } = &plan.candidate.source else {
+            continue;
+        };
+        read_sheet(file, plan, &mut book, sheet, tx)?;
+    }
+    Ok(())
+}
+
+fn read_sheet(
+    file: usize,
+    plan: &Planned,
+    book: &mut Book,
+    sheet: &str,
+    tx: &Sender<ReaderMessage>,
+) -> Sent {
+    let file_name = &plan.candidate.input.display;
+    let sheet_error = |message: String| ReadError::Sheet {
+        file: file_name.clone(),
+        sheet: sheet.to_string(),
+        message,
+    };
+    let merged = book.merged(sheet).unwrap_or_else(|message| {
+        tracing::warn!("{file_name} [{sheet}]: merged ranges cannot be read ({message}); cells are read as stored");
+        Vec::new()
+    });
+    let merged_ranges: Vec<String> = merged
+        .iter()
+        .map(|&(r0, c0, r1, c1)| format!("{}:{}", cell_ref(r0, c0), cell_ref(r1, c1)))
+        .collect();
+    let mut table = SheetTable::new(merged);
+    let mut started = false;
+    let mut send_result: Sent = Ok(());
+    let role = plan.candidate.role.clone();
+    let start = |table: &SheetTable, started: &mut bool| -> Sent {
+        let Some(header) = table.header() else {
+            return Ok(());
+        };
+        *started = true;
+        let mut header_warnings = header.warnings.clone();
+        if !merged_ranges.is_empty() {
+            header_warnings.push(crate::read::header::HeaderWarning {
+                column: 0,
+                written: String::new(),
+                named: String::new(),
+                message: format!(
+                    "{} merged range(s) ({}{}): below the header, each range's value is copied into the cells it covers",
+                    merged_ranges.len(),
+                    merged_ranges.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                    if merged_ranges.len() > 5 { ", ..." } else { "" }
+                ),
+            });
+        }
+        tx.send(ReaderMessage::Started {
+            file,
+            header: HeaderInfo {
+                columns: header.columns.clone(),
+                header_line: header.row.map_or(0, u64::from),
+                header_warnings,
+                preamble: header.preamble.clone(),
+                merged_ranges: merged_ranges.clone(),
+                layout: role.clone(),
+            },
+        })
+    };
+    let visited = book.visit(sheet, &mut |row| {
+        table.push(row);
+        if !started {
+            if let Err(e) = start(&table, &mut started) {
+                send_result = Err(e);
+                return Visit::Stop;
+            }
+        }
+        if table.pending() >= BATCH_ROWS {
+            let (rows, warnings) = table.take_rows();
+            plan.rows_read.fetch_add(rows.len() as u64, Ordering::Relaxed);
+            plan.done.fetch_add(rows.len() as u64, Ordering::Relaxed);
+            if let Err(e) = tx.send(ReaderMessage::Rows {
+                file,
+                rows,
+                warnings,
+            }) {
+                send_result = Err(e);
+                return Visit::Stop;
+            }
+        }
+        Visit::Continue
+    });
+    send_result?;
+    if let Err(message) = visited {
+        return tx.send(ReaderMessage::Finished {
+            file,
+            blank_rows: table.blank_rows(),
+            result: Err(sheet_error(message)),
+        });
+    }
+    table.finish();
+    if !started {
+        start(&table, &mut started)?;
+    }
+    if !started || table.header().is_some_and(|h| h.columns.is_empty()) {
+        return tx.send(ReaderMessage::Finished {
+            file,
+            blank_rows: 0,
+            result: Err(sheet_error("the sheet is empty".into())),
+        });
+    }
+    let (rows, warnings) = table.take_rows();
+    plan.rows_read.fetch_add(rows.len() as u64, Ordering::Relaxed);
+    plan.done.fetch_add(rows.len() as u64, Ordering::Relaxed);
+    if !rows.is_empty() || !warnings.is_empty() {
+        tx.send(ReaderMessage::Rows {
+            file,
+            rows,
+            warnings,
+        })?;
+    }
+    tx.send(ReaderMessage::Finished {
+        file,
+        blank_rows: table.blank_rows(),
         result: Ok(()),
     })
 }
@@ -685,7 +1030,7 @@ fn write_all(
             }) => {
                 let plan = &planned[file];
                 counts[file].blank_rows = blank_rows;
-                let outcome = &mut outcomes[plan.outcome_index];
+                let outcome = &mut outcomes[plan.candidate.outcome_index];
                 match result {
                     Ok(()) => {
                         if counts[file].rows == 0 {
@@ -701,7 +1046,7 @@ fn write_all(
                         stager.complete(&plan.data_import_id, &counts[file])?;
                         tracing::debug!(
                             "{}: {} rows committed",
-                            plan.input.display,
+                            plan.candidate.input.display,
                             counts[file].rows
                         );
                     }
@@ -721,8 +1066,8 @@ fn write_all(
             for (file, dirty) in uncommitted.iter_mut().enumerate() {
                 if *dirty {
                     let plan = &planned[file];
-                    let read = plan.bytes_read.load(Ordering::Relaxed) as f64;
-                    let percent = 100.0 * read / (plan.probe.scan.size.max(1) as f64);
+                    let done = plan.done.load(Ordering::Relaxed) as f64;
+                    let percent = 100.0 * done / (plan.total.max(1) as f64);
                     stager.record_progress(
                         &plan.data_import_id,
                         counts[file].rows,
@@ -754,6 +1099,12 @@ fn fill_outcome(outcome: &mut FileOutcome, counts: &ImportCounts, started: Optio
     outcome.first_warnings = counts.warnings.iter().take(20).cloned().collect();
     if let Some(header) = &counts.header {
         outcome.columns = header.columns.len();
+        if outcome.layout.is_none() {
+            outcome.layout = header.layout.clone();
+        }
+        if outcome.sheet.is_some() {
+            outcome.header_row = (header.header_line > 0).then_some(header.header_line);
+        }
         outcome.header_warnings = header
             .header_warnings
             .iter()

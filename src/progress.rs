@@ -10,8 +10,22 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// (label, total bytes, bytes read, rows read) of one file.
-pub type Tracked = (String, u64, Arc<AtomicU64>, Arc<AtomicU64>);
+/// What a bar counts: bytes of a text file, or rows of a sheet (whose byte
+/// position inside the compressed workbook means nothing to the user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Bytes,
+    Rows,
+}
+
+/// One bar: its label, total, the counter of what is done, the rows read.
+pub struct Tracked {
+    pub label: String,
+    pub total: u64,
+    pub done: Arc<AtomicU64>,
+    pub rows: Arc<AtomicU64>,
+    pub unit: Unit,
+}
 
 pub struct ProgressBars {
     stop: Arc<AtomicBool>,
@@ -25,17 +39,25 @@ impl ProgressBars {
             return ProgressBars { stop, ticker: None };
         }
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
-        let style = ProgressStyle::with_template(
+        let bytes_style = ProgressStyle::with_template(
             "{prefix:30!} {bar:30.cyan/blue} {bytes:>10}/{total_bytes:10} {msg} ETA {eta}",
+        )
+        .expect("the template is valid")
+        .progress_chars("=> ");
+        let rows_style = ProgressStyle::with_template(
+            "{prefix:30!} {bar:30.cyan/blue} {pos:>10}/{len:10} {msg} ETA {eta}",
         )
         .expect("the template is valid")
         .progress_chars("=> ");
         let bars: Vec<(ProgressBar, Tracked)> = files
             .into_iter()
             .map(|tracked| {
-                let bar = multi.add(ProgressBar::new(tracked.1));
-                bar.set_style(style.clone());
-                bar.set_prefix(tracked.0.clone());
+                let bar = multi.add(ProgressBar::new(tracked.total));
+                bar.set_style(match tracked.unit {
+                    Unit::Bytes => bytes_style.clone(),
+                    Unit::Rows => rows_style.clone(),
+                });
+                bar.set_prefix(tracked.label.clone());
                 (bar, tracked)
             })
             .collect();
@@ -45,8 +67,11 @@ impl ProgressBars {
             loop {
                 let stopping = stop_flag.load(Ordering::Relaxed);
                 let secs = start.elapsed().as_secs_f64().max(0.001);
-                for (bar, (_, total, bytes, rows)) in &bars {
-                    let done = bytes.load(Ordering::Relaxed).min(*total);
+                for (bar, tracked) in &bars {
+                    let Tracked {
+                        total, done, rows, ..
+                    } = tracked;
+                    let done = done.load(Ordering::Relaxed).min(*total);
                     bar.set_position(done);
                     let rows = rows.load(Ordering::Relaxed);
                     bar.set_message(format!("{rows} rows {:.0} rows/s", rows as f64 / secs));

@@ -4,7 +4,10 @@
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ContentArrangement, Table};
 
-use crate::import::{FileStatus, ImportOutcome};
+use crate::import::{FileOutcome, FileStatus, ImportOutcome};
+use crate::read::layout::Role;
+use crate::read::sniff::SniffReport;
+use crate::read::workbook_probe::SheetStatus;
 use crate::schema_check::SchemaReport;
 
 fn table(header: &[&str]) -> Table {
@@ -28,14 +31,7 @@ fn right(value: impl ToString) -> Cell {
 pub fn import_summary(outcome: &ImportOutcome) -> String {
     let mut out = String::new();
     let mut files = table(&[
-        "file",
-        "status",
-        "rows",
-        "warnings",
-        "encoding",
-        "delimiter",
-        "columns",
-        "seconds",
+        "file", "status", "rows", "warnings", "read as", "layout", "columns", "seconds",
     ]);
     for f in &outcome.files {
         let status = match f.status {
@@ -43,13 +39,32 @@ pub fn import_summary(outcome: &ImportOutcome) -> String {
             FileStatus::Skipped => "skipped",
             FileStatus::Failed => "FAILED",
         };
+        let read_as = match (f.format, &f.encoding) {
+            (Some(format), _) => match f.header_row {
+                Some(row) => format!("{format}, header row {row}"),
+                None => format.to_string(),
+            },
+            (None, Some(encoding)) => format!(
+                "{encoding}, {}",
+                f.delimiter.as_deref().unwrap_or("?")
+            ),
+            (None, None) => "-".to_string(),
+        };
+        let layout = f.layout.as_ref().map_or_else(
+            || "-".to_string(),
+            |l| match l.role {
+                Role::Primary => format!("{} (assets)", l.layout.label()),
+                Role::Supplementary => format!("{} (supplementary)", l.layout.label()),
+                Role::Reference => format!("{} (reference)", l.layout.label()),
+            },
+        );
         files.add_row(vec![
-            Cell::new(&f.path),
+            Cell::new(file_label(f)),
             Cell::new(status),
             right(f.rows),
             right(f.warnings),
-            Cell::new(f.encoding.as_deref().unwrap_or("-")),
-            Cell::new(f.delimiter.as_deref().unwrap_or("-")),
+            Cell::new(read_as),
+            Cell::new(layout),
             right(f.columns),
             right(format!("{:.2}", f.seconds)),
         ]);
@@ -57,14 +72,21 @@ pub fn import_summary(outcome: &ImportOutcome) -> String {
     out.push_str(&files.to_string());
     out.push('\n');
     for f in &outcome.files {
+        let name = file_label(f);
         if let Some(error) = &f.error {
             out.push_str(&format!("error: {error}\n"));
         }
         if let Some(why) = &f.skipped_because {
-            out.push_str(&format!("skipped {}: {why}\n", f.path));
+            out.push_str(&format!("skipped {name}: {why}\n"));
+        }
+        if let (Some(layout), FileStatus::Completed) = (&f.layout, f.status) {
+            out.push_str(&format!("layout: {name}: {}\n", layout.describe()));
+        }
+        for note in &f.notes {
+            out.push_str(&format!("note: {name}: {note}\n"));
         }
         for w in &f.header_warnings {
-            out.push_str(&format!("warning: {}: {w}\n", f.path));
+            out.push_str(&format!("warning: {name}: {w}\n"));
         }
         for w in &f.first_warnings {
             let column = w
@@ -72,23 +94,23 @@ pub fn import_summary(outcome: &ImportOutcome) -> String {
                 .as_deref()
                 .map(|c| format!(" column '{c}'"))
                 .unwrap_or_default();
+            let place = if f.sheet.is_some() { "row" } else { "line" };
             out.push_str(&format!(
-                "warning: {}: line {}{column}: {}\n",
-                f.path, w.line, w.message
+                "warning: {name}: {place} {}{column}: {}\n",
+                w.line, w.message
             ));
         }
         let shown = f.first_warnings.len() as u64 + f.header_warnings.len() as u64;
         if f.warnings > shown {
             out.push_str(&format!(
-                "warning: {}: {} more row warnings (see data_imports.read_metadata or --json)\n",
-                f.path,
+                "warning: {name}: {} more row warnings (see data_imports.read_metadata or --json)\n",
                 f.warnings - shown
             ));
         }
         if f.blank_rows > 0 {
             out.push_str(&format!(
-                "note: {}: {} blank rows skipped\n",
-                f.path, f.blank_rows
+                "note: {name}: {} blank rows skipped\n",
+                f.blank_rows
             ));
         }
     }
@@ -102,7 +124,7 @@ pub fn import_summary(outcome: &ImportOutcome) -> String {
     }
     let t = &outcome.totals;
     out.push_str(&format!(
-        "{} file(s): {} imported, {} skipped, {} failed; {} rows, {} warnings in {:.2}s\n",
+        "{} file(s) and sheet(s): {} imported, {} skipped, {} failed; {} rows, {} warnings in {:.2}s\n",
         t.files, t.completed, t.skipped, t.failed, t.rows, t.warnings, outcome.seconds
     ));
     match &outcome.master_flow_id {
@@ -114,6 +136,88 @@ pub fn import_summary(outcome: &ImportOutcome) -> String {
             "nothing new to import into {}/{}; no flow was created\n",
             outcome.client, outcome.engagement
         )),
+    }
+    out
+}
+
+/// "servers.csv" or "inventory.xlsx [vInfo]".
+fn file_label(f: &FileOutcome) -> String {
+    match &f.sheet {
+        Some(sheet) => format!("{} [{sheet}]", f.path),
+        None => f.path.clone(),
+    }
+}
+
+/// The result of `intake sniff`.
+pub fn sniff_report(reports: &[SniffReport]) -> String {
+    let mut out = String::new();
+    for report in reports {
+        out.push_str(&format!("{} ({} bytes)\n", report.path, report.bytes));
+        if let Some(error) = &report.error {
+            out.push_str(&format!("  error: {error}\n"));
+        }
+        if let Some(text) = &report.text {
+            let bom = if text.bom { " with BOM" } else { "" };
+            out.push_str(&format!(
+                "  text: encoding {}{bom} ({:?}), delimiter {} ({:?})\n",
+                text.encoding, text.encoding_source, text.delimiter, text.delimiter_source
+            ));
+            if let Some(note) = &text.note {
+                out.push_str(&format!("  note: {note}\n"));
+            }
+            out.push_str(&format!(
+                "  header: line {}, {} columns: {}\n",
+                text.header_line,
+                text.columns.len(),
+                text.columns.join(", ")
+            ));
+            for p in &text.preamble {
+                out.push_str(&format!("  title row (line {}): {}\n", p.line, p.text));
+            }
+            if let Some(layout) = &text.layout {
+                out.push_str(&format!("  layout: {}\n", layout.describe()));
+            }
+        }
+        if let Some(book) = &report.workbook {
+            let dates = if book.uses_1904_dates { ", 1904 date system" } else { "" };
+            let layout = book
+                .layout
+                .map(|l| format!(", layout {}", l.label()))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  workbook: {}{dates}{layout}, {} sheet(s)\n",
+                crate::read::workbook_probe::container_label(book.container),
+                book.sheets.len()
+            ));
+            let mut t = table(&["#", "sheet", "visibility", "size", "header row", "columns", "import", "layout"]);
+            for sheet in &book.sheets {
+                let size = match (sheet.declared_rows, sheet.declared_columns) {
+                    (Some(r), Some(c)) => format!("{r} × {c}"),
+                    _ => "-".to_string(),
+                };
+                let header_row = sheet.header.as_ref().map_or_else(
+                    || "-".to_string(),
+                    |h| h.row.map_or_else(|| "none found".to_string(), |r| r.to_string()),
+                );
+                let import = match &sheet.status {
+                    SheetStatus::Import => "yes".to_string(),
+                    SheetStatus::Failed(why) => format!("FAILED: {why}"),
+                    other => format!("no: {}", other.skip_reason().unwrap_or("")),
+                };
+                t.add_row(vec![
+                    Cell::new(sheet.position),
+                    Cell::new(&sheet.name),
+                    Cell::new(format!("{:?}", sheet.visibility).to_lowercase()),
+                    Cell::new(size),
+                    Cell::new(header_row),
+                    right(sheet.header.as_ref().map_or(0, |h| h.columns.len())),
+                    Cell::new(import),
+                    Cell::new(sheet.role.as_ref().map_or_else(|| "-".to_string(), |r| r.describe())),
+                ]);
+            }
+            out.push_str(&t.to_string());
+            out.push('\n');
+        }
     }
     out
 }

@@ -26,6 +26,9 @@ const COMMIT_INTERVAL: Duration = Duration::from_secs(2);
 /// What is known of a file when its data_imports row is created.
 pub struct NewImport<'a> {
     pub filename: &'a str,
+    /// The sheet, for a workbook.
+    pub sheet: Option<&'a str>,
+    pub description: Option<String>,
     pub file_size: Option<u64>,
     pub mime_type: &'a str,
     pub import_type: &'a str,
@@ -43,16 +46,20 @@ pub fn create_import(
 ) -> rusqlite::Result<String> {
     let id = db::new_id();
     let now = db::now();
-    let import_name = std::path::Path::new(import.filename)
+    let file_name = std::path::Path::new(import.filename)
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| import.filename.to_string());
+    let import_name = match import.sheet {
+        Some(sheet) => format!("{file_name} [{sheet}]"),
+        None => file_name,
+    };
     conn.execute(
         "INSERT INTO data_imports
            (id, client_account_id, engagement_id, master_flow_id, import_name, import_type, filename,
             file_size, mime_type, source_system, status, imported_by, content_hash, read_metadata,
-            created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?12, ?13, ?14, ?14)",
+            created_at, updated_at, sheet_name, description)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?12, ?13, ?14, ?14, ?15, ?16)",
         params![
             id,
             tenant.client_account_id,
@@ -67,7 +74,9 @@ pub fn create_import(
             tenant.user_id,
             import.content_hash,
             import.read_metadata.to_string(),
-            now
+            now,
+            import.sheet,
+            import.description
         ],
     )?;
     Ok(id)
@@ -166,6 +175,10 @@ pub struct HeaderInfo {
     pub header_line: u64,
     pub header_warnings: Vec<crate::read::header::HeaderWarning>,
     pub preamble: Vec<crate::read::csv_source::PreambleRow>,
+    /// Merged ranges of a sheet ("A2:A5").
+    pub merged_ranges: Vec<String>,
+    /// The layout the header was recognised as, if any.
+    pub layout: Option<crate::read::layout::TableRole>,
 }
 
 /// The counts of one import as the writer saw them.
@@ -230,7 +243,10 @@ impl<'c> Stager<'c> {
         self.conn.execute(
             "UPDATE data_imports SET status = 'processing', started_at = ?2, updated_at = ?2,
                read_metadata = json_set(read_metadata, '$.columns', json(?3), '$.header_line', ?4,
-                                        '$.header_warnings', json(?5), '$.preamble', json(?6))
+                                        '$.header_warnings', json(?5), '$.preamble', json(?6),
+                                        '$.merged_ranges', json(?7), '$.layout', json(?8)),
+               source_system = coalesce(source_system, ?9),
+               description = coalesce(description, ?10)
              WHERE id = ?1",
             params![
                 data_import_id,
@@ -238,7 +254,11 @@ impl<'c> Stager<'c> {
                 serde_json::to_string(&header.columns).unwrap_or_default(),
                 header.header_line as i64,
                 serde_json::to_string(&header.header_warnings).unwrap_or_default(),
-                serde_json::to_string(&header.preamble).unwrap_or_default()
+                serde_json::to_string(&header.preamble).unwrap_or_default(),
+                serde_json::to_string(&header.merged_ranges).unwrap_or_default(),
+                serde_json::to_string(&header.layout).unwrap_or_default(),
+                header.layout.as_ref().map(|l| l.layout.source_system()),
+                header.layout.as_ref().map(|l| l.describe())
             ],
         )?;
         Ok(())

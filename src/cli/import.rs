@@ -12,14 +12,20 @@ use intake::report;
 /// Import inventory exports into the database as one discovery flow
 ///
 /// Every row of every file is kept in raw_import_records as JSON keyed by the
-/// header. Encoding (UTF-8 with or without BOM, UTF-16, Windows-1252, ...) and
-/// delimiter (, ; tab |) are detected and reported. A file whose content was
-/// already imported into the engagement is skipped unless --force is given.
+/// header. CSV and text: encoding (UTF-8 with or without BOM, UTF-16,
+/// Windows-1252, ...) and delimiter (, ; tab |) are detected and reported.
+/// Workbooks (.xlsx .xlsm .xlsb .xls .ods): each visible sheet with a table is
+/// its own import; hidden and empty sheets are listed and skipped; RVTools,
+/// ServiceNow and the cloud import templates are recognised. A file or sheet
+/// whose content was already imported into the engagement is skipped unless
+/// --force is given.
 ///
 /// Examples:
 ///   intake import servers.csv
 ///   intake import exports/ --client "Acme Corp" --engagement "DC exit 2026"
 ///   intake import inventory.csv --encoding windows-1252 --delimiter ';'
+///   intake import RVTools_export_all.xlsx
+///   intake import cmdb.xlsx --sheet "Servers" --sheet "Hidden data"
 ///   cat export.csv | intake import - --json
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
@@ -51,6 +57,10 @@ pub struct ImportArgs {
     /// Field delimiter instead of sniffing: one character, or comma, semicolon, tab, pipe
     #[arg(long, value_name = "CHAR")]
     pub delimiter: Option<String>,
+
+    /// Read only this sheet of each workbook (repeatable; case-insensitive; may name a hidden sheet)
+    #[arg(long, value_name = "NAME")]
+    pub sheet: Vec<String>,
 
     /// Import files again even when the same content was already imported
     #[arg(long)]
@@ -97,6 +107,7 @@ pub fn run(args: ImportArgs, db: &Path, quiet: bool) -> anyhow::Result<i32> {
             encoding,
             delimiter,
             max_record_bytes: args.max_record_bytes.max(1024),
+            sheets: args.sheet,
         },
         force: args.force,
         progress: !quiet && !args.json,

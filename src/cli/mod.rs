@@ -2,6 +2,7 @@
 
 mod import;
 mod schema;
+mod sniff;
 
 use std::path::PathBuf;
 
@@ -42,6 +43,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Import(import::ImportArgs),
+    Sniff(sniff::SniffArgs),
     /// Check or print the database schema
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
@@ -67,6 +69,7 @@ pub fn init_logging(cli: &Cli) {
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Import(args) => import::run(args, &cli.db, cli.quiet),
+        Command::Sniff(args) => sniff::run(args),
         Command::Schema(command) => schema::run(command, &cli.db),
     }
 }

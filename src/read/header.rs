@@ -125,6 +125,12 @@ impl RowEncoder {
 
     /// Encodes one row. Values are written as they are, including empty strings.
     pub fn encode<'a>(&mut self, values: impl Iterator<Item = &'a str>) -> String {
+        self.encode_nullable(values.map(Some))
+    }
+
+    /// Encodes one row where a value may be missing (None is written as JSON null:
+    /// an error cell, not an empty one).
+    pub fn encode_nullable<'a>(&mut self, values: impl Iterator<Item = Option<&'a str>>) -> String {
         let mut buf = String::with_capacity(self.last_len + 64);
         buf.push('{');
         for (i, value) in values.enumerate() {
@@ -135,7 +141,10 @@ impl RowEncoder {
                 buf.push(',');
             }
             buf.push_str(&self.keys[i]);
-            push_json_string(&mut buf, value);
+            match value {
+                Some(text) => push_json_string(&mut buf, text),
+                None => buf.push_str("null"),
+            }
         }
         buf.push('}');
         self.last_len = buf.len();

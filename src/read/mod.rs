@@ -6,6 +6,10 @@ pub mod csv_source;
 pub mod delimiter;
 pub mod encoding;
 pub mod header;
+pub mod layout;
+pub mod sniff;
+pub mod workbook;
+pub mod workbook_probe;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,12 +20,13 @@ use serde::Serialize;
 pub use csv_source::CsvSource;
 pub use delimiter::DelimiterSource;
 pub use encoding::{ContentScan, EncodingSource};
+pub use workbook_probe::{SheetProbe, SheetStatus, WorkbookProbe};
 
 use crate::error::{ImportError, ReadError};
 
 /// Extensions read as delimited text when found in a directory.
 pub const DELIMITED_EXTENSIONS: &[&str] = &["csv", "tsv", "tab", "txt", "psv"];
-/// Workbook extensions (recognised, read by a later version).
+/// Workbook extensions, read through calamine.
 pub const WORKBOOK_EXTENSIONS: &[&str] = &["xlsx", "xlsm", "xlsb", "xls", "ods"];
 
 /// The default limit on one record's decoded size.
@@ -69,6 +74,7 @@ impl InputFile {
             "tsv" | "tab" => "text/tab-separated-values",
             "txt" => "text/plain",
             "xlsx" | "xlsm" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "xlsb" => "application/vnd.ms-excel.sheet.binary.macroEnabled.12",
             "xls" => "application/vnd.ms-excel",
             "ods" => "application/vnd.oasis.opendocument.spreadsheet",
             _ => "text/csv",
@@ -181,6 +187,8 @@ pub struct ReadOptions {
     pub encoding: Option<&'static Encoding>,
     pub delimiter: Option<u8>,
     pub max_record_bytes: usize,
+    /// Sheets to read from workbooks (case-insensitive); empty means every visible one.
+    pub sheets: Vec<String>,
 }
 
 impl Default for ReadOptions {
@@ -189,31 +197,70 @@ impl Default for ReadOptions {
             encoding: None,
             delimiter: None,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            sheets: Vec::new(),
         }
     }
 }
 
-/// What was decided about a file before its rows are read.
+/// What was decided about a delimited text file before its rows are read.
 #[derive(Debug, Clone)]
-pub struct Probe {
+pub struct TextProbe {
     pub scan: ContentScan,
     pub delimiter: u8,
     pub delimiter_source: DelimiterSource,
+    /// Set when a file with a workbook extension turned out to be text.
+    pub note: Option<String>,
 }
 
-/// Reads a file once to decide how to read it: hash, size, encoding, delimiter.
-pub fn probe(file: &InputFile, options: &ReadOptions) -> Result<Probe, ReadError> {
+/// What a file turned out to be, and how it will be read.
+#[derive(Debug, Clone)]
+pub enum FileProbe {
+    Text(TextProbe),
+    Workbook(WorkbookProbe),
+}
+
+impl FileProbe {
+    pub fn hash(&self) -> &str {
+        match self {
+            FileProbe::Text(p) => &p.scan.hash,
+            FileProbe::Workbook(p) => &p.hash,
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        match self {
+            FileProbe::Text(p) => p.scan.size,
+            FileProbe::Workbook(p) => p.size,
+        }
+    }
+}
+
+/// Reads a file once to decide how to read it: a workbook's container is
+/// checked and its sheets listed; a text file's encoding and delimiter are found.
+pub fn probe(file: &InputFile, options: &ReadOptions) -> Result<FileProbe, ReadError> {
+    let ext = file.extension();
+    if WORKBOOK_EXTENSIONS.contains(&ext.as_str()) {
+        return match workbook_probe::probe(file, options)? {
+            Some(book) => Ok(FileProbe::Workbook(book)),
+            None => {
+                let mut text = probe_text(file, options)?;
+                text.note = Some(format!(
+                    "the .{ext} file holds delimited text, not a workbook; it was read as CSV"
+                ));
+                Ok(FileProbe::Text(text))
+            }
+        };
+    }
+    probe_text(file, options).map(FileProbe::Text)
+}
+
+/// Hash, size, encoding and delimiter of a delimited text file.
+pub fn probe_text(file: &InputFile, options: &ReadOptions) -> Result<TextProbe, ReadError> {
     let io_err = |source| ReadError::Io {
         file: file.display.clone(),
         source,
     };
     let ext = file.extension();
-    if WORKBOOK_EXTENSIONS.contains(&ext.as_str()) {
-        return Err(ReadError::Unsupported {
-            file: file.display.clone(),
-            format: format!(".{ext} workbook"),
-        });
-    }
     let scan = encoding::scan(&file.path, options.encoding).map_err(io_err)?;
     if scan.size == 0 {
         return Err(ReadError::Empty {
@@ -237,9 +284,10 @@ pub fn probe(file: &InputFile, options: &ReadOptions) -> Result<Probe, ReadError
             }
         }
     };
-    Ok(Probe {
+    Ok(TextProbe {
         scan,
         delimiter,
         delimiter_source,
+        note: None,
     })
 }

@@ -1,0 +1,429 @@
+//! A sheet's rows as a table: finds the header under title and blank rows,
+//! reports a sheet without one instead of guessing silently, copies the value of
+//! a merged range into the cells it covers below the header, and encodes each
+//! data row as the JSON object that is staged, with a warning for every value
+//! that could not be kept (error cells, formulas without a cached value).
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::cells::{cell_ref, CellKind, CellValue};
+use super::{Merged, SheetRow};
+use crate::read::csv_source::PreambleRow;
+use crate::read::header::{name_columns, HeaderWarning, RowEncoder};
+use crate::read::{Row, RowWarning};
+
+/// Non-empty rows looked at to find the header.
+pub const HEADER_SCAN_ROWS: usize = 20;
+
+/// What was decided about a sheet's header.
+#[derive(Debug, Clone, Serialize)]
+pub struct SheetHeader {
+    /// 1-based row of the header; None when the sheet has no header row.
+    pub row: Option<u32>,
+    /// 0-based column where the table starts.
+    pub first_col: u32,
+    pub columns: Vec<String>,
+    #[serde(skip)]
+    pub warnings: Vec<HeaderWarning>,
+    pub preamble: Vec<PreambleRow>,
+}
+
+/// Streams a sheet's rows into staged rows.
+pub struct SheetTable {
+    lookahead: Vec<SheetRow>,
+    header: Option<SheetHeader>,
+    encoder: RowEncoder,
+    merged: Vec<Merged>,
+    /// Values of merged ranges' top-left cells, by index into `merged`.
+    anchors: HashMap<usize, CellValue>,
+    filled_cells: u64,
+    rows: Vec<Row>,
+    warnings: Vec<RowWarning>,
+    blank_rows: u64,
+}
+
+impl SheetTable {
+    pub fn new(merged: Vec<Merged>) -> SheetTable {
+        SheetTable {
+            lookahead: Vec::new(),
+            header: None,
+            encoder: RowEncoder::new(&[]),
+            merged,
+            anchors: HashMap::new(),
+            filled_cells: 0,
+            rows: Vec::new(),
+            warnings: Vec::new(),
+            blank_rows: 0,
+        }
+    }
+
+    /// Takes the next row of the sheet.
+    pub fn push(&mut self, row: SheetRow) {
+        if self.header.is_some() {
+            self.emit(row);
+            return;
+        }
+        if row.cells.is_empty() && self.lookahead.is_empty() {
+            return; // blank rows above the table
+        }
+        self.lookahead.push(row);
+        let filled = self.lookahead.iter().filter(|r| !r.cells.is_empty()).count();
+        if filled >= HEADER_SCAN_ROWS {
+            self.decide();
+        }
+    }
+
+    /// Ends the sheet: a short sheet's header is decided now.
+    pub fn finish(&mut self) {
+        if self.header.is_none() && !self.lookahead.is_empty() {
+            self.decide();
+        }
+    }
+
+    /// The header, once enough rows were seen (or the sheet ended).
+    pub fn header(&self) -> Option<&SheetHeader> {
+        self.header.as_ref()
+    }
+
+    /// Rows (and their warnings) ready to stage.
+    pub fn pending(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn take_rows(&mut self) -> (Vec<Row>, Vec<RowWarning>) {
+        (
+            std::mem::take(&mut self.rows),
+            std::mem::take(&mut self.warnings),
+        )
+    }
+
+    /// Rows inside the table with no value at all: counted, not staged.
+    pub fn blank_rows(&self) -> u64 {
+        self.blank_rows
+    }
+
+    /// Cells that took the value of the merged range covering them.
+    pub fn filled_cells(&self) -> u64 {
+        self.filled_cells
+    }
+
+    fn decide(&mut self) {
+        let rows = std::mem::take(&mut self.lookahead);
+        let header = find_header(&rows);
+        self.encoder = RowEncoder::new(&header.columns);
+        // The header row, or the last title row of a sheet without one: rows up
+        // to it are not data.
+        let skip_through = header
+            .row
+            .map(u64::from)
+            .or_else(|| header.preamble.last().map(|p| p.line))
+            .unwrap_or(0);
+        self.header = Some(header);
+        for row in rows {
+            if u64::from(row.row) < skip_through {
+                continue;
+            }
+            self.emit(row);
+        }
+    }
+
+    fn emit(&mut self, mut row: SheetRow) {
+        let header = self.header.as_ref().expect("emit runs after the header is decided");
+        let first_col = header.first_col;
+        let header_row0 = header.row.map(|r| r - 1);
+        self.fill_merged(&mut row, header_row0);
+        if row.cells.is_empty() {
+            self.blank_rows += 1;
+            return;
+        }
+        let record_index = i64::from(row.row) + 1;
+        let line = u64::from(row.row) + 1;
+        let header_len = self.encoder.header_len();
+        let mut values: Vec<Option<&str>> = vec![Some(""); header_len];
+        let mut outside = Vec::new();
+        for (col, value) in &row.cells {
+            let Some(index) = col.checked_sub(first_col) else {
+                outside.push(*col);
+                continue;
+            };
+            let index = index as usize;
+            if index >= values.len() {
+                values.resize(index + 1, Some(""));
+            }
+            values[index] = value.text.as_deref();
+            if let Some((code, held)) = &value.problem {
+                let column = self.encoder.name(index).to_string();
+                let at = cell_ref(row.row, *col);
+                let message = match *code {
+                    "error_cell" => format!(
+                        "{at} ({column}) holds the error {held}; stored as null. Fix the formula or value in the workbook"
+                    ),
+                    _ => format!(
+                        "{at} ({column}) holds {held} but the file stores no computed value; stored as null. Open the workbook in Excel or LibreOffice, let it recalculate, save, and import again"
+                    ),
+                };
+                self.warnings.push(RowWarning {
+                    record_index,
+                    line,
+                    column: Some(column),
+                    code,
+                    message,
+                });
+            }
+        }
+        if values.len() > header_len {
+            let extra = self.encoder.name(header_len).to_string();
+            self.warnings.push(RowWarning {
+                record_index,
+                line,
+                column: Some(extra.clone()),
+                code: "ragged_row",
+                message: format!(
+                    "row {line} has values right of the header's last column; they are kept as {extra}.."
+                ),
+            });
+        }
+        if !outside.is_empty() {
+            // Values left of the table are kept after the others rather than dropped.
+            let refs: Vec<String> = outside.iter().map(|c| cell_ref(row.row, *c)).collect();
+            for col in &outside {
+                let value = row
+                    .cells
+                    .iter()
+                    .find(|(c, _)| c == col)
+                    .and_then(|(_, v)| v.text.as_deref());
+                values.push(value);
+            }
+            let first_extra = self.encoder.name(values.len() - outside.len()).to_string();
+            self.warnings.push(RowWarning {
+                record_index,
+                line,
+                column: Some(first_extra.clone()),
+                code: "ragged_row",
+                message: format!(
+                    "{} left of the table's first column; kept as {first_extra}..",
+                    refs.join(", ")
+                ),
+            });
+        }
+        let raw_data = self.encoder.encode_nullable(values.into_iter());
+        self.rows.push(Row {
+            record_index,
+            raw_data,
+        });
+    }
+
+    /// Copies the top-left value of each merged range into the cells it covers,
+    /// for ranges that start below the header.
+    fn fill_merged(&mut self, row: &mut SheetRow, header_row0: Option<u32>) {
+        if self.merged.is_empty() {
+            return;
+        }
+        let r = row.row;
+        let mut added = false;
+        for (i, &(r0, c0, r1, c1)) in self.merged.iter().enumerate() {
+            if r < r0 || r > r1 || header_row0.is_some_and(|h| r0 <= h) {
+                continue;
+            }
+            if r == r0 {
+                if let Some((_, v)) = row.cells.iter().find(|(c, _)| *c == c0) {
+                    self.anchors.insert(i, v.clone());
+                }
+            }
+            let Some(anchor) = self.anchors.get(&i) else {
+                continue;
+            };
+            for col in c0..=c1 {
+                if (r, col) == (r0, c0) || row.cells.iter().any(|(c, _)| *c == col) {
+                    continue;
+                }
+                row.cells.push((col, anchor.clone()));
+                self.filled_cells += 1;
+                added = true;
+            }
+            if r == r1 {
+                self.anchors.remove(&i);
+            }
+        }
+        if added {
+            row.cells.sort_by_key(|(c, _)| *c);
+        }
+    }
+}
+
+/// Finds the header among the first rows: title rows (one or two cells at the
+/// left of a table at least four columns wide) are skipped into the preamble;
+/// the next row is the header unless most of its cells are numbers, dates or
+/// booleans, in which case the sheet has no header and columns are numbered.
+pub fn find_header(rows: &[SheetRow]) -> SheetHeader {
+    let filled: Vec<&SheetRow> = rows.iter().filter(|r| !r.cells.is_empty()).collect();
+    let widest = filled.iter().map(|r| r.cells.len()).max().unwrap_or(0);
+    let first_col = filled
+        .iter()
+        .filter_map(|r| r.cells.first().map(|(c, _)| *c))
+        .min()
+        .unwrap_or(0);
+    let mut preamble = Vec::new();
+    let mut at = 0;
+    while let Some(row) = filled.get(at) {
+        let is_title = widest >= 4
+            && row.cells.len() * 3 <= widest
+            && row.cells.iter().all(|(c, _)| *c < first_col + 2)
+            && at + 1 < filled.len();
+        if !is_title {
+            break;
+        }
+        preamble.push(PreambleRow {
+            line: u64::from(row.row) + 1,
+            text: row
+                .cells
+                .iter()
+                .filter_map(|(_, v)| v.text.clone())
+                .collect::<Vec<_>>()
+                .join(" | "),
+        });
+        at += 1;
+    }
+    let mut warnings = Vec::new();
+    if let (Some(first), Some(last)) = (preamble.first(), preamble.last()) {
+        warnings.push(sheet_warning(format!(
+            "{} title row(s) above the header (rows {}..{}) are kept in read_metadata.preamble, not as data",
+            preamble.len(),
+            first.line,
+            last.line
+        )));
+    }
+    let Some(candidate) = filled.get(at) else {
+        return SheetHeader {
+            row: None,
+            first_col,
+            columns: Vec::new(),
+            warnings,
+            preamble,
+        };
+    };
+    let typed = candidate
+        .cells
+        .iter()
+        .filter(|(_, v)| matches!(v.kind, CellKind::Number | CellKind::Date | CellKind::Bool))
+        .count();
+    let texts = candidate
+        .cells
+        .iter()
+        .filter(|(_, v)| v.kind == CellKind::Text)
+        .count();
+    if texts == 0 || typed * 2 > candidate.cells.len() {
+        let last_col = filled
+            .iter()
+            .filter_map(|r| r.cells.last().map(|(c, _)| *c))
+            .max()
+            .unwrap_or(first_col);
+        let columns: Vec<String> = (1..=(last_col - first_col + 1))
+            .map(|i| format!("column_{i}"))
+            .collect();
+        warnings.push(sheet_warning(format!(
+            "no header row found: row {} holds values ({} of its {} cells are numbers, dates or booleans), not column names; every row is kept as data under column_1..column_{}. Add a header row to the sheet and import it again to map the columns by name",
+            candidate.row + 1,
+            typed,
+            candidate.cells.len(),
+            columns.len()
+        )));
+        return SheetHeader {
+            row: None,
+            first_col,
+            columns,
+            warnings,
+            preamble,
+        };
+    }
+    let last_col = candidate.cells.last().map_or(first_col, |(c, _)| *c);
+    let mut written = vec![String::new(); (last_col - first_col + 1) as usize];
+    for (col, value) in &candidate.cells {
+        written[(col - first_col) as usize] = value.text.clone().unwrap_or_default();
+    }
+    let (columns, renamed) = name_columns(&written);
+    warnings.extend(renamed);
+    SheetHeader {
+        row: Some(candidate.row + 1),
+        first_col,
+        columns,
+        warnings,
+        preamble,
+    }
+}
+
+fn sheet_warning(message: String) -> HeaderWarning {
+    HeaderWarning {
+        column: 0,
+        written: String::new(),
+        named: String::new(),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> CellValue {
+        CellValue {
+            kind: CellKind::Text,
+            text: Some(s.into()),
+            problem: None,
+        }
+    }
+    fn number(s: &str) -> CellValue {
+        CellValue {
+            kind: CellKind::Number,
+            text: Some(s.into()),
+            problem: None,
+        }
+    }
+    fn row(r: u32, cells: Vec<(u32, CellValue)>) -> SheetRow {
+        SheetRow { row: r, cells }
+    }
+
+    #[test]
+    fn header_under_a_title_and_blank_rows() {
+        let rows = vec![
+            row(0, vec![(1, text("Server inventory"))]),
+            row(1, vec![]),
+            row(3, (1..6).map(|c| (c, text(&format!("H{c}")))).collect()),
+            row(4, (1..6).map(|c| (c, number("1"))).collect()),
+        ];
+        let header = find_header(&rows);
+        assert_eq!(header.row, Some(4));
+        assert_eq!(header.first_col, 1);
+        assert_eq!(header.columns, vec!["H1", "H2", "H3", "H4", "H5"]);
+        assert_eq!(header.preamble.len(), 1);
+        assert_eq!(header.preamble[0].line, 1);
+    }
+
+    #[test]
+    fn numbers_in_the_first_row_mean_no_header() {
+        let rows = vec![
+            row(0, vec![(0, text("web01")), (1, number("4")), (2, number("16"))]),
+            row(1, vec![(0, text("web02")), (1, number("8")), (2, number("32"))]),
+        ];
+        let header = find_header(&rows);
+        assert_eq!(header.row, None);
+        assert_eq!(header.columns, vec!["column_1", "column_2", "column_3"]);
+        assert!(header.warnings[0].message.contains("no header row found"));
+    }
+
+    #[test]
+    fn merged_values_fill_down_below_the_header_only() {
+        let mut table = SheetTable::new(vec![(0, 0, 0, 2), (1, 0, 2, 0)]);
+        table.push(row(0, vec![(0, text("Name")), (1, text("DC"))]));
+        table.push(row(1, vec![(0, text("dc1")), (1, text("a"))]));
+        table.push(row(2, vec![(1, text("b"))]));
+        table.finish();
+        let (rows, _) = table.take_rows();
+        assert_eq!(rows.len(), 2);
+        let second: serde_json::Value = serde_json::from_str(&rows[1].raw_data).unwrap();
+        assert_eq!(second["Name"], "dc1");
+        assert_eq!(table.filled_cells(), 1);
+    }
+}
