@@ -72,7 +72,7 @@ impl TableRole {
             Role::Supplementary => format!(
                 "supplementary {} data, linked by {}; creates no asset",
                 self.describes.replace('_', " "),
-                self.links_by.join(" + ")
+                self.links_by.join(", ")
             ),
             Role::Reference => "reference data; creates no asset".to_string(),
         };
