@@ -19,13 +19,13 @@ use crate::flow::{self, FlowIds, Phase};
 use crate::progress::ProgressBars;
 use crate::progress::{Tracked, Unit};
 use crate::read::layout::TableRole;
-use crate::read::workbook::table::SheetTable;
 use crate::read::workbook::cells::cell_ref;
+use crate::read::workbook::table::SheetTable;
 use crate::read::workbook::{Book, Container, Visit};
 use crate::read::workbook_probe::container_label;
 use crate::read::{
-    self, delimiter::delimiter_name, CsvSource, FileProbe, InputFile, ReadOptions, Row,
-    RowWarning, SheetProbe, SheetStatus, TextProbe,
+    self, delimiter::delimiter_name, CsvSource, FileProbe, InputFile, ReadOptions, Row, RowWarning,
+    SheetProbe, SheetStatus, TextProbe,
 };
 use crate::stage::{self, HeaderInfo, ImportCounts, NewImport, PriorImport, Stager};
 use crate::tenant::{self, Tenant};
@@ -214,7 +214,7 @@ impl ImportOutcome {
 enum ReaderMessage {
     Started {
         file: usize,
-        header: HeaderInfo,
+        header: Box<HeaderInfo>,
     },
     Rows {
         file: usize,
@@ -376,10 +376,12 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
                         outcomes.push(outcome);
                         continue;
                     }
-                    let source_system = request
-                        .source_system
-                        .clone()
-                        .or_else(|| sheet.role.as_ref().map(|r| r.layout.source_system().to_string()));
+                    let source_system = request.source_system.clone().or_else(|| {
+                        sheet
+                            .role
+                            .as_ref()
+                            .map(|r| r.layout.source_system().to_string())
+                    });
                     candidates.push(Candidate {
                         outcome_index: outcomes.len(),
                         input: input.clone(),
@@ -439,7 +441,11 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
         tracing::info!(
             "skipped {}{}: {}",
             outcome.path,
-            outcome.sheet.as_ref().map(|s| format!(" [{s}]")).unwrap_or_default(),
+            outcome
+                .sheet
+                .as_ref()
+                .map(|s| format!(" [{s}]"))
+                .unwrap_or_default(),
             outcome.skipped_because.as_deref().unwrap_or("")
         );
     }
@@ -659,7 +665,9 @@ fn stage_files(
                     filename: &candidate.input.display,
                     sheet: sheet_of(&candidate),
                     description: candidate.role.as_ref().map(TableRole::describe),
-                    file_size: std::fs::metadata(&candidate.input.path).ok().map(|m| m.len()),
+                    file_size: std::fs::metadata(&candidate.input.path)
+                        .ok()
+                        .map(|m| m.len()),
                     mime_type: candidate.input.mime_type(),
                     import_type,
                     source_system: candidate.source_system.as_deref(),
@@ -792,7 +800,7 @@ fn read_text(
     }
     tx.send(ReaderMessage::Started {
         file,
-        header: HeaderInfo {
+        header: Box::new(HeaderInfo {
             columns: source.columns().to_vec(),
             header_line: source.header_line(),
             header_warnings: source.header_warnings().to_vec(),
@@ -800,7 +808,7 @@ fn read_text(
             merged_ranges: Vec::new(),
             layout: read::layout::recognise_table(source.columns())
                 .map(read::layout::single_table_role),
-        },
+        }),
     })?;
     let mut rows = Vec::with_capacity(BATCH_ROWS);
     let mut warnings = Vec::new();
@@ -919,14 +927,14 @@ fn read_sheet(
         }
         tx.send(ReaderMessage::Started {
             file,
-            header: HeaderInfo {
+            header: Box::new(HeaderInfo {
                 columns: header.columns.clone(),
                 header_line: header.row.map_or(0, u64::from),
                 header_warnings,
                 preamble: header.preamble.clone(),
                 merged_ranges: merged_ranges.clone(),
                 layout: role.clone(),
-            },
+            }),
         })
     };
     let visited = book.visit(sheet, &mut |row| {
@@ -939,7 +947,8 @@ fn read_sheet(
         }
         if table.pending() >= BATCH_ROWS {
             let (rows, warnings) = table.take_rows();
-            plan.rows_read.fetch_add(rows.len() as u64, Ordering::Relaxed);
+            plan.rows_read
+                .fetch_add(rows.len() as u64, Ordering::Relaxed);
             plan.done.fetch_add(rows.len() as u64, Ordering::Relaxed);
             if let Err(e) = tx.send(ReaderMessage::Rows {
                 file,
@@ -972,7 +981,8 @@ fn read_sheet(
         });
     }
     let (rows, warnings) = table.take_rows();
-    plan.rows_read.fetch_add(rows.len() as u64, Ordering::Relaxed);
+    plan.rows_read
+        .fetch_add(rows.len() as u64, Ordering::Relaxed);
     plan.done.fetch_add(rows.len() as u64, Ordering::Relaxed);
     if !rows.is_empty() || !warnings.is_empty() {
         tx.send(ReaderMessage::Rows {
@@ -1011,7 +1021,7 @@ fn write_all(
             Some(ReaderMessage::Started { file, header }) => {
                 started[file] = Some(Instant::now());
                 stager.start(&planned[file].data_import_id, &header)?;
-                counts[file].header = Some(header);
+                counts[file].header = Some(*header);
             }
             Some(ReaderMessage::Rows {
                 file,

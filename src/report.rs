@@ -44,10 +44,9 @@ pub fn import_summary(outcome: &ImportOutcome) -> String {
                 Some(row) => format!("{format}, header row {row}"),
                 None => format.to_string(),
             },
-            (None, Some(encoding)) => format!(
-                "{encoding}, {}",
-                f.delimiter.as_deref().unwrap_or("?")
-            ),
+            (None, Some(encoding)) => {
+                format!("{encoding}, {}", f.delimiter.as_deref().unwrap_or("?"))
+            }
             (None, None) => "-".to_string(),
         };
         let layout = f.layout.as_ref().map_or_else(
@@ -179,7 +178,11 @@ pub fn sniff_report(reports: &[SniffReport]) -> String {
             }
         }
         if let Some(book) = &report.workbook {
-            let dates = if book.uses_1904_dates { ", 1904 date system" } else { "" };
+            let dates = if book.uses_1904_dates {
+                ", 1904 date system"
+            } else {
+                ""
+            };
             let layout = book
                 .layout
                 .map(|l| format!(", layout {}", l.label()))
@@ -189,7 +192,16 @@ pub fn sniff_report(reports: &[SniffReport]) -> String {
                 crate::read::workbook_probe::container_label(book.container),
                 book.sheets.len()
             ));
-            let mut t = table(&["#", "sheet", "visibility", "size", "header row", "columns", "import", "layout"]);
+            let mut t = table(&[
+                "#",
+                "sheet",
+                "visibility",
+                "size",
+                "header row",
+                "columns",
+                "import",
+                "layout",
+            ]);
             for sheet in &book.sheets {
                 let size = match (sheet.declared_rows, sheet.declared_columns) {
                     (Some(r), Some(c)) => format!("{r} × {c}"),
@@ -197,7 +209,10 @@ pub fn sniff_report(reports: &[SniffReport]) -> String {
                 };
                 let header_row = sheet.header.as_ref().map_or_else(
                     || "-".to_string(),
-                    |h| h.row.map_or_else(|| "none found".to_string(), |r| r.to_string()),
+                    |h| {
+                        h.row
+                            .map_or_else(|| "none found".to_string(), |r| r.to_string())
+                    },
                 );
                 let import = match &sheet.status {
                     SheetStatus::Import => "yes".to_string(),
@@ -212,7 +227,12 @@ pub fn sniff_report(reports: &[SniffReport]) -> String {
                     Cell::new(header_row),
                     right(sheet.header.as_ref().map_or(0, |h| h.columns.len())),
                     Cell::new(import),
-                    Cell::new(sheet.role.as_ref().map_or_else(|| "-".to_string(), |r| r.describe())),
+                    Cell::new(
+                        sheet
+                            .role
+                            .as_ref()
+                            .map_or_else(|| "-".to_string(), |r| r.describe()),
+                    ),
                 ]);
             }
             out.push_str(&t.to_string());

@@ -203,8 +203,50 @@ fn schema_print_is_the_ddl() {
     // The printed DDL builds a database that passes the check.
     let conn = Connection::open(work.db()).unwrap();
     conn.execute_batch(&ddl).unwrap();
+    conn.pragma_update(None, "user_version", 2).unwrap();
+    drop(conn);
+    let (code, report) = check_json(&work);
+    assert_eq!(code, 0, "{report}");
+}
+
+#[test]
+fn a_version_1_database_is_migrated_on_open() {
+    let work = Work::new();
+    // Version 1 is today's DDL without data_imports.sheet_name.
+    let schema =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.sql")).unwrap();
+    let v1 = schema.replace(
+        "    completed_at        TEXT,\n    -- the sheet of a workbook this import read (one data_imports row per sheet); NULL for CSV\n    sheet_name          TEXT\n",
+        "    completed_at        TEXT\n",
+    );
+    assert_ne!(v1, schema, "the v2 column was found in schema.sql");
+    let conn = Connection::open(work.db()).unwrap();
+    conn.execute_batch(&v1).unwrap();
     conn.pragma_update(None, "user_version", 1).unwrap();
     drop(conn);
+    let book = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/workbooks/merged_cells.xlsx"
+    );
+    let out = work.intake().args(["import", book, "-q"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = work.conn();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM data_imports WHERE sheet_name = 'Inventory'"
+        ),
+        1
+    );
     let (code, report) = check_json(&work);
     assert_eq!(code, 0, "{report}");
 }

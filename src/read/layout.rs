@@ -101,25 +101,90 @@ const RVTOOLS_SHEETS: &[(&str, Role, &str, &[&str])] = &[
     ("vCPU", Role::Supplementary, "virtual_machine", VM_KEYS),
     ("vMemory", Role::Supplementary, "virtual_machine", VM_KEYS),
     ("vDisk", Role::Supplementary, "virtual_machine", VM_KEYS),
-    ("vPartition", Role::Supplementary, "virtual_machine", VM_KEYS),
+    (
+        "vPartition",
+        Role::Supplementary,
+        "virtual_machine",
+        VM_KEYS,
+    ),
     ("vNetwork", Role::Supplementary, "virtual_machine", VM_KEYS),
     ("vCD", Role::Supplementary, "virtual_machine", VM_KEYS),
     ("vUSB", Role::Supplementary, "virtual_machine", VM_KEYS),
     ("vSnapshot", Role::Supplementary, "virtual_machine", VM_KEYS),
     ("vTools", Role::Supplementary, "virtual_machine", VM_KEYS),
     ("vFileInfo", Role::Supplementary, "virtual_machine", VM_KEYS),
-    ("vHost", Role::Supplementary, "esxi_host", &["Host", "VI SDK UUID"]),
-    ("vHBA", Role::Supplementary, "esxi_host", &["Host", "VI SDK UUID"]),
-    ("vNIC", Role::Supplementary, "esxi_host", &["Host", "VI SDK UUID"]),
-    ("vSwitch", Role::Supplementary, "esxi_host", &["Host", "VI SDK UUID"]),
-    ("vPort", Role::Supplementary, "esxi_host", &["Host", "VI SDK UUID"]),
-    ("vSC_VMK", Role::Supplementary, "esxi_host", &["Host", "VI SDK UUID"]),
-    ("vMultiPath", Role::Supplementary, "esxi_host", &["Host", "VI SDK UUID"]),
-    ("dvSwitch", Role::Supplementary, "distributed_switch", &["Switch", "VI SDK UUID"]),
-    ("dvPort", Role::Supplementary, "distributed_switch", &["Switch", "VI SDK UUID"]),
-    ("vCluster", Role::Supplementary, "cluster", &["Name", "VI SDK UUID"]),
-    ("vRP", Role::Supplementary, "resource_pool", &["Resource Pool name", "VI SDK UUID"]),
-    ("vDatastore", Role::Supplementary, "datastore", &["Name", "VI SDK UUID"]),
+    (
+        "vHost",
+        Role::Supplementary,
+        "esxi_host",
+        &["Host", "VI SDK UUID"],
+    ),
+    (
+        "vHBA",
+        Role::Supplementary,
+        "esxi_host",
+        &["Host", "VI SDK UUID"],
+    ),
+    (
+        "vNIC",
+        Role::Supplementary,
+        "esxi_host",
+        &["Host", "VI SDK UUID"],
+    ),
+    (
+        "vSwitch",
+        Role::Supplementary,
+        "esxi_host",
+        &["Host", "VI SDK UUID"],
+    ),
+    (
+        "vPort",
+        Role::Supplementary,
+        "esxi_host",
+        &["Host", "VI SDK UUID"],
+    ),
+    (
+        "vSC_VMK",
+        Role::Supplementary,
+        "esxi_host",
+        &["Host", "VI SDK UUID"],
+    ),
+    (
+        "vMultiPath",
+        Role::Supplementary,
+        "esxi_host",
+        &["Host", "VI SDK UUID"],
+    ),
+    (
+        "dvSwitch",
+        Role::Supplementary,
+        "distributed_switch",
+        &["Switch", "VI SDK UUID"],
+    ),
+    (
+        "dvPort",
+        Role::Supplementary,
+        "distributed_switch",
+        &["Switch", "VI SDK UUID"],
+    ),
+    (
+        "vCluster",
+        Role::Supplementary,
+        "cluster",
+        &["Name", "VI SDK UUID"],
+    ),
+    (
+        "vRP",
+        Role::Supplementary,
+        "resource_pool",
+        &["Resource Pool name", "VI SDK UUID"],
+    ),
+    (
+        "vDatastore",
+        Role::Supplementary,
+        "datastore",
+        &["Name", "VI SDK UUID"],
+    ),
     ("vLicense", Role::Reference, "license", &[]),
     ("vHealth", Role::Reference, "health_check", &[]),
     ("vSource", Role::Reference, "vcenter", &[]),
@@ -131,7 +196,10 @@ fn has_all(columns: &[String], wanted: &[&str]) -> bool {
 }
 
 fn count_of(columns: &[String], wanted: &[&str]) -> usize {
-    wanted.iter().filter(|w| columns.iter().any(|c| c == *w)).count()
+    wanted
+        .iter()
+        .filter(|w| columns.iter().any(|c| c == *w))
+        .count()
 }
 
 /// Recognises one table (a CSV file or a sheet) by its header.
@@ -140,7 +208,17 @@ pub fn recognise_table(columns: &[String]) -> Option<Layout> {
     let raw_has = |p: &dyn Fn(&str) -> bool| columns.iter().any(|c| p(c.trim()));
     // vInfo exported on its own (RVTools can write each tab as CSV).
     if has_all(&cols, &["vm", "powerstate"])
-        && count_of(&cols, &["vmuuid", "visdkserver", "visdkuuid", "dnsname", "cpus", "memory"]) >= 2
+        && count_of(
+            &cols,
+            &[
+                "vmuuid",
+                "visdkserver",
+                "visdkuuid",
+                "dnsname",
+                "cpus",
+                "memory",
+            ],
+        ) >= 2
     {
         return Some(Layout::Rvtools);
     }
@@ -149,40 +227,135 @@ pub fn recognise_table(columns: &[String]) -> Option<Layout> {
     {
         return Some(Layout::AzureMigrate);
     }
-    if count_of(&cols, &["servername", "cores", "memoryinmb", "osname", "osarchitecture", "servertype", "hypervisor", "storageinuseingb"]) >= 5 {
+    if count_of(
+        &cols,
+        &[
+            "servername",
+            "cores",
+            "memoryinmb",
+            "osname",
+            "osarchitecture",
+            "servertype",
+            "hypervisor",
+            "storageinuseingb",
+        ],
+    ) >= 5
+    {
         return Some(Layout::AzureMigrate);
     }
     if count_of(
         &cols,
-        &["machineid", "machinename", "primaryipaddress", "primarymacaddress", "memorygib", "allocatedprocessorcorecount", "totaldiskallocatedgib", "ostype", "ipaddresslistsemicolondelimited"],
+        &[
+            "machineid",
+            "machinename",
+            "primaryipaddress",
+            "primarymacaddress",
+            "memorygib",
+            "allocatedprocessorcorecount",
+            "totaldiskallocatedgib",
+            "ostype",
+            "ipaddresslistsemicolondelimited",
+        ],
     ) >= 3
     {
         return Some(Layout::GoogleMigrationCenter);
     }
     let dotted = raw_has(&|c| {
         let lower = c.to_ascii_lowercase();
-        lower.starts_with("vmware.") || lower.starts_with("cpu.") || lower.starts_with("ram.") || lower.starts_with("os.")
+        lower.starts_with("vmware.")
+            || lower.starts_with("cpu.")
+            || lower.starts_with("ram.")
+            || lower.starts_with("os.")
     });
     if (dotted || cols.iter().any(|c| c == "externalid"))
         && count_of(
             &cols,
-            &["externalid", "smbiosid", "ipaddress", "macaddress", "hostname", "vmwaremorefid", "vmwarevcenterid", "cpunumberofprocessors", "cpunumberofcores", "osname", "osversion", "ramtotalsizeinmb", "applications", "applicationwave", "serverid"],
+            &[
+                "externalid",
+                "smbiosid",
+                "ipaddress",
+                "macaddress",
+                "hostname",
+                "vmwaremorefid",
+                "vmwarevcenterid",
+                "cpunumberofprocessors",
+                "cpunumberofcores",
+                "osname",
+                "osversion",
+                "ramtotalsizeinmb",
+                "applications",
+                "applicationwave",
+                "serverid",
+            ],
         ) >= 3
     {
         return Some(Layout::AwsMigrationHub);
     }
     let element_names = count_of(
         &cols,
-        &["sysid", "sysclassname", "hostname", "fqdn", "ipaddress", "ram", "diskspace", "cpucount", "cpucorecount", "os", "osversion", "serialnumber", "operationalstatus", "installstatus", "usedfor", "sysupdatedon", "discoverysource", "assettag", "modelid"],
+        &[
+            "sysid",
+            "sysclassname",
+            "hostname",
+            "fqdn",
+            "ipaddress",
+            "ram",
+            "diskspace",
+            "cpucount",
+            "cpucorecount",
+            "os",
+            "osversion",
+            "serialnumber",
+            "operationalstatus",
+            "installstatus",
+            "usedfor",
+            "sysupdatedon",
+            "discoverysource",
+            "assettag",
+            "modelid",
+        ],
     );
-    if (cols.iter().any(|c| c == "sysid" || c == "sysclassname") && element_names >= 3) || element_names >= 7 {
+    if (cols.iter().any(|c| c == "sysid" || c == "sysclassname") && element_names >= 3)
+        || element_names >= 7
+    {
         return Some(Layout::Servicenow);
     }
     let labels = count_of(
         &cols,
-        &["rammb", "diskspacegb", "cpucount", "cpucorecount", "operatingsystem", "osversion", "class", "name", "operationalstatus", "installstatus", "serialnumber", "ipaddress", "fullyqualifieddomainname", "fqdn", "mostrecentdiscovery", "discoverysource", "assettag", "cputype", "cpuspeedmhz", "manufacturer", "modelid", "location", "usedfor"],
+        &[
+            "rammb",
+            "diskspacegb",
+            "cpucount",
+            "cpucorecount",
+            "operatingsystem",
+            "osversion",
+            "class",
+            "name",
+            "operationalstatus",
+            "installstatus",
+            "serialnumber",
+            "ipaddress",
+            "fullyqualifieddomainname",
+            "fqdn",
+            "mostrecentdiscovery",
+            "discoverysource",
+            "assettag",
+            "cputype",
+            "cpuspeedmhz",
+            "manufacturer",
+            "modelid",
+            "location",
+            "usedfor",
+        ],
     );
-    if labels >= 5 && cols.iter().any(|c| matches!(c.as_str(), "rammb" | "diskspacegb" | "class" | "mostrecentdiscovery")) {
+    if labels >= 5
+        && cols.iter().any(|c| {
+            matches!(
+                c.as_str(),
+                "rammb" | "diskspacegb" | "class" | "mostrecentdiscovery"
+            )
+        })
+    {
         return Some(Layout::Servicenow);
     }
     None
@@ -240,19 +413,44 @@ mod tests {
     #[test]
     fn published_headers_are_recognised() {
         assert_eq!(
-            recognise_table(&cols(&["VM", "Powerstate", "Template", "DNS Name", "CPUs", "Memory", "VM UUID"])),
+            recognise_table(&cols(&[
+                "VM",
+                "Powerstate",
+                "Template",
+                "DNS Name",
+                "CPUs",
+                "Memory",
+                "VM UUID"
+            ])),
             Some(Layout::Rvtools)
         );
         assert_eq!(
-            recognise_table(&cols(&["*Server name", "IP addresses", "*Cores", "*Memory (In MB)", "*OS name"])),
+            recognise_table(&cols(&[
+                "*Server name",
+                "IP addresses",
+                "*Cores",
+                "*Memory (In MB)",
+                "*OS name"
+            ])),
             Some(Layout::AzureMigrate)
         );
         assert_eq!(
-            recognise_table(&cols(&["ExternalId", "IPAddress", "HostName", "CPU.NumberOfProcessors", "RAM.TotalSizeInMB"])),
+            recognise_table(&cols(&[
+                "ExternalId",
+                "IPAddress",
+                "HostName",
+                "CPU.NumberOfProcessors",
+                "RAM.TotalSizeInMB"
+            ])),
             Some(Layout::AwsMigrationHub)
         );
         assert_eq!(
-            recognise_table(&cols(&["MachineId", "MachineName", "PrimaryIPAddress", "MemoryGiB (optional)"])),
+            recognise_table(&cols(&[
+                "MachineId",
+                "MachineName",
+                "PrimaryIPAddress",
+                "MemoryGiB (optional)"
+            ])),
             Some(Layout::GoogleMigrationCenter)
         );
         assert_eq!(
@@ -260,10 +458,20 @@ mod tests {
             Some(Layout::Servicenow)
         );
         assert_eq!(
-            recognise_table(&cols(&["Name", "Class", "IP Address", "RAM (MB)", "Disk space (GB)", "Operating System"])),
+            recognise_table(&cols(&[
+                "Name",
+                "Class",
+                "IP Address",
+                "RAM (MB)",
+                "Disk space (GB)",
+                "Operating System"
+            ])),
             Some(Layout::Servicenow)
         );
-        assert_eq!(recognise_table(&cols(&["Server", "IP", "OS", "Owner"])), None);
+        assert_eq!(
+            recognise_table(&cols(&["Server", "IP", "OS", "Owner"])),
+            None
+        );
     }
 
     #[test]
@@ -273,7 +481,10 @@ mod tests {
         assert_eq!(rvtools_role("vHost").unwrap().describes, "esxi_host");
         assert!(rvtools_role("Sheet1").is_none());
         let sheets = vec![
-            ("vInfo".to_string(), cols(&["VM", "Powerstate", "VM UUID", "CPUs"])),
+            (
+                "vInfo".to_string(),
+                cols(&["VM", "Powerstate", "VM UUID", "CPUs"]),
+            ),
             ("vDisk".to_string(), cols(&["VM", "Disk", "Capacity MiB"])),
         ];
         assert_eq!(recognise_workbook(&sheets), Some(Layout::Rvtools));

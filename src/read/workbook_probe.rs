@@ -110,15 +110,15 @@ pub fn probe(file: &InputFile, options: &ReadOptions) -> Result<Option<WorkbookP
         Ok(Container::Markup) => {
             return Err(ReadError::Unsupported {
                 file: file.display.clone(),
-                format: "an HTML page or XML Spreadsheet 2003 saved with a workbook extension".into(),
+                format: "an HTML page or XML Spreadsheet 2003 saved with a workbook extension"
+                    .into(),
             })
         }
         Ok(container) => container,
         Err(error) => return Err(guard_error(file, error)),
     };
-    let mut book = Book::open(&file.path, container).map_err(|message| {
-        workbook_error(file, message)
-    })?;
+    let mut book =
+        Book::open(&file.path, container).map_err(|message| workbook_error(file, message))?;
     let uses_1904_dates = book.uses_1904_dates();
     let metas = book.sheets();
     if metas.is_empty() {
@@ -127,18 +127,30 @@ pub fn probe(file: &InputFile, options: &ReadOptions) -> Result<Option<WorkbookP
             message: "the workbook lists no sheets".into(),
         });
     }
-    let wanted: Vec<String> = options.sheets.iter().map(|s| s.trim().to_lowercase()).collect();
+    let wanted: Vec<String> = options
+        .sheets
+        .iter()
+        .map(|s| s.trim().to_lowercase())
+        .collect();
     if !wanted.is_empty() {
         let missing: Vec<&String> = options
             .sheets
             .iter()
-            .filter(|w| !metas.iter().any(|m| m.name.trim().eq_ignore_ascii_case(w.trim())))
+            .filter(|w| {
+                !metas
+                    .iter()
+                    .any(|m| m.name.trim().eq_ignore_ascii_case(w.trim()))
+            })
             .collect();
         if missing.len() == options.sheets.len() {
             return Err(ReadError::NoSuchSheet {
                 file: file.display.clone(),
                 wanted: options.sheets.join(", "),
-                available: metas.iter().map(|m| m.name.clone()).collect::<Vec<_>>().join(", "),
+                available: metas
+                    .iter()
+                    .map(|m| m.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
     }
@@ -172,7 +184,11 @@ pub fn probe(file: &InputFile, options: &ReadOptions) -> Result<Option<WorkbookP
     }
     let headers: Vec<(String, Vec<String>)> = sheets
         .iter()
-        .filter_map(|s| s.header.as_ref().map(|h| (s.name.clone(), h.columns.clone())))
+        .filter_map(|s| {
+            s.header
+                .as_ref()
+                .map(|h| (s.name.clone(), h.columns.clone()))
+        })
         .collect();
     let layout = layout::recognise_workbook(&headers);
     for sheet in &mut sheets {

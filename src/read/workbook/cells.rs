@@ -112,12 +112,7 @@ pub fn format_datetime(dt: &ExcelDateTime) -> String {
         } else {
             ("", total_ms)
         };
-        let (h, m, s, milli) = (
-            ms / 3_600_000,
-            ms / 60_000 % 60,
-            ms / 1000 % 60,
-            ms % 1000,
-        );
+        let (h, m, s, milli) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
         let seconds = if milli > 0 {
             format!("{s}.{milli:03}")
         } else {

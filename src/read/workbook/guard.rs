@@ -173,8 +173,8 @@ fn check_zip(path: &Path, limits: &Limits) -> Result<Container, GuardError> {
                 Ok(n) => n,
                 Err(e) => {
                     return Err(GuardError::Corrupt(format!(
-                        "entry {name} cannot be decompressed ({e}); the file is truncated or damaged"
-                    )))
+                    "entry {name} cannot be decompressed ({e}); the file is truncated or damaged"
+                )))
                 }
             };
             if n == 0 {
@@ -298,9 +298,9 @@ fn check_ods_grid<R: Read + Seek>(
         ))
     };
     loop {
-        let event = reader.read_event_into(&mut buf).map_err(|e| {
-            GuardError::Corrupt(format!("content.xml is not valid XML ({e})"))
-        })?;
+        let event = reader
+            .read_event_into(&mut buf)
+            .map_err(|e| GuardError::Corrupt(format!("content.xml is not valid XML ({e})")))?;
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty_element = matches!(event, Event::Empty(_));
@@ -382,10 +382,10 @@ fn check_compound(path: &Path, limits: &Limits) -> Result<Container, GuardError>
                 "the OLE file holds no Workbook stream: it is not an Excel workbook (a Word or other Office file?)".into(),
             )
         })?;
-    let mut stream = BufReader::new(
-        cfb.open_stream(stream_name)
-            .map_err(|e| GuardError::Corrupt(format!("the Workbook stream cannot be read ({e})")))?,
-    );
+    let mut stream =
+        BufReader::new(cfb.open_stream(stream_name).map_err(|e| {
+            GuardError::Corrupt(format!("the Workbook stream cannot be read ({e})"))
+        })?);
     scan_biff(&mut stream, limits)?;
     Ok(Container::Xls)
 }
@@ -444,7 +444,12 @@ fn scan_biff(stream: &mut impl Read, limits: &Limits) -> Result<(), GuardError> 
                     first
                 };
                 let (r0, r1, c0, c1) = sheet_box.unwrap_or((row, row, first, last));
-                sheet_box = Some((r0.min(row), r1.max(row), c0.min(first), c1.max(last.max(first))));
+                sheet_box = Some((
+                    r0.min(row),
+                    r1.max(row),
+                    c0.min(first),
+                    c1.max(last.max(first)),
+                ));
             }
             _ => {}
         }

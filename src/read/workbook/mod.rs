@@ -75,8 +75,12 @@ impl Book {
         };
         let describe = |e: &dyn std::fmt::Display| e.to_string();
         Ok(match container {
-            Container::Xlsx => Book::Xlsx(calamine::Xlsx::new(source()?).map_err(|e| describe(&e))?),
-            Container::Xlsb => Book::Xlsb(calamine::Xlsb::new(source()?).map_err(|e| describe(&e))?),
+            Container::Xlsx => {
+                Book::Xlsx(calamine::Xlsx::new(source()?).map_err(|e| describe(&e))?)
+            }
+            Container::Xlsb => {
+                Book::Xlsb(calamine::Xlsb::new(source()?).map_err(|e| describe(&e))?)
+            }
             Container::Xls => Book::Xls(calamine::Xls::new(source()?).map_err(|e| describe(&e))?),
             Container::Ods => Book::Ods(calamine::Ods::new(source()?).map_err(|e| describe(&e))?),
             other => return Err(format!("{other:?} is not a workbook container")),

@@ -69,7 +69,11 @@ impl SheetTable {
             return; // blank rows above the table
         }
         self.lookahead.push(row);
-        let filled = self.lookahead.iter().filter(|r| !r.cells.is_empty()).count();
+        let filled = self
+            .lookahead
+            .iter()
+            .filter(|r| !r.cells.is_empty())
+            .count();
         if filled >= HEADER_SCAN_ROWS {
             self.decide();
         }
@@ -130,7 +134,10 @@ impl SheetTable {
     }
 
     fn emit(&mut self, mut row: SheetRow) {
-        let header = self.header.as_ref().expect("emit runs after the header is decided");
+        let header = self
+            .header
+            .as_ref()
+            .expect("emit runs after the header is decided");
         let first_col = header.first_col;
         let header_row0 = header.row.map(|r| r - 1);
         self.fill_merged(&mut row, header_row0);
@@ -404,8 +411,14 @@ mod tests {
     #[test]
     fn numbers_in_the_first_row_mean_no_header() {
         let rows = vec![
-            row(0, vec![(0, text("web01")), (1, number("4")), (2, number("16"))]),
-            row(1, vec![(0, text("web02")), (1, number("8")), (2, number("32"))]),
+            row(
+                0,
+                vec![(0, text("web01")), (1, number("4")), (2, number("16"))],
+            ),
+            row(
+                1,
+                vec![(0, text("web02")), (1, number("8")), (2, number("32"))],
+            ),
         ];
         let header = find_header(&rows);
         assert_eq!(header.row, None);
