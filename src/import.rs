@@ -247,6 +247,7 @@ enum SourceKind {
         container: Container,
         sheet: String,
         declared_rows: Option<u64>,
+        has_merged_cells: bool,
     },
 }
 
@@ -389,6 +390,7 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
                             container: book.container,
                             sheet: sheet.name.clone(),
                             declared_rows: sheet.declared_rows,
+                            has_merged_cells: book.has_merged_cells,
                         },
                         content_hash: sheet.content_hash.clone(),
                         source_system,
@@ -873,10 +875,15 @@ fn read_sheets(
     };
     for &file in job {
         let plan = &planned[file];
-        let SourceKind::Sheet { sheet, .. } = &plan.candidate.source else {
+        let SourceKind::Sheet {
+            sheet,
+            has_merged_cells,
+            ..
+        } = &plan.candidate.source
+        else {
             continue;
         };
-        read_sheet(file, plan, &mut book, sheet, tx)?;
+        read_sheet(file, plan, &mut book, sheet, *has_merged_cells, tx)?;
     }
     Ok(())
 }
@@ -886,6 +893,7 @@ fn read_sheet(
     plan: &Planned,
     book: &mut Book,
     sheet: &str,
+    has_merged_cells: bool,
     tx: &Sender<ReaderMessage>,
 ) -> Sent {
     let file_name = &plan.candidate.input.display;
@@ -894,10 +902,14 @@ fn read_sheet(
         sheet: sheet.to_string(),
         message,
     };
-    let merged = book.merged(sheet).unwrap_or_else(|message| {
-        tracing::warn!("{file_name} [{sheet}]: merged ranges cannot be read ({message}); cells are read as stored");
+    let merged = if !has_merged_cells {
         Vec::new()
-    });
+    } else {
+        book.merged(sheet).unwrap_or_else(|message| {
+            tracing::warn!("{file_name} [{sheet}]: merged ranges cannot be read ({message}); cells are read as stored");
+            Vec::new()
+        })
+    };
     let merged_ranges: Vec<String> = merged
         .iter()
         .map(|&(r0, c0, r1, c1)| format!("{}:{}", cell_ref(r0, c0), cell_ref(r1, c1)))

@@ -103,20 +103,43 @@ const PEOPLE: &[&str] = &[
     "Chen Wei",
 ];
 
-/// Writes `rows` data rows (plus the header) of a CMDB export to `out`. About
-/// `messy_percent` percent of the rows carry one of the real-world quirks.
-pub fn write_cmdb_csv(
-    out: &mut impl Write,
+/// Generates the records of a CMDB export, deterministic for a seed. About
+/// `messy_percent` percent of the records carry one of the real-world quirks
+/// (an embedded newline, a short row, a stray value, an empty row, "16 GB").
+pub struct CmdbRecords {
+    rng: StdRng,
+    next: u64,
     rows: u64,
-    messy_percent: f64,
-    seed: u64,
-) -> io::Result<()> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut w = csv::WriterBuilder::new().flexible(true).from_writer(out);
-    w.write_record(COLUMNS)?;
-    let mut fields: Vec<String> = Vec::with_capacity(COLUMNS.len());
-    for i in 0..rows {
-        fields.clear();
+    messy: f64,
+    pending: Option<Vec<String>>,
+}
+
+impl CmdbRecords {
+    pub fn new(rows: u64, messy_percent: f64, seed: u64) -> CmdbRecords {
+        CmdbRecords {
+            rng: StdRng::seed_from_u64(seed),
+            next: 0,
+            rows,
+            messy: (messy_percent / 100.0).clamp(0.0, 1.0),
+            pending: None,
+        }
+    }
+}
+
+impl Iterator for CmdbRecords {
+    type Item = Vec<String>;
+
+    fn next(&mut self) -> Option<Vec<String>> {
+        if let Some(record) = self.pending.take() {
+            return Some(record);
+        }
+        if self.next >= self.rows {
+            return None;
+        }
+        let i = self.next;
+        self.next += 1;
+        let rng = &mut self.rng;
+        let mut fields: Vec<String> = Vec::with_capacity(COLUMNS.len() + 1);
         let (os, os_version, family) = OSES[rng.random_range(0..OSES.len())];
         let prefix = if family == "server" { "win" } else { "lnx" };
         let host = format!("{prefix}{:06}", i);
@@ -218,24 +241,83 @@ pub fn write_cmdb_csv(
         fields.push(USED_FOR[rng.random_range(0..USED_FOR.len())].to_lowercase());
         fields.push(APPS[rng.random_range(0..APPS.len())].into());
 
-        if rng.random_bool((messy_percent / 100.0).clamp(0.0, 1.0)) {
+        if rng.random_bool(self.messy) {
             match rng.random_range(0..5) {
                 0 => {
                     fields[35] =
                         "Migrated from \"legacy\" DC, see ticket\nCHG0012345; owner: Ops, Finance"
                             .into()
                 }
-                1 => {
-                    fields.truncate(30); // a row cut short
-                }
+                1 => fields.truncate(30), // a row cut short
                 2 => fields.push("stray value".into()),
                 3 => {
-                    w.write_record(std::iter::repeat_n("", COLUMNS.len()))?; // an empty row
+                    // An empty row, then this record.
+                    self.pending = Some(fields);
+                    return Some(vec![String::new(); COLUMNS.len()]);
                 }
                 _ => fields[17] = "16 GB".into(),
             }
         }
-        w.write_record(&fields)?;
+        Some(fields)
+    }
+}
+
+/// Writes `rows` data rows (plus the header) of a CMDB export to `out` as CSV.
+pub fn write_cmdb_csv(
+    out: &mut impl Write,
+    rows: u64,
+    messy_percent: f64,
+    seed: u64,
+) -> io::Result<()> {
+    let mut w = csv::WriterBuilder::new().flexible(true).from_writer(out);
+    w.write_record(COLUMNS)?;
+    for record in CmdbRecords::new(rows, messy_percent, seed) {
+        w.write_record(&record)?;
     }
     w.flush()
+}
+
+/// Columns written as numbers in a workbook, as ServiceNow's Excel export does.
+const NUMERIC_COLUMNS: &[&str] = &[
+    "os_address_width",
+    "cpu_count",
+    "cpu_core_count",
+    "cpu_speed",
+    "ram",
+    "disk_space",
+];
+
+/// Writes the same export as an .xlsx with its first `columns` columns, numbers
+/// as number cells, in rust_xlsxwriter's constant-memory mode.
+pub fn write_cmdb_xlsx(
+    path: &std::path::Path,
+    rows: u64,
+    columns: usize,
+    messy_percent: f64,
+    seed: u64,
+) -> Result<(), rust_xlsxwriter::XlsxError> {
+    let columns = columns.clamp(1, COLUMNS.len());
+    let numeric: Vec<bool> = COLUMNS[..columns]
+        .iter()
+        .map(|c| NUMERIC_COLUMNS.contains(c))
+        .collect();
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet_with_constant_memory()?;
+    sheet.set_name("Page 1")?;
+    for (col, name) in COLUMNS[..columns].iter().enumerate() {
+        sheet.write_string(0, col as u16, *name)?;
+    }
+    for (r, record) in CmdbRecords::new(rows, messy_percent, seed).enumerate() {
+        let row = r as u32 + 1;
+        for (col, value) in record.iter().take(columns).enumerate() {
+            if value.is_empty() {
+                continue;
+            }
+            match value.parse::<f64>() {
+                Ok(number) if numeric[col] => sheet.write_number(row, col as u16, number)?,
+                _ => sheet.write_string(row, col as u16, value)?,
+            };
+        }
+    }
+    workbook.save(path)
 }

@@ -25,6 +25,8 @@ pub struct WorkbookProbe {
     pub hash: String,
     pub size: u64,
     pub uses_1904_dates: bool,
+    /// False when the container check found no merged range in any sheet.
+    pub has_merged_cells: bool,
     /// The layout the sheets form together (RVTools), if recognised.
     pub layout: Option<Layout>,
     pub sheets: Vec<SheetProbe>,
@@ -105,17 +107,20 @@ pub fn probe(file: &InputFile, options: &ReadOptions) -> Result<Option<WorkbookP
             file: file.display.clone(),
         });
     }
-    let container = match guard::check(&file.path, &guard::LIMITS) {
-        Ok(Container::Text) => return Ok(None),
-        Ok(Container::Markup) => {
+    let checked = match guard::check(&file.path, &guard::LIMITS) {
+        Ok(checked) => checked,
+        Err(error) => return Err(guard_error(file, error)),
+    };
+    let container = match checked.container {
+        Container::Text => return Ok(None),
+        Container::Markup => {
             return Err(ReadError::Unsupported {
                 file: file.display.clone(),
                 format: "an HTML page or XML Spreadsheet 2003 saved with a workbook extension"
                     .into(),
             })
         }
-        Ok(container) => container,
-        Err(error) => return Err(guard_error(file, error)),
+        container => container,
     };
     let mut book =
         Book::open(&file.path, container).map_err(|message| workbook_error(file, message))?;
@@ -206,6 +211,7 @@ pub fn probe(file: &InputFile, options: &ReadOptions) -> Result<Option<WorkbookP
         hash,
         size,
         uses_1904_dates,
+        has_merged_cells: checked.has_merged_cells,
         layout,
         sheets,
     }))

@@ -78,8 +78,21 @@ const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 const EMPTY_ZIP_MAGIC: &[u8] = b"PK\x05\x06";
 const CFB_MAGIC: &[u8] = &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
 
+/// What the check learnt about a workbook besides its container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked {
+    pub container: Container,
+    /// Whether any worksheet of an .xlsx has merged ranges; when none has, the
+    /// reader skips the extra pass over the sheet that finding them costs.
+    pub has_merged_cells: bool,
+}
+
 /// Decides what the file holds and checks it against `limits`.
-pub fn check(path: &Path, limits: &Limits) -> Result<Container, GuardError> {
+pub fn check(path: &Path, limits: &Limits) -> Result<Checked, GuardError> {
+    let plain = |container| Checked {
+        container,
+        has_merged_cells: true,
+    };
     let mut head = [0u8; 512];
     let n = read_up_to(&mut File::open(path)?, &mut head)?;
     let head = &head[..n];
@@ -87,12 +100,12 @@ pub fn check(path: &Path, limits: &Limits) -> Result<Container, GuardError> {
         return check_zip(path, limits);
     }
     if head.starts_with(CFB_MAGIC) {
-        return check_compound(path, limits);
+        return check_compound(path, limits).map(plain);
     }
     let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
     let trimmed = text.trim_ascii_start();
     if trimmed.first() == Some(&b'<') {
-        return Ok(Container::Markup);
+        return Ok(plain(Container::Markup));
     }
     let looks_textual = !head.is_empty()
         && (head.starts_with(b"\xFF\xFE")
@@ -100,7 +113,7 @@ pub fn check(path: &Path, limits: &Limits) -> Result<Container, GuardError> {
             || std::str::from_utf8(text).is_ok()
             || text.iter().all(|&b| b >= 0x20 || b"\t\r\n".contains(&b)));
     if looks_textual {
-        return Ok(Container::Text);
+        return Ok(plain(Container::Text));
     }
     Err(GuardError::Corrupt(
         "it is neither a zip (xlsx, xlsb, ods) nor an OLE file (xls): the file is corrupt or not a workbook".into(),
@@ -121,7 +134,7 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// Walks the zip: counts entries from the end-of-central-directory record before
 /// the zip crate allocates them, then inflates every entry into a counter to
 /// compare its actual size with the declared one and the limits.
-fn check_zip(path: &Path, limits: &Limits) -> Result<Container, GuardError> {
+fn check_zip(path: &Path, limits: &Limits) -> Result<Checked, GuardError> {
     let mut file = File::open(path)?;
     if let Some(entries) = declared_entry_count(&mut file)? {
         if entries > limits.max_entries as u64 {
@@ -164,10 +177,15 @@ fn check_zip(path: &Path, limits: &Limits) -> Result<Container, GuardError> {
     // 64 KiB buffer, before calamine trusts it.
     let mut buf = vec![0u8; 64 << 10];
     let mut actual_total = 0u64;
+    let merge_cell = memchr::memmem::Finder::new(b"mergeCell ");
+    let mut has_merged_cells = false;
     for (i, (name, declared, compressed)) in names.iter().enumerate() {
         let mut entry = archive.by_index(i).map_err(zip_error)?;
         let cap = limits.max_entry_bytes.min(declared.saturating_add(1));
         let mut actual = 0u64;
+        let is_sheet = name.starts_with("xl/worksheets/") && name.ends_with(".xml");
+        // The tail of the previous chunk, so a match across chunks is found.
+        let mut carry: Vec<u8> = Vec::new();
         loop {
             let n = match entry.read(&mut buf) {
                 Ok(n) => n,
@@ -179,6 +197,13 @@ fn check_zip(path: &Path, limits: &Limits) -> Result<Container, GuardError> {
             };
             if n == 0 {
                 break;
+            }
+            if is_sheet && !has_merged_cells {
+                carry.extend_from_slice(&buf[..n.min(16)]);
+                has_merged_cells =
+                    merge_cell.find(&carry).is_some() || merge_cell.find(&buf[..n]).is_some();
+                carry.clear();
+                carry.extend_from_slice(&buf[n.saturating_sub(16)..n]);
             }
             actual += n as u64;
             if actual > cap {
@@ -198,13 +223,17 @@ fn check_zip(path: &Path, limits: &Limits) -> Result<Container, GuardError> {
         }
     }
     let has = |wanted: &str| names.iter().any(|(n, _, _)| n.eq_ignore_ascii_case(wanted));
+    let checked = |container| Checked {
+        container,
+        has_merged_cells,
+    };
     if has("xl/workbook.bin") {
-        Ok(Container::Xlsb)
+        Ok(checked(Container::Xlsb))
     } else if has("xl/workbook.xml") || names.iter().any(|(n, _, _)| n.ends_with("workbook.xml")) {
-        Ok(Container::Xlsx)
+        Ok(checked(Container::Xlsx))
     } else if has("content.xml") {
         check_ods_grid(&mut archive, limits)?;
-        Ok(Container::Ods)
+        Ok(checked(Container::Ods))
     } else {
         Err(GuardError::Corrupt(
             "it is a zip archive without a workbook inside (no xl/workbook.xml or content.xml)"
