@@ -52,7 +52,7 @@ pub const LIMITS: Limits = Limits {
     max_total_bytes: 8 << 30,
     max_ratio: 250,
     ratio_floor_bytes: 16 << 20,
-    max_grid_cells: 8_000_000,
+    max_grid_cells: 5_000_000,
     max_declared_cells: 200_000_000,
 };
 
