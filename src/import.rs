@@ -819,32 +819,58 @@ fn read_text(
             Ok(Some(row)) => {
                 rows.push(row);
                 if rows.len() == BATCH_ROWS {
-                    plan.rows_read
-                        .fetch_add(rows.len() as u64, Ordering::Relaxed);
-                    tx.send(ReaderMessage::Rows {
-                        file,
-                        rows: std::mem::replace(&mut rows, Vec::with_capacity(BATCH_ROWS)),
-                        warnings: std::mem::take(&mut warnings),
-                    })?;
+                    let batch = std::mem::replace(&mut rows, Vec::with_capacity(BATCH_ROWS));
+                    let batch_warnings = std::mem::take(&mut warnings);
+                    send_rows(tx, file, plan, batch, batch_warnings, Unit::Bytes)?;
                 }
             }
             Ok(None) => break,
             Err(error) => return send_failure(error, source.blank_rows()),
         }
     }
-    plan.rows_read
-        .fetch_add(rows.len() as u64, Ordering::Relaxed);
+    let blank_rows = source.blank_rows();
+    finish_ok(tx, file, plan, rows, warnings, blank_rows, Unit::Bytes)
+}
+
+/// Sends a table's last rows and its successful end.
+fn finish_ok(
+    tx: &Sender<ReaderMessage>,
+    file: usize,
+    plan: &Planned,
+    rows: Vec<Row>,
+    warnings: Vec<RowWarning>,
+    blank_rows: u64,
+    unit: Unit,
+) -> Sent {
     if !rows.is_empty() || !warnings.is_empty() {
-        tx.send(ReaderMessage::Rows {
-            file,
-            rows,
-            warnings,
-        })?;
+        send_rows(tx, file, plan, rows, warnings, unit)?;
     }
     tx.send(ReaderMessage::Finished {
         file,
-        blank_rows: source.blank_rows(),
+        blank_rows,
         result: Ok(()),
+    })
+}
+
+/// Sends a batch of rows and counts them for the progress bar; a sheet's bar
+/// (`Unit::Rows`) advances by rows, a text file's by the bytes its reader reports.
+fn send_rows(
+    tx: &Sender<ReaderMessage>,
+    file: usize,
+    plan: &Planned,
+    rows: Vec<Row>,
+    warnings: Vec<RowWarning>,
+    unit: Unit,
+) -> Sent {
+    plan.rows_read
+        .fetch_add(rows.len() as u64, Ordering::Relaxed);
+    if unit == Unit::Rows {
+        plan.done.fetch_add(rows.len() as u64, Ordering::Relaxed);
+    }
+    tx.send(ReaderMessage::Rows {
+        file,
+        rows,
+        warnings,
     })
 }
 
@@ -959,14 +985,7 @@ fn read_sheet(
         }
         if table.pending() >= BATCH_ROWS {
             let (rows, warnings) = table.take_rows();
-            plan.rows_read
-                .fetch_add(rows.len() as u64, Ordering::Relaxed);
-            plan.done.fetch_add(rows.len() as u64, Ordering::Relaxed);
-            if let Err(e) = tx.send(ReaderMessage::Rows {
-                file,
-                rows,
-                warnings,
-            }) {
+            if let Err(e) = send_rows(tx, file, plan, rows, warnings, Unit::Rows) {
                 send_result = Err(e);
                 return Visit::Stop;
             }
@@ -993,21 +1012,15 @@ fn read_sheet(
         });
     }
     let (rows, warnings) = table.take_rows();
-    plan.rows_read
-        .fetch_add(rows.len() as u64, Ordering::Relaxed);
-    plan.done.fetch_add(rows.len() as u64, Ordering::Relaxed);
-    if !rows.is_empty() || !warnings.is_empty() {
-        tx.send(ReaderMessage::Rows {
-            file,
-            rows,
-            warnings,
-        })?;
-    }
-    tx.send(ReaderMessage::Finished {
+    finish_ok(
+        tx,
         file,
-        blank_rows: table.blank_rows(),
-        result: Ok(()),
-    })
+        plan,
+        rows,
+        warnings,
+        table.blank_rows(),
+        Unit::Rows,
+    )
 }
 
 /// The single writer: drains the readers' messages into SQLite.
