@@ -523,14 +523,14 @@ mod tests {
         let mut stream = Vec::new();
         stream.extend(record(0x0809, &[0; 16]));
         stream.extend(cell(0, 0));
-        stream.extend(cell(60_000, 100));
+        stream.extend(cell(60_000, 50));
         stream.extend(record(0x000A, &[]));
         let small = Limits {
             max_grid_cells: 1_000_000,
             ..LIMITS
         };
         let err = scan_biff(&mut stream.as_slice(), &small).unwrap_err();
-        assert!(matches!(err, GuardError::Refused(m) if m.contains("60001 rows × 101 columns")));
+        assert!(matches!(err, GuardError::Refused(m) if m.contains("60001 rows × 51 columns")));
         assert!(scan_biff(&mut stream.as_slice(), &LIMITS).is_ok());
         let mut locked = record(0x0809, &[0; 16]);
         locked.extend(record(0x002F, &[1, 0]));
