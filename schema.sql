@@ -173,7 +173,9 @@ CREATE TABLE import_field_mappings (
     transformation_rules TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(transformation_rules)),
     is_validated         INTEGER NOT NULL DEFAULT 0 CHECK (is_validated IN (0, 1)),
     created_at           TEXT NOT NULL,
-    updated_at           TEXT NOT NULL
+    updated_at           TEXT NOT NULL,
+    -- why the suggestion was made, in words (header and content evidence), shown by `intake mappings`
+    evidence             TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(evidence))
 ) STRICT;
 CREATE INDEX ix_import_field_mappings_tenant ON import_field_mappings(client_account_id, engagement_id);
 CREATE INDEX ix_import_field_mappings_master ON import_field_mappings(master_flow_id);

@@ -37,6 +37,7 @@ fn stage(c: &mut Criterion) {
                 force: true,
                 progress: false,
                 threads: 0,
+                mapping: Default::default(),
             })
             .unwrap();
             assert_eq!(outcome.totals.completed, 1);

@@ -19,8 +19,9 @@ pub const SCHEMA_VERSION: i64 = 2;
 /// Upgrade steps: `MIGRATIONS[i]` takes a file from version `i + 1` to `i + 2`.
 /// Version 0 (a new, empty file) is created from `SCHEMA_SQL` directly.
 const MIGRATIONS: &[&str] = &[
-    // 1 → 2: workbooks stage one data_imports row per sheet.
-    "ALTER TABLE data_imports ADD COLUMN sheet_name TEXT;",
+    // 1 → 2: workbooks stage one data_imports row per sheet; mappings keep their evidence.
+    "ALTER TABLE data_imports ADD COLUMN sheet_name TEXT;
+     ALTER TABLE import_field_mappings ADD COLUMN evidence TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(evidence));",
 ];
 
 /// Opens (creating if needed) the database at `path`, brings its schema to

@@ -125,6 +125,8 @@ pub enum ImportError {
     Stdin(std::io::Error),
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    #[error(transparent)]
+    Mapping(#[from] crate::map::MapError),
 }
 
 impl From<rusqlite::Error> for ImportError {

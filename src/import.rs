@@ -51,6 +51,8 @@ pub struct ImportRequest {
     pub progress: bool,
     /// Reader threads; 0 means one per core.
     pub threads: usize,
+    /// Rules and threshold of the attribute_mapping phase.
+    pub mapping: crate::map::MapOptions,
 }
 
 /// What became of one input file.
@@ -169,7 +171,11 @@ pub struct ImportOutcome {
     pub files: Vec<FileOutcome>,
     pub ignored_paths: Vec<read::IgnoredPath>,
     pub recovered_imports: Vec<String>,
+    /// Flows a killed run left after their import whose mapping this run finished.
+    pub resumed_flows: Vec<String>,
     pub totals: Totals,
+    /// The attribute_mapping phase of this run's flow.
+    pub mapping: Option<crate::map::MappingOutcome>,
     pub seconds: f64,
 }
 
@@ -286,6 +292,12 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
     for filename in &recovered {
         tracing::warn!(
             "recovered an interrupted import of {filename}: its partial rows were removed"
+        );
+    }
+    let resumed = crate::map::resume_unfinished(&conn, &request.mapping)?;
+    for flow in &resumed {
+        tracing::warn!(
+            "finished the attribute mapping of flow {flow}, which an earlier run left undone"
         );
     }
     let tenant = tenant::resolve(
@@ -463,7 +475,9 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
         files: Vec::new(),
         ignored_paths: ignored,
         recovered_imports: recovered,
+        resumed_flows: resumed,
         totals: Totals::default(),
+        mapping: None,
         seconds: 0.0,
     };
 
@@ -506,6 +520,20 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
             if result.totals.completed > 0 {
                 flow::complete_phase(&conn, &ids, Phase::DataImport, &summary)?;
                 result.flow_status = "running".to_string();
+                match crate::map::run(&conn, &ids, &request.mapping) {
+                    Ok(mapping) => result.mapping = Some(mapping),
+                    Err(error) => {
+                        let message = error.to_string();
+                        let _ = flow::fail(
+                            &conn,
+                            &ids,
+                            Phase::AttributeMapping,
+                            &message,
+                            &json!({ "type": "mapping_failed" }),
+                        );
+                        return Err(error.into());
+                    }
+                }
             } else {
                 flow::fail(
                     &conn,

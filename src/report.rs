@@ -121,6 +121,14 @@ pub fn import_summary(outcome: &ImportOutcome) -> String {
             "recovered: an interrupted earlier import ({recovered}) was cleaned up\n"
         ));
     }
+    for flow in &outcome.resumed_flows {
+        out.push_str(&format!(
+            "resumed: the attribute mapping of flow {flow}, left undone by an interrupted run, was finished\n"
+        ));
+    }
+    if let Some(mapping) = &outcome.mapping {
+        out.push_str(&mapping_summary(mapping));
+    }
     let t = &outcome.totals;
     out.push_str(&format!(
         "{} file(s) and sheet(s): {} imported, {} skipped, {} failed; {} rows, {} warnings in {:.2}s\n",
@@ -239,6 +247,104 @@ pub fn sniff_report(reports: &[SniffReport]) -> String {
             out.push('\n');
         }
     }
+    out
+}
+
+/// The mapping table of a flow (`intake mappings`).
+pub fn mapping_table(master_flow_id: &str, rows: &[crate::map::review::MappingRow]) -> String {
+    let mut t = table(&[
+        "file",
+        "source column",
+        "target field",
+        "confidence",
+        "match",
+        "status",
+        "sample values",
+    ]);
+    for r in rows {
+        let file = std::path::Path::new(&r.file)
+            .file_name()
+            .map_or_else(|| r.file.clone(), |n| n.to_string_lossy().to_string());
+        let file = match &r.sheet {
+            Some(sheet) => format!("{file} [{sheet}]"),
+            None => file,
+        };
+        t.add_row(vec![
+            Cell::new(file),
+            Cell::new(&r.source_field),
+            Cell::new(r.target_field.as_deref().unwrap_or("-")),
+            right(format!("{:.2}", r.confidence_score)),
+            Cell::new(&r.match_type),
+            Cell::new(&r.status),
+            Cell::new(r.sample_values.join(" | ")),
+        ]);
+    }
+    let approved = rows.iter().filter(|r| r.status == "approved").count();
+    let unmapped = rows.iter().filter(|r| r.target_field.is_none()).count();
+    format!(
+        "{t}
+flow {master_flow_id}: {} column(s), {approved} approved, {} to review, {unmapped} unmapped (kept in custom_attributes)
+",
+        rows.len(),
+        rows.iter().filter(|r| r.status == "suggested" && r.target_field.is_some()).count()
+    )
+}
+
+/// The field catalogue (`intake mappings fields`).
+pub fn fields_table() -> String {
+    let mut t = table(&["field", "kind", "unit", "allowed values", "description"]);
+    for f in crate::catalogue::FIELDS {
+        t.add_row(vec![
+            Cell::new(f.name),
+            Cell::new(format!("{:?}", f.kind).to_lowercase()),
+            Cell::new(f.unit.unwrap_or("")),
+            Cell::new(f.allowed.join(", ")),
+            Cell::new(f.description),
+        ]);
+    }
+    format!(
+        "{t}
+"
+    )
+}
+
+/// The mapping part of an import summary: one line per import with counts, and
+/// the columns that were not approved.
+fn mapping_summary(mapping: &crate::map::MappingOutcome) -> String {
+    let mut out = String::new();
+    let mut t = table(&[
+        "file",
+        "source column",
+        "target field",
+        "confidence",
+        "match",
+        "status",
+    ]);
+    for import in &mapping.imports {
+        let file = std::path::Path::new(&import.file)
+            .file_name()
+            .map_or_else(|| import.file.clone(), |n| n.to_string_lossy().to_string());
+        let file = match &import.sheet {
+            Some(sheet) => format!("{file} [{sheet}]"),
+            None => file,
+        };
+        for s in &import.suggestions {
+            t.add_row(vec![
+                Cell::new(&file),
+                Cell::new(&s.source),
+                Cell::new(s.target.unwrap_or("-")),
+                right(format!("{:.2}", s.confidence)),
+                Cell::new(s.match_type.as_str()),
+                Cell::new(s.status.as_str()),
+            ]);
+        }
+    }
+    out.push_str(&t.to_string());
+    out.push('\n');
+    out.push_str(&format!(
+        "mapping: {} approved (confidence >= {:.2}), {} to review, {} unmapped, {} ignored; review with `intake mappings`\n",
+        mapping.approved, mapping.auto_approve_threshold, mapping.suggested, mapping.unmapped, mapping.ignored
+    ));
     out
 }
 

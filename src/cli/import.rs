@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use intake::import::{self, ImportRequest};
+use intake::map::{MapOptions, Rules};
 use intake::read::{delimiter::parse_delimiter, encoding::encoding_for_label, ReadOptions};
 use intake::report;
 
@@ -25,6 +26,7 @@ use intake::report;
 ///   intake import exports/ --client "Acme Corp" --engagement "DC exit 2026"
 ///   intake import inventory.csv --encoding windows-1252 --delimiter ';'
 ///   intake import RVTools_export_all.xlsx
+///   intake import handmade.xlsx --rules team-rules.toml --auto-approve 0.9
 ///   intake import cmdb.xlsx --sheet "Servers" --sheet "Hidden data"
 ///   cat export.csv | intake import - --json
 #[derive(Args, Debug)]
@@ -57,6 +59,14 @@ pub struct ImportArgs {
     /// Field delimiter instead of sniffing: one character, or comma, semicolon, tab, pipe
     #[arg(long, value_name = "CHAR")]
     pub delimiter: Option<String>,
+
+    /// Mapping rules (TOML): fixed column → field mappings, ignored columns, transforms, threshold
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+
+    /// Confidence at or above which a mapping is approved without review [default: 0.85]
+    #[arg(long, value_name = "SCORE", value_parser = parse_score)]
+    pub auto_approve: Option<f64>,
 
     /// Read only this sheet of each workbook (repeatable; case-insensitive; may name a hidden sheet)
     #[arg(long, value_name = "NAME")]
@@ -96,6 +106,16 @@ pub fn run(args: ImportArgs, db: &Path, quiet: bool) -> anyhow::Result<i32> {
         Some(d) => Some(parse_delimiter(d).map_err(anyhow::Error::msg)?),
         None => None,
     };
+    let rules = match &args.rules {
+        Some(path) => match Rules::load(path) {
+            Ok(rules) => rules,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return Ok(import::exit_code::USAGE);
+            }
+        },
+        None => Rules::default(),
+    };
     let request = ImportRequest {
         paths: args.paths,
         db_path: db.to_path_buf(),
@@ -112,6 +132,10 @@ pub fn run(args: ImportArgs, db: &Path, quiet: bool) -> anyhow::Result<i32> {
         force: args.force,
         progress: !quiet && !args.json,
         threads: args.threads,
+        mapping: MapOptions {
+            rules,
+            auto_approve: args.auto_approve,
+        },
     };
     let outcome = import::run(&request)?;
     if args.json {
@@ -120,4 +144,11 @@ pub fn run(args: ImportArgs, db: &Path, quiet: bool) -> anyhow::Result<i32> {
         print!("{}", report::import_summary(&outcome));
     }
     Ok(outcome.exit_code(args.strict))
+}
+
+fn parse_score(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not a score between 0 and 1")),
+    }
 }

@@ -1,6 +1,7 @@
 //! Command-line definitions shared by every subcommand, and dispatch.
 
 mod import;
+mod mappings;
 mod schema;
 mod sniff;
 
@@ -43,6 +44,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Import(import::ImportArgs),
+    Mappings(mappings::MappingsArgs),
     Sniff(sniff::SniffArgs),
     /// Check or print the database schema
     #[command(subcommand)]
@@ -69,6 +71,7 @@ pub fn init_logging(cli: &Cli) {
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Import(args) => import::run(args, &cli.db, cli.quiet),
+        Command::Mappings(args) => mappings::run(args, &cli.db),
         Command::Sniff(args) => sniff::run(args),
         Command::Schema(command) => schema::run(command, &cli.db),
     }

@@ -5,10 +5,10 @@
 //! workbook only vInfo yields assets (one per VM); the other sheets are staged as
 //! supplementary data of the same VMs and hosts and never create assets.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A recognised export format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Layout {
     Rvtools,

@@ -1,0 +1,1476 @@
+//! The asset field catalogue, defined once: every `assets` column a source
+//! column can map to, with its kind, unit, allowed values, a description and
+//! the headers real exports use for it (ServiceNow element names and labels,
+//! RVTools in its MB and MiB generations, the AWS, Azure and Google import
+//! templates, hand-made spellings, and German, French, Spanish, Dutch and
+//! Portuguese). Mapping, cleansing, export and sync all read this table.
+//!
+//! An alias written with a leading `~` is weak: a word that often but not always
+//! means the field ("Tier", "Status", "Memory"); it scores lower than a strong one.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use serde::Serialize;
+
+/// What a field holds; decides the content checks and the cleansing parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldKind {
+    Text,
+    /// A machine's name as people write it: short host name or FQDN.
+    Name,
+    Hostname,
+    Fqdn,
+    IpAddress,
+    MacAddress,
+    Uuid,
+    Integer,
+    Decimal,
+    /// Memory or storage size, stored in GB.
+    Size,
+    Percent,
+    Boolean,
+    Date,
+    /// One of `allowed` after normalisation.
+    Enumerated,
+    OperatingSystem,
+    Version,
+}
+
+/// One asset field.
+#[derive(Debug, Clone, Serialize)]
+pub struct Field {
+    /// The `assets` column.
+    pub name: &'static str,
+    pub kind: FieldKind,
+    /// The unit values are stored in (GB, MHz, percent, Mbps, per month).
+    pub unit: Option<&'static str>,
+    /// The allowed stored values of an enumerated field.
+    pub allowed: &'static [&'static str],
+    pub description: &'static str,
+    #[serde(skip)]
+    pub aliases: &'static [&'static str],
+}
+
+macro_rules! field {
+    ($name:literal, $kind:ident, $unit:expr, $allowed:expr, $desc:literal, [$($alias:literal),* $(,)?]) => {
+        Field {
+            name: $name,
+            kind: FieldKind::$kind,
+            unit: $unit,
+            allowed: $allowed,
+            description: $desc,
+            aliases: &[$($alias),*],
+        }
+    };
+}
+
+pub const ENVIRONMENTS: &[&str] = &[
+    "production",
+    "staging",
+    "test",
+    "development",
+    "disaster_recovery",
+];
+pub const CRITICALITIES: &[&str] = &["low", "medium", "high", "critical"];
+pub const SIX_R: &[&str] = &[
+    "rehost",
+    "replatform",
+    "refactor",
+    "rearchitect",
+    "repurchase",
+    "retire",
+    "retain",
+];
+pub const ASSET_TYPES: &[&str] = &["server", "application", "database", "network", "storage"];
+
+/// Every mappable asset field.
+pub static FIELDS: &[Field] = &[
+    // identification
+    field!(
+        "name",
+        Name,
+        None,
+        &[],
+        "The machine's name as the source names it (a host name, VM name or CI name)",
+        [
+            "Name",
+            "Server Name",
+            "Servername",
+            "Server",
+            "VM",
+            "VM Name",
+            "VMware.VMName",
+            "*Server name",
+            "MachineName",
+            "Machine Name",
+            "Computer Name",
+            "Computername",
+            "CI Name",
+            "Asset Name",
+            "Device Name",
+            "Display Name",
+            "~Host",
+            "Nom du serveur",
+            "Nom",
+            "Nombre del servidor",
+            "Nombre",
+            "Naam",
+            "Servernaam",
+            "Nome do servidor",
+            "Nome",
+            "Rechner"
+        ]
+    ),
+    field!(
+        "hostname",
+        Hostname,
+        None,
+        &[],
+        "Short host name (no domain)",
+        [
+            "host_name",
+            "HostName",
+            "Host Name",
+            "Hostname",
+            "Host-Name",
+            "Computer name (short)",
+            "Rechnername",
+            "Hostname kurz",
+            "Nom d'hôte",
+            "Nom d'hote",
+            "Nombre de host",
+            "Nombre de equipo",
+            "Hostnaam",
+            "Nome do host",
+            "Nome do computador"
+        ]
+    ),
+    field!(
+        "fqdn",
+        Fqdn,
+        None,
+        &[],
+        "Fully qualified domain name",
+        [
+            "fqdn",
+            "FQDN",
+            "DNS Name",
+            "DNS-Name",
+            "DNS Hostname",
+            "Fully qualified domain name",
+            "Full DNS name",
+            "DNS",
+            "Nom DNS",
+            "Nombre DNS",
+            "DNS-naam",
+            "Nome DNS"
+        ]
+    ),
+    field!(
+        "external_id",
+        Text,
+        None,
+        &[],
+        "The source system's id of the machine (not a ServiceNow sys_id)",
+        [
+            "ExternalId",
+            "External ID",
+            "VM ID",
+            "VMware.MoRefId",
+            "MoRef",
+            "MachineId",
+            "Machine ID",
+            "ServerId",
+            "object_id",
+            "correlation_id",
+            "Instance ID",
+            "Resource ID"
+        ]
+    ),
+    field!(
+        "cmdb_record_id",
+        Text,
+        None,
+        &[],
+        "The CMDB's record id (ServiceNow sys_id)",
+        [
+            "sys_id",
+            "Sys ID",
+            "CMDB ID",
+            "CI ID",
+            "Configuration Item ID"
+        ]
+    ),
+    field!(
+        "asset_type",
+        Enumerated,
+        None,
+        ASSET_TYPES,
+        "server, application, database, network or storage (a VM is a server)",
+        [
+            "asset_type",
+            "Asset Type",
+            "sys_class_name",
+            "Class",
+            "CI Class",
+            "CI Type",
+            "Device Type",
+            "~Type",
+            "Typ",
+            "Type d'actif",
+            "Tipo",
+            "Tipo de activo"
+        ]
+    ),
+    field!(
+        "description",
+        Text,
+        None,
+        &[],
+        "Free text about the machine",
+        [
+            "short_description",
+            "Description",
+            "Annotation",
+            "Comment",
+            "Comments",
+            "Beschreibung",
+            "Descripción",
+            "Descrição",
+            "Omschrijving"
+        ]
+    ),
+    field!(
+        "status",
+        Text,
+        None,
+        &[],
+        "Operational or install status as the source states it",
+        [
+            "install_status",
+            "operational_status",
+            "Install Status",
+            "Operational status",
+            "Status",
+            "State",
+            "ProvisioningState",
+            "Zustand",
+            "État",
+            "Estado"
+        ]
+    ),
+    field!(
+        "environment",
+        Enumerated,
+        None,
+        ENVIRONMENTS,
+        "production, staging, test, development or disaster_recovery",
+        [
+            "u_environment",
+            "Environment",
+            "Env",
+            "~used_for",
+            "~Used for",
+            "~classification",
+            "Stage",
+            "Umgebung",
+            "Environnement",
+            "Entorno",
+            "Ambiente",
+            "Omgeving",
+            "Umgebungstyp"
+        ]
+    ),
+    field!(
+        "criticality",
+        Enumerated,
+        None,
+        CRITICALITIES,
+        "low, medium, high or critical",
+        [
+            "Criticality",
+            "Business Criticality",
+            "Business criticality",
+            "busines_criticality",
+            "Tier",
+            "~Priority class",
+            "Kritikalität",
+            "Kritikalitaet",
+            "Criticité",
+            "Criticidad",
+            "Criticiteit",
+            "Criticidade"
+        ]
+    ),
+    field!(
+        "discovery_source",
+        Text,
+        None,
+        &[],
+        "The tool that discovered the machine",
+        [
+            "discovery_source",
+            "Discovery source",
+            "Discovery Source",
+            "~Source",
+            "VI SDK Server",
+            "Quelle"
+        ]
+    ),
+    field!(
+        "first_discovered_at",
+        Date,
+        None,
+        &[],
+        "When the machine was first discovered",
+        [
+            "first_discovered",
+            "First discovered",
+            "First Seen",
+            "Created",
+            "sys_created_on"
+        ]
+    ),
+    field!(
+        "last_discovered_at",
+        Date,
+        None,
+        &[],
+        "When the machine was last discovered",
+        [
+            "last_discovered",
+            "Most recent discovery",
+            "Last discovered",
+            "Last Seen",
+            "Last seen",
+            "Zuletzt gesehen",
+            "Dernière découverte"
+        ]
+    ),
+    // infrastructure
+    field!(
+        "ip_address",
+        IpAddress,
+        None,
+        &[],
+        "Primary IP address (a list keeps the rest)",
+        [
+            "ip_address",
+            "IPAddress",
+            "IP Address",
+            "IP Addresses",
+            "IP addresses",
+            "Primary IP Address",
+            "PrimaryIPAddress",
+            "IP Addr",
+            "IP",
+            "IPv4",
+            "IPv4 Address",
+            "IPv4 Address(es)",
+            "IpAddressListSemiColonDelimited",
+            "Management IP",
+            "IP-Adresse",
+            "IP Adresse",
+            "Adresse IP",
+            "Dirección IP",
+            "Direccion IP",
+            "IP-adres",
+            "Endereço IP",
+            "Endereco IP"
+        ]
+    ),
+    field!(
+        "mac_address",
+        MacAddress,
+        None,
+        &[],
+        "Primary MAC address, lower-case colon form",
+        [
+            "mac_address",
+            "MACAddress",
+            "MacAddress",
+            "MAC Address",
+            "Mac Address",
+            "PrimaryMACAddress",
+            "MAC",
+            "Network adapters MAC",
+            "MAC-Adresse",
+            "Adresse MAC",
+            "Dirección MAC",
+            "MAC-adres",
+            "Endereço MAC"
+        ]
+    ),
+    field!(
+        "domain",
+        Text,
+        None,
+        &[],
+        "DNS or Windows domain",
+        [
+            "dns_domain",
+            "Domain",
+            "DNS Domain",
+            "os_domain",
+            "Domäne",
+            "Domaine",
+            "Dominio",
+            "Domein",
+            "Domínio"
+        ]
+    ),
+    field!(
+        "operating_system",
+        OperatingSystem,
+        None,
+        &[],
+        "Operating system name",
+        [
+            "os",
+            "OS",
+            "O/S",
+            "O.S.",
+            "Operating System",
+            "OS.Name",
+            "*OS name",
+            "OS name",
+            "OsName",
+            "OS Name",
+            "OS according to the configuration file",
+            "OS according to the VMware Tools",
+            "Guest OS",
+            "~OsType",
+            "Betriebssystem",
+            "Système d'exploitation",
+            "Systeme d'exploitation",
+            "Sistema operativo",
+            "Besturingssysteem",
+            "Sistema operacional"
+        ]
+    ),
+    field!(
+        "os_version",
+        Version,
+        None,
+        &[],
+        "Operating system version",
+        [
+            "os_version",
+            "OS Version",
+            "OS.Version",
+            "OsVersion",
+            "OS version",
+            "OS-Version",
+            "Betriebssystemversion",
+            "Version du système",
+            "Version OS",
+            "Versión del SO",
+            "Versión SO",
+            "OS-versie",
+            "Versão do SO"
+        ]
+    ),
+    field!(
+        "os_architecture",
+        Text,
+        None,
+        &[],
+        "x86_64, x86, arm64 ...",
+        [
+            "os_address_width",
+            "OS architecture",
+            "Architecture",
+            "Architektur",
+            "Arquitectura",
+            "Architectuur",
+            "Arquitetura"
+        ]
+    ),
+    field!(
+        "cpu_cores",
+        Integer,
+        None,
+        &[],
+        "Total CPU cores (vCPUs of a VM)",
+        [
+            "cpu_core_count",
+            "CPU core count",
+            "CPU.NumberOfCores",
+            "*Cores",
+            "Cores",
+            "CPUs",
+            "vCPU",
+            "vCPUs",
+            "CPU Cores",
+            "# Cores",
+            "Number of cores",
+            "AllocatedProcessorCoreCount",
+            "~CPU",
+            "Num CPUs",
+            "CPU Kerne",
+            "Kerne",
+            "Anzahl Kerne",
+            "Prozessorkerne",
+            "Cœurs",
+            "Coeurs",
+            "Nombre de cœurs",
+            "Núcleos",
+            "Nucleos",
+            "Kernen",
+            "Aantal cores"
+        ]
+    ),
+    field!(
+        "cpu_sockets",
+        Integer,
+        None,
+        &[],
+        "Physical CPU sockets",
+        [
+            "cpu_count",
+            "CPU count",
+            "CPU.NumberOfProcessors",
+            "Sockets",
+            "# CPU",
+            "Processors",
+            "Number of processors",
+            "Prozessoren",
+            "Sockel",
+            "Processeurs",
+            "Procesadores",
+            "Processoren",
+            "Processadores"
+        ]
+    ),
+    field!(
+        "cpu_model",
+        Text,
+        None,
+        &[],
+        "CPU model",
+        [
+            "cpu_type",
+            "cpu_name",
+            "CPU Model",
+            "CPU type",
+            "CPU name",
+            "Processor",
+            "Prozessor",
+            "Processeur",
+            "Procesador",
+            "Processador"
+        ]
+    ),
+    field!(
+        "cpu_speed_mhz",
+        Decimal,
+        Some("MHz"),
+        &[],
+        "CPU clock speed",
+        [
+            "cpu_speed",
+            "CPU speed (MHz)",
+            "CPU Speed",
+            "CPU MHz",
+            "~Speed",
+            "Taktfrequenz",
+            "Fréquence CPU",
+            "Velocidad CPU"
+        ]
+    ),
+    field!(
+        "memory_gb",
+        Size,
+        Some("GB"),
+        &[],
+        "Memory in GB",
+        [
+            "ram",
+            "RAM (MB)",
+            "RAM",
+            "RAM GB",
+            "RAM (GB)",
+            "RAM MB",
+            "RAM.TotalSizeInMB",
+            "*Memory (In MB)",
+            "Memory (In MB)",
+            "Memory",
+            "Memory GB",
+            "Memory MB",
+            "Memory (GB)",
+            "Memory (MB)",
+            "MemoryGiB",
+            "Memory GiB",
+            "Size MiB",
+            "# Memory",
+            "Mem",
+            "Mem GB",
+            "Arbeitsspeicher",
+            "Arbeitsspeicher (GB)",
+            "Hauptspeicher",
+            "RAM (Go)",
+            "Mémoire",
+            "Mémoire (Go)",
+            "Memoria",
+            "Memoria (GB)",
+            "Geheugen",
+            "Geheugen (GB)",
+            "Memória",
+            "Memória (GB)"
+        ]
+    ),
+    field!(
+        "storage_gb",
+        Size,
+        Some("GB"),
+        &[],
+        "Allocated disk capacity in GB",
+        [
+            "disk_space",
+            "Disk space (GB)",
+            "Total disk capacity MiB",
+            "Total disk capacity MB",
+            "TotalDiskAllocatedGiB",
+            "Storage",
+            "Storage GB",
+            "Storage (GB)",
+            "Disk",
+            "Disk GB",
+            "Disk (GB)",
+            "Disk Size",
+            "Disk Size GB",
+            "Total Disk",
+            "Disk capacity",
+            "Capacity MiB",
+            "Speicher",
+            "Speicher (GB)",
+            "Festplatte",
+            "Plattenplatz",
+            "Stockage",
+            "Stockage (Go)",
+            "Disque",
+            "Almacenamiento",
+            "Disco",
+            "Disco (GB)",
+            "Opslag",
+            "Schijfruimte",
+            "Armazenamento"
+        ]
+    ),
+    field!(
+        "storage_used_gb",
+        Size,
+        Some("GB"),
+        &[],
+        "Used disk space in GB",
+        [
+            "In Use MiB",
+            "In use MiB",
+            "In Use MB",
+            "Storage in use (In GB)",
+            "TotalDiskUsedGiB",
+            "Consumed MiB",
+            "Used Storage",
+            "Disk used",
+            "Used GB",
+            "Storage used (GB)",
+            "Belegt (GB)",
+            "Espace utilisé",
+            "Espacio usado",
+            "Gebruikt (GB)"
+        ]
+    ),
+    field!(
+        "location",
+        Text,
+        None,
+        &[],
+        "Site or city",
+        [
+            "location",
+            "Location",
+            "Site",
+            "HostingLocation",
+            "Standort",
+            "Ort",
+            "Emplacement",
+            "Site géographique",
+            "Ubicación",
+            "Ubicacion",
+            "Sede",
+            "Locatie",
+            "Vestiging",
+            "Localização",
+            "Localizacao"
+        ]
+    ),
+    field!(
+        "datacenter",
+        Text,
+        None,
+        &[],
+        "Data centre",
+        [
+            "Datacenter",
+            "Data Center",
+            "Datacentre",
+            "DC",
+            "u_datacenter",
+            "Rechenzentrum",
+            "Centre de données",
+            "Centre de donnees",
+            "Centro de datos",
+            "Datacentrum",
+            "Centro de dados"
+        ]
+    ),
+    field!(
+        "rack_location",
+        Text,
+        None,
+        &[],
+        "Rack and unit",
+        ["Rack", "Rack location", "Rack position", "Baie"]
+    ),
+    field!(
+        "availability_zone",
+        Text,
+        None,
+        &[],
+        "Cloud availability zone",
+        ["Availability Zone", "AZ", "Zone"]
+    ),
+    // hardware and virtualisation
+    field!(
+        "serial_number",
+        Text,
+        None,
+        &[],
+        "Hardware serial number",
+        [
+            "serial_number",
+            "Serial number",
+            "Serial Number",
+            "Serial",
+            "S/N",
+            "SN",
+            "Seriennummer",
+            "Numéro de série",
+            "Numero de serie",
+            "Número de serie",
+            "Serienummer",
+            "Número de série"
+        ]
+    ),
+    field!(
+        "asset_tag",
+        Text,
+        None,
+        &[],
+        "Inventory tag",
+        [
+            "asset_tag",
+            "Asset tag",
+            "Asset Tag",
+            "Inventory number",
+            "Inventarnummer",
+            "Numéro d'inventaire",
+            "Etiqueta de activo"
+        ]
+    ),
+    field!(
+        "manufacturer",
+        Text,
+        None,
+        &[],
+        "Hardware vendor",
+        [
+            "manufacturer",
+            "vendor",
+            "Manufacturer",
+            "Vendor",
+            "Make",
+            "Hersteller",
+            "Fabricant",
+            "Fabricante",
+            "Fabrikant",
+            "Leverancier"
+        ]
+    ),
+    field!(
+        "model",
+        Text,
+        None,
+        &[],
+        "Hardware model",
+        [
+            "model_id",
+            "model_number",
+            "Model",
+            "Model ID",
+            "Modell",
+            "Modèle",
+            "Modelo",
+            "Hardware model"
+        ]
+    ),
+    field!(
+        "is_virtual",
+        Boolean,
+        None,
+        &[],
+        "Whether the machine is virtual",
+        [
+            "virtual",
+            "Virtual",
+            "Is Virtual",
+            "IsVirtual",
+            "IsPhysical",
+            "Server type",
+            "Physical/Virtual",
+            "VM?",
+            "Virtuell",
+            "Virtuel",
+            "Virtual?"
+        ]
+    ),
+    field!(
+        "virtualization_platform",
+        Text,
+        None,
+        &[],
+        "Hypervisor product",
+        [
+            "Hypervisor",
+            "Virtualization platform",
+            "Virtualisation",
+            "Plattform"
+        ]
+    ),
+    field!(
+        "virtualization_host",
+        Text,
+        None,
+        &[],
+        "The hypervisor host running the VM",
+        [
+            "ESX Host",
+            "ESXi Host",
+            "VMware Host",
+            "Host Server",
+            "Hypervisor host",
+            "Physical host",
+            "~Host"
+        ]
+    ),
+    field!(
+        "cluster",
+        Text,
+        None,
+        &[],
+        "Virtualisation cluster",
+        ["Cluster", "Cluster name", "VMware Cluster"]
+    ),
+    field!(
+        "vm_uuid",
+        Uuid,
+        None,
+        &[],
+        "The VM's UUID (VMware instance UUID)",
+        ["VM UUID", "vm_uuid", "Instance UUID", "VMware.VMUUID"]
+    ),
+    field!(
+        "bios_uuid",
+        Uuid,
+        None,
+        &[],
+        "SMBIOS UUID of the machine",
+        [
+            "SMBIOS UUID",
+            "SMBiosId",
+            "BIOS UUID",
+            "bios_uuid",
+            "System UUID"
+        ]
+    ),
+    field!(
+        "power_state",
+        Text,
+        None,
+        &[],
+        "poweredOn, poweredOff, suspended ...",
+        [
+            "Powerstate",
+            "Power State",
+            "PowerState",
+            "Power status",
+            "MachineStatus",
+            "Betriebszustand"
+        ]
+    ),
+    field!(
+        "firmware_type",
+        Text,
+        None,
+        &[],
+        "BIOS or UEFI",
+        ["Firmware", "Firmware type", "Boot type", "Boot Type"]
+    ),
+    // business
+    field!(
+        "business_owner",
+        Text,
+        None,
+        &[],
+        "The person accountable for the machine",
+        [
+            "owned_by",
+            "Owner",
+            "Business Owner",
+            "Application Owner",
+            "App Owner",
+            "Verantwortlich",
+            "Verantwortlicher",
+            "Besitzer",
+            "Propriétaire",
+            "Responsable",
+            "Propietario",
+            "Eigenaar",
+            "Proprietário",
+            "Responsável"
+        ]
+    ),
+    field!(
+        "technical_owner",
+        Text,
+        None,
+        &[],
+        "The person who runs the machine",
+        [
+            "managed_by",
+            "assigned_to",
+            "Managed by",
+            "Assigned to",
+            "Technical Owner",
+            "Tech Owner",
+            "Administrator",
+            "Admin",
+            "Technischer Ansprechpartner",
+            "Administrateur",
+            "Administrador",
+            "Beheerder"
+        ]
+    ),
+    field!(
+        "department",
+        Text,
+        None,
+        &[],
+        "Owning department",
+        [
+            "department",
+            "Department",
+            "Abteilung",
+            "Département",
+            "Departamento",
+            "Afdeling"
+        ]
+    ),
+    field!(
+        "cost_center",
+        Text,
+        None,
+        &[],
+        "Cost centre",
+        [
+            "cost_center",
+            "Cost center",
+            "Cost Centre",
+            "Kostenstelle",
+            "Centre de coût",
+            "Centre de cout",
+            "Centro de coste",
+            "Centro de costo",
+            "Kostenplaats",
+            "Centro de custo"
+        ]
+    ),
+    field!(
+        "support_group",
+        Text,
+        None,
+        &[],
+        "Support team",
+        [
+            "support_group",
+            "assignment_group",
+            "Support group",
+            "Support Team",
+            "Assignment group",
+            "Betriebsteam"
+        ]
+    ),
+    field!(
+        "application_name",
+        Text,
+        None,
+        &[],
+        "The application the machine serves",
+        [
+            "u_application",
+            "Application",
+            "Applications",
+            "App",
+            "Application Name",
+            "Business Service",
+            "Service",
+            "Anwendung",
+            "Applikation",
+            "Application métier",
+            "Aplicación",
+            "Aplicacion",
+            "Applicatie",
+            "Aplicação",
+            "Aplicacao"
+        ]
+    ),
+    field!(
+        "technology_stack",
+        Text,
+        None,
+        &[],
+        "Middleware and runtime",
+        [
+            "Technology",
+            "Technology Stack",
+            "Tech Stack",
+            "Middleware",
+            "Technologie"
+        ]
+    ),
+    field!(
+        "business_unit",
+        Text,
+        None,
+        &[],
+        "Business unit",
+        [
+            "company",
+            "Business Unit",
+            "BU",
+            "Geschäftsbereich",
+            "Unité",
+            "Unidad de negocio",
+            "Bedrijfsonderdeel"
+        ]
+    ),
+    field!(
+        "data_classification",
+        Text,
+        None,
+        &[],
+        "Data sensitivity",
+        [
+            "Data classification",
+            "Data Classification",
+            "Confidentiality",
+            "Schutzbedarf",
+            "Datenklassifizierung"
+        ]
+    ),
+    // migration planning
+    field!(
+        "six_r_strategy",
+        Enumerated,
+        None,
+        SIX_R,
+        "rehost, replatform, refactor, rearchitect, repurchase, retire or retain",
+        [
+            "6R",
+            "6R Strategy",
+            "6 R",
+            "7R",
+            "Migration Strategy",
+            "Strategy",
+            "Disposition",
+            "Treatment",
+            "Migration approach",
+            "Migrationsstrategie",
+            "Stratégie de migration",
+            "Estrategia de migración",
+            "Migratiestrategie",
+            "Estratégia de migração"
+        ]
+    ),
+    field!(
+        "migration_wave",
+        Text,
+        None,
+        &[],
+        "Planned wave",
+        [
+            "ApplicationWave",
+            "Wave",
+            "Migration Wave",
+            "Move group",
+            "Welle",
+            "Vague",
+            "Ola",
+            "Golf",
+            "Onda"
+        ]
+    ),
+    field!(
+        "migration_priority",
+        Integer,
+        None,
+        &[],
+        "Planned priority (1 first)",
+        [
+            "Migration priority",
+            "Priority",
+            "Priorität",
+            "Priorité",
+            "Prioridad",
+            "Prioriteit",
+            "Prioridade"
+        ]
+    ),
+    field!(
+        "migration_complexity",
+        Text,
+        None,
+        &[],
+        "Planned complexity",
+        [
+            "Complexity",
+            "Migration complexity",
+            "Komplexität",
+            "Complexité",
+            "Complejidad"
+        ]
+    ),
+    field!(
+        "end_of_life_date",
+        Date,
+        None,
+        &[],
+        "Hardware or OS end of life",
+        [
+            "End of life",
+            "EOL",
+            "EOL date",
+            "End-of-life date",
+            "Lebensende"
+        ]
+    ),
+    field!(
+        "end_of_support_date",
+        Date,
+        None,
+        &[],
+        "End of vendor support",
+        [
+            "End of support",
+            "EOS",
+            "End of support date",
+            "Supportende",
+            "Fin de support"
+        ]
+    ),
+    // performance
+    field!(
+        "cpu_utilization_percent",
+        Percent,
+        Some("percent"),
+        &[],
+        "Average CPU utilisation",
+        [
+            "CPU %",
+            "CPU.UsagePct.Avg",
+            "CPU utilization percentage",
+            "CPU utilization",
+            "CPU Utilization %",
+            "CPU usage %",
+            "CPU usage",
+            "Avg CPU",
+            "CPU-Auslastung",
+            "CPU Auslastung",
+            "Utilisation CPU",
+            "Uso de CPU",
+            "CPU-gebruik",
+            "Uso de CPU (%)"
+        ]
+    ),
+    field!(
+        "memory_utilization_percent",
+        Percent,
+        Some("percent"),
+        &[],
+        "Average memory utilisation",
+        [
+            "Memory utilization percentage",
+            "Memory %",
+            "Memory usage %",
+            "RAM %",
+            "Memory utilization",
+            "RAM-Auslastung",
+            "Utilisation mémoire",
+            "Uso de memoria"
+        ]
+    ),
+    field!(
+        "disk_iops",
+        Decimal,
+        Some("IOPS"),
+        &[],
+        "Disk operations per second",
+        ["IOPS", "Disk IOPS", "Total IOPS"]
+    ),
+    field!(
+        "network_throughput_mbps",
+        Decimal,
+        Some("Mbps"),
+        &[],
+        "Network throughput",
+        [
+            "Network throughput (Mbps)",
+            "Network Mbps",
+            "Bandwidth (Mbps)"
+        ]
+    ),
+    // cost
+    field!(
+        "current_monthly_cost",
+        Decimal,
+        Some("per month"),
+        &[],
+        "Current cost per month",
+        [
+            "Monthly cost",
+            "Cost per month",
+            "Cost/Month",
+            "Kosten/Monat",
+            "Kosten pro Monat",
+            "Monatliche Kosten",
+            "Coût mensuel",
+            "Costo mensual",
+            "Coste mensual",
+            "Maandelijkse kosten",
+            "Kosten per maand",
+            "Custo mensal",
+            "~Cost",
+            "~Kosten"
+        ]
+    ),
+    field!(
+        "estimated_cloud_cost",
+        Decimal,
+        Some("per month"),
+        &[],
+        "Estimated cloud cost per month",
+        ["Estimated cloud cost", "Cloud cost estimate", "Target cost"]
+    ),
+];
+
+/// A header reduced for comparison: accents folded, lower-case, units and
+/// punctuation dropped ("RAM (MB)" → "ram", "IP-Adresse" → "ipadresse"), with
+/// optional-marker and mandatory-star noise removed.
+pub fn normalise_header(header: &str) -> String {
+    tokens(header).join("")
+}
+
+/// The words of a header: camelCase and punctuation split, accents folded,
+/// lower-case; unit words and "optional" dropped.
+pub fn tokens(header: &str) -> Vec<String> {
+    // "%" and "#" carry meaning ("CPU %" is not "CPU", "# CPU" is a count).
+    let folded = deunicode::deunicode(header)
+        .replace('%', " percent ")
+        .replace('#', " num ");
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut prev: Option<char> = None;
+    for c in folded.chars() {
+        let boundary = match prev {
+            Some(p) => c.is_ascii_uppercase() && p.is_ascii_lowercase(),
+            None => false,
+        };
+        if (!c.is_ascii_alphanumeric() || boundary) && !current.is_empty() {
+            words.push(std::mem::take(&mut current));
+        }
+        if c.is_ascii_alphanumeric() {
+            current.push(c.to_ascii_lowercase());
+        }
+        prev = Some(c);
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    // "IPAddress" splits as "ipaddress" (no lower→upper boundary): fine, it is
+    // compared joined. Drop units and markers that say nothing about the field.
+    words.retain(|w| !UNIT_WORDS.contains(&w.as_str()) && w != "optional");
+    words
+}
+
+/// Words of a header that name a unit; they do not identify the field.
+const UNIT_WORDS: &[&str] = &[
+    "mb", "mib", "gb", "gib", "tb", "tib", "kb", "kib", "go", "mo", "in", "en", "em", "inmb",
+    "ingb", "eur", "usd", "gbp", "chf",
+];
+
+/// The unit a header states, if any ("RAM (MB)" → MB, "Memory MiB" → MiB).
+pub fn header_unit(header: &str) -> Option<&'static str> {
+    let folded = deunicode::deunicode(header).to_ascii_lowercase();
+    let words: Vec<&str> = folded
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    for (word, unit) in [
+        ("tib", "TiB"),
+        ("tb", "TB"),
+        ("gib", "GiB"),
+        ("gb", "GB"),
+        ("go", "GB"),
+        ("mib", "MiB"),
+        ("mb", "MB"),
+        ("mo", "MB"),
+        ("kib", "KiB"),
+        ("kb", "KB"),
+    ] {
+        if words.contains(&word) {
+            return Some(unit);
+        }
+    }
+    // Glued forms: "RAM.TotalSizeInMB", "MemoryGiB", "TotalDiskAllocatedGiB".
+    for (suffix, unit) in [
+        ("gib", "GiB"),
+        ("inmb", "MB"),
+        ("ingb", "GB"),
+        ("mib", "MiB"),
+        ("inkb", "KB"),
+    ] {
+        if words.iter().any(|w| w.ends_with(suffix)) {
+            return Some(unit);
+        }
+    }
+    if header.contains('%')
+        || words
+            .iter()
+            .any(|w| *w == "pct" || *w == "percent" || w.ends_with("pct"))
+    {
+        return Some("percent");
+    }
+    None
+}
+
+/// The field of an `assets` column name.
+pub fn field(name: &str) -> Option<&'static Field> {
+    FIELDS.iter().find(|f| f.name == name)
+}
+
+/// An alias of a field, as the matcher sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct AliasHit {
+    pub field: &'static Field,
+    pub weak: bool,
+    /// The alias as written in the catalogue.
+    pub alias: &'static str,
+}
+
+/// Normalised alias → the fields it names (a weak word may name several).
+static ALIAS_INDEX: LazyLock<HashMap<String, Vec<AliasHit>>> = LazyLock::new(|| {
+    let mut index: HashMap<String, Vec<AliasHit>> = HashMap::new();
+    for field in FIELDS {
+        for alias in field.aliases {
+            let (weak, text) = match alias.strip_prefix('~') {
+                Some(rest) => (true, rest),
+                None => (false, *alias),
+            };
+            let key = normalise_header(text);
+            if key.is_empty() {
+                continue;
+            }
+            let hits = index.entry(key).or_default();
+            if !hits.iter().any(|h| h.field.name == field.name) {
+                hits.push(AliasHit {
+                    field,
+                    weak,
+                    alias: text,
+                });
+            }
+        }
+    }
+    index
+});
+
+/// The fields whose alias the header is.
+pub fn alias_hits(header: &str) -> &'static [AliasHit] {
+    ALIAS_INDEX
+        .get(&normalise_header(header))
+        .map_or(&[], |v| v.as_slice())
+}
+
+/// Every (normalised alias, hit) pair, for fuzzy matching.
+pub fn all_aliases() -> impl Iterator<Item = (&'static str, &'static AliasHit)> {
+    ALIAS_INDEX
+        .iter()
+        .flat_map(|(k, hits)| hits.iter().map(move |h| (k.as_str(), h)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_normalise_across_spellings() {
+        assert_eq!(normalise_header("RAM (MB)"), "ram");
+        assert_eq!(normalise_header("*Memory (In MB)"), "memory");
+        assert_eq!(normalise_header("PrimaryIPAddress"), "primaryipaddress");
+        assert_eq!(normalise_header("Primary IP Address"), "primaryipaddress");
+        assert_eq!(normalise_header("IP-Adresse"), "ipadresse");
+        assert_eq!(
+            normalise_header("Système d'exploitation"),
+            "systemedexploitation"
+        );
+        assert_eq!(normalise_header("MemoryGiB (optional)"), "memorygib");
+        assert_eq!(
+            normalise_header("In use MiB"),
+            normalise_header("In Use MiB")
+        );
+    }
+
+    #[test]
+    fn units_come_from_headers() {
+        assert_eq!(header_unit("RAM (MB)"), Some("MB"));
+        assert_eq!(header_unit("Total disk capacity MiB"), Some("MiB"));
+        assert_eq!(header_unit("RAM.TotalSizeInMB"), Some("MB"));
+        assert_eq!(header_unit("MemoryGiB"), Some("GiB"));
+        assert_eq!(header_unit("*Memory (In MB)"), Some("MB"));
+        assert_eq!(header_unit("RAM (Go)"), Some("GB"));
+        assert_eq!(header_unit("CPU %"), Some("percent"));
+        assert_eq!(header_unit("CPU.UsagePct.Avg"), Some("percent"));
+        assert_eq!(header_unit("Hostname"), None);
+    }
+
+    #[test]
+    fn every_field_is_an_assets_column_and_aliases_resolve() {
+        let schema = crate::db::SCHEMA_SQL;
+        for field in FIELDS {
+            assert!(
+                schema.contains(&format!("\n    {} ", field.name)),
+                "{} is not an assets column",
+                field.name
+            );
+        }
+        assert_eq!(alias_hits("Server Name")[0].field.name, "name");
+        assert_eq!(alias_hits("IP Addr")[0].field.name, "ip_address");
+        assert_eq!(
+            alias_hits("Betriebssystem")[0].field.name,
+            "operating_system"
+        );
+        assert_eq!(alias_hits("RAM GB")[0].field.name, "memory_gb");
+        assert_eq!(alias_hits("6R")[0].field.name, "six_r_strategy");
+    }
+}

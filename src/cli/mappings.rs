@@ -1,0 +1,168 @@
+//! `intake mappings`: review the column → field mappings of a flow, decide on
+//! them, export the decisions as a rules file, list the asset fields.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+
+use intake::map::memory;
+use intake::map::review::{self, Decision};
+use intake::{catalogue, db, report, tenant};
+
+/// Review and decide the column → asset field mappings of a flow
+///
+/// Without a subcommand, shows the mapping table of the latest flow (or
+/// --flow): source column, target field, confidence, match type, status and
+/// sample values. Decisions record who made them and when, and are reused for
+/// the same client on later imports (match type `learned`).
+///
+/// Examples:
+///   intake mappings
+///   intake mappings --flow 01935a2c --json
+///   intake mappings approve "Srv Name" name
+///   intake mappings reject "Owner" business_owner
+///   intake mappings set "field3" mac_address
+///   intake mappings set "Bemerkung" none
+///   intake mappings export --output team-rules.toml
+///   intake mappings fields
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment, args_conflicts_with_subcommands = false)]
+pub struct MappingsArgs {
+    /// A master or discovery flow id (or a unique prefix) [default: the latest]
+    #[arg(long, value_name = "ID", global = true)]
+    pub flow: Option<String>,
+
+    /// Print JSON on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Who decides (recorded as approved_by) [default: $USER]
+    #[arg(long, value_name = "NAME", global = true)]
+    pub user: Option<String>,
+
+    #[command(subcommand)]
+    pub action: Option<MappingsAction>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MappingsAction {
+    /// Approve the suggested target of SOURCE (only where it is TARGET, if given)
+    Approve {
+        source: String,
+        target: Option<String>,
+    },
+    /// Reject the suggested target of SOURCE (only where it is TARGET, if given)
+    Reject {
+        source: String,
+        target: Option<String>,
+    },
+    /// Map SOURCE to TARGET (an asset field, or "none" to leave it unmapped)
+    Set { source: String, target: String },
+    /// Write this client's decisions as a rules file for `import --rules`
+    Export {
+        /// Client whose decisions to export [default: the flow's client]
+        #[arg(long, value_name = "NAME")]
+        client: Option<String>,
+        /// Write here instead of stdout
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// List the asset fields a column can map to
+    Fields,
+}
+
+/// Exit code when the flow, column or field named does not exist.
+const NOT_FOUND: i32 = 3;
+
+pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
+    if let Some(MappingsAction::Fields) = args.action {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(catalogue::FIELDS)?);
+        } else {
+            print!("{}", report::fields_table());
+        }
+        return Ok(0);
+    }
+    if !db_path.exists() {
+        anyhow::bail!(
+            "{} does not exist; run `intake import` first",
+            db_path.display()
+        );
+    }
+    let conn = db::open(db_path)?;
+    let flow = match review::resolve_flow(&conn, args.flow.as_deref()) {
+        Ok(flow) => flow,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(NOT_FOUND);
+        }
+    };
+    let user = args.user.clone().unwrap_or_else(tenant::default_user);
+    let decision = match args.action {
+        None | Some(MappingsAction::Fields) => None,
+        Some(MappingsAction::Approve { source, target }) => {
+            Some((source, Decision::Approve { target }))
+        }
+        Some(MappingsAction::Reject { source, target }) => {
+            Some((source, Decision::Reject { target }))
+        }
+        Some(MappingsAction::Set { source, target }) => {
+            let target = (!matches!(
+                target.to_ascii_lowercase().as_str(),
+                "none" | "ignore" | "-"
+            ))
+            .then_some(target);
+            Some((source, Decision::Set { target }))
+        }
+        Some(MappingsAction::Export { client, output }) => {
+            let (client_id, client_name): (String, String) = match client {
+                Some(name) => conn.query_row(
+                    "SELECT id, name FROM client_accounts WHERE name = ?1",
+                    [&name],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?,
+                None => conn.query_row(
+                    "SELECT c.id, c.name FROM discovery_flows f JOIN client_accounts c ON c.id = f.client_account_id WHERE f.id = ?1",
+                    [&flow.discovery_flow_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?,
+            };
+            let text = memory::export_rules(&conn, &client_id, &client_name)?;
+            match output {
+                Some(path) => std::fs::write(&path, text)?,
+                None => print!("{text}"),
+            }
+            return Ok(0);
+        }
+    };
+    if let Some((source, decision)) = decision {
+        match review::decide(&conn, &flow, &source, &decision, &user) {
+            Ok(changed) => eprintln!(
+                "{changed} mapping(s) of '{source}' updated in flow {}",
+                flow.master_flow_id
+            ),
+            Err(
+                error @ (review::ReviewError::UnknownSource { .. }
+                | review::ReviewError::UnknownField(_)),
+            ) => {
+                eprintln!("error: {error}");
+                return Ok(NOT_FOUND);
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let rows = review::list(&conn, &flow)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "master_flow_id": flow.master_flow_id,
+                "discovery_flow_id": flow.discovery_flow_id,
+                "mappings": rows,
+            }))?
+        );
+    } else {
+        print!("{}", report::mapping_table(&flow.master_flow_id, &rows));
+    }
+    Ok(0)
+}

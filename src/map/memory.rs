@@ -1,0 +1,114 @@
+//! Mapping memory: what people approved, set or ignored earlier for the same
+//! client is reused on the next import (match type `learned`), and can be
+//! written out as a rules file a team keeps in git (`intake mappings export`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use rusqlite::{params, Connection};
+
+use crate::catalogue;
+
+/// A decision a person made about a source column.
+#[derive(Debug, Clone)]
+pub struct Remembered {
+    pub source: String,
+    /// None: the column is to be ignored.
+    pub target: Option<String>,
+    pub transformation_rules: serde_json::Value,
+}
+
+/// The latest human decision per normalised source header for a client.
+pub fn decisions(conn: &Connection, client_account_id: &str) -> rusqlite::Result<Vec<Remembered>> {
+    let mut stmt = conn.prepare(
+        "SELECT source_field, target_field, transformation_rules, status FROM import_field_mappings
+         WHERE client_account_id = ?1 AND approved_by IS NOT NULL
+           AND (status = 'approved' OR status = 'ignored')
+         ORDER BY approved_at, updated_at",
+    )?;
+    let rows = stmt.query_map(params![client_account_id], |r| {
+        let rules: String = r.get(2)?;
+        let status: String = r.get(3)?;
+        let target: Option<String> = r.get(1)?;
+        Ok(Remembered {
+            source: r.get(0)?,
+            target: if status == "ignored" { None } else { target },
+            transformation_rules: serde_json::from_str(&rules).unwrap_or_default(),
+        })
+    })?;
+    // Later decisions replace earlier ones for the same header.
+    let mut latest: BTreeMap<String, Remembered> = BTreeMap::new();
+    for row in rows {
+        let row = row?;
+        latest.insert(catalogue::normalise_header(&row.source), row);
+    }
+    Ok(latest.into_values().collect())
+}
+
+/// Normalised header → field, from the approvals of a client.
+pub fn learned(
+    conn: &Connection,
+    client_account_id: &str,
+) -> rusqlite::Result<HashMap<String, String>> {
+    Ok(decisions(conn, client_account_id)?
+        .into_iter()
+        .filter_map(|d| Some((catalogue::normalise_header(&d.source), d.target?)))
+        .collect())
+}
+
+/// The client's decisions as a rules file (see `map::rules` for the format).
+pub fn export_rules(
+    conn: &Connection,
+    client_account_id: &str,
+    client_name: &str,
+) -> rusqlite::Result<String> {
+    let decisions = decisions(conn, client_account_id)?;
+    let mut out = format!(
+        "# intake mapping rules for client '{client_name}', exported {}.\n# Use with: intake import FILES --rules THIS_FILE\n\n[columns]\n",
+        crate::db::now()
+    );
+    for d in &decisions {
+        let key = toml_string(&d.source);
+        match &d.target {
+            None => out.push_str(&format!("{key} = \"ignore\"\n")),
+            Some(target) => {
+                let mut extras = Vec::new();
+                if let Some(unit) = d
+                    .transformation_rules
+                    .get("from_unit")
+                    .and_then(|u| u.as_str())
+                {
+                    extras.push(format!("unit = {}", toml_string(unit)));
+                }
+                if let Some(col) = d
+                    .transformation_rules
+                    .get("multiply_by")
+                    .and_then(|u| u.as_str())
+                {
+                    extras.push(format!("multiply_by = {}", toml_string(col)));
+                }
+                if d.transformation_rules
+                    .get("invert")
+                    .and_then(|v| v.as_bool())
+                    == Some(true)
+                {
+                    extras.push("invert = true".into());
+                }
+                if extras.is_empty() {
+                    out.push_str(&format!("{key} = {}\n", toml_string(target)));
+                } else {
+                    out.push_str(&format!(
+                        "{key} = {{ field = {}, {} }}\n",
+                        toml_string(target),
+                        extras.join(", ")
+                    ));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
