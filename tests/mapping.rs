@@ -895,3 +895,35 @@ fn the_phase_is_recorded_in_the_flow_and_the_threshold_is_configurable() {
         "{summary}"
     );
 }
+
+#[test]
+fn a_flow_left_between_import_and_mapping_is_mapped_by_the_next_run() {
+    let work = Work::new();
+    let file = sample("azure_migrate_import.csv").display().to_string();
+    let (code, _) = work.import_json(&[&file]);
+    assert_eq!(code, 0);
+    // What a run killed after staging leaves: rows, no mappings, the phase undone.
+    let conn = work.conn();
+    conn.execute_batch(
+        "DELETE FROM import_field_mappings;
+         UPDATE discovery_flows SET attribute_mapping_completed = 0, current_phase = 'attribute_mapping',
+                phases_completed = '[\"data_import\"]';",
+    )
+    .unwrap();
+    drop(conn);
+    let (code, json) = work.import_json(&[&file]);
+    assert_eq!(code, 0);
+    assert_eq!(json["resumed_flows"].as_array().unwrap().len(), 1, "{json}");
+    let conn = work.conn();
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM import_field_mappings"),
+        28
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT attribute_mapping_completed FROM discovery_flows"
+        ),
+        1
+    );
+}

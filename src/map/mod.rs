@@ -92,7 +92,15 @@ pub fn run(
         ..Default::default()
     };
     for import in imports {
+        let started = std::time::Instant::now();
         let profiles = profile::profile_import(conn, &import.id, &import.columns)?;
+        tracing::debug!(
+            "{}: profiled {} columns of {} rows in {:.2}s",
+            import.filename,
+            import.columns.len(),
+            profiles.first().map_or(0, |p| p.rows),
+            started.elapsed().as_secs_f64()
+        );
         let suggestions = suggest::suggest(&suggest::Inputs {
             columns: &import.columns,
             profiles: &profiles,

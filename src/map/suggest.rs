@@ -227,9 +227,16 @@ fn header_candidates(i: usize, header: &str, inputs: &Inputs, out: &mut Vec<Cand
     if let Some((field, note)) = layout_alias(inputs.layout, &key) {
         hits.push((field, LAYOUT_ALIAS, MatchType::Alias, note));
     }
+    // Exact: the field's own name in any case and punctuation ("OS Version",
+    // "memory_gb", "Memory GB"), units included.
+    let literal: String = header
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
     if let Some(field) = catalogue::FIELDS
         .iter()
-        .find(|f| catalogue::normalise_header(f.name) == key)
+        .find(|f| f.name.replace('_', "") == literal)
     {
         hits.push((
             field,
