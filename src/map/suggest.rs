@@ -199,7 +199,17 @@ pub fn suggest(inputs: &Inputs) -> Vec<Suggestion> {
             }
         }
     }
-    assign(inputs, candidates, fixed)
+    let mut suggestions = assign(inputs, candidates, fixed);
+    for (suggestion, profile) in suggestions.iter_mut().zip(inputs.profiles) {
+        suggestion.evidence.push(format!(
+            "profile: {}, {:.0}% empty, {:.0}% distinct over {} rows",
+            profile.inferred_type(),
+            profile.null_share * 100.0,
+            profile.distinct_share * 100.0,
+            profile.rows
+        ));
+    }
+    suggestions
 }
 
 fn header_candidates(i: usize, header: &str, inputs: &Inputs, out: &mut Vec<Candidate>) {
