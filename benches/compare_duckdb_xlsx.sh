@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Staging a generated 100,000-row, 40-column .xlsx with `intake import` against
+# Staging (`intake import --stop-after data_import`) a generated 100,000-row, 40-column .xlsx against
 # DuckDB's read_xlsx loading the same file into a table of an on-disk database,
 # in the same run. Target: intake's median time < DuckDB's; intake's peak RSS
 # < 300 MB.
@@ -45,7 +45,7 @@ for run in $(seq "$runs"); do
   read -r t m < "$dir/time.txt"
   d_times+=("$t"); (( m > d_mem )) && d_mem=$m
   rm -f "$dir"/intake.db*
-  /usr/bin/time -f "%e %M" -o "$dir/time.txt" ./target/release/intake --db "$dir/intake.db" import "$xlsx" --quiet >/dev/null 2>&1
+  /usr/bin/time -f "%e %M" -o "$dir/time.txt" ./target/release/intake --db "$dir/intake.db" import "$xlsx" --stop-after data_import --quiet >/dev/null 2>&1
   read -r t m < "$dir/time.txt"
   i_times+=("$t"); (( m > i_mem )) && i_mem=$m
   echo "run $run: duckdb read_xlsx ${d_times[-1]} s, intake $t s (peak ${m} KB)"

@@ -38,6 +38,7 @@ fn stage(c: &mut Criterion) {
                 progress: false,
                 threads: 0,
                 mapping: Default::default(),
+                stop_after: intake::flow::Phase::DataImport,
             })
             .unwrap();
             assert_eq!(outcome.totals.completed, 1);

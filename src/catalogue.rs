@@ -1365,9 +1365,12 @@ pub fn header_unit(header: &str) -> Option<&'static str> {
     None
 }
 
+static BY_NAME: LazyLock<HashMap<&'static str, &'static Field>> =
+    LazyLock::new(|| FIELDS.iter().map(|f| (f.name, f)).collect());
+
 /// The field of an `assets` column name.
 pub fn field(name: &str) -> Option<&'static Field> {
-    FIELDS.iter().find(|f| f.name == name)
+    BY_NAME.get(name).copied()
 }
 
 /// An alias of a field, as the matcher sees it.

@@ -126,7 +126,7 @@ pub enum ImportError {
     #[error("invalid option: {0}")]
     InvalidOption(String),
     #[error(transparent)]
-    Mapping(#[from] crate::map::MapError),
+    Pipeline(#[from] crate::pipeline::PipelineError),
 }
 
 impl From<rusqlite::Error> for ImportError {

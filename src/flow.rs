@@ -30,6 +30,11 @@ impl Phase {
         Phase::TechDebt,
     ];
 
+    /// The phase named `name` ("data_import", "attribute_mapping", ...).
+    pub fn from_name(name: &str) -> Option<Phase> {
+        Phase::ALL.iter().copied().find(|p| p.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Phase::DataImport => "data_import",
@@ -188,6 +193,28 @@ pub fn complete_phase(
             ],
         )?;
     }
+    tx.commit()
+}
+
+/// Marks a flow whose phases ran to the end of this version's pipeline as
+/// completed, with the inventory summary in discovered_assets.
+pub fn finish(
+    conn: &Connection,
+    ids: &FlowIds,
+    discovered: &serde_json::Value,
+) -> rusqlite::Result<()> {
+    let now = db::now();
+    let tx = conn.unchecked_transaction()?;
+    tx.execute(
+        "UPDATE discovery_flows SET status = 'completed', discovered_assets = ?2, completed_at = ?3,
+           updated_at = ?3, error_message = NULL, error_phase = NULL, error_details = NULL
+         WHERE id = ?1",
+        params![ids.discovery_flow_id, discovered.to_string(), now],
+    )?;
+    tx.execute(
+        "UPDATE crewai_flow_state_extensions SET flow_status = 'completed', updated_at = ?2 WHERE flow_id = ?1",
+        params![ids.master_flow_id, now],
+    )?;
     tx.commit()
 }
 

@@ -53,6 +53,8 @@ pub struct ImportRequest {
     pub threads: usize,
     /// Rules and threshold of the attribute_mapping phase.
     pub mapping: crate::map::MapOptions,
+    /// The last phase to run (data_import stages only); the default is inventory.
+    pub stop_after: Phase,
 }
 
 /// What became of one input file.
@@ -176,6 +178,10 @@ pub struct ImportOutcome {
     pub totals: Totals,
     /// The attribute_mapping phase of this run's flow.
     pub mapping: Option<crate::map::MappingOutcome>,
+    /// The data_cleansing phase.
+    pub cleansing: Option<crate::cleanse::CleanseOutcome>,
+    /// The inventory phase: assets created, updated, unchanged.
+    pub inventory: Option<crate::inventory::InventoryOutcome>,
     pub seconds: f64,
 }
 
@@ -294,11 +300,9 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
             "recovered an interrupted import of {filename}: its partial rows were removed"
         );
     }
-    let resumed = crate::map::resume_unfinished(&conn, &request.mapping)?;
+    let resumed = crate::pipeline::resume_unfinished(&conn, &request.mapping)?;
     for flow in &resumed {
-        tracing::warn!(
-            "finished the attribute mapping of flow {flow}, which an earlier run left undone"
-        );
+        tracing::warn!("finished the phases of flow {flow}, which an earlier run left undone");
     }
     let tenant = tenant::resolve(
         &conn,
@@ -478,6 +482,8 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
         resumed_flows: resumed,
         totals: Totals::default(),
         mapping: None,
+        cleansing: None,
+        inventory: None,
         seconds: 0.0,
     };
 
@@ -520,19 +526,27 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
             if result.totals.completed > 0 {
                 flow::complete_phase(&conn, &ids, Phase::DataImport, &summary)?;
                 result.flow_status = "running".to_string();
-                match crate::map::run(&conn, &ids, &request.mapping) {
-                    Ok(mapping) => result.mapping = Some(mapping),
-                    Err(error) => {
-                        let message = error.to_string();
-                        let _ = flow::fail(
-                            &conn,
-                            &ids,
-                            Phase::AttributeMapping,
-                            &message,
-                            &json!({ "type": "mapping_failed" }),
-                        );
-                        return Err(error.into());
+                let phases = if request.stop_after == Phase::DataImport {
+                    Ok(Default::default())
+                } else {
+                    crate::pipeline::run_between(
+                        &conn,
+                        &ids,
+                        Phase::AttributeMapping,
+                        request.stop_after,
+                        &request.mapping,
+                    )
+                };
+                match phases {
+                    Ok(phases) => {
+                        result.mapping = phases.mapping;
+                        result.cleansing = phases.cleansing;
+                        if phases.inventory.is_some() {
+                            result.flow_status = "completed".to_string();
+                        }
+                        result.inventory = phases.inventory;
                     }
+                    Err(error) => return Err(error.into()),
                 }
             } else {
                 flow::fail(

@@ -2,17 +2,22 @@
 //! clean asset inventory in the platform's consolidated discovery schema, kept in
 //! one local SQLite file. Each pipeline phase is a module with one entry point:
 //! `read` (files to rows), `stage` (rows into SQLite), `map` (columns to asset
-//! fields), `import` (the run that drives them as one discovery flow);
+//! fields), `cleanse` (values), `inventory` (assets), `pipeline` (the phases
+//! after the import, in order), `import` (the run that drives them as one
+//! discovery flow);
 //! `catalogue` is the asset field table every phase uses; `db`, `tenant` and
 //! `flow` hold the shared bookkeeping, `schema_check` validates a database,
 //! `report` prints outcomes.
 
 pub mod catalogue;
+pub mod cleanse;
 pub mod db;
 pub mod error;
 pub mod flow;
 pub mod import;
+pub mod inventory;
 pub mod map;
+pub mod pipeline;
 pub mod progress;
 pub mod read;
 pub mod report;

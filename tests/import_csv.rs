@@ -63,7 +63,8 @@ fn samples_become_one_discovery_flow_with_every_row() {
     assert_eq!(linked, out["totals"]["rows"].as_i64().unwrap());
     assert!(linked > 128);
 
-    // The discovery flow records the data_import and attribute_mapping phases in both tables.
+    // The discovery flow records the data_import, attribute_mapping, data_cleansing and
+    // inventory phases in both tables, and is completed.
     let (flag, phase, progress, done, status): (i64, String, f64, String, String) = conn
         .query_row(
             "SELECT data_import_completed, current_phase, progress_percentage, phases_completed, status
@@ -74,12 +75,17 @@ fn samples_become_one_discovery_flow_with_every_row() {
         .unwrap();
     assert_eq!(
         (flag, phase.as_str(), status.as_str()),
-        (1, "data_cleansing", "running")
+        (1, "dependencies", "completed")
     );
-    assert!((progress - 33.33).abs() < 0.01);
+    assert!((progress - 66.67).abs() < 0.01);
     assert_eq!(
         serde_json::from_str::<Value>(&done).unwrap(),
-        json!(["data_import", "attribute_mapping"])
+        json!([
+            "data_import",
+            "attribute_mapping",
+            "data_cleansing",
+            "inventory"
+        ])
     );
     let (flow_type, progression, phase_flow): (String, String, String) = conn
         .query_row(

@@ -150,7 +150,7 @@ fn two_runs_on_one_database_take_turns() {
     assert_eq!(
         count(
             &conn,
-            "SELECT count(*) FROM crewai_flow_state_extensions WHERE flow_status = 'running'"
+            "SELECT count(*) FROM crewai_flow_state_extensions WHERE flow_status = 'completed'"
         ),
         2
     );

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use intake::flow::Phase;
 use intake::import::{self, ImportRequest};
 use intake::map::{MapOptions, Rules};
 use intake::read::{delimiter::parse_delimiter, encoding::encoding_for_label, ReadOptions};
@@ -67,6 +68,11 @@ pub struct ImportArgs {
     /// Confidence at or above which a mapping is approved without review [default: 0.85]
     #[arg(long, value_name = "SCORE", value_parser = parse_score)]
     pub auto_approve: Option<f64>,
+
+    /// Run the discovery phases only up to this one: data_import (stage only),
+    /// attribute_mapping, data_cleansing or inventory; a later run finishes the rest
+    #[arg(long, value_name = "PHASE", default_value = "inventory", value_parser = parse_phase)]
+    pub stop_after: Phase,
 
     /// Read only this sheet of each workbook (repeatable; case-insensitive; may name a hidden sheet)
     #[arg(long, value_name = "NAME")]
@@ -136,6 +142,7 @@ pub fn run(args: ImportArgs, db: &Path, quiet: bool) -> anyhow::Result<i32> {
             rules,
             auto_approve: args.auto_approve,
         },
+        stop_after: args.stop_after,
     };
     let outcome = import::run(&request)?;
     if args.json {
@@ -150,5 +157,14 @@ fn parse_score(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
         _ => Err(format!("'{s}' is not a score between 0 and 1")),
+    }
+}
+
+fn parse_phase(s: &str) -> Result<Phase, String> {
+    match Phase::from_name(s) {
+        Some(p @ (Phase::DataImport | Phase::AttributeMapping | Phase::DataCleansing | Phase::Inventory)) => Ok(p),
+        _ => Err(format!(
+            "'{s}' is not a phase intake runs: data_import, attribute_mapping, data_cleansing, inventory"
+        )),
     }
 }

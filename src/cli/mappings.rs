@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
+use intake::flow::Phase;
 use intake::map::memory;
 use intake::map::review::{self, Decision};
-use intake::{catalogue, db, report, tenant};
+use intake::map::MapOptions;
+use intake::{catalogue, db, pipeline, report, tenant};
 
 /// Review and decide the column → asset field mappings of a flow
 ///
@@ -136,11 +138,24 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
         }
     };
     if let Some((source, decision)) = decision {
+        // A decision writes: one writer at a time, as for imports.
+        let _lock = db::WriterLock::acquire(db_path)?;
         match review::decide(&conn, &flow, &source, &decision, &user) {
-            Ok(changed) => eprintln!(
-                "{changed} mapping(s) of '{source}' updated in flow {}",
-                flow.master_flow_id
-            ),
+            Ok(changed) => {
+                eprintln!(
+                    "{changed} mapping(s) of '{source}' updated in flow {}",
+                    flow.master_flow_id
+                );
+                // The assets follow the decision: cleansing and inventory run again.
+                let phases =
+                    pipeline::run_from(&conn, &flow, Phase::DataCleansing, &MapOptions::default())?;
+                if let Some(inventory) = phases.inventory {
+                    eprintln!(
+                        "cleansing and inventory re-run: {} assets created, {} updated, {} unchanged",
+                        inventory.created, inventory.updated, inventory.unchanged
+                    );
+                }
+            }
             Err(
                 error @ (review::ReviewError::UnknownSource { .. }
                 | review::ReviewError::UnknownField(_)),

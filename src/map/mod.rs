@@ -140,27 +140,6 @@ pub fn run(
     Ok(outcome)
 }
 
-/// Flows whose import finished but whose mapping did not (a killed run): the
-/// next run maps them, so running again finishes the job.
-pub fn resume_unfinished(conn: &Connection, options: &MapOptions) -> Result<Vec<String>, MapError> {
-    let stale: Vec<FlowIds> = conn
-        .prepare(
-            "SELECT id, master_flow_id FROM discovery_flows
-             WHERE status = 'running' AND data_import_completed = 1 AND attribute_mapping_completed = 0",
-        )?
-        .query_map([], |r| {
-            Ok(FlowIds {
-                discovery_flow_id: r.get(0)?,
-                master_flow_id: r.get(1)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    for ids in &stale {
-        run(conn, ids, options)?;
-    }
-    Ok(stale.into_iter().map(|i| i.master_flow_id).collect())
-}
-
 struct CompletedImport {
     id: String,
     filename: String,

@@ -1,0 +1,596 @@
+//! Parsing and normalising one value the way real exports write it: sizes with
+//! units or in the column's unit, decimal commas and thousands separators,
+//! currency symbols, percentages, booleans in several languages, dates in the
+//! common formats and Excel serials, lists of IPs or MACs, canonical IPs, MACs
+//! in lower-case colon form, FQDN and short host name, OS name and version, and
+//! the environment, 6R, criticality and asset type vocabularies.
+
+use std::net::IpAddr;
+
+use serde_json::{json, Value};
+
+/// Why a value could not be used: (code, message).
+pub type Problem = (&'static str, String);
+
+/// A number as written: "1.234,50", "1,234.50", "1 234", "2.750,00 €", "$99".
+pub fn parse_number(raw: &str) -> Option<f64> {
+    let mut s: String = raw
+        .trim()
+        .trim_matches(|c: char| "€$£¥".contains(c) || c.is_whitespace())
+        .to_string();
+    for code in ["EUR", "USD", "GBP", "CHF", "eur", "usd", "gbp", "chf"] {
+        s = s
+            .trim_start_matches(code)
+            .trim_end_matches(code)
+            .trim()
+            .to_string();
+    }
+    s.retain(|c| c != ' ' && c != '\u{a0}' && c != '\'' && c != '_');
+    if s.is_empty() {
+        return None;
+    }
+    let (dots, commas) = (s.matches('.').count(), s.matches(',').count());
+    let normalised = match (dots, commas) {
+        (0, 0) => s,
+        // "1,5" decimal comma; "1,234" (three digits after) thousands.
+        (0, 1) => {
+            let after = s.split(',').nth(1).unwrap_or("");
+            if after.len() == 3 && !s.starts_with("0,") {
+                s.replace(',', "")
+            } else {
+                s.replace(',', ".")
+            }
+        }
+        (0, _) => s.replace(',', ""),
+        (1, 0) => s,
+        (_, 0) => s.replace('.', ""), // "1.234.567"
+        _ => {
+            // Both: the last one is the decimal separator.
+            if s.rfind(',') > s.rfind('.') {
+                s.replace('.', "").replace(',', ".")
+            } else {
+                s.replace(',', "")
+            }
+        }
+    };
+    normalised.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+/// Bytes per unit, relative to GB (binary: a GB here is a GiB, as inventories mean it).
+fn unit_factor_to_gb(unit: &str) -> Option<f64> {
+    Some(match unit.to_ascii_lowercase().as_str() {
+        "b" | "bytes" => 1.0 / (1024.0 * 1024.0 * 1024.0),
+        "k" | "kb" | "kib" | "ko" => 1.0 / (1024.0 * 1024.0),
+        "m" | "mb" | "mib" | "mo" => 1.0 / 1024.0,
+        "g" | "gb" | "gib" | "go" => 1.0,
+        "t" | "tb" | "tib" | "to" => 1024.0,
+        "p" | "pb" | "pib" => 1024.0 * 1024.0,
+        _ => return None,
+    })
+}
+
+/// A memory or storage size in GB. A unit in the value wins ("16 GB",
+/// "512 MiB"); otherwise the column's unit; `auto` treats numbers above 1024
+/// as MB. `flag_below`: MB values below it are taken as GB with a warning.
+pub fn parse_size(
+    raw: &str,
+    column_unit: Option<&str>,
+    flag_below: Option<f64>,
+) -> Result<(f64, Option<Problem>), Problem> {
+    let s = raw.trim();
+    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value =
+        parse_number(number).ok_or_else(|| ("not_a_size", format!("'{raw}' is not a size")))?;
+    let unit = unit.trim();
+    if !unit.is_empty() {
+        let factor = unit_factor_to_gb(unit).ok_or_else(|| {
+            (
+                "unknown_unit",
+                format!("'{unit}' in '{raw}' is not a size unit"),
+            )
+        })?;
+        return Ok((round(value * factor), None));
+    }
+    match column_unit.unwrap_or("auto") {
+        "auto" => {
+            if value > 1024.0 {
+                Ok((round(value / 1024.0), None))
+            } else {
+                Ok((round(value), None))
+            }
+        }
+        unit => {
+            let factor = unit_factor_to_gb(unit).unwrap_or(1.0);
+            if let Some(below) = flag_below {
+                if factor < 1.0 && value > 0.0 && value < below {
+                    return Ok((
+                        round(value),
+                        Some((
+                            "implausible_unit",
+                            format!("{value} {unit} is implausibly small; taken as GB"),
+                        )),
+                    ));
+                }
+            }
+            Ok((round(value * factor), None))
+        }
+    }
+}
+
+/// A percentage 0..100: "35", "35 %", "0,35" stays 0.35 (a share is not guessed).
+pub fn parse_percent(raw: &str) -> Option<f64> {
+    parse_number(raw.trim().trim_end_matches('%')).map(round)
+}
+
+/// A whole number ("4", "4.0", "1,024"); None for "4.5".
+pub fn parse_integer(raw: &str) -> Option<i64> {
+    let n = parse_number(raw)?;
+    (n.fract() == 0.0 && n.abs() < 9e15).then_some(n as i64)
+}
+
+/// Booleans in the languages of the catalogue, and virtual/physical.
+pub fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.trim().to_lowercase().as_str() {
+        "true" | "yes" | "y" | "1" | "ja" | "j" | "oui" | "si" | "sí" | "sim" | "wahr" | "vrai"
+        | "waar" | "x" | "virtual" | "vm" | "virtuell" | "virtuel" | "virtueel" => Some(true),
+        "false" | "no" | "n" | "0" | "nein" | "non" | "não" | "nao" | "falsch" | "faux"
+        | "onwaar" | "physical" | "bare metal" | "baremetal" | "physisch" | "physique"
+        | "físico" | "fisico" | "fysiek" => Some(false),
+        _ => None,
+    }
+}
+
+/// A date as ISO 8601 ("2024-03-01" or "2024-03-01T14:30:00"): ISO forms,
+/// "01.03.2024" and "01/03/2024" (day first unless the day is > 12 second),
+/// "2024/03/01", and Excel serial numbers.
+pub fn parse_date(raw: &str) -> Option<String> {
+    let s = raw.trim();
+    let (date_part, time_part) = match s.find(['T', ' ']) {
+        Some(i) => (&s[..i], Some(s[i + 1..].trim())),
+        None => (s, None),
+    };
+    let time = time_part
+        .map(|t| t.trim_end_matches('Z'))
+        .filter(|t| !t.is_empty())
+        .and_then(|t| {
+            let t = t.split(['+', '.']).next().unwrap_or(t);
+            let parts: Vec<u32> = t
+                .split(':')
+                .map(|p| p.parse().ok())
+                .collect::<Option<_>>()?;
+            match parts.as_slice() {
+                [h, m] if *h < 24 && *m < 60 => Some(format!("{h:02}:{m:02}:00")),
+                [h, m, sec] if *h < 24 && *m < 60 && *sec < 61 => {
+                    Some(format!("{h:02}:{m:02}:{sec:02}"))
+                }
+                _ => None,
+            }
+        });
+    if time_part.is_some_and(|t| !t.is_empty()) && time.is_none() {
+        return None;
+    }
+    let numbers: Vec<&str> = date_part.split(['-', '.', '/']).collect();
+    let (y, m, d) = match numbers.as_slice() {
+        [a, b, c] if a.len() == 4 => (a.parse().ok()?, b.parse().ok()?, c.parse().ok()?),
+        [a, b, c] if c.len() == 4 || c.len() == 2 => {
+            let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+            let y: i32 = c.parse().ok()?;
+            let y = if c.len() == 2 { 2000 + y } else { y };
+            // Day first (European) unless that is impossible.
+            if b > 12 && a <= 12 {
+                (y, a, b)
+            } else {
+                (y, b, a)
+            }
+        }
+        [serial] if time_part.is_none() => return excel_serial(serial.parse().ok()?),
+        _ => return None,
+    };
+    let date =
+        time::Date::from_calendar_date(y, time::Month::try_from(m as u8).ok()?, d as u8).ok()?;
+    let iso = format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    );
+    Some(match time {
+        Some(t) if t != "00:00:00" => format!("{iso}T{t}"),
+        _ => iso,
+    })
+}
+
+/// An Excel serial day number (1900 system) as a date; plausible range only.
+fn excel_serial(serial: f64) -> Option<String> {
+    if !(20_000.0..=80_000.0).contains(&serial) {
+        return None;
+    }
+    let epoch = time::Date::from_calendar_date(1899, time::Month::December, 30).ok()?;
+    let date = epoch.checked_add(time::Duration::days(serial.trunc() as i64))?;
+    Some(format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    ))
+}
+
+/// Splits a list of addresses ("10.0.0.1, 10.0.0.2", "a;b", "a | b", "a b").
+pub fn split_list(raw: &str) -> Vec<&str> {
+    raw.split([',', ';', '|', '\n', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Canonical text of an IPv4 or IPv6 address.
+pub fn normalise_ip(raw: &str) -> Option<String> {
+    let s = raw.trim().trim_start_matches('[').trim_end_matches(']');
+    let s = s.split('%').next().unwrap_or(s); // zone id
+    s.parse::<IpAddr>().ok().map(|ip| ip.to_string())
+}
+
+/// A MAC in any notation as lower-case colon form.
+pub fn normalise_mac(raw: &str) -> Option<String> {
+    let hex: String = raw.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    let separators_ok = raw
+        .chars()
+        .all(|c| c.is_ascii_hexdigit() || ":-. ".contains(c));
+    if hex.len() != 12 || !separators_ok {
+        return None;
+    }
+    let hex = hex.to_ascii_lowercase();
+    Some(
+        (0..6)
+            .map(|i| &hex[i * 2..i * 2 + 2])
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
+}
+
+/// A host name or FQDN, lower-case, without a trailing dot; None if it cannot be one.
+pub fn normalise_host(raw: &str) -> Option<String> {
+    let s = raw.trim().trim_end_matches('.').to_lowercase();
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
+    ok.then_some(s)
+}
+
+/// The short host name of an FQDN (not of an IP address).
+pub fn short_name(host: &str) -> String {
+    if normalise_ip(host).is_some() {
+        return host.to_string();
+    }
+    host.split('.').next().unwrap_or(host).to_string()
+}
+
+/// Splits an OS string into (operating system, version) when the version is
+/// embedded: "Microsoft Windows Server 2019 Datacenter" → ("Microsoft Windows
+/// Server 2019 Datacenter", "2019"), "RHEL 8.6" → ("Red Hat Enterprise Linux", "8.6").
+pub fn split_os(raw: &str) -> (String, Option<String>) {
+    let s = raw.trim();
+    let lower = s.to_lowercase();
+    let families: &[(&str, &str)] = &[
+        ("rhel", "Red Hat Enterprise Linux"),
+        ("red hat enterprise linux", "Red Hat Enterprise Linux"),
+        ("linux red hat", "Red Hat Enterprise Linux"),
+        ("centos", "CentOS"),
+        ("ubuntu", "Ubuntu"),
+        ("debian", "Debian"),
+        ("sles", "SUSE Linux Enterprise Server"),
+        (
+            "suse linux enterprise server",
+            "SUSE Linux Enterprise Server",
+        ),
+        ("suse linux enterprise", "SUSE Linux Enterprise Server"),
+        ("oracle linux", "Oracle Linux"),
+        ("rocky", "Rocky Linux"),
+        ("almalinux", "AlmaLinux"),
+        ("aix", "AIX"),
+        ("solaris", "Solaris"),
+    ];
+    if lower.contains("windows") {
+        // Windows: the version is the product year ("2019", "2012 R2").
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let version = words.iter().enumerate().find_map(|(i, w)| {
+            let year = w.trim_matches(|c: char| !c.is_ascii_digit());
+            (year.len() == 4 && year.starts_with("20")).then(|| match words.get(i + 1) {
+                Some(r) if r.eq_ignore_ascii_case("r2") => format!("{year} R2"),
+                _ => year.to_string(),
+            })
+        });
+        return (s.to_string(), version);
+    }
+    for (prefix, name) in families {
+        if let Some(at) = lower.find(prefix) {
+            let rest = &s[at + prefix.len()..];
+            let version = rest
+                .split_whitespace()
+                .map(|w| w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '.'))
+                .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
+                .map(|w| w.trim_end_matches('.').to_string());
+            return (name.to_string(), version);
+        }
+    }
+    (s.to_string(), None)
+}
+
+/// Environment words → production, staging, test, development, disaster_recovery.
+pub fn environment(raw: &str) -> Option<&'static str> {
+    let s = raw.trim().to_lowercase();
+    let s = s.trim_start_matches("env-").trim();
+    Some(match s {
+        "prod" | "prd" | "production" | "productive" | "live" | "produktion" | "produktiv"
+        | "producción" | "produccion" | "productie" | "produção" | "producao" | "p" => {
+            "production"
+        }
+        "staging" | "stage" | "stg" | "preprod" | "pre-prod" | "pre-production" | "préprod"
+        | "pré-production" | "preproducción" | "uat" | "acceptance" | "acceptatie"
+        | "homologação" | "homologacao" | "abnahme" | "recette" => "staging",
+        "test" | "testing" | "tst" | "qa" | "int" | "integration" | "pruebas" | "teste"
+        | "testumgebung" | "t" => "test",
+        "dev" | "development" | "develop" | "sandbox" | "lab" | "entwicklung" | "développement"
+        | "developpement" | "desarrollo" | "ontwikkeling" | "desenvolvimento" | "d" => {
+            "development"
+        }
+        "dr" | "disaster recovery" | "disaster_recovery" | "disaster-recovery" | "notfall"
+        | "reprise" => "disaster_recovery",
+        _ => return None,
+    })
+}
+
+/// 6R words → rehost, replatform, refactor, rearchitect, repurchase, retire, retain.
+pub fn six_r(raw: &str) -> Option<&'static str> {
+    let s: String = raw
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .collect();
+    Some(match s.as_str() {
+        "rehost" | "liftandshift" | "relocate" | "migrate" => "rehost",
+        "replatform" | "lifttinkerandshift" | "liftandreshape" => "replatform",
+        "refactor" => "refactor",
+        "rearchitect" | "rebuild" | "redesign" => "rearchitect",
+        "repurchase" | "replace" | "saas" | "dropandshop" => "repurchase",
+        "retire" | "decommission" | "decom" | "sunset" => "retire",
+        "retain" | "keep" | "revisit" | "stay" => "retain",
+        _ => return None,
+    })
+}
+
+/// Criticality on a four-step scale: low, medium, high, critical. Tier 0/1 is
+/// critical, tier 2 high, tier 3 medium, tier 4 low; 1..4 read as tiers.
+pub fn criticality(raw: &str) -> Option<&'static str> {
+    let s = raw.trim().to_lowercase();
+    let s = s.trim_start_matches("tier").trim_start_matches(['-', ' ']);
+    Some(match s {
+        "0" | "1" | "critical" | "very high" | "mission critical" | "mission-critical"
+        | "business critical" | "business-critical" | "kritisch" | "critique" | "crítica"
+        | "critica" | "kritiek" => "critical",
+        "2" | "high" | "hoch" | "élevé" | "elevee" | "alta" | "hoog" => "high",
+        "3" | "medium" | "med" | "mittel" | "moyen" | "moyenne" | "media" | "média"
+        | "gemiddeld" => "medium",
+        "4" | "low" | "niedrig" | "faible" | "baja" | "baixa" | "laag" => "low",
+        _ => return None,
+    })
+}
+
+/// Asset type words → server, application, database, network, storage (a VM is a server).
+pub fn asset_type(raw: &str) -> Option<&'static str> {
+    let lower = raw.trim().to_lowercase();
+    // ServiceNow classes: cmdb_ci_linux_server, cmdb_ci_db_mssql_instance, ...
+    let s = lower.strip_prefix("cmdb_ci_").unwrap_or(&lower).to_string();
+    let has = |w: &str| s.contains(w);
+    Some(
+        if has("database") || has("db_") || has("_db") || s == "db" || has("sql") {
+            "database"
+        } else if has("storage") || has("san") && s.len() <= 4 || has("nas") {
+            "storage"
+        } else if has("network")
+            || has("router")
+            || has("switch")
+            || has("firewall")
+            || has("load balancer")
+            || has("netgear")
+        {
+            "network"
+        } else if has("application")
+            || has("app") && !has("appliance")
+            || has("service") && !has("server")
+        {
+            "application"
+        } else if has("server")
+            || has("vm")
+            || has("virtual")
+            || has("host")
+            || has("computer")
+            || has("linux")
+            || has("windows")
+            || has("machine")
+            || has("instance")
+        {
+            "server"
+        } else {
+            return None;
+        },
+    )
+}
+
+fn round(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// A JSON number that is whole when it can be.
+pub fn number_value(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 9e15 {
+        json!(v as i64)
+    } else {
+        json!(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_as_written() {
+        assert_eq!(parse_number("1.234,50"), Some(1234.5));
+        assert_eq!(parse_number("1,234.50"), Some(1234.5));
+        assert_eq!(parse_number("2.750,00 €"), Some(2750.0));
+        assert_eq!(parse_number("$99"), Some(99.0));
+        assert_eq!(parse_number("1 234"), Some(1234.0));
+        assert_eq!(parse_number("0,35"), Some(0.35));
+        assert_eq!(parse_number("12,5"), Some(12.5));
+        assert_eq!(parse_number("1,234"), Some(1234.0));
+        assert_eq!(parse_number("CHF 1'250.75"), Some(1250.75));
+        assert_eq!(parse_number("n/a"), None);
+    }
+
+    #[test]
+    fn sizes_in_gb() {
+        assert_eq!(parse_size("16 GB", Some("MB"), None).unwrap().0, 16.0);
+        assert_eq!(parse_size("16384", Some("MB"), None).unwrap().0, 16.0);
+        assert_eq!(parse_size("16384", Some("MiB"), None).unwrap().0, 16.0);
+        assert_eq!(parse_size("512MiB", None, None).unwrap().0, 0.5);
+        assert_eq!(parse_size("2 TB", Some("GB"), None).unwrap().0, 2048.0);
+        assert_eq!(parse_size("16", Some("auto"), None).unwrap().0, 16.0);
+        assert_eq!(parse_size("8192", Some("auto"), None).unwrap().0, 8.0);
+        assert_eq!(parse_size("1.024,5", Some("GB"), None).unwrap().0, 1024.5);
+        let (v, warning) = parse_size("16", Some("MB"), Some(256.0)).unwrap();
+        assert_eq!(v, 16.0);
+        assert_eq!(warning.unwrap().0, "implausible_unit");
+        assert_eq!(
+            parse_size("lots", Some("GB"), None).unwrap_err().0,
+            "not_a_size"
+        );
+        assert_eq!(
+            parse_size("16 furlongs", Some("GB"), None).unwrap_err().0,
+            "unknown_unit"
+        );
+    }
+
+    #[test]
+    fn booleans_dates_percentages() {
+        for t in ["Yes", "TRUE", "ja", "Oui", "x", "Virtual", "1"] {
+            assert_eq!(parse_bool(t), Some(true), "{t}");
+        }
+        for f in ["no", "False", "nein", "Physical", "0", "non"] {
+            assert_eq!(parse_bool(f), Some(false), "{f}");
+        }
+        assert_eq!(parse_bool("maybe"), None);
+        assert_eq!(parse_date("2024-03-01"), Some("2024-03-01".into()));
+        assert_eq!(
+            parse_date("2024-03-01 14:30:05"),
+            Some("2024-03-01T14:30:05".into())
+        );
+        assert_eq!(
+            parse_date("2021-01-10T08:00:00Z"),
+            Some("2021-01-10T08:00:00".into())
+        );
+        assert_eq!(parse_date("01.03.2024"), Some("2024-03-01".into()));
+        assert_eq!(parse_date("03/25/2024"), Some("2024-03-25".into()));
+        assert_eq!(parse_date("2024/03/01"), Some("2024-03-01".into()));
+        assert_eq!(parse_date("45352"), Some("2024-03-01".into()));
+        assert_eq!(parse_date("31.02.2024"), None);
+        assert_eq!(parse_date("soon"), None);
+        assert_eq!(parse_percent("35 %"), Some(35.0));
+        assert_eq!(parse_percent("12,5"), Some(12.5));
+    }
+
+    #[test]
+    fn addresses_and_names() {
+        assert_eq!(normalise_ip(" 10.0.0.1 "), Some("10.0.0.1".into()));
+        assert_eq!(
+            normalise_ip("2001:DB8:0:0:0:0:0:1"),
+            Some("2001:db8::1".into())
+        );
+        assert_eq!(normalise_ip("fe80::1%eth0"), Some("fe80::1".into()));
+        assert_eq!(normalise_ip("10.0.0.300"), None);
+        assert_eq!(
+            split_list("10.0.0.1, 10.0.0.2;10.0.0.3"),
+            ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+        );
+        for mac in [
+            "00:1A:2B:3C:4D:5E",
+            "00-1a-2b-3c-4d-5e",
+            "001a.2b3c.4d5e",
+            "001A2B3C4D5E",
+        ] {
+            assert_eq!(
+                normalise_mac(mac),
+                Some("00:1a:2b:3c:4d:5e".into()),
+                "{mac}"
+            );
+        }
+        assert_eq!(normalise_mac("00:1A:2B"), None);
+        assert_eq!(
+            normalise_host("Web01.Corp.Example.COM."),
+            Some("web01.corp.example.com".into())
+        );
+        assert_eq!(short_name("web01.corp.example.com"), "web01");
+        assert_eq!(normalise_host("not a host"), None);
+    }
+
+    #[test]
+    fn operating_systems_split() {
+        assert_eq!(
+            split_os("Microsoft Windows Server 2019 Datacenter"),
+            (
+                "Microsoft Windows Server 2019 Datacenter".into(),
+                Some("2019".into())
+            )
+        );
+        assert_eq!(
+            split_os("Windows Server 2012 R2 Standard").1,
+            Some("2012 R2".into())
+        );
+        assert_eq!(
+            split_os("RHEL 8.6"),
+            ("Red Hat Enterprise Linux".into(), Some("8.6".into()))
+        );
+        assert_eq!(
+            split_os("Red Hat Enterprise Linux 8 (64-bit)"),
+            ("Red Hat Enterprise Linux".into(), Some("8".into()))
+        );
+        assert_eq!(
+            split_os("Ubuntu 22.04 LTS"),
+            ("Ubuntu".into(), Some("22.04".into()))
+        );
+        assert_eq!(
+            split_os("SUSE Linux Enterprise Server 15 SP4"),
+            ("SUSE Linux Enterprise Server".into(), Some("15".into()))
+        );
+        assert_eq!(split_os("Linux"), ("Linux".into(), None));
+    }
+
+    #[test]
+    fn vocabularies() {
+        assert_eq!(environment("PROD"), Some("production"));
+        assert_eq!(environment("Entwicklung"), Some("development"));
+        assert_eq!(environment("UAT"), Some("staging"));
+        assert_eq!(environment("QA"), Some("test"));
+        assert_eq!(environment("DR"), Some("disaster_recovery"));
+        assert_eq!(environment("Producción"), Some("production"));
+        assert_eq!(environment("banana"), None);
+        assert_eq!(six_r("Lift and Shift"), Some("rehost"));
+        assert_eq!(six_r("Re-Platform"), Some("replatform"));
+        assert_eq!(six_r("Decommission"), Some("retire"));
+        assert_eq!(criticality("Tier 1"), Some("critical"));
+        assert_eq!(criticality("Tier 3"), Some("medium"));
+        assert_eq!(criticality("hoch"), Some("high"));
+        assert_eq!(asset_type("cmdb_ci_linux_server"), Some("server"));
+        assert_eq!(asset_type("cmdb_ci_db_mssql_instance"), Some("database"));
+        assert_eq!(asset_type("Virtual Machine"), Some("server"));
+        assert_eq!(asset_type("Network Switch"), Some("network"));
+    }
+}
