@@ -129,6 +129,24 @@ pub fn import_summary(outcome: &ImportOutcome) -> String {
     if let Some(mapping) = &outcome.mapping {
         out.push_str(&mapping_summary(mapping));
     }
+    if let Some(cleansing) = &outcome.cleansing {
+        out.push_str(&format!(
+            "cleansing: {} rows, {} valid, {} invalid (see raw_import_records.validation_errors)\n",
+            cleansing.records, cleansing.valid, cleansing.invalid
+        ));
+    }
+    if let Some(inventory) = &outcome.inventory {
+        out.push_str(&format!(
+            "inventory: {} assets ({} created, {} updated, {} unchanged) from {} rows; {} rows merged into existing machines; {} assets with conflicting values kept in custom_attributes\n",
+            inventory.assets,
+            inventory.created,
+            inventory.updated,
+            inventory.unchanged,
+            inventory.records,
+            inventory.merged_records,
+            inventory.conflicts
+        ));
+    }
     let t = &outcome.totals;
     out.push_str(&format!(
         "{} file(s) and sheet(s): {} imported, {} skipped, {} failed; {} rows, {} warnings in {:.2}s\n",

@@ -123,11 +123,40 @@ fn a_killed_import_is_redone_by_the_next_run() {
         "no rows of the killed run remain"
     );
 
-    // The same file imported without interruption gives the same rows.
+    // The same file imported without interruption gives the same rows and assets.
     let clean = Work::new();
     let (code, _) = clean.import_json(&[export.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert_eq!(digest(&clean.conn(), "completed"), resumed);
+    let assets = |conn: &Connection| {
+        let mut stmt = conn
+            .prepare("SELECT name, hostname, ip_address, memory_gb, cpu_cores, environment, custom_attributes FROM assets ORDER BY name, ip_address")
+            .unwrap();
+        let rows: Vec<String> = stmt
+            .query_map([], |r| {
+                Ok(format!(
+                    "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+                    r.get::<_, Option<String>>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<f64>>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?
+                ))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        rows
+    };
+    let resumed_assets = assets(&conn);
+    assert!(!resumed_assets.is_empty());
+    assert_eq!(
+        assets(&clean.conn()),
+        resumed_assets,
+        "the re-run built the same assets"
+    );
 }
 
 #[test]

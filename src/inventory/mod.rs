@@ -43,6 +43,7 @@ pub struct InventoryOutcome {
     pub updated: u64,
     pub unchanged: u64,
     pub merged_records: u64,
+    /// Assets where sources disagreed on a value (kept in custom_attributes._conflicts).
     pub conflicts: u64,
     pub by_type: BTreeMap<String, u64>,
 }
@@ -115,10 +116,10 @@ struct Slot {
 
 #[derive(Default)]
 struct Build {
-    fields: BTreeMap<&'static str, (Value, String, usize)>,
+    /// field → (value, source system, "file [sheet] row N" it came from)
+    fields: BTreeMap<&'static str, (Value, String, String)>,
     custom: Map<String, Value>,
     conflicts: Map<String, Value>,
-    sources: Vec<String>,
 }
 
 fn hash_key(kind: usize, value: &str) -> u64 {
@@ -202,7 +203,7 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
     let mut open: HashMap<u32, Build> = HashMap::new();
     let mut position = 0usize;
     let mut writer = Writer::new(conn, &client, &engagement, ids)?;
-    for (order, table) in tables.iter().enumerate() {
+    for table in &tables {
         let mut failed: Option<rusqlite::Error> = None;
         for_each_record(
             conn,
@@ -215,7 +216,7 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
                 let slot = assignment[position];
                 position += 1;
                 let build = open.entry(slot).or_default();
-                merge(build, table, order, record_index, cleansed, raw);
+                merge(build, table, record_index, cleansed, raw);
                 remaining[slot as usize] -= 1;
                 if remaining[slot as usize] == 0 {
                     let build = open.remove(&slot).expect("present");
@@ -367,15 +368,11 @@ fn for_each_record(
 fn merge(
     build: &mut Build,
     table: &SourceTable,
-    order: usize,
     record_index: i64,
     mut cleansed: Map<String, Value>,
     raw: Map<String, Value>,
 ) {
     let source = format!("{} row {record_index}", table.label);
-    if build.sources.len() < 20 {
-        build.sources.push(source.clone());
-    }
     if let Some(Value::Object(additional)) = cleansed.remove("_additional") {
         for (field, list) in additional {
             build
@@ -393,32 +390,34 @@ fn merge(
             None => {
                 build
                     .fields
-                    .insert(name, (value, table.source_system.clone(), order));
+                    .insert(name, (value, table.source_system.clone(), source.clone()));
             }
             Some((current, _, _)) if *current == value => {}
-            Some((current, current_source, _)) => {
-                let replace = *current_source == table.source_system
-                    || rank(&table.source_system, name) > rank(current_source, name);
-                let (kept_out, from) = if replace {
-                    (current.clone(), format!("{current_source} (replaced)"))
-                } else {
-                    (value.clone(), source.clone())
-                };
-                if *current_source != table.source_system {
+            Some((current, current_system, current_source)) => {
+                let replace = *current_system == table.source_system
+                    || rank(&table.source_system, name) > rank(current_system, name);
+                if *current_system != table.source_system {
+                    // The value that does not win is kept with where it came from.
+                    let (value_out, source_out) = if replace {
+                        (current.clone(), current_source.clone())
+                    } else {
+                        (value.clone(), source.clone())
+                    };
+                    let entry = json!({ "value": value_out, "source": source_out });
                     let list = build
                         .conflicts
                         .entry(name.to_string())
                         .or_insert_with(|| json!([]));
                     if let Value::Array(items) = list {
-                        if items.len() < 10 {
-                            items.push(json!({ "value": kept_out, "source": from }));
+                        if items.len() < 10 && !items.contains(&entry) {
+                            items.push(entry);
                         }
                     }
                 }
                 if replace {
                     build
                         .fields
-                        .insert(name, (value, table.source_system.clone(), order));
+                        .insert(name, (value, table.source_system.clone(), source.clone()));
                 }
             }
         }
@@ -526,7 +525,6 @@ impl<'c> Writer<'c> {
         if !build.conflicts.is_empty() {
             custom.insert("_conflicts".into(), Value::Object(build.conflicts));
         }
-        custom.insert("_sources".into(), json!(build.sources));
         let mut out = Vec::new();
         for column in asset_columns() {
             let value = match column {
@@ -563,6 +561,9 @@ impl<'c> Writer<'c> {
         if !self.in_tx {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
             self.in_tx = true;
+        }
+        if !build.conflicts.is_empty() {
+            outcome.conflicts += 1;
         }
         let row = Writer::row(build);
         let asset_type = match &row[1] {

@@ -1,0 +1,277 @@
+//! The data_cleansing and inventory phases through the real binary: cleansed
+//! values, one asset per machine across a ServiceNow CSV and an RVTools
+//! workbook, re-import idempotence, a newer export updating in place, invalid
+//! rows counted, unmapped columns kept, and mapping decisions re-running both.
+
+mod common;
+
+use common::{count, sample, Work};
+use serde_json::Value;
+
+fn asset(work: &Work, name: &str) -> serde_json::Map<String, Value> {
+    let conn = work.conn();
+    let mut stmt = conn
+        .prepare("SELECT * FROM assets WHERE lower(name) = lower(?1)")
+        .unwrap();
+    let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+    stmt.query_row([name], |r| {
+        let mut m = serde_json::Map::new();
+        for (i, n) in names.iter().enumerate() {
+            let v: rusqlite::types::Value = r.get(i)?;
+            let v = match v {
+                rusqlite::types::Value::Null => Value::Null,
+                rusqlite::types::Value::Integer(i) => Value::from(i),
+                rusqlite::types::Value::Real(f) => Value::from(f),
+                rusqlite::types::Value::Text(t) => Value::from(t),
+                rusqlite::types::Value::Blob(_) => Value::Null,
+            };
+            m.insert(n.clone(), v);
+        }
+        Ok(m)
+    })
+    .unwrap_or_else(|e| panic!("no asset {name}: {e}"))
+}
+
+#[test]
+fn servicenow_and_rvtools_describe_overlapping_machines_once() {
+    let work = Work::new();
+    let sn = sample("servicenow_cmdb_ci_server.csv")
+        .display()
+        .to_string();
+    let rv = sample("RVTools_export_all.xlsx").display().to_string();
+    let (code, json) = work.import_json(&[&sn, &rv]);
+    assert_eq!(code, 0, "{json}");
+    let inventory = &json["inventory"];
+    let conn = work.conn();
+    let sn_rows = count(&conn, "SELECT count(*) FROM raw_import_records r JOIN data_imports d ON d.id = r.data_import_id WHERE d.filename LIKE '%servicenow%'");
+    let vms = count(&conn, "SELECT count(*) FROM raw_import_records r JOIN data_imports d ON d.id = r.data_import_id WHERE d.sheet_name = 'vInfo'");
+    let virtual_in_cmdb = count(&conn, "SELECT count(*) FROM raw_import_records r JOIN data_imports d ON d.id = r.data_import_id WHERE d.filename LIKE '%servicenow%' AND json_extract(raw_data, '$.virtual') = 'true'");
+    // Every VM the CMDB knows is merged; the four VMs it does not know are new.
+    let expected = sn_rows + (vms - virtual_in_cmdb);
+    assert_eq!(count(&conn, "SELECT count(*) FROM assets"), expected);
+    assert_eq!(inventory["created"], expected);
+    assert_eq!(inventory["merged_records"], virtual_in_cmdb);
+    // Supplementary sheets (vDisk, vHost, ...) made no assets.
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM assets WHERE name LIKE 'esx%'"),
+        0
+    );
+
+    // A merged machine carries the CMDB's id and business fields and RVTools' VM facts.
+    let merged = asset(&work, "WIN-DAL-02");
+    assert!(merged["cmdb_record_id"].is_string());
+    assert!(merged["vm_uuid"].as_str().unwrap().len() == 36);
+    assert_eq!(
+        merged["virtualization_host"]
+            .as_str()
+            .map(|h| h.starts_with("esx")),
+        Some(true)
+    );
+    assert_eq!(merged["hostname"], "win-dal-02");
+    assert_eq!(merged["fqdn"], "win-dal-02.corp.example.com");
+    assert_eq!(merged["environment"], "development");
+    assert_eq!(merged["master_flow_id"], json["master_flow_id"]);
+    // Columns mapped to no field stay, under their original header.
+    let custom: Value =
+        serde_json::from_str(merged["custom_attributes"].as_str().unwrap()).unwrap();
+    assert!(custom.get("cpu_manufacturer").is_some(), "{custom}");
+    assert!(custom.get("Resource pool").is_some(), "{custom}");
+
+    // Both phases are recorded and the flow is completed.
+    let (cleansing, inventory_done, status, discovered): (i64, i64, String, String) = conn
+        .query_row(
+            "SELECT data_cleansing_completed, inventory_completed, status, discovered_assets FROM discovery_flows",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (cleansing, inventory_done, status.as_str()),
+        (1, 1, "completed")
+    );
+    let discovered: Value = serde_json::from_str(&discovered).unwrap();
+    assert_eq!(discovered["assets"], expected);
+
+    // Importing again changes nothing; forcing the same data in changes nothing either.
+    let (code, again) = work.import_json(&[&sn, &rv]);
+    assert_eq!(code, 0);
+    assert_eq!(again["master_flow_id"], Value::Null);
+    let (code, forced) = work.import_json(&[&sn, &rv, "--force"]);
+    assert_eq!(code, 0);
+    assert_eq!(forced["inventory"]["created"], 0, "{}", forced["inventory"]);
+    assert_eq!(forced["inventory"]["updated"], 0, "{}", forced["inventory"]);
+    assert_eq!(forced["inventory"]["unchanged"], expected);
+    assert_eq!(count(&work.conn(), "SELECT count(*) FROM assets"), expected);
+}
+
+#[test]
+fn a_newer_export_updates_assets_in_place() {
+    let work = Work::new();
+    let first = work.path("cmdb_monday.csv");
+    std::fs::write(
+        &first,
+        "sys_id,name,ip_address,ram,os,u_environment\n\
+         a1,web01,10.0.0.1,8192,Windows Server 2019 Standard,PROD\n\
+         a2,web02,10.0.0.2,8192,RHEL 8.6,Test\n",
+    )
+    .unwrap();
+    let (code, json) = work.import_json(&[first.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["inventory"]["created"], 2);
+    let id_before = asset(&work, "web01")["id"].clone();
+    assert_eq!(asset(&work, "web01")["memory_gb"], 8.0);
+    assert_eq!(asset(&work, "web01")["os_version"], "2019");
+
+    let second = work.path("cmdb_tuesday.csv");
+    std::fs::write(
+        &second,
+        "sys_id,name,ip_address,ram,os,u_environment\n\
+         a1,web01,10.0.0.1,16384,Windows Server 2019 Standard,PROD\n\
+         a2,web02,10.0.0.2,8192,RHEL 8.6,Test\n\
+         a3,web03,10.0.0.3,4096,Ubuntu 22.04,Dev\n",
+    )
+    .unwrap();
+    let (code, json) = work.import_json(&[second.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let inv = &json["inventory"];
+    assert_eq!(
+        (
+            inv["created"].as_u64(),
+            inv["updated"].as_u64(),
+            inv["unchanged"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{inv}"
+    );
+    let web01 = asset(&work, "web01");
+    assert_eq!(web01["id"], id_before, "the same asset, updated in place");
+    assert_eq!(web01["memory_gb"], 16.0);
+    assert_eq!(count(&work.conn(), "SELECT count(*) FROM assets"), 3);
+}
+
+#[test]
+fn rows_that_identify_no_machine_are_invalid_and_counted() {
+    let work = Work::new();
+    let file = work.path("gaps.csv");
+    std::fs::write(
+        &file,
+        "Server Name,IP Address,RAM GB,Environment\n\
+         web01,10.0.0.1,16,Production\n\
+         ,,32,Production\n\
+         web03,10.0.0.999,lots,Moon\n",
+    )
+    .unwrap();
+    let (code, json) = work.import_json(&[file.to_str().unwrap()]);
+    assert_eq!(code, 0, "invalid rows never stop the run: {json}");
+    assert_eq!(json["cleansing"]["invalid"], 1);
+    assert_eq!(json["cleansing"]["valid"], 2);
+    assert_eq!(json["inventory"]["created"], 2);
+    let conn = work.conn();
+    assert_eq!(count(&conn, "SELECT failed_records FROM data_imports"), 1);
+    let errors: String = conn
+        .query_row(
+            "SELECT validation_errors FROM raw_import_records WHERE record_index = 4",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let errors: Value = serde_json::from_str(&errors).unwrap();
+    let codes: Vec<&str> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    for code in ["invalid_ip", "not_a_size", "unknown_value"] {
+        assert!(codes.contains(&code), "{code} in {errors}");
+    }
+    let bad_ip = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["code"] == "invalid_ip")
+        .unwrap();
+    assert_eq!(bad_ip["raw_value"], "10.0.0.999");
+    assert_eq!(bad_ip["column"], "IP Address");
+    let (valid, processed): (i64, i64) = conn
+        .query_row(
+            "SELECT is_valid, is_processed FROM raw_import_records WHERE record_index = 3",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((valid, processed), (0, 1));
+    let web03 = asset(&work, "web03");
+    assert_eq!(
+        web03["ip_address"],
+        Value::Null,
+        "an unparsable value leaves the field empty"
+    );
+}
+
+#[test]
+fn a_mapping_decision_re_runs_cleansing_and_inventory() {
+    let work = Work::new();
+    let file = work.path("handmade.csv");
+    std::fs::write(
+        &file,
+        "Server Name,Kiste,RAM GB\nweb01,DC-Nord,16\nweb02,DC-Sued,8\n",
+    )
+    .unwrap();
+    let (code, _) = work.import_json(&[file.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let custom: Value =
+        serde_json::from_str(asset(&work, "web01")["custom_attributes"].as_str().unwrap()).unwrap();
+    assert_eq!(custom["Kiste"], "DC-Nord");
+    let out = work
+        .intake()
+        .args(["mappings", "set", "Kiste", "datacenter"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("2 updated"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let web01 = asset(&work, "web01");
+    assert_eq!(web01["datacenter"], "DC-Nord");
+    let custom: Value = serde_json::from_str(web01["custom_attributes"].as_str().unwrap()).unwrap();
+    assert!(custom.get("Kiste").is_none(), "{custom}");
+}
+
+#[test]
+fn two_vms_with_one_name_in_two_vcenters_stay_two_assets() {
+    let work = Work::new();
+    let file = work.path("two_vcenters.csv");
+    std::fs::write(
+        &file,
+        "VM,Powerstate,DNS Name,CPUs,Memory,VM UUID,VI SDK Server\n\
+         app01,poweredOn,app01.eu.example.com,2,4096,4211aaaa-0000-0000-0000-000000000001,vc-eu\n\
+         app01,poweredOn,app01.us.example.com,2,4096,4211bbbb-0000-0000-0000-000000000002,vc-us\n",
+    )
+    .unwrap();
+    let (code, json) = work.import_json(&[file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["inventory"]["created"], 2);
+    assert_eq!(
+        count(
+            &work.conn(),
+            "SELECT count(*) FROM assets WHERE name = 'app01'"
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            &work.conn(),
+            "SELECT count(*) FROM assets WHERE memory_gb = 4"
+        ),
+        2,
+        "RVTools memory is MiB"
+    );
+}
