@@ -339,9 +339,19 @@ fn for_each_record(
     // Batches walk the (data_import_id, record_index) index: each one is a range scan.
     let mut last = i64::MIN;
     loop {
+        // Pass 1 needs only the identity fields: SQLite extracts them, so only a
+        // small object is parsed here.
         let batch: Vec<(i64, Option<String>, Option<String>)> = conn
             .prepare_cached(
-                "SELECT record_index, CASE WHEN is_valid = 1 THEN cleansed_data END,
+                "SELECT record_index,
+                        CASE WHEN is_valid = 0 THEN NULL
+                             WHEN ?4 THEN cleansed_data
+                             ELSE json_object('cmdb_record_id', cleansed_data ->> 'cmdb_record_id',
+                                  'external_id', cleansed_data ->> 'external_id', 'vm_uuid', cleansed_data ->> 'vm_uuid',
+                                  'bios_uuid', cleansed_data ->> 'bios_uuid', 'serial_number', cleansed_data ->> 'serial_number',
+                                  'fqdn', cleansed_data ->> 'fqdn', 'hostname', cleansed_data ->> 'hostname',
+                                  'name', cleansed_data ->> 'name', 'mac_address', cleansed_data ->> 'mac_address',
+                                  'ip_address', cleansed_data ->> 'ip_address') END,
                         CASE WHEN ?4 AND is_valid = 1 THEN raw_data END
                  FROM raw_import_records
                  WHERE data_import_id = ?1 AND record_index > ?2 ORDER BY record_index LIMIT ?3",
