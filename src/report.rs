@@ -280,13 +280,7 @@ pub fn mapping_table(master_flow_id: &str, rows: &[crate::map::review::MappingRo
         "sample values",
     ]);
     for r in rows {
-        let file = std::path::Path::new(&r.file)
-            .file_name()
-            .map_or_else(|| r.file.clone(), |n| n.to_string_lossy().to_string());
-        let file = match &r.sheet {
-            Some(sheet) => format!("{file} [{sheet}]"),
-            None => file,
-        };
+        let file = crate::read::table_label(&r.file, r.sheet.as_deref());
         t.add_row(vec![
             Cell::new(file),
             Cell::new(&r.source_field),
@@ -326,8 +320,7 @@ pub fn fields_table() -> String {
     )
 }
 
-/// The mapping part of an import summary: one line per import with counts, and
-/// the columns that were not approved.
+/// The mapping part of an import summary: every column's decision, then the counts.
 fn mapping_summary(mapping: &crate::map::MappingOutcome) -> String {
     let mut out = String::new();
     let mut t = table(&[
@@ -339,13 +332,7 @@ fn mapping_summary(mapping: &crate::map::MappingOutcome) -> String {
         "status",
     ]);
     for import in &mapping.imports {
-        let file = std::path::Path::new(&import.file)
-            .file_name()
-            .map_or_else(|| import.file.clone(), |n| n.to_string_lossy().to_string());
-        let file = match &import.sheet {
-            Some(sheet) => format!("{file} [{sheet}]"),
-            None => file,
-        };
+        let file = crate::read::table_label(&import.file, import.sheet.as_deref());
         for s in &import.suggestions {
             t.add_row(vec![
                 Cell::new(&file),

@@ -46,14 +46,7 @@ pub fn create_import(
 ) -> rusqlite::Result<String> {
     let id = db::new_id();
     let now = db::now();
-    let file_name = std::path::Path::new(import.filename)
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| import.filename.to_string());
-    let import_name = match import.sheet {
-        Some(sheet) => format!("{file_name} [{sheet}]"),
-        None => file_name,
-    };
+    let import_name = crate::read::table_label(import.filename, import.sheet);
     conn.execute(
         "INSERT INTO data_imports
            (id, client_account_id, engagement_id, master_flow_id, import_name, import_type, filename,

@@ -310,14 +310,8 @@ fn primary_tables(conn: &Connection, engagement: &str) -> rusqlite::Result<Vec<S
             .into_iter()
             .map(|m| m.source)
             .collect();
-        let name = std::path::Path::new(&file)
-            .file_name()
-            .map_or(file.clone(), |n| n.to_string_lossy().to_string());
         tables.push(SourceTable {
-            label: match sheet {
-                Some(s) => format!("{name} [{s}]"),
-                None => name,
-            },
+            label: crate::read::table_label(&file, sheet.as_deref()),
             source_system: source.unwrap_or_else(|| "generic".into()),
             unmapped: columns
                 .into_iter()

@@ -82,6 +82,18 @@ impl InputFile {
     }
 }
 
+/// How a table is named in tables and messages: the file name, and the sheet
+/// of a workbook ("inventory.xlsx [vInfo]").
+pub fn table_label(path: &str, sheet: Option<&str>) -> String {
+    let name = Path::new(path)
+        .file_name()
+        .map_or_else(|| path.to_string(), |n| n.to_string_lossy().to_string());
+    match sheet {
+        Some(sheet) => format!("{name} [{sheet}]"),
+        None => name,
+    }
+}
+
 /// A path given on the command line that was not imported, and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct IgnoredPath {
