@@ -12,10 +12,11 @@ use clap::{Parser, Subcommand};
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success (row-level warnings are reported, not failures)
-  1  the run failed (database unusable, newer schema, I/O error)
-  2  the command line is wrong
-  3  one or more files could not be imported (the others were)
-  4  --strict was given and rows had warnings";
+  1  the run failed (database unusable, newer schema, I/O error, a phase failed)
+  2  the command line is wrong (also: an invalid --rules file)
+  3  import: a file or sheet could not be imported (the others were);
+     sniff: a file could not be read; mappings: no such flow, column or field
+  4  import --strict: rows had warnings";
 
 #[derive(Parser, Debug)]
 #[command(
