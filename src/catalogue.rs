@@ -66,6 +66,20 @@ macro_rules! field {
     };
 }
 
+/// The fields that identify a machine, strongest first; inventory matches on
+/// them in this order, and a record needs one of them (or a name) to be valid.
+pub const IDENTITY_KEYS: &[&str] = &[
+    "cmdb_record_id",
+    "external_id",
+    "vm_uuid",
+    "bios_uuid",
+    "serial_number",
+    "fqdn",
+    "hostname",
+    "mac_address",
+    "ip_address",
+];
+
 pub const ENVIRONMENTS: &[&str] = &[
     "production",
     "staging",

@@ -19,20 +19,6 @@ use crate::db;
 /// Records cleansed per transaction.
 const BATCH: i64 = 5_000;
 
-/// Fields any one of which identifies a machine.
-pub const IDENTIFYING: &[&str] = &[
-    "cmdb_record_id",
-    "external_id",
-    "vm_uuid",
-    "bios_uuid",
-    "serial_number",
-    "fqdn",
-    "hostname",
-    "name",
-    "mac_address",
-    "ip_address",
-];
-
 /// An approved mapping as cleansing applies it.
 #[derive(Debug, Clone)]
 pub struct AppliedMapping {
@@ -363,14 +349,15 @@ pub fn cleanse_record(
     if !extra.is_empty() {
         out.insert("_additional".into(), Value::Object(extra));
     }
-    let valid = IDENTIFYING.iter().any(|f| out.contains_key(*f));
+    let identifies = |field: &str| field == "name" || catalogue::IDENTITY_KEYS.contains(&field);
+    let valid = out.keys().any(|k| identifies(k));
     if !valid {
         errors.push(ValidationError {
             field: String::new(),
             column: String::new(),
             raw_value: String::new(),
             code: "no_identity",
-            message: if mappings.iter().any(|m| IDENTIFYING.contains(&m.field.name)) {
+            message: if mappings.iter().any(|m| identifies(m.field.name)) {
                 "the row has no name, host name, address or id, so it identifies no machine".into()
             } else {
                 "no column of this file is mapped to a name, host name, address or id; approve one with `intake mappings set`".into()

@@ -86,18 +86,9 @@ fn rank(source: &str, field: &str) -> u8 {
     }
 }
 
-/// The kinds of identity key, strongest first.
-const KEY_KINDS: &[&str] = &[
-    "cmdb_record_id",
-    "external_id",
-    "vm_uuid",
-    "bios_uuid",
-    "serial_number",
-    "fqdn",
-    "hostname",
-    "mac_address",
-    "ip_address",
-];
+/// The kinds of identity key, strongest first; the first `STRONG` identify a
+/// machine on their own.
+const KEY_KINDS: &[&str] = catalogue::IDENTITY_KEYS;
 const STRONG: usize = 5;
 
 struct SourceTable {
