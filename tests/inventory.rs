@@ -107,14 +107,12 @@ fn servicenow_and_rvtools_describe_overlapping_machines_once() {
 #[test]
 fn a_newer_export_updates_assets_in_place() {
     let work = Work::new();
-    let first = work.path("cmdb_monday.csv");
-    std::fs::write(
-        &first,
+    let first = work.write(
+        "cmdb_monday.csv",
         "sys_id,name,ip_address,ram,os,u_environment\n\
          a1,web01,10.0.0.1,8192,Windows Server 2019 Standard,PROD\n\
          a2,web02,10.0.0.2,8192,RHEL 8.6,Test\n",
-    )
-    .unwrap();
+    );
     let (code, json) = work.import_json(&[first.to_str().unwrap()]);
     assert_eq!(code, 0, "{json}");
     assert_eq!(json["inventory"]["created"], 2);
@@ -122,15 +120,13 @@ fn a_newer_export_updates_assets_in_place() {
     assert_eq!(asset(&work, "web01")["memory_gb"], 8.0);
     assert_eq!(asset(&work, "web01")["os_version"], "2019");
 
-    let second = work.path("cmdb_tuesday.csv");
-    std::fs::write(
-        &second,
+    let second = work.write(
+        "cmdb_tuesday.csv",
         "sys_id,name,ip_address,ram,os,u_environment\n\
          a1,web01,10.0.0.1,16384,Windows Server 2019 Standard,PROD\n\
          a2,web02,10.0.0.2,8192,RHEL 8.6,Test\n\
          a3,web03,10.0.0.3,4096,Ubuntu 22.04,Dev\n",
-    )
-    .unwrap();
+    );
     let (code, json) = work.import_json(&[second.to_str().unwrap()]);
     assert_eq!(code, 0);
     let inv = &json["inventory"];
@@ -152,15 +148,13 @@ fn a_newer_export_updates_assets_in_place() {
 #[test]
 fn rows_that_identify_no_machine_are_invalid_and_counted() {
     let work = Work::new();
-    let file = work.path("gaps.csv");
-    std::fs::write(
-        &file,
+    let file = work.write(
+        "gaps.csv",
         "Server Name,IP Address,RAM GB,Environment\n\
          web01,10.0.0.1,16,Production\n\
          ,,32,Production\n\
          web03,10.0.0.999,lots,Moon\n",
-    )
-    .unwrap();
+    );
     let (code, json) = work.import_json(&[file.to_str().unwrap()]);
     assert_eq!(code, 0, "invalid rows never stop the run: {json}");
     assert_eq!(json["cleansing"]["invalid"], 1);
@@ -212,28 +206,16 @@ fn rows_that_identify_no_machine_are_invalid_and_counted() {
 #[test]
 fn a_mapping_decision_re_runs_cleansing_and_inventory() {
     let work = Work::new();
-    let file = work.path("handmade.csv");
-    std::fs::write(
-        &file,
+    let file = work.write(
+        "handmade.csv",
         "Server Name,Kiste,RAM GB\nweb01,DC-Nord,16\nweb02,DC-Sued,8\n",
-    )
-    .unwrap();
+    );
     let (code, _) = work.import_json(&[file.to_str().unwrap()]);
     assert_eq!(code, 0);
     let custom: Value =
         serde_json::from_str(asset(&work, "web01")["custom_attributes"].as_str().unwrap()).unwrap();
     assert_eq!(custom["Kiste"], "DC-Nord");
-    let out = work
-        .intake()
-        .args(["mappings", "set", "Kiste", "datacenter"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = work.run_ok(&["mappings", "set", "Kiste", "datacenter"]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("2 updated"),
         "{}",
@@ -248,14 +230,12 @@ fn a_mapping_decision_re_runs_cleansing_and_inventory() {
 #[test]
 fn two_vms_with_one_name_in_two_vcenters_stay_two_assets() {
     let work = Work::new();
-    let file = work.path("two_vcenters.csv");
-    std::fs::write(
-        &file,
+    let file = work.write(
+        "two_vcenters.csv",
         "VM,Powerstate,DNS Name,CPUs,Memory,VM UUID,VI SDK Server\n\
          app01,poweredOn,app01.eu.example.com,2,4096,4211aaaa-0000-0000-0000-000000000001,vc-eu\n\
          app01,poweredOn,app01.us.example.com,2,4096,4211bbbb-0000-0000-0000-000000000002,vc-us\n",
-    )
-    .unwrap();
+    );
     let (code, json) = work.import_json(&[file.to_str().unwrap()]);
     assert_eq!(code, 0, "{json}");
     assert_eq!(json["inventory"]["created"], 2);

@@ -310,13 +310,7 @@ const HANDMADE: Expected = &[
 
 /// A mapping row of `--json` output of `intake mappings`.
 fn mappings(work: &Work) -> Vec<Value> {
-    let out = work.intake().args(["mappings", "--json"]).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = work.run_ok(&["mappings", "--json"]);
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     json["mappings"].as_array().unwrap().clone()
 }
@@ -591,12 +585,10 @@ fn rules_file_sets_and_ignores_columns_and_bad_rules_name_the_line() {
     assert_eq!(find("Tier")["status"], "approved");
     assert_eq!(find("DC")["confidence_score"], 1.0);
 
-    let bad = work.path("bad.toml");
-    std::fs::write(
-        &bad,
+    let bad = work.write(
+        "bad.toml",
         "[columns]\n\"Server Name\" = \"name\"\n\"RAM GB\" = \"memory\"\n",
-    )
-    .unwrap();
+    );
     let out = work
         .intake()
         .args([
@@ -616,8 +608,7 @@ fn rules_file_sets_and_ignores_columns_and_bad_rules_name_the_line() {
         stderr.contains("line 3") && stderr.contains("'memory'"),
         "{stderr}"
     );
-    let unknown_key = work.path("unknown_key.toml");
-    std::fs::write(&unknown_key, "auto_approve = 0.9\n").unwrap();
+    let unknown_key = work.write("unknown_key.toml", "auto_approve = 0.9\n");
     let out = work
         .intake()
         .args([
@@ -637,12 +628,10 @@ fn rules_file_sets_and_ignores_columns_and_bad_rules_name_the_line() {
 #[test]
 fn approvals_are_remembered_for_the_client_and_exported_as_rules() {
     let work = Work::new();
-    let first = work.path("first.csv");
-    std::fs::write(
-        &first,
+    let first = work.write(
+        "first.csv",
         "Kiste,Adresse\nweb01,10.0.0.1\nweb02,10.0.0.2\nweb03,10.0.0.3\n",
-    )
-    .unwrap();
+    );
     let (code, _) = work.import_json(&[first.to_str().unwrap(), "--client", "Acme"]);
     assert_eq!(code, 0);
     let kiste = mappings(&work)
@@ -654,17 +643,7 @@ fn approvals_are_remembered_for_the_client_and_exported_as_rules() {
         "an unknown header is not approved: {kiste}"
     );
 
-    let out = work
-        .intake()
-        .args(["mappings", "set", "Kiste", "name", "--user", "alice"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    work.run_ok(&["mappings", "set", "Kiste", "name", "--user", "alice"]);
     let rows = mappings(&work);
     let kiste = rows.iter().find(|r| r["source_field"] == "Kiste").unwrap();
     assert_eq!(kiste["status"], "approved");
@@ -683,12 +662,10 @@ fn approvals_are_remembered_for_the_client_and_exported_as_rules() {
     );
 
     // The next export of the same client learns it.
-    let second = work.path("second.csv");
-    std::fs::write(
-        &second,
+    let second = work.write(
+        "second.csv",
         "Kiste,Adresse\ndb01,10.0.1.1\ndb02,10.0.1.2\ndb03,10.0.1.3\n",
-    )
-    .unwrap();
+    );
     let (code, _) = work.import_json(&[second.to_str().unwrap(), "--client", "Acme"]);
     assert_eq!(code, 0);
     let learned = mappings(&work)

@@ -184,10 +184,6 @@ impl Rules {
             .find(|(k, written, _)| written == header || (!key.is_empty() && *k == key))
             .map(|(_, _, rule)| rule)
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.columns.is_empty() && self.auto_approve.is_none() && self.floor.is_none()
-    }
 }
 
 fn known_field(name: &str) -> Result<&'static Field, String> {

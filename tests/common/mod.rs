@@ -34,6 +34,26 @@ impl Work {
         cmd
     }
 
+    /// Writes `text` to a file in the work dir and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).expect("write a test file");
+        path
+    }
+
+    /// Runs `intake ARGS`, checks that it exits 0 (showing stderr if not), and
+    /// returns its output.
+    pub fn run_ok(&self, args: &[&str]) -> std::process::Output {
+        let out = self.intake().args(args).output().expect("run intake");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "intake {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     /// Copies a fixture into the work dir and returns its path there.
     pub fn fixture(&self, name: &str) -> PathBuf {
         let to = self.path(name);
