@@ -136,6 +136,28 @@ pub fn recover_interrupted(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     Ok(stale)
 }
 
+/// The column names a completed import recorded and the layout it was
+/// recognised as (both from read_metadata), read by the later phases.
+pub fn table_shape(
+    conn: &Connection,
+    data_import_id: &str,
+) -> rusqlite::Result<(Vec<String>, Option<crate::read::layout::Layout>)> {
+    conn.query_row(
+        "SELECT coalesce(json_extract(read_metadata, '$.columns'), '[]'),
+                json_extract(read_metadata, '$.layout.layout')
+         FROM data_imports WHERE id = ?1",
+        [data_import_id],
+        |r| {
+            let columns: String = r.get(0)?;
+            let layout: Option<String> = r.get(1)?;
+            Ok((
+                serde_json::from_str(&columns).unwrap_or_default(),
+                layout.and_then(|l| serde_json::from_value(serde_json::Value::String(l)).ok()),
+            ))
+        },
+    )
+}
+
 /// Marks an import failed before any row was read (the file could not be opened).
 pub fn fail_unread(
     conn: &Connection,

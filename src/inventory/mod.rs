@@ -282,21 +282,23 @@ fn seed_existing(
 }
 
 fn primary_tables(conn: &Connection, engagement: &str) -> rusqlite::Result<Vec<SourceTable>> {
-    // (id, filename, sheet, source system, columns JSON)
-    type Row = (String, String, Option<String>, Option<String>, String);
+    // (id, filename, sheet, source system)
+    type Row = (String, String, Option<String>, Option<String>);
     let rows: Vec<Row> = conn
         .prepare(
-            "SELECT id, filename, sheet_name, source_system, coalesce(json_extract(read_metadata, '$.columns'), '[]')
+            "SELECT id, filename, sheet_name, source_system
              FROM data_imports
              WHERE engagement_id = ?1 AND status = 'completed'
                AND coalesce(json_extract(read_metadata, '$.layout.role'), 'primary') = 'primary'
              ORDER BY created_at, id",
         )?
-        .query_map([engagement], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+        .query_map([engagement], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     let mut tables = Vec::new();
-    for (id, file, sheet, source, columns) in rows {
-        let columns: Vec<String> = serde_json::from_str(&columns).unwrap_or_default();
+    for (id, file, sheet, source) in rows {
+        let (columns, _) = crate::stage::table_shape(conn, &id)?;
         let mapped: Vec<String> = crate::cleanse::approved_mappings(conn, &id)?
             .into_iter()
             .map(|m| m.source)

@@ -155,25 +155,28 @@ fn completed_imports(
     master_flow_id: &str,
 ) -> rusqlite::Result<Vec<CompletedImport>> {
     let mut stmt = conn.prepare(
-        "SELECT id, filename, sheet_name, client_account_id, engagement_id,
-                coalesce(json_extract(read_metadata, '$.columns'), '[]'),
-                json_extract(read_metadata, '$.layout.layout')
+        "SELECT id, filename, sheet_name, client_account_id, engagement_id
          FROM data_imports WHERE master_flow_id = ?1 AND status = 'completed' ORDER BY created_at, id",
     )?;
-    let rows = stmt.query_map([master_flow_id], |r| {
-        let columns: String = r.get(5)?;
-        let layout: Option<String> = r.get(6)?;
-        Ok(CompletedImport {
-            id: r.get(0)?,
-            filename: r.get(1)?,
-            sheet: r.get(2)?,
-            client_account_id: r.get(3)?,
-            engagement_id: r.get(4)?,
-            columns: serde_json::from_str(&columns).unwrap_or_default(),
-            layout: layout.and_then(|l| serde_json::from_value(json!(l)).ok()),
+    let rows: Vec<(String, String, Option<String>, String, String)> = stmt
+        .query_map([master_flow_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    rows.into_iter()
+        .map(|(id, filename, sheet, client_account_id, engagement_id)| {
+            let (columns, layout) = crate::stage::table_shape(conn, &id)?;
+            Ok(CompletedImport {
+                id,
+                filename,
+                sheet,
+                client_account_id,
+                engagement_id,
+                columns,
+                layout,
+            })
         })
-    })?;
-    rows.collect()
+        .collect()
 }
 
 /// Replaces the machine's suggestions of an import; decisions a person made

@@ -230,7 +230,7 @@ pub fn decide(
         // A new target gets the transforms its field needs for this import's layout.
         let new_rules = match (decision, &new_target) {
             (Decision::Set { .. }, Some(target)) if new_target != *current_target => {
-                let (columns, layout) = import_columns(&tx, import_id)?;
+                let (columns, layout) = crate::stage::table_shape(&tx, import_id)?;
                 let field = catalogue::field(target).expect("checked above");
                 Some(super::suggest::rules_for(field, source, layout, &columns).to_string())
             }
@@ -260,23 +260,4 @@ pub fn decide(
     tx.commit()?;
     super::record_field_mappings(conn, ids)?;
     Ok(matching.len())
-}
-
-fn import_columns(
-    conn: &Connection,
-    data_import_id: &str,
-) -> rusqlite::Result<(Vec<String>, Option<crate::read::layout::Layout>)> {
-    conn.query_row(
-        "SELECT coalesce(json_extract(read_metadata, '$.columns'), '[]'), json_extract(read_metadata, '$.layout.layout')
-         FROM data_imports WHERE id = ?1",
-        [data_import_id],
-        |r| {
-            let columns: String = r.get(0)?;
-            let layout: Option<String> = r.get(1)?;
-            Ok((
-                serde_json::from_str(&columns).unwrap_or_default(),
-                layout.and_then(|l| serde_json::from_value(serde_json::Value::String(l)).ok()),
-            ))
-        },
-    )
 }
