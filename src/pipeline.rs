@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::cleanse::{self, CleanseOutcome};
 use crate::flow::{self, FlowIds, Phase};
 use crate::inventory::{self, InventoryOutcome};
-use crate::map::{self, MapOptions, MappingOutcome};
+use crate::map::{self, ImportMapping, MapOptions, MappingOutcome};
 
 /// What the phases of one flow did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -40,20 +40,22 @@ pub fn run_from(
     from: Phase,
     options: &MapOptions,
 ) -> Result<PhaseOutcomes, PipelineError> {
-    run_between(conn, ids, from, Phase::Inventory, options)
+    run_between(conn, ids, from, Phase::Inventory, options, Vec::new())
 }
 
 /// Runs the phases from `from` through `until`; the flow stays running when
-/// `until` is before inventory, and a later run finishes it.
+/// `until` is before inventory, and a later run finishes it. `premapped` holds
+/// the imports mapped while they were staged.
 pub fn run_between(
     conn: &Connection,
     ids: &FlowIds,
     from: Phase,
     until: Phase,
     options: &MapOptions,
+    premapped: Vec<ImportMapping>,
 ) -> Result<PhaseOutcomes, PipelineError> {
     let mut outcomes = PhaseOutcomes::default();
-    let result = run_phases(conn, ids, from, until, options, &mut outcomes);
+    let result = run_phases(conn, ids, (from, until), options, premapped, &mut outcomes);
     if let Err((phase, error)) = result {
         let message = error.to_string();
         let _ = flow::fail(
@@ -71,9 +73,9 @@ pub fn run_between(
 fn run_phases(
     conn: &Connection,
     ids: &FlowIds,
-    from: Phase,
-    until: Phase,
+    (from, until): (Phase, Phase),
     options: &MapOptions,
+    premapped: Vec<ImportMapping>,
     outcomes: &mut PhaseOutcomes,
 ) -> Result<(), (Phase, PipelineError)> {
     let order = |p: Phase| Phase::ALL.iter().position(|x| *x == p).unwrap_or(0);
@@ -90,8 +92,10 @@ fn run_phases(
         }
     };
     if runs(Phase::AttributeMapping) {
-        outcomes.mapping =
-            Some(map::run(conn, ids, options).map_err(|e| (Phase::AttributeMapping, e.into()))?);
+        outcomes.mapping = Some(
+            map::run(conn, ids, options, premapped)
+                .map_err(|e| (Phase::AttributeMapping, e.into()))?,
+        );
     }
     if runs(Phase::DataCleansing) {
         let started = std::time::Instant::now();

@@ -10,6 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::cleanse::CleansedRecord;
 use crate::db;
 use crate::error::ReadError;
 use crate::flow::FlowIds;
@@ -106,7 +107,8 @@ pub fn find_completed_by_hash(
     .optional()
 }
 
-/// Imports a killed run left pending or processing: their rows are removed and
+/// Imports a killed run left pending or processing: their rows (and the
+/// mappings suggested while they were staged) are removed and
 /// they are marked failed, so the next run imports the file again. Only called
 /// under the writer lock.
 pub fn recover_interrupted(conn: &Connection) -> rusqlite::Result<Vec<String>> {
@@ -119,11 +121,15 @@ pub fn recover_interrupted(conn: &Connection) -> rusqlite::Result<Vec<String>> {
         rows.collect::<rusqlite::Result<_>>()?
     };
     if !stale.is_empty() {
-        tx.execute(
-            "DELETE FROM raw_import_records WHERE data_import_id IN
-               (SELECT id FROM data_imports WHERE status IN ('pending', 'processing'))",
-            [],
-        )?;
+        for table in ["raw_import_records", "import_field_mappings"] {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE data_import_id IN
+                       (SELECT id FROM data_imports WHERE status IN ('pending', 'processing'))"
+                ),
+                [],
+            )?;
+        }
         tx.execute(
             "UPDATE data_imports SET status = 'failed', processed_records = 0, progress_percentage = 0,
                error_message = 'interrupted: the run was stopped before all rows were committed; its rows were removed and the file can be imported again',
@@ -279,23 +285,49 @@ impl<'c> Stager<'c> {
         Ok(())
     }
 
-    /// Inserts rows of one import. Commits when enough rows or time have passed;
-    /// `progress` is called before a commit so the counts go in with the rows.
-    pub fn insert_rows(&mut self, data_import_id: &str, rows: &[Row]) -> rusqlite::Result<()> {
+    /// Inserts rows of one import, with their cleansing when `cleansed` holds
+    /// one per row (rows cleansed as they are staged are not rewritten later).
+    pub fn insert_rows(
+        &mut self,
+        data_import_id: &str,
+        rows: &[Row],
+        cleansed: &[CleansedRecord],
+    ) -> rusqlite::Result<()> {
         self.begin()?;
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO raw_import_records (id, data_import_id, master_flow_id, record_index, raw_data, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        for row in rows {
-            stmt.execute(params![
-                db::new_id(),
-                data_import_id,
-                self.master_flow_id,
-                row.record_index,
-                row.raw_data,
-                self.now
-            ])?;
+        if cleansed.len() == rows.len() && !rows.is_empty() {
+            let mut stmt = self.conn.prepare_cached(
+                "INSERT INTO raw_import_records (id, data_import_id, master_flow_id, record_index, raw_data,
+                   created_at, cleansed_data, is_valid, validation_errors, is_processed, processed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?6)",
+            )?;
+            for (row, c) in rows.iter().zip(cleansed) {
+                stmt.execute(params![
+                    db::new_id(),
+                    data_import_id,
+                    self.master_flow_id,
+                    row.record_index,
+                    row.raw_data,
+                    self.now,
+                    c.cleansed_data,
+                    c.is_valid,
+                    c.validation_errors
+                ])?;
+            }
+        } else {
+            let mut stmt = self.conn.prepare_cached(
+                "INSERT INTO raw_import_records (id, data_import_id, master_flow_id, record_index, raw_data, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for row in rows {
+                stmt.execute(params![
+                    db::new_id(),
+                    data_import_id,
+                    self.master_flow_id,
+                    row.record_index,
+                    row.raw_data,
+                    self.now
+                ])?;
+            }
         }
         self.pending += rows.len();
         Ok(())
@@ -369,10 +401,12 @@ impl<'c> Stager<'c> {
     ) -> rusqlite::Result<()> {
         self.begin()?;
         let now = db::now();
-        self.conn.execute(
-            "DELETE FROM raw_import_records WHERE data_import_id = ?1",
-            [data_import_id],
-        )?;
+        for table in ["raw_import_records", "import_field_mappings"] {
+            self.conn.execute(
+                &format!("DELETE FROM {table} WHERE data_import_id = ?1"),
+                [data_import_id],
+            )?;
+        }
         self.conn.execute(
             "UPDATE data_imports SET status = 'failed', total_records = ?2, processed_records = 0,
                progress_percentage = 0, error_message = ?3, error_details = ?4,

@@ -255,3 +255,56 @@ fn two_vms_with_one_name_in_two_vcenters_stay_two_assets() {
         "RVTools memory is MiB"
     );
 }
+
+/// (record_index, cleansed_data, is_valid, validation_errors) of every record.
+fn cleansing_of(work: &Work) -> Vec<(i64, String, i64, String)> {
+    let conn = work.conn();
+    let mut stmt = conn
+        .prepare(
+            "SELECT record_index, cleansed_data, is_valid, validation_errors
+             FROM raw_import_records WHERE is_processed = 1 ORDER BY record_index",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn rows_cleansed_while_staged_equal_rows_cleansed_afterwards() {
+    // More rows than the mapping sample, so the held rows, rows cleansed by the
+    // reader and rows cleansed by the writer all occur.
+    let rows = 40_000;
+    let staged = Work::new();
+    let export = staged.path("cmdb.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&export).unwrap());
+    intake::synth::write_cmdb_csv(&mut out, rows, 1.0, 11).unwrap();
+    drop(out);
+    let (code, json) = staged.import_json(&[export.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["cleansing"]["records"], rows);
+
+    // The same file staged only, then cleansed by the data_cleansing phase of the next run.
+    let later = Work::new();
+    let (code, _) = later.import_json(&[export.to_str().unwrap(), "--stop-after", "data_import"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        count(
+            &later.conn(),
+            "SELECT count(*) FROM raw_import_records WHERE is_processed = 1"
+        ),
+        0
+    );
+    later.run_ok(&["import", export.to_str().unwrap(), "--quiet"]);
+
+    let a = cleansing_of(&staged);
+    let b = cleansing_of(&later);
+    assert_eq!(a.len(), rows as usize);
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x, y, "record {} differs", x.0);
+    }
+    let assets = |w: &Work| count(&w.conn(), "SELECT count(*) FROM assets");
+    assert_eq!(assets(&staged), assets(&later));
+}

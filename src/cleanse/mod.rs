@@ -7,10 +7,10 @@
 
 pub mod values;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{params, Connection};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::catalogue::{self, Field, FieldKind};
@@ -58,24 +58,41 @@ pub struct CleanseOutcome {
     pub invalid: u64,
 }
 
-/// Cleanses every completed import of a master flow.
+/// Cleanses every completed import of a master flow. An import whose rows were
+/// already cleansed with its current mappings (during staging, or by an
+/// earlier run) is counted from what was recorded and not rewritten.
 pub fn run(conn: &Connection, master_flow_id: &str) -> rusqlite::Result<CleanseOutcome> {
-    let imports: Vec<(String, String, Option<String>)> = conn
+    let imports: Vec<(String, String, Option<String>, Option<String>)> = conn
         .prepare(
-            "SELECT id, filename, sheet_name FROM data_imports
+            "SELECT id, filename, sheet_name, json_extract(read_metadata, '$.cleansing')
+             FROM data_imports
              WHERE master_flow_id = ?1 AND status = 'completed' ORDER BY created_at, id",
         )?
-        .query_map([master_flow_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map([master_flow_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     let mut outcome = CleanseOutcome::default();
-    for (id, file, sheet) in imports {
-        let mut result = cleanse_import(conn, &id)?;
-        result.file = file;
-        result.sheet = sheet;
-        outcome.records += result.records;
-        outcome.valid += result.valid;
-        outcome.invalid += result.invalid;
-        outcome.imports.push(result);
+    for (id, file, sheet, recorded) in imports {
+        let cleanser = Cleanser::for_import(conn, &id)?;
+        let recorded: Option<RecordedCleansing> =
+            recorded.and_then(|r| serde_json::from_str(&r).ok());
+        let tally = match recorded {
+            Some(r) if r.fingerprint == cleanser.fingerprint => r.tally,
+            _ => cleanse_import(conn, &id, &cleanser)?,
+        };
+        outcome.records += tally.records;
+        outcome.valid += tally.valid;
+        outcome.invalid += tally.invalid;
+        outcome.imports.push(ImportCleansing {
+            data_import_id: id,
+            file,
+            sheet,
+            records: tally.records,
+            valid: tally.valid,
+            invalid: tally.invalid,
+            errors_by_code: tally.errors_by_code,
+        });
     }
     Ok(outcome)
 }
@@ -86,7 +103,7 @@ pub fn approved_mappings(
     data_import_id: &str,
 ) -> rusqlite::Result<Vec<AppliedMapping>> {
     let rows: Vec<(String, String, String)> = conn
-        .prepare(
+        .prepare_cached(
             "SELECT source_field, target_field, transformation_rules FROM import_field_mappings
              WHERE data_import_id = ?1 AND status = 'approved' AND target_field IS NOT NULL ORDER BY rowid",
         )?
@@ -104,12 +121,143 @@ pub fn approved_mappings(
         .collect())
 }
 
-fn cleanse_import(conn: &Connection, data_import_id: &str) -> rusqlite::Result<ImportCleansing> {
-    let mappings = approved_mappings(conn, data_import_id)?;
-    let mut result = ImportCleansing {
-        data_import_id: data_import_id.to_string(),
-        ..Default::default()
-    };
+/// The approved mappings of one import, ready to cleanse its records on any
+/// thread. The fingerprint names the mappings and this program's version, so
+/// records cleansed with other mappings are known to need cleansing again.
+#[derive(Debug)]
+pub struct Cleanser {
+    mappings: Vec<AppliedMapping>,
+    fingerprint: String,
+}
+
+/// One record's cleansing, as it is stored.
+#[derive(Debug, Clone)]
+pub struct CleansedRecord {
+    pub cleansed_data: String,
+    pub validation_errors: String,
+    pub is_valid: bool,
+    codes: Vec<&'static str>,
+}
+
+/// The counts of an import's cleansing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Tally {
+    pub records: u64,
+    pub valid: u64,
+    pub invalid: u64,
+    pub errors_by_code: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    pub fn add(&mut self, record: &CleansedRecord) {
+        self.records += 1;
+        if record.is_valid {
+            self.valid += 1;
+        } else {
+            self.invalid += 1;
+        }
+        for code in &record.codes {
+            *self.errors_by_code.entry((*code).to_string()).or_default() += 1;
+        }
+    }
+}
+
+/// What data_imports.read_metadata.cleansing holds.
+#[derive(Debug, Serialize, Deserialize)]
+struct RecordedCleansing {
+    #[serde(flatten)]
+    tally: Tally,
+    fingerprint: String,
+}
+
+impl Cleanser {
+    pub fn new(mappings: Vec<AppliedMapping>) -> Cleanser {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
+        for m in &mappings {
+            for part in [m.source.as_str(), m.field.name, &m.rules.to_string()] {
+                hasher.update(part.as_bytes());
+                hasher.update(&[0]);
+            }
+        }
+        Cleanser {
+            mappings,
+            fingerprint: hasher.finalize().to_hex()[..16].to_string(),
+        }
+    }
+
+    pub fn for_import(conn: &Connection, data_import_id: &str) -> rusqlite::Result<Cleanser> {
+        Ok(Cleanser::new(approved_mappings(conn, data_import_id)?))
+    }
+
+    /// Cleanses one record given as its raw_data JSON text.
+    pub fn cleanse_json(&self, raw_data: &str) -> CleansedRecord {
+        let raw = RawRecord::parse(raw_data);
+        let (cleansed, errors, is_valid) = cleanse_record(|c| raw.get(c), &self.mappings);
+        CleansedRecord {
+            cleansed_data: Value::Object(cleansed).to_string(),
+            validation_errors: serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into()),
+            is_valid,
+            codes: errors.iter().map(|e| e.code).collect(),
+        }
+    }
+}
+
+/// A raw_data object read for cleansing: borrowed from the text when no value
+/// needs unescaping (nearly always), owned otherwise.
+enum RawRecord<'a> {
+    Borrowed(HashMap<&'a str, Option<&'a str>>),
+    Owned(Map<String, Value>),
+}
+
+impl<'a> RawRecord<'a> {
+    fn parse(text: &'a str) -> RawRecord<'a> {
+        match serde_json::from_str(text) {
+            Ok(borrowed) => RawRecord::Borrowed(borrowed),
+            Err(_) => RawRecord::Owned(serde_json::from_str(text).unwrap_or_default()),
+        }
+    }
+
+    fn get(&self, column: &str) -> Option<&str> {
+        match self {
+            RawRecord::Borrowed(map) => map.get(column).copied().flatten(),
+            RawRecord::Owned(map) => map.get(column).and_then(Value::as_str),
+        }
+    }
+}
+
+/// Records an import's cleansing counts in data_imports.
+pub fn record_cleansing(
+    conn: &Connection,
+    data_import_id: &str,
+    cleanser: &Cleanser,
+    tally: &Tally,
+) -> rusqlite::Result<()> {
+    let recorded = json!({
+        "records": tally.records, "valid": tally.valid, "invalid": tally.invalid,
+        "errors_by_code": tally.errors_by_code, "fingerprint": cleanser.fingerprint,
+    });
+    conn.execute(
+        "UPDATE data_imports SET failed_records = ?2, updated_at = ?3,
+           read_metadata = json_set(read_metadata, '$.cleansing', json(?4))
+         WHERE id = ?1",
+        params![
+            data_import_id,
+            tally.invalid as i64,
+            db::now(),
+            recorded.to_string()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Cleanses the stored records of one import in place.
+fn cleanse_import(
+    conn: &Connection,
+    data_import_id: &str,
+    cleanser: &Cleanser,
+) -> rusqlite::Result<Tally> {
+    let mut tally = Tally::default();
     // Batches walk the (data_import_id, record_index) index, so each is a range scan.
     let mut last_index = i64::MIN;
     loop {
@@ -130,54 +278,37 @@ fn cleanse_import(conn: &Connection, data_import_id: &str) -> rusqlite::Result<I
         {
             let mut update = tx.prepare_cached(
                 "UPDATE raw_import_records SET cleansed_data = ?2, is_valid = ?3, validation_errors = ?4,
-                   is_processed = 1 WHERE rowid = ?1",
+                   is_processed = 1, processed_at = ?5 WHERE rowid = ?1",
             )?;
+            let now = db::now();
             for (rowid, _, raw) in &batch {
-                let raw: Map<String, Value> = serde_json::from_str(raw).unwrap_or_default();
-                let (cleansed, errors, valid) = cleanse_record(&raw, &mappings);
-                result.records += 1;
-                if valid {
-                    result.valid += 1;
-                } else {
-                    result.invalid += 1;
-                }
-                for e in &errors {
-                    *result.errors_by_code.entry(e.code.to_string()).or_default() += 1;
-                }
+                let record = cleanser.cleanse_json(raw);
+                tally.add(&record);
                 update.execute(params![
                     rowid,
-                    Value::Object(cleansed).to_string(),
-                    valid,
-                    serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into())
+                    record.cleansed_data,
+                    record.is_valid,
+                    record.validation_errors,
+                    now
                 ])?;
             }
         }
         tx.commit()?;
     }
-    conn.execute(
-        "UPDATE data_imports SET failed_records = ?2, updated_at = ?3,
-           read_metadata = json_set(read_metadata, '$.cleansing', json(?4))
-         WHERE id = ?1",
-        params![
-            data_import_id,
-            result.invalid as i64,
-            db::now(),
-            json!({ "valid": result.valid, "invalid": result.invalid, "errors_by_code": result.errors_by_code }).to_string()
-        ],
-    )?;
-    Ok(result)
+    record_cleansing(conn, data_import_id, cleanser, &tally)?;
+    Ok(tally)
 }
 
 /// Cleanses one record: (cleansed_data, validation errors, identifies a machine).
-pub fn cleanse_record(
-    raw: &Map<String, Value>,
+pub fn cleanse_record<'r>(
+    raw: impl Fn(&str) -> Option<&'r str>,
     mappings: &[AppliedMapping],
 ) -> (Map<String, Value>, Vec<ValidationError>, bool) {
     let mut out = Map::new();
     let mut extra: Map<String, Value> = Map::new();
     let mut errors = Vec::new();
     for m in mappings {
-        let Some(Value::String(text)) = raw.get(&m.source) else {
+        let Some(text) = raw(&m.source) else {
             continue;
         };
         let text = text.trim();
@@ -267,8 +398,7 @@ pub fn cleanse_record(
                 Some(n) => {
                     let factor = rule("multiply_by")
                         .and_then(|c| c.as_str())
-                        .and_then(|c| raw.get(c))
-                        .and_then(|v| v.as_str())
+                        .and_then(|c| raw(c))
                         .and_then(values::parse_integer)
                         .filter(|f| *f > 0)
                         .unwrap_or(1);
@@ -413,7 +543,8 @@ mod tests {
             mapping("u_environment", "environment", json!({})),
             mapping("bad_date", "last_discovered_at", json!({})),
         ];
-        let (out, errors, valid) = cleanse_record(&raw, &mappings);
+        let (out, errors, valid) =
+            cleanse_record(|c| raw.get(c).and_then(Value::as_str), &mappings);
         assert!(valid);
         assert_eq!(out["fqdn"], "win-dal-02.corp.example.com");
         assert_eq!(out["hostname"], "win-dal-02");
@@ -435,8 +566,27 @@ mod tests {
     #[test]
     fn a_row_without_identity_is_invalid() {
         let raw: Map<String, Value> = serde_json::from_value(json!({"ram": "16"})).unwrap();
-        let (_, errors, valid) = cleanse_record(&raw, &[mapping("ram", "memory_gb", json!({}))]);
+        let (_, errors, valid) = cleanse_record(
+            |c| raw.get(c).and_then(Value::as_str),
+            &[mapping("ram", "memory_gb", json!({}))],
+        );
         assert!(!valid);
         assert_eq!(errors.last().unwrap().code, "no_identity");
+    }
+
+    #[test]
+    fn raw_text_with_escapes_is_read_like_raw_text_without() {
+        let cleanser = Cleanser::new(vec![
+            mapping("Host", "hostname", json!({})),
+            mapping("Notes", "description", json!({})),
+        ]);
+        let plain = cleanser.cleanse_json(r#"{"Host":"web01","Notes":"in rack 4"}"#);
+        let escaped = cleanser.cleanse_json(r#"{"Host":"web01","Notes":"in \"rack\" 4\n"}"#);
+        assert!(plain.is_valid && escaped.is_valid);
+        let escaped: Value = serde_json::from_str(&escaped.cleansed_data).unwrap();
+        assert_eq!(escaped["hostname"], "web01");
+        assert_eq!(escaped["description"], "in \"rack\" 4");
+        let plain: Value = serde_json::from_str(&plain.cleansed_data).unwrap();
+        assert_eq!(plain["description"], "in rack 4");
     }
 }

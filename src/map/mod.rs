@@ -73,44 +73,44 @@ pub enum MapError {
     Profile(#[from] profile::ProfileError),
 }
 
-/// Maps every completed import of a flow and records the phase.
+/// Maps every completed import of a flow and records the phase. Imports in
+/// `premapped` were mapped while they were staged (from their first rows) and
+/// are reported as they were, not profiled again.
 pub fn run(
     conn: &Connection,
     ids: &FlowIds,
     options: &MapOptions,
+    premapped: Vec<ImportMapping>,
 ) -> Result<MappingOutcome, MapError> {
-    let settings = options.settings();
     let client: String = conn.query_row(
         "SELECT client_account_id FROM discovery_flows WHERE id = ?1",
         [&ids.discovery_flow_id],
         |r| r.get(0),
     )?;
-    let learned = memory::learned(conn, &client)?;
+    let mapper = Mapper::new(conn, &client, &ids.master_flow_id, options)?;
     let imports = completed_imports(conn, &ids.master_flow_id)?;
     let mut outcome = MappingOutcome {
-        auto_approve_threshold: settings.auto_approve,
+        auto_approve_threshold: mapper.settings.auto_approve,
         ..Default::default()
     };
+    let mut premapped = premapped;
     for import in imports {
-        let started = std::time::Instant::now();
-        let profiles = profile::profile_import(conn, &import.id, &import.columns)?;
-        tracing::debug!(
-            "{}: profiled {} columns of {} rows in {:.2}s",
-            import.filename,
-            import.columns.len(),
-            profiles.first().map_or(0, |p| p.rows),
-            started.elapsed().as_secs_f64()
-        );
-        let suggestions = suggest::suggest(&suggest::Inputs {
-            columns: &import.columns,
-            profiles: &profiles,
-            layout: import.layout,
-            rules: &options.rules,
-            learned: &learned,
-            settings,
-        });
-        store(conn, &import, &ids.master_flow_id, &suggestions)?;
-        for s in &suggestions {
+        let mapping = match premapped.iter().position(|m| m.data_import_id == import.id) {
+            Some(i) => premapped.swap_remove(i),
+            None => {
+                let started = std::time::Instant::now();
+                let profiles = profile::profile_import(conn, &import.id, &import.columns)?;
+                tracing::debug!(
+                    "{}: profiled {} columns of {} rows in {:.2}s",
+                    import.filename,
+                    import.columns.len(),
+                    profiles.first().map_or(0, |p| p.rows),
+                    started.elapsed().as_secs_f64()
+                );
+                mapper.map(conn, &import, &profiles)?
+            }
+        };
+        for s in &mapping.suggestions {
             match (s.status, s.target) {
                 (Status::Ignored, _) => outcome.ignored += 1,
                 (_, None) => outcome.unmapped += 1,
@@ -118,17 +118,10 @@ pub fn run(
                 _ => outcome.suggested += 1,
             }
         }
-        outcome.imports.push(ImportMapping {
-            data_import_id: import.id,
-            file: import.filename,
-            sheet: import.sheet,
-            layout: import.layout,
-            rows_profiled: profiles.first().map_or(0, |p| p.rows),
-            suggestions,
-        });
+        outcome.imports.push(mapping);
     }
     let summary = json!({
-        "auto_approve_threshold": settings.auto_approve,
+        "auto_approve_threshold": mapper.settings.auto_approve,
         "imports": outcome.imports.len(),
         "approved": outcome.approved,
         "suggested": outcome.suggested,
@@ -140,20 +133,73 @@ pub fn run(
     Ok(outcome)
 }
 
-struct CompletedImport {
-    id: String,
-    filename: String,
-    sheet: Option<String>,
-    client_account_id: String,
-    engagement_id: String,
-    columns: Vec<String>,
-    layout: Option<Layout>,
+/// What mapping needs for all imports of a run: the options and the client's
+/// mapping memory, read once.
+pub struct Mapper<'o> {
+    options: &'o MapOptions,
+    settings: Settings,
+    learned: std::collections::HashMap<String, String>,
+    master_flow_id: String,
+}
+
+impl<'o> Mapper<'o> {
+    pub fn new(
+        conn: &Connection,
+        client_account_id: &str,
+        master_flow_id: &str,
+        options: &'o MapOptions,
+    ) -> rusqlite::Result<Mapper<'o>> {
+        Ok(Mapper {
+            options,
+            settings: options.settings(),
+            learned: memory::learned(conn, client_account_id)?,
+            master_flow_id: master_flow_id.to_string(),
+        })
+    }
+
+    /// Suggests a field for each column of an import from its profiles and
+    /// stores the suggestions.
+    pub fn map(
+        &self,
+        conn: &Connection,
+        import: &ImportToMap,
+        profiles: &[profile::ColumnProfile],
+    ) -> rusqlite::Result<ImportMapping> {
+        let suggestions = suggest::suggest(&suggest::Inputs {
+            columns: &import.columns,
+            profiles,
+            layout: import.layout,
+            rules: &self.options.rules,
+            learned: &self.learned,
+            settings: self.settings,
+        });
+        store(conn, import, &self.master_flow_id, &suggestions)?;
+        Ok(ImportMapping {
+            data_import_id: import.id.clone(),
+            file: import.filename.clone(),
+            sheet: import.sheet.clone(),
+            layout: import.layout,
+            rows_profiled: profiles.first().map_or(0, |p| p.rows),
+            suggestions,
+        })
+    }
+}
+
+/// One import as mapping sees it.
+pub struct ImportToMap {
+    pub id: String,
+    pub filename: String,
+    pub sheet: Option<String>,
+    pub client_account_id: String,
+    pub engagement_id: String,
+    pub columns: Vec<String>,
+    pub layout: Option<Layout>,
 }
 
 fn completed_imports(
     conn: &Connection,
     master_flow_id: &str,
-) -> rusqlite::Result<Vec<CompletedImport>> {
+) -> rusqlite::Result<Vec<ImportToMap>> {
     let mut stmt = conn.prepare(
         "SELECT id, filename, sheet_name, client_account_id, engagement_id
          FROM data_imports WHERE master_flow_id = ?1 AND status = 'completed' ORDER BY created_at, id",
@@ -166,7 +212,7 @@ fn completed_imports(
     rows.into_iter()
         .map(|(id, filename, sheet, client_account_id, engagement_id)| {
             let (columns, layout) = crate::stage::table_shape(conn, &id)?;
-            Ok(CompletedImport {
+            Ok(ImportToMap {
                 id,
                 filename,
                 sheet,
@@ -183,7 +229,7 @@ fn completed_imports(
 /// (approved_by set) are kept as they are.
 fn store(
     conn: &Connection,
-    import: &CompletedImport,
+    import: &ImportToMap,
     master_flow_id: &str,
     suggestions: &[Suggestion],
 ) -> rusqlite::Result<()> {

@@ -184,17 +184,22 @@ pub fn profile_import(
     let mut rows = stmt.query(rusqlite::params![data_import_id, step, SAMPLE_ROWS as i64])?;
     while let Some(row) = rows.next()? {
         let raw: String = row.get(0)?;
-        let object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&raw).unwrap_or_default();
-        for (i, column) in columns.iter().enumerate() {
-            let value = match object.get(column) {
-                Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
-                _ => None,
-            };
-            values[i].push(value);
-        }
+        push_values(&mut values, columns, &raw);
     }
     profile_values(columns, values)
+}
+
+/// Adds one record's values (given as its raw_data) to the sampled columns.
+pub fn push_values(values: &mut [Vec<Option<String>>], columns: &[String], raw_data: &str) {
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(raw_data).unwrap_or_default();
+    for (i, column) in columns.iter().enumerate() {
+        let value = match object.get(column) {
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+            _ => None,
+        };
+        values[i].push(value);
+    }
 }
 
 /// Profiles columns given as values (None for empty).

@@ -4,6 +4,8 @@
 //! skips content already imported into the engagement, then streams the files
 //! through reader threads into the single SQLite writer.
 
+mod on_stage;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,9 +15,12 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use serde::Serialize;
 use serde_json::json;
 
+use crate::cleanse::{self, CleansedRecord};
 use crate::db::{self, WriterLock};
 use crate::error::{ImportError, ReadError};
 use crate::flow::{self, FlowIds, Phase};
+use crate::map::{ImportMapping, MapError, Mapper};
+use crate::pipeline::PipelineError;
 use crate::progress::ProgressBars;
 use crate::progress::{Tracked, Unit};
 use crate::read::layout::TableRole;
@@ -29,6 +34,7 @@ use crate::read::{
 };
 use crate::stage::{self, HeaderInfo, ImportCounts, NewImport, PriorImport, Stager};
 use crate::tenant::{self, Tenant};
+use on_stage::OnStage;
 
 /// Rows per message from a reader to the writer.
 const BATCH_ROWS: usize = 2_000;
@@ -231,6 +237,8 @@ enum ReaderMessage {
     Rows {
         file: usize,
         rows: Vec<Row>,
+        /// One per row when the reader cleansed them, else empty.
+        cleansed: Vec<CleansedRecord>,
         warnings: Vec<RowWarning>,
     },
     Finished {
@@ -271,6 +279,8 @@ struct Planned {
     total: u64,
     done: Arc<AtomicU64>,
     rows_read: Arc<AtomicU64>,
+    /// Set by the writer once the table is mapped; readers cleanse with it.
+    cleanser: on_stage::SharedCleanser,
 }
 
 /// A table that failed before reading: the file or sheet could not be opened.
@@ -500,7 +510,7 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
     result.master_flow_id = Some(ids.master_flow_id.clone());
     result.discovery_flow_id = Some(ids.discovery_flow_id.clone());
 
-    let run = stage_files(
+    let staged = stage_files(
         &conn,
         request,
         &tenant,
@@ -512,8 +522,8 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
     );
     result.files = outcomes;
     result.totals = totals(&result.files);
-    match run {
-        Ok(()) => {
+    match staged {
+        Ok(premapped) => {
             let summary = json!({
                 "files": result.totals.files,
                 "completed": result.totals.completed,
@@ -535,6 +545,7 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
                         Phase::AttributeMapping,
                         request.stop_after,
                         &request.mapping,
+                        premapped,
                     )
                 };
                 match phases {
@@ -668,7 +679,7 @@ fn stage_files(
     unreadable: Vec<Unreadable>,
     outcomes: &mut [FileOutcome],
     threads: usize,
-) -> Result<(), ImportError> {
+) -> Result<Vec<ImportMapping>, ImportError> {
     let mut planned = Vec::with_capacity(to_read.len());
     {
         let tx = conn.unchecked_transaction()?;
@@ -726,6 +737,7 @@ fn stage_files(
                 total,
                 done: Arc::new(AtomicU64::new(0)),
                 rows_read: Arc::new(AtomicU64::new(0)),
+                cleanser: Default::default(),
             });
         }
         tx.commit()?;
@@ -734,8 +746,27 @@ fn stage_files(
         flow::link_first_import(conn, ids, &first)?;
     }
     if planned.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
+    // Mapping (and cleansing) happen as the rows are staged unless the run stops first.
+    let order = |p: Phase| Phase::ALL.iter().position(|x| *x == p);
+    let mut on_stage = if request.stop_after == Phase::DataImport {
+        None
+    } else {
+        let mapper = Mapper::new(
+            conn,
+            &tenant.client_account_id,
+            &ids.master_flow_id,
+            &request.mapping,
+        )?;
+        Some(OnStage::new(
+            mapper,
+            &tenant.client_account_id,
+            &tenant.engagement_id,
+            order(request.stop_after) >= order(Phase::DataCleansing),
+            planned.len(),
+        ))
+    };
 
     let bars = ProgressBars::new(
         request.progress,
@@ -793,10 +824,18 @@ fn stage_files(
             });
         }
         drop(tx);
-        write_all(conn, &ids.master_flow_id, planned_ref, rx, outcomes)
+        write_all(
+            conn,
+            &ids.master_flow_id,
+            planned_ref,
+            rx,
+            outcomes,
+            on_stage.as_mut(),
+        )
     });
     bars.finish();
-    written
+    written?;
+    Ok(on_stage.map(OnStage::into_mappings).unwrap_or_default())
 }
 
 fn import_type(input: &InputFile) -> &'static str {
@@ -909,9 +948,11 @@ fn send_rows(
     if unit == Unit::Rows {
         plan.done.fetch_add(rows.len() as u64, Ordering::Relaxed);
     }
+    let cleansed = on_stage::cleanse_batch(&plan.cleanser, &rows);
     tx.send(ReaderMessage::Rows {
         file,
         rows,
+        cleansed,
         warnings,
     })
 }
@@ -1072,7 +1113,9 @@ fn write_all(
     planned: &[Planned],
     rx: Receiver<ReaderMessage>,
     outcomes: &mut [FileOutcome],
+    mut on_stage: Option<&mut OnStage>,
 ) -> Result<(), ImportError> {
+    let mapping_failed = |e: MapError| ImportError::Pipeline(PipelineError::Mapping(e));
     let mut stager = Stager::new(conn, master_flow_id);
     let mut counts: Vec<ImportCounts> = planned.iter().map(|_| ImportCounts::default()).collect();
     let mut started: Vec<Option<Instant>> = vec![None; planned.len()];
@@ -1093,10 +1136,24 @@ fn write_all(
             Some(ReaderMessage::Rows {
                 file,
                 rows,
+                cleansed,
                 warnings,
             }) => {
-                stager.insert_rows(&planned[file].data_import_id, &rows)?;
                 counts[file].rows += rows.len() as u64;
+                match on_stage.as_deref_mut() {
+                    Some(on_stage) => on_stage
+                        .rows(
+                            conn,
+                            &mut stager,
+                            file,
+                            &planned[file],
+                            counts[file].header.as_ref(),
+                            rows,
+                            cleansed,
+                        )
+                        .map_err(mapping_failed)?,
+                    None => stager.insert_rows(&planned[file].data_import_id, &rows, &[])?,
+                }
                 counts[file].add_warnings(warnings);
                 uncommitted[file] = true;
             }
@@ -1120,7 +1177,22 @@ fn write_all(
                                 message: "the file has a header but no data rows".to_string(),
                             }]);
                         }
+                        let cleansing = match on_stage.as_deref_mut() {
+                            Some(on_stage) => on_stage
+                                .finish(conn, &mut stager, file, plan, counts[file].header.as_ref())
+                                .map_err(mapping_failed)?,
+                            None => None,
+                        };
                         stager.complete(&plan.data_import_id, &counts[file])?;
+                        // A kill before this line only means the cleansing phase redoes it.
+                        if let Some((cleanser, tally)) = cleansing {
+                            cleanse::record_cleansing(
+                                conn,
+                                &plan.data_import_id,
+                                &cleanser,
+                                &tally,
+                            )?;
+                        }
                         tracing::debug!(
                             "{}: {} rows committed",
                             plan.candidate.input.display,
@@ -1129,6 +1201,9 @@ fn write_all(
                     }
                     Err(error) => {
                         tracing::error!("{error}");
+                        if let Some(on_stage) = on_stage.as_deref_mut() {
+                            on_stage.abandon(file, plan);
+                        }
                         stager.fail(&plan.data_import_id, &error, &counts[file])?;
                         outcome.fail(&error);
                     }
