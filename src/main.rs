@@ -18,3 +18,8 @@ fn main() -> ExitCode {
         }
     }
 }
+
+// glibc's allocator spends much of a large import freeing memory another
+// thread allocated; mimalloc does not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -7,7 +7,9 @@
 
 pub mod values;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
@@ -205,20 +207,20 @@ impl Cleanser {
 
 /// A raw_data object read for cleansing: borrowed from the text when no value
 /// needs unescaping (nearly always), owned otherwise.
-enum RawRecord<'a> {
+pub enum RawRecord<'a> {
     Borrowed(HashMap<&'a str, Option<&'a str>>),
     Owned(Map<String, Value>),
 }
 
 impl<'a> RawRecord<'a> {
-    fn parse(text: &'a str) -> RawRecord<'a> {
+    pub fn parse(text: &'a str) -> RawRecord<'a> {
         match serde_json::from_str(text) {
             Ok(borrowed) => RawRecord::Borrowed(borrowed),
             Err(_) => RawRecord::Owned(serde_json::from_str(text).unwrap_or_default()),
         }
     }
 
-    fn get(&self, column: &str) -> Option<&str> {
+    pub fn get(&self, column: &str) -> Option<&str> {
         match self {
             RawRecord::Borrowed(map) => map.get(column).copied().flatten(),
             RawRecord::Owned(map) => map.get(column).and_then(Value::as_str),
@@ -398,7 +400,7 @@ pub fn cleanse_record<'r>(
                 Some(n) => {
                     let factor = rule("multiply_by")
                         .and_then(|c| c.as_str())
-                        .and_then(|c| raw(c))
+                        .and_then(&raw)
                         .and_then(values::parse_integer)
                         .filter(|f| *f > 0)
                         .unwrap_or(1);

@@ -18,8 +18,11 @@
 //! for business fields; the losing value is kept in
 //! custom_attributes._conflicts with its source, never dropped.
 
+use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 use std::hash::{Hash, Hasher};
 
 use rusqlite::{params, params_from_iter, Connection};
@@ -27,7 +30,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::catalogue::{self, FieldKind};
-use crate::cleanse::values;
+use crate::cleanse::{values, RawRecord};
 use crate::db;
 use crate::flow::FlowIds;
 
@@ -107,10 +110,90 @@ struct Slot {
 
 #[derive(Default)]
 struct Build {
-    /// field → (value, source system, "file [sheet] row N" it came from)
-    fields: BTreeMap<&'static str, (Value, String, String)>,
+    /// field → (value, where it came from)
+    fields: BTreeMap<&'static str, (Value, Origin)>,
     custom: Map<String, Value>,
     conflicts: Map<String, Value>,
+}
+
+/// A value's record: the table (an index into the run's tables) and its row.
+#[derive(Clone, Copy)]
+struct Origin {
+    table: usize,
+    record_index: i64,
+}
+
+impl Origin {
+    fn describe(self, tables: &[SourceTable]) -> String {
+        format!("{} row {}", tables[self.table].label, self.record_index)
+    }
+}
+
+/// The identity fields of a cleansed record, read without parsing the rest.
+#[derive(Default, serde::Deserialize)]
+struct IdentityFields<'a> {
+    #[serde(borrow)]
+    cmdb_record_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    external_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    vm_uuid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    bios_uuid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    serial_number: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    fqdn: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    hostname: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    mac_address: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    ip_address: Option<Cow<'a, str>>,
+}
+
+impl IdentityFields<'_> {
+    fn parse(cleansed: &str) -> IdentityFields<'_> {
+        serde_json::from_str(cleansed).unwrap_or_else(|_| {
+            // A value of another type: read the text values the slow way.
+            let map: Map<String, Value> = serde_json::from_str(cleansed).unwrap_or_default();
+            let text = |f: &str| {
+                map.get(f)
+                    .and_then(Value::as_str)
+                    .map(|s| Cow::Owned(s.to_string()))
+            };
+            IdentityFields {
+                cmdb_record_id: text("cmdb_record_id"),
+                external_id: text("external_id"),
+                vm_uuid: text("vm_uuid"),
+                bios_uuid: text("bios_uuid"),
+                serial_number: text("serial_number"),
+                fqdn: text("fqdn"),
+                hostname: text("hostname"),
+                name: text("name"),
+                mac_address: text("mac_address"),
+                ip_address: text("ip_address"),
+            }
+        })
+    }
+
+    fn get(&self, field: &str) -> Option<&str> {
+        match field {
+            "cmdb_record_id" => self.cmdb_record_id.as_deref(),
+            "external_id" => self.external_id.as_deref(),
+            "vm_uuid" => self.vm_uuid.as_deref(),
+            "bios_uuid" => self.bios_uuid.as_deref(),
+            "serial_number" => self.serial_number.as_deref(),
+            "fqdn" => self.fqdn.as_deref(),
+            "hostname" => self.hostname.as_deref(),
+            "name" => self.name.as_deref(),
+            "mac_address" => self.mac_address.as_deref(),
+            "ip_address" => self.ip_address.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 fn hash_key(kind: usize, value: &str) -> u64 {
@@ -120,9 +203,9 @@ fn hash_key(kind: usize, value: &str) -> u64 {
     h.finish() | 1 // never 0, which means "no key"
 }
 
-/// The identity keys of a cleansed record, by kind.
-fn keys(c: &Map<String, Value>) -> Vec<(usize, u64)> {
-    let text = |f: &str| c.get(f).and_then(|v| v.as_str()).map(str::to_string);
+/// The identity keys of a cleansed record (its fields by name), by kind.
+fn keys<'r>(field: impl Fn(&str) -> Option<&'r str>) -> Vec<(usize, u64)> {
+    let text = |f: &str| field(f).map(str::to_string);
     let mut out = Vec::new();
     for (kind, field) in KEY_KINDS.iter().enumerate() {
         let value = match *field {
@@ -154,17 +237,19 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
         [&ids.discovery_flow_id],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
+    let started = std::time::Instant::now();
     let tables = primary_tables(conn, &engagement)?;
     let mut slots: Vec<Slot> = Vec::new();
-    let mut index: HashMap<u64, u32> = HashMap::new();
+    let mut index: HashMap<u64, u32> = HashMap::default();
     seed_existing(conn, &engagement, &mut slots, &mut index)?;
 
     // Pass 1: which asset each record belongs to.
     let mut assignment: Vec<u32> = Vec::new();
     let mut outcome = InventoryOutcome::default();
     for table in &tables {
-        for_each_record(conn, &table.data_import_id, false, &mut |_, cleansed, _| {
-            let record_keys = keys(&cleansed);
+        for_each_record(conn, &table.data_import_id, &mut |_, cleansed| {
+            let identity = IdentityFields::parse(cleansed);
+            let record_keys = keys(|f| identity.get(f));
             let slot = resolve(&record_keys, &slots, &index).unwrap_or_else(|| {
                 slots.push(Slot::default());
                 (slots.len() - 1) as u32
@@ -180,6 +265,12 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
         })?;
     }
     outcome.records = assignment.len() as u64;
+    tracing::debug!(
+        "inventory: {} records matched to {} machines in {:.2}s",
+        assignment.len(),
+        slots.len(),
+        started.elapsed().as_secs_f64()
+    );
     let mut remaining: Vec<u32> = vec![0; slots.len()];
     for &s in &assignment {
         remaining[s as usize] += 1;
@@ -190,39 +281,65 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
         .map(|&n| u64::from(n - 1))
         .sum();
 
-    // Pass 2: merge each asset's records and write it once its last record is seen.
-    let mut open: HashMap<u32, Build> = HashMap::new();
-    let mut position = 0usize;
+    // Pass 2: merge each asset's records and write it once its last record is
+    // seen. This thread reads and writes SQLite; a second one parses and
+    // merges, so the two kinds of work overlap.
     let mut writer = Writer::new(conn, &client, &engagement, ids)?;
-    for table in &tables {
-        let mut failed: Option<rusqlite::Error> = None;
-        for_each_record(
-            conn,
-            &table.data_import_id,
-            true,
-            &mut |record_index, cleansed, raw| {
-                if failed.is_some() {
-                    return;
-                }
-                let slot = assignment[position];
-                position += 1;
-                let build = open.entry(slot).or_default();
-                merge(build, table, record_index, cleansed, raw);
-                remaining[slot as usize] -= 1;
-                if remaining[slot as usize] == 0 {
-                    let build = open.remove(&slot).expect("present");
-                    if let Err(e) =
-                        writer.write(slots[slot as usize].id.as_deref(), build, &mut outcome)
-                    {
-                        failed = Some(e);
+    let (to_merge, merge_queue) = crossbeam_channel::bounded::<(usize, RecordBatch)>(4);
+    let (to_write, write_queue) = crossbeam_channel::unbounded::<Vec<(u32, Build)>>();
+    let tables_ref = &tables;
+    std::thread::scope(|scope| -> rusqlite::Result<()> {
+        scope.spawn(move || {
+            let mut open: HashMap<u32, Build> = HashMap::default();
+            let mut position = 0usize;
+            for (table_number, batch) in merge_queue.iter() {
+                let mut done = Vec::with_capacity(batch.len());
+                for (record_index, cleansed, raw) in batch {
+                    let Some(cleansed) = cleansed else { continue }; // invalid rows make no asset
+                    let slot = assignment[position];
+                    position += 1;
+                    let origin = Origin {
+                        table: table_number,
+                        record_index,
+                    };
+                    remaining[slot as usize] -= 1;
+                    if remaining[slot as usize] == 0 {
+                        // The asset's last record: most assets have only this one.
+                        let mut build = open.remove(&slot).unwrap_or_default();
+                        merge(&mut build, tables_ref, origin, &cleansed, raw.as_deref());
+                        done.push((slot, build));
+                    } else {
+                        let build = open.entry(slot).or_default();
+                        merge(build, tables_ref, origin, &cleansed, raw.as_deref());
                     }
                 }
-            },
-        )?;
-        if let Some(e) = failed {
-            return Err(e);
+                if to_write.send(done).is_err() {
+                    break; // the writer failed
+                }
+            }
+        });
+        let mut write = |batch: Vec<(u32, Build)>| -> rusqlite::Result<()> {
+            for (slot, build) in batch {
+                writer.write(slots[slot as usize].id.as_deref(), build, &mut outcome)?;
+            }
+            Ok(())
+        };
+        for (table_number, table) in tables_ref.iter().enumerate() {
+            let mut last = i64::MIN;
+            while let Some(batch) = read_records(conn, &table.data_import_id, true, &mut last)? {
+                // Ignore a closed queue: the merging thread only stops when this one has.
+                let _ = to_merge.send((table_number, batch));
+                while let Ok(merged) = write_queue.try_recv() {
+                    write(merged)?;
+                }
+            }
         }
-    }
+        drop(to_merge);
+        for merged in write_queue.iter() {
+            write(merged)?;
+        }
+        Ok(())
+    })?;
     writer.finish()?;
     outcome.assets = outcome.created + outcome.updated + outcome.unchanged;
     Ok(outcome)
@@ -270,7 +387,7 @@ fn seed_existing(
             id: Some(row.get(0)?),
             ..Default::default()
         };
-        for (kind, key) in keys(&c) {
+        for (kind, key) in keys(|f| c.get(f).and_then(Value::as_str)) {
             if kind < STRONG {
                 s.strong[kind] = key;
             }
@@ -316,60 +433,60 @@ fn primary_tables(conn: &Connection, engagement: &str) -> rusqlite::Result<Vec<S
     Ok(tables)
 }
 
-/// Streams the valid records of an import in rowid order: (record_index, cleansed, raw).
-fn for_each_record(
+/// (record_index, cleansed_data of a valid record, its raw_data when asked for).
+type RecordBatch = Vec<(i64, Option<String>, Option<String>)>;
+
+/// The next batch of an import's records after record `last`, in record order.
+fn read_records(
     conn: &Connection,
     data_import_id: &str,
     with_raw: bool,
-    f: &mut dyn FnMut(i64, Map<String, Value>, Map<String, Value>),
+    last: &mut i64,
+) -> rusqlite::Result<Option<RecordBatch>> {
+    // Each batch is a range scan of the (data_import_id, record_index) index.
+    let batch: RecordBatch = conn
+        .prepare_cached(
+            "SELECT record_index, CASE WHEN is_valid = 1 THEN cleansed_data END,
+                    CASE WHEN ?4 AND is_valid = 1 THEN raw_data END
+             FROM raw_import_records
+             WHERE data_import_id = ?1 AND record_index > ?2 ORDER BY record_index LIMIT ?3",
+        )?
+        .query_map(params![data_import_id, *last, 10_000, with_raw], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(batch.last().map(|&(end, ..)| end).map(|end| {
+        *last = end;
+        batch
+    }))
+}
+
+/// Calls `f` with (record_index, cleansed_data) of each valid record of an import.
+fn for_each_record(
+    conn: &Connection,
+    data_import_id: &str,
+    f: &mut dyn FnMut(i64, &str),
 ) -> rusqlite::Result<()> {
-    // Batches walk the (data_import_id, record_index) index: each one is a range scan.
     let mut last = i64::MIN;
-    loop {
-        // Pass 1 needs only the identity fields: SQLite extracts them, so only a
-        // small object is parsed here.
-        let batch: Vec<(i64, Option<String>, Option<String>)> = conn
-            .prepare_cached(
-                "SELECT record_index,
-                        CASE WHEN is_valid = 0 THEN NULL
-                             WHEN ?4 THEN cleansed_data
-                             ELSE json_object('cmdb_record_id', cleansed_data ->> 'cmdb_record_id',
-                                  'external_id', cleansed_data ->> 'external_id', 'vm_uuid', cleansed_data ->> 'vm_uuid',
-                                  'bios_uuid', cleansed_data ->> 'bios_uuid', 'serial_number', cleansed_data ->> 'serial_number',
-                                  'fqdn', cleansed_data ->> 'fqdn', 'hostname', cleansed_data ->> 'hostname',
-                                  'name', cleansed_data ->> 'name', 'mac_address', cleansed_data ->> 'mac_address',
-                                  'ip_address', cleansed_data ->> 'ip_address') END,
-                        CASE WHEN ?4 AND is_valid = 1 THEN raw_data END
-                 FROM raw_import_records
-                 WHERE data_import_id = ?1 AND record_index > ?2 ORDER BY record_index LIMIT ?3",
-            )?
-            .query_map(params![data_import_id, last, 10_000, with_raw], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let Some(&(end, ..)) = batch.last() else {
-            return Ok(());
-        };
-        last = end;
-        for (index, cleansed, raw) in batch {
-            let Some(cleansed) = cleansed else { continue }; // invalid rows make no asset
-            let cleansed = serde_json::from_str(&cleansed).unwrap_or_default();
-            let raw = raw
-                .and_then(|r| serde_json::from_str(&r).ok())
-                .unwrap_or_default();
-            f(index, cleansed, raw);
+    while let Some(batch) = read_records(conn, data_import_id, false, &mut last)? {
+        for (index, cleansed, _) in &batch {
+            if let Some(cleansed) = cleansed {
+                f(*index, cleansed);
+            }
         }
     }
+    Ok(())
 }
 
 fn merge(
     build: &mut Build,
-    table: &SourceTable,
-    record_index: i64,
-    mut cleansed: Map<String, Value>,
-    raw: Map<String, Value>,
+    tables: &[SourceTable],
+    origin: Origin,
+    cleansed: &str,
+    raw: Option<&str>,
 ) {
-    let source = format!("{} row {record_index}", table.label);
+    let table = &tables[origin.table];
+    let mut cleansed: Map<String, Value> = serde_json::from_str(cleansed).unwrap_or_default();
     if let Some(Value::Object(additional)) = cleansed.remove("_additional") {
         for (field, list) in additional {
             build
@@ -385,22 +502,22 @@ fn merge(
         let name = field.name;
         match build.fields.get(name) {
             None => {
-                build
-                    .fields
-                    .insert(name, (value, table.source_system.clone(), source.clone()));
+                build.fields.insert(name, (value, origin));
             }
-            Some((current, _, _)) if *current == value => {}
-            Some((current, current_system, current_source)) => {
+            Some((current, _)) if *current == value => {}
+            Some((current, current_origin)) => {
+                let current_system = &tables[current_origin.table].source_system;
                 let replace = *current_system == table.source_system
                     || rank(&table.source_system, name) > rank(current_system, name);
                 if *current_system != table.source_system {
                     // The value that does not win is kept with where it came from.
-                    let (value_out, source_out) = if replace {
-                        (current.clone(), current_source.clone())
+                    let (value_out, origin_out) = if replace {
+                        (current.clone(), *current_origin)
                     } else {
-                        (value.clone(), source.clone())
+                        (value.clone(), origin)
                     };
-                    let entry = json!({ "value": value_out, "source": source_out });
+                    let entry =
+                        json!({ "value": value_out, "source": origin_out.describe(tables) });
                     let list = build
                         .conflicts
                         .entry(name.to_string())
@@ -412,23 +529,21 @@ fn merge(
                     }
                 }
                 if replace {
-                    build
-                        .fields
-                        .insert(name, (value, table.source_system.clone(), source.clone()));
+                    build.fields.insert(name, (value, origin));
                 }
             }
         }
     }
     // Columns mapped to no field are kept under their original header.
+    if table.unmapped.is_empty() {
+        return;
+    }
+    let raw = RawRecord::parse(raw.unwrap_or("{}"));
     for header in &table.unmapped {
-        if let Some(v) = raw
-            .get(header)
-            .filter(|v| !v.as_str().is_some_and(|s| s.trim().is_empty()) && !v.is_null())
-        {
-            build
-                .custom
-                .entry(header.clone())
-                .or_insert_with(|| v.clone());
+        if let Some(v) = raw.get(header).filter(|v| !v.trim().is_empty()) {
+            if !build.custom.contains_key(header) {
+                build.custom.insert(header.clone(), json!(v));
+            }
         }
     }
 }
@@ -441,7 +556,10 @@ struct Writer<'c> {
     ids: FlowIds,
     pending: usize,
     in_tx: bool,
-    columns: Vec<&'static str>,
+    /// The time written into the rows of the open transaction.
+    now: String,
+    /// The asset columns the catalogue fills, with each field's kind.
+    columns: Vec<(&'static str, Option<FieldKind>)>,
     select_sql: String,
     insert_sql: String,
     update_sql: String,
@@ -481,6 +599,7 @@ impl<'c> Writer<'c> {
             ids: ids.clone(),
             pending: 0,
             in_tx: false,
+            now: db::now(),
             select_sql: format!("SELECT {} FROM assets WHERE id = ?1", columns.join(", ")),
             insert_sql: format!(
                 "INSERT INTO assets ({}, id, client_account_id, engagement_id, master_flow_id, discovery_flow_id, created_at, updated_at)
@@ -495,17 +614,20 @@ impl<'c> Writer<'c> {
                 n + 3,
                 n + 4
             ),
-            columns,
+            columns: columns
+                .into_iter()
+                .map(|c| (c, catalogue::field(c).map(|f| f.kind)))
+                .collect(),
         })
     }
 
-    fn row(build: Build) -> Vec<rusqlite::types::Value> {
+    fn row(&self, build: Build) -> Vec<rusqlite::types::Value> {
         use rusqlite::types::Value as Sql;
         let text = |f: &str| {
             build
                 .fields
                 .get(f)
-                .and_then(|(v, _, _)| v.as_str())
+                .and_then(|(v, _)| v.as_str())
                 .map(str::to_string)
         };
         let name = text("name")
@@ -518,30 +640,32 @@ impl<'c> Writer<'c> {
             .or_else(|| text("serial_number"))
             .or_else(|| text("mac_address"))
             .unwrap_or_else(|| "unnamed".into());
+        let asset_type = text("asset_type").unwrap_or_else(|| "server".into());
         let mut custom = build.custom;
         if !build.conflicts.is_empty() {
             custom.insert("_conflicts".into(), Value::Object(build.conflicts));
         }
-        let mut out = Vec::new();
-        for column in asset_columns() {
+        let mut custom = Some(custom);
+        let mut name = Some(name);
+        let mut asset_type = Some(asset_type);
+        let mut fields = build.fields;
+        let mut out = Vec::with_capacity(self.columns.len() + 7);
+        for &(column, kind) in &self.columns {
             let value = match column {
-                "name" => Sql::Text(name.clone()),
-                "asset_type" => Sql::Text(text("asset_type").unwrap_or_else(|| "server".into())),
-                "custom_attributes" => Sql::Text(Value::Object(custom.clone()).to_string()),
-                field => match (
-                    build.fields.get(field),
-                    catalogue::field(field).map(|f| f.kind),
-                ) {
+                "name" => Sql::Text(name.take().unwrap_or_default()),
+                "asset_type" => Sql::Text(asset_type.take().unwrap_or_default()),
+                "custom_attributes" => {
+                    Sql::Text(Value::Object(custom.take().unwrap_or_default()).to_string())
+                }
+                field => match (fields.remove(field).map(|(v, _)| v), kind) {
                     (None, _) => Sql::Null,
-                    (Some((Value::Bool(b), _, _)), _) => Sql::Integer(i64::from(*b)),
-                    (Some((Value::Number(n), _, _)), Some(FieldKind::Integer)) => {
+                    (Some(Value::Bool(b)), _) => Sql::Integer(i64::from(b)),
+                    (Some(Value::Number(n)), Some(FieldKind::Integer)) => {
                         Sql::Integer(n.as_i64().unwrap_or_default())
                     }
-                    (Some((Value::Number(n), _, _)), _) => {
-                        Sql::Real(n.as_f64().unwrap_or_default())
-                    }
-                    (Some((Value::String(s), _, _)), _) => Sql::Text(s.clone()),
-                    (Some((other, _, _)), _) => Sql::Text(other.to_string()),
+                    (Some(Value::Number(n)), _) => Sql::Real(n.as_f64().unwrap_or_default()),
+                    (Some(Value::String(s)), _) => Sql::Text(s),
+                    (Some(other), _) => Sql::Text(other.to_string()),
                 },
             };
             out.push(value);
@@ -558,17 +682,18 @@ impl<'c> Writer<'c> {
         if !self.in_tx {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
             self.in_tx = true;
+            self.now = db::now();
         }
         if !build.conflicts.is_empty() {
             outcome.conflicts += 1;
         }
-        let row = Writer::row(build);
+        let row = self.row(build);
         let asset_type = match &row[1] {
             rusqlite::types::Value::Text(t) => t.clone(),
             _ => "server".into(),
         };
         *outcome.by_type.entry(asset_type).or_default() += 1;
-        let now = db::now();
+        let now = self.now.clone();
         match existing {
             Some(id) => {
                 let width = self.columns.len();
