@@ -22,8 +22,10 @@ use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
 
+use crossbeam_channel::TrySendError;
 use foldhash::HashMap;
 use std::hash::{Hash, Hasher};
+use std::time::Duration;
 
 use rusqlite::{params, params_from_iter, Connection};
 use serde::Serialize;
@@ -36,6 +38,9 @@ use crate::flow::FlowIds;
 
 /// Assets written per transaction.
 const BATCH: usize = 10_000;
+/// Records read per query; with the queues' depth this bounds what is held in memory.
+const READ_BATCH: i64 = 2_000;
+const QUEUE_DEPTH: usize = 2;
 
 /// What the phase did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -101,10 +106,10 @@ struct SourceTable {
     unmapped: Vec<String>,
 }
 
-/// An asset being built: its stored id, strong keys, and merged values.
+/// A machine found so far: its strong keys (its stored id, if it has one, is
+/// kept apart, since most machines of a large first import have none).
 #[derive(Default)]
 struct Slot {
-    id: Option<String>,
     strong: [u64; STRONG],
 }
 
@@ -241,7 +246,7 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
     let tables = primary_tables(conn, &engagement)?;
     let mut slots: Vec<Slot> = Vec::new();
     let mut index: HashMap<u64, u32> = HashMap::default();
-    seed_existing(conn, &engagement, &mut slots, &mut index)?;
+    let stored_ids = seed_existing(conn, &engagement, &mut slots, &mut index)?;
 
     // Pass 1: which asset each record belongs to.
     let mut assignment: Vec<u32> = Vec::new();
@@ -285,8 +290,8 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
     // seen. This thread reads and writes SQLite; a second one parses and
     // merges, so the two kinds of work overlap.
     let mut writer = Writer::new(conn, &client, &engagement, ids)?;
-    let (to_merge, merge_queue) = crossbeam_channel::bounded::<(usize, RecordBatch)>(4);
-    let (to_write, write_queue) = crossbeam_channel::unbounded::<Vec<(u32, Build)>>();
+    let (to_merge, merge_queue) = crossbeam_channel::bounded::<(usize, RecordBatch)>(QUEUE_DEPTH);
+    let (to_write, write_queue) = crossbeam_channel::bounded::<Vec<(u32, Build)>>(QUEUE_DEPTH);
     let tables_ref = &tables;
     std::thread::scope(|scope| -> rusqlite::Result<()> {
         scope.spawn(move || {
@@ -320,15 +325,26 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
         });
         let mut write = |batch: Vec<(u32, Build)>| -> rusqlite::Result<()> {
             for (slot, build) in batch {
-                writer.write(slots[slot as usize].id.as_deref(), build, &mut outcome)?;
+                let stored = stored_ids.get(&slot).map(String::as_str);
+                writer.write(stored, build, &mut outcome)?;
             }
             Ok(())
         };
         for (table_number, table) in tables_ref.iter().enumerate() {
             let mut last = i64::MIN;
             while let Some(batch) = read_records(conn, &table.data_import_id, true, &mut last)? {
-                // Ignore a closed queue: the merging thread only stops when this one has.
-                let _ = to_merge.send((table_number, batch));
+                // Both queues are bounded: while the merging thread is busy, write
+                // what it has merged rather than wait on it.
+                let mut item = (table_number, batch);
+                loop {
+                    match to_merge.try_send(item) {
+                        Ok(()) | Err(TrySendError::Disconnected(_)) => break,
+                        Err(TrySendError::Full(back)) => item = back,
+                    }
+                    if let Ok(merged) = write_queue.recv_timeout(Duration::from_millis(5)) {
+                        write(merged)?;
+                    }
+                }
                 while let Ok(merged) = write_queue.try_recv() {
                     write(merged)?;
                 }
@@ -363,12 +379,14 @@ fn resolve(record_keys: &[(usize, u64)], slots: &[Slot], index: &HashMap<u64, u3
     None
 }
 
+/// The engagement's stored machines as slots and keys; returns their ids by slot.
 fn seed_existing(
     conn: &Connection,
     engagement: &str,
     slots: &mut Vec<Slot>,
     index: &mut HashMap<u64, u32>,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<HashMap<u32, String>> {
+    let mut stored_ids = HashMap::default();
     let columns = KEY_KINDS.join(", ");
     let mut stmt = conn.prepare(&format!(
         "SELECT id, name, {columns} FROM assets WHERE engagement_id = ?1 AND asset_type <> 'application' ORDER BY created_at, id"
@@ -383,10 +401,8 @@ fn seed_existing(
             }
         }
         let slot = slots.len() as u32;
-        let mut s = Slot {
-            id: Some(row.get(0)?),
-            ..Default::default()
-        };
+        stored_ids.insert(slot, row.get(0)?);
+        let mut s = Slot::default();
         for (kind, key) in keys(|f| c.get(f).and_then(Value::as_str)) {
             if kind < STRONG {
                 s.strong[kind] = key;
@@ -395,7 +411,7 @@ fn seed_existing(
         }
         slots.push(s);
     }
-    Ok(())
+    Ok(stored_ids)
 }
 
 fn primary_tables(conn: &Connection, engagement: &str) -> rusqlite::Result<Vec<SourceTable>> {
@@ -451,7 +467,7 @@ fn read_records(
              FROM raw_import_records
              WHERE data_import_id = ?1 AND record_index > ?2 ORDER BY record_index LIMIT ?3",
         )?
-        .query_map(params![data_import_id, *last, 10_000, with_raw], |r| {
+        .query_map(params![data_import_id, *last, READ_BATCH, with_raw], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
