@@ -237,6 +237,11 @@ pub struct Stager<'c> {
 }
 
 impl<'c> Stager<'c> {
+    /// The connection the stager writes with.
+    pub fn conn(&self) -> &'c Connection {
+        self.conn
+    }
+
     pub fn new(conn: &'c Connection, master_flow_id: &str) -> Stager<'c> {
         Stager {
             conn,
@@ -294,40 +299,27 @@ impl<'c> Stager<'c> {
         cleansed: &[CleansedRecord],
     ) -> rusqlite::Result<()> {
         self.begin()?;
-        if cleansed.len() == rows.len() && !rows.is_empty() {
-            let mut stmt = self.conn.prepare_cached(
-                "INSERT INTO raw_import_records (id, data_import_id, master_flow_id, record_index, raw_data,
-                   created_at, cleansed_data, is_valid, validation_errors, is_processed, processed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?6)",
-            )?;
-            for (row, c) in rows.iter().zip(cleansed) {
-                stmt.execute(params![
-                    db::new_id(),
-                    data_import_id,
-                    self.master_flow_id,
-                    row.record_index,
-                    row.raw_data,
-                    self.now,
-                    c.cleansed_data,
-                    c.is_valid,
-                    c.validation_errors
-                ])?;
-            }
-        } else {
-            let mut stmt = self.conn.prepare_cached(
-                "INSERT INTO raw_import_records (id, data_import_id, master_flow_id, record_index, raw_data, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for row in rows {
-                stmt.execute(params![
-                    db::new_id(),
-                    data_import_id,
-                    self.master_flow_id,
-                    row.record_index,
-                    row.raw_data,
-                    self.now
-                ])?;
-            }
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO raw_import_records (id, data_import_id, master_flow_id, record_index, raw_data,
+               created_at, cleansed_data, is_valid, validation_errors, is_processed, processed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?;
+        let with_cleansing = cleansed.len() == rows.len();
+        for (i, row) in rows.iter().enumerate() {
+            let c = cleansed.get(i).filter(|_| with_cleansing);
+            stmt.execute(params![
+                db::new_id(),
+                data_import_id,
+                self.master_flow_id,
+                row.record_index,
+                row.raw_data,
+                self.now,
+                c.map(|c| &c.cleansed_data),
+                c.map(|c| c.is_valid),
+                c.map(|c| &c.validation_errors),
+                c.is_some(),
+                c.map(|_| &self.now)
+            ])?;
         }
         self.pending += rows.len();
         Ok(())

@@ -3,7 +3,9 @@
 //! and write cleansed_data, is_valid, validation_errors and is_processed. A
 //! value that cannot be parsed stays out of cleansed_data and is kept raw in
 //! the errors; a row that identifies no machine is invalid. Nothing stops the
-//! run: the counts go to data_imports and the flow.
+//! run: the counts go to data_imports and the flow. Records are normally
+//! cleansed as they are staged (`Cleanser`, used by `import::on_stage`); the
+//! phase itself rewrites only imports whose mapping fingerprint has changed.
 
 pub mod values;
 

@@ -1143,7 +1143,6 @@ fn write_all(
                 match on_stage.as_deref_mut() {
                     Some(on_stage) => on_stage
                         .rows(
-                            conn,
                             &mut stager,
                             file,
                             &planned[file],
@@ -1179,7 +1178,7 @@ fn write_all(
                         }
                         let cleansing = match on_stage.as_deref_mut() {
                             Some(on_stage) => on_stage
-                                .finish(conn, &mut stager, file, plan, counts[file].header.as_ref())
+                                .finish(&mut stager, file, plan, counts[file].header.as_ref())
                                 .map_err(mapping_failed)?,
                             None => None,
                         };

@@ -10,8 +10,6 @@
 
 use std::sync::{Arc, OnceLock};
 
-use rusqlite::Connection;
-
 use crate::cleanse::{CleansedRecord, Cleanser, Tally};
 use crate::map::profile::{self, SAMPLE_ROWS};
 use crate::map::{ImportMapping, ImportToMap, MapError, Mapper};
@@ -62,10 +60,8 @@ impl<'o> OnStage<'o> {
 
     /// Takes a batch of rows of a table: held while its sample fills, then
     /// inserted with their cleansing.
-    #[allow(clippy::too_many_arguments)]
     pub fn rows(
         &mut self,
-        conn: &Connection,
         stager: &mut Stager,
         file: usize,
         table: &Planned,
@@ -77,7 +73,7 @@ impl<'o> OnStage<'o> {
             State::Sampling(held) => {
                 held.extend(rows);
                 if held.len() >= SAMPLE_ROWS {
-                    self.map_table(conn, stager, file, table, header)?;
+                    self.map_table(stager, file, table, header)?;
                 }
                 Ok(())
             }
@@ -93,14 +89,13 @@ impl<'o> OnStage<'o> {
     /// mapped now. Returns its cleanser, whose counts go with the import.
     pub fn finish(
         &mut self,
-        conn: &Connection,
         stager: &mut Stager,
         file: usize,
         table: &Planned,
         header: Option<&HeaderInfo>,
     ) -> Result<Option<(Arc<Cleanser>, Tally)>, MapError> {
         if matches!(self.states[file], State::Sampling(_)) {
-            self.map_table(conn, stager, file, table, header)?;
+            self.map_table(stager, file, table, header)?;
         }
         Ok(match &self.states[file] {
             State::Mapped(Some(cleanser)) => {
@@ -125,7 +120,6 @@ impl<'o> OnStage<'o> {
 
     fn map_table(
         &mut self,
-        conn: &Connection,
         stager: &mut Stager,
         file: usize,
         table: &Planned,
@@ -144,6 +138,7 @@ impl<'o> OnStage<'o> {
         let profiles = profile::profile_values(&columns, values)?;
         // The suggestions are stored in their own transaction.
         stager.commit()?;
+        let conn = stager.conn();
         let mapping = self.mapper.map(
             conn,
             &ImportToMap {
