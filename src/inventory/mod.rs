@@ -22,10 +22,11 @@ use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
 
-use crossbeam_channel::TrySendError;
-use foldhash::HashMap;
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
+
+use crossbeam_channel::TrySendError;
+use foldhash::HashMap;
 
 use rusqlite::{params, params_from_iter, Connection};
 use serde::Serialize;
@@ -323,6 +324,9 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
                 }
             }
         });
+        // Owned by this closure, so an early return drops both ends and the
+        // merging thread stops instead of waiting for more work forever.
+        let (to_merge, write_queue) = (to_merge, write_queue);
         let mut write = |batch: Vec<(u32, Build)>| -> rusqlite::Result<()> {
             for (slot, build) in batch {
                 let stored = stored_ids.get(&slot).map(String::as_str);
