@@ -14,6 +14,10 @@ pub type Problem = (&'static str, String);
 
 /// A number as written: "1.234,50", "1,234.50", "1 234", "2.750,00 €", "$99".
 pub fn parse_number(raw: &str) -> Option<f64> {
+    // Most values are plain numbers: no currency, separators or units to strip.
+    if let Ok(plain) = raw.trim().parse::<f64>() {
+        return plain.is_finite().then_some(plain);
+    }
     let mut s: String = raw
         .trim()
         .trim_matches(|c: char| "€$£¥".contains(c) || c.is_whitespace())
