@@ -293,3 +293,18 @@ CREATE TABLE asset_dependencies (
 CREATE INDEX ix_asset_dependencies_tenant ON asset_dependencies(client_account_id, engagement_id);
 CREATE INDEX ix_asset_dependencies_master ON asset_dependencies(master_flow_id);
 CREATE INDEX ix_asset_dependencies_depends_on ON asset_dependencies(depends_on_asset_id);
+
+-- One row per `intake sync` attempt of a flow (the central intake_sync_log mirrors it):
+-- who, when, where to (the server, never the password), rows per table, checksum, outcome.
+CREATE TABLE sync_log (
+    id             TEXT PRIMARY KEY,
+    master_flow_id TEXT NOT NULL REFERENCES crewai_flow_state_extensions(flow_id),
+    synced_by      TEXT NOT NULL,
+    synced_at      TEXT NOT NULL,
+    target         TEXT NOT NULL,
+    outcome        TEXT NOT NULL CHECK (outcome IN ('synced', 'unchanged', 'failed', 'refused', 'locked', 'planned')),
+    counts         TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(counts)),
+    checksum       TEXT,
+    message        TEXT
+) STRICT;
+CREATE INDEX ix_sync_log_flow ON sync_log(master_flow_id);

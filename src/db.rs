@@ -14,7 +14,7 @@ pub const SCHEMA_SQL: &str = include_str!("../schema.sql");
 
 /// The schema version this build writes. Bump it with every change to schema.sql and
 /// add the step that upgrades the previous version to `MIGRATIONS`.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Upgrade steps: `MIGRATIONS[i]` takes a file from version `i + 1` to `i + 2`.
 /// Version 0 (a new, empty file) is created from `SCHEMA_SQL` directly.
@@ -22,6 +22,19 @@ const MIGRATIONS: &[&str] = &[
     // 1 → 2: workbooks stage one data_imports row per sheet; mappings keep their evidence.
     "ALTER TABLE data_imports ADD COLUMN sheet_name TEXT;
      ALTER TABLE import_field_mappings ADD COLUMN evidence TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(evidence));",
+    // 2 → 3: the log of `intake sync`.
+    "CREATE TABLE sync_log (
+         id             TEXT PRIMARY KEY,
+         master_flow_id TEXT NOT NULL REFERENCES crewai_flow_state_extensions(flow_id),
+         synced_by      TEXT NOT NULL,
+         synced_at      TEXT NOT NULL,
+         target         TEXT NOT NULL,
+         outcome        TEXT NOT NULL CHECK (outcome IN ('synced', 'unchanged', 'failed', 'refused', 'locked', 'planned')),
+         counts         TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(counts)),
+         checksum       TEXT,
+         message        TEXT
+     ) STRICT;
+     CREATE INDEX ix_sync_log_flow ON sync_log(master_flow_id);",
 ];
 
 /// Opens (creating if needed) the database at `path`, brings its schema to

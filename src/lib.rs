@@ -4,7 +4,7 @@
 //! `read` (files to rows), `stage` (rows into SQLite), `map` (columns to asset
 //! fields), `cleanse` (values), `inventory` (assets), `pipeline` (the phases
 //! after the import, in order), `import` (the run that drives them as one
-//! discovery flow);
+//! discovery flow), `sync` (a finished flow to the central PostgreSQL);
 //! `catalogue` is the asset field table every phase uses; `db`, `tenant` and
 //! `flow` hold the shared bookkeeping, `schema_check` validates a database,
 //! `report` prints outcomes.
@@ -23,5 +23,6 @@ pub mod read;
 pub mod report;
 pub mod schema_check;
 pub mod stage;
+pub mod sync;
 pub mod synth;
 pub mod tenant;

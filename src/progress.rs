@@ -108,3 +108,34 @@ impl Drop for ProgressBars {
         self.stop_ticker();
     }
 }
+
+/// One bar per table of a sync, counting rows; hidden unless enabled and on a terminal.
+pub struct TableBars {
+    multi: Option<MultiProgress>,
+}
+
+impl TableBars {
+    pub fn new(enabled: bool) -> TableBars {
+        TableBars {
+            multi: (enabled && std::io::stderr().is_terminal())
+                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10))),
+        }
+    }
+
+    /// A bar for `rows` rows of `table` (a hidden one when bars are off).
+    pub fn add(&self, table: &str, rows: u64) -> ProgressBar {
+        let Some(multi) = &self.multi else {
+            return ProgressBar::hidden();
+        };
+        let bar = multi.add(ProgressBar::new(rows));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:30!} {bar:30.cyan/blue} {pos:>10}/{len:10} rows ETA {eta}",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(table.to_string());
+        bar
+    }
+}

@@ -207,6 +207,17 @@ pub const REQUIRED: &[(&str, &[&str])] = &[
             "dependency_type",
         ],
     ),
+    (
+        "sync_log",
+        &[
+            "id",
+            "master_flow_id",
+            "synced_at",
+            "outcome",
+            "counts",
+            "checksum",
+        ],
+    ),
 ];
 
 /// Tables the consolidation deleted; none may exist.

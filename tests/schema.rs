@@ -31,7 +31,7 @@ fn a_new_database_passes_the_check() {
     let (code, report) = check_json(&work);
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["problems"].as_array().unwrap().len(), 0);
-    assert_eq!(report["tables_checked"], 10);
+    assert_eq!(report["tables_checked"], 11);
     let out = work.intake().args(["schema", "check"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("schema ok"));
 }
@@ -187,7 +187,7 @@ fn constraints_are_enforced_by_the_file() {
     let bad_status = conn.execute("UPDATE data_imports SET status = 'done'", []);
     assert!(bad_status.is_err(), "import status is an enumeration");
     let strict = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND sql LIKE '%STRICT'";
-    assert_eq!(count(&conn, strict), 10);
+    assert_eq!(count(&conn, strict), 11);
 }
 
 #[test]
@@ -203,7 +203,8 @@ fn schema_print_is_the_ddl() {
     // The printed DDL builds a database that passes the check.
     let conn = Connection::open(work.db()).unwrap();
     conn.execute_batch(&ddl).unwrap();
-    conn.pragma_update(None, "user_version", 2).unwrap();
+    conn.pragma_update(None, "user_version", intake::db::SCHEMA_VERSION)
+        .unwrap();
     drop(conn);
     let (code, report) = check_json(&work);
     assert_eq!(code, 0, "{report}");
@@ -212,9 +213,13 @@ fn schema_print_is_the_ddl() {
 #[test]
 fn a_version_1_database_is_migrated_on_open() {
     let work = Work::new();
-    // Version 1 is today's DDL without data_imports.sheet_name and import_field_mappings.evidence.
+    // Version 1 is today's DDL without data_imports.sheet_name, import_field_mappings.evidence
+    // and the sync_log table.
     let schema =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.sql")).unwrap();
+    let schema = &schema[..schema
+        .find("\n-- One row per `intake sync` attempt")
+        .expect("schema.sql ends with sync_log")];
     let v1 = schema.replace(
         "    completed_at        TEXT,\n    -- the sheet of a workbook this import read (one data_imports row per sheet); NULL for CSV\n    sheet_name          TEXT\n",
         "    completed_at        TEXT\n",
@@ -247,7 +252,8 @@ fn a_version_1_database_is_migrated_on_open() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, intake::db::SCHEMA_VERSION);
+    assert_eq!(count(&conn, "SELECT count(*) FROM sync_log"), 0);
     assert_eq!(
         count(
             &conn,

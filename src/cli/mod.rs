@@ -4,6 +4,7 @@ mod import;
 mod mappings;
 mod schema;
 mod sniff;
+mod sync;
 
 use std::path::PathBuf;
 
@@ -16,7 +17,9 @@ Exit codes:
   2  the command line is wrong (also: an invalid --rules file)
   3  import: a file or sheet could not be imported (the others were);
      sniff: a file could not be read; mappings: no such flow, column or field
-  4  import --strict: rows had warnings";
+  4  import --strict: rows had warnings; sync: refused
+  5  sync: another sync of the engagement is running
+  (sync: 3 means nothing to do; `intake sync --help` lists its codes)";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -47,6 +50,7 @@ pub enum Command {
     Import(import::ImportArgs),
     Mappings(mappings::MappingsArgs),
     Sniff(sniff::SniffArgs),
+    Sync(sync::SyncArgs),
     /// Check or print the database schema
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
@@ -74,6 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Import(args) => import::run(args, &cli.db, cli.quiet),
         Command::Mappings(args) => mappings::run(args, &cli.db),
         Command::Sniff(args) => sniff::run(args),
+        Command::Sync(args) => sync::run(args, &cli.db, cli.quiet),
         Command::Schema(command) => schema::run(command, &cli.db),
     }
 }

@@ -1,0 +1,451 @@
+//! The sync to the central PostgreSQL: one completed flow and everything linked
+//! to its master_flow_id (its tenant rows, the flows, imports, raw records,
+//! mappings, assets and dependencies) in one transaction. The engagement is
+//! locked (`pg_try_advisory_xact_lock`), each table's rows go by binary COPY
+//! into a temporary staging table (`tables`), a plan is counted, rows of
+//! another tenant refuse the sync, then the rows are upserted and the flow's
+//! rows that no longer exist locally deleted. Before COMMIT every table is
+//! verified: the staged count and checksum equal the local ones and no central
+//! row differs from its local row. Each attempt is logged locally (sync_log)
+//! and, when it commits, centrally (intake_sync_log).
+
+mod tables;
+
+use std::time::Instant;
+
+use postgres::{Client, NoTls, Transaction};
+use rusqlite::Connection;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::db;
+use crate::flow::FlowIds;
+pub use tables::TABLES;
+
+/// The central DDL that mirrors schema.sql.
+pub const POSTGRES_SCHEMA_SQL: &str = include_str!("../../schema.postgres.sql");
+
+/// What to sync and where.
+pub struct SyncRequest<'a> {
+    /// A master or discovery flow id or unique prefix; None: the latest flow.
+    pub flow: Option<&'a str>,
+    pub database_url: &'a str,
+    pub dry_run: bool,
+    pub create_schema: bool,
+    /// Show a progress bar per table (drawn only on a terminal).
+    pub progress: bool,
+}
+
+/// Why a sync did not happen. Each variant says what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("no discovery flow in the local database; run `intake import` first")]
+    NoFlow,
+    #[error("no flow matches '{0}'; `intake mappings` shows the latest flow's id")]
+    UnknownFlow(String),
+    #[error("flow {flow} is {status}, and only a completed flow is synced; finish it with `intake import` (a later run resumes it)")]
+    NotCompleted { flow: String, status: String },
+    #[error("cannot connect to the central database ({target}): {source}. Check DATABASE_URL or --database-url and that the server is reachable")]
+    Connect {
+        target: String,
+        source: postgres::Error,
+    },
+    #[error("the central schema does not match this intake's:\n  {}\nRun `intake sync --create-schema` to create what is missing, or have the platform team migrate the central database", .0.join("\n  "))]
+    SchemaMismatch(Vec<String>),
+    #[error("another sync of client {client} / engagement {engagement} is running; try again when it has finished")]
+    Locked { client: String, engagement: String },
+    #[error("{table} row {key} already exists centrally under another {owner}; nothing was synced. Check that --db is the right local file, and ask the platform team who owns that row")]
+    OtherTenant {
+        table: &'static str,
+        key: String,
+        owner: &'static str,
+    },
+    #[error("{table} would break a unique constraint centrally ({detail}); nothing was synced")]
+    Conflict { table: &'static str, detail: String },
+    #[error("verification of {table} failed before commit: {detail}; nothing was synced")]
+    Verification { table: &'static str, detail: String },
+    #[error("central database error: {0}; nothing was synced")]
+    Postgres(#[from] postgres::Error),
+    #[error("local database error: {0}")]
+    Local(#[from] rusqlite::Error),
+}
+
+impl SyncError {
+    /// The exit code of the command (see `intake sync --help`).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SyncError::NoFlow
+            | SyncError::UnknownFlow(_)
+            | SyncError::NotCompleted { .. }
+            | SyncError::SchemaMismatch(_)
+            | SyncError::OtherTenant { .. }
+            | SyncError::Conflict { .. } => exit_code::REFUSED,
+            SyncError::Locked { .. } => exit_code::LOCKED,
+            _ => exit_code::FAILED,
+        }
+    }
+
+    fn outcome(&self) -> &'static str {
+        match self.exit_code() {
+            exit_code::REFUSED => "refused",
+            exit_code::LOCKED => "locked",
+            _ => "failed",
+        }
+    }
+}
+
+pub mod exit_code {
+    pub const SYNCED: i32 = 0;
+    pub const FAILED: i32 = 1;
+    pub const UNCHANGED: i32 = 3;
+    pub const REFUSED: i32 = 4;
+    pub const LOCKED: i32 = 5;
+}
+
+/// What one table's sync did (or, in a dry run, would do).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TablePlan {
+    pub table: &'static str,
+    pub rows: u64,
+    pub inserts: u64,
+    pub updates: u64,
+    pub deletes: u64,
+    pub checksum: String,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncOutcome {
+    pub master_flow_id: String,
+    pub client_account_id: String,
+    pub engagement_id: String,
+    /// The server and database, without user or password.
+    pub target: String,
+    /// synced, unchanged, or planned (a dry run).
+    pub outcome: &'static str,
+    pub tables: Vec<TablePlan>,
+    pub checksum: String,
+    pub seconds: f64,
+}
+
+impl SyncOutcome {
+    pub fn exit_code(&self) -> i32 {
+        if self.outcome == "unchanged" {
+            exit_code::UNCHANGED
+        } else {
+            exit_code::SYNCED
+        }
+    }
+}
+
+/// The flow being synced and its tenant.
+struct FlowToSync {
+    ids: FlowIds,
+    client: String,
+    engagement: String,
+    synced_by: String,
+}
+
+/// Syncs one completed flow. Every attempt that gets as far as a flow is
+/// recorded in the local sync_log, whatever its outcome.
+pub fn run(conn: &Connection, request: &SyncRequest) -> Result<SyncOutcome, SyncError> {
+    let started = Instant::now();
+    let flow = flow_to_sync(conn, request.flow)?;
+    let target = describe_target(request.database_url);
+    let result = sync_flow(conn, request, &flow, &target, started);
+    let (outcome, counts, checksum, message) = match &result {
+        Ok(done) => (
+            done.outcome,
+            counts_json(&done.tables),
+            Some(done.checksum.clone()),
+            None,
+        ),
+        Err(e) => (e.outcome(), json!({}), None, Some(e.to_string())),
+    };
+    conn.execute(
+        "INSERT INTO sync_log (id, master_flow_id, synced_by, synced_at, target, outcome, counts, checksum, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        rusqlite::params![
+            db::new_id(),
+            flow.ids.master_flow_id,
+            flow.synced_by,
+            db::now(),
+            target,
+            outcome,
+            counts.to_string(),
+            checksum,
+            message
+        ],
+    )?;
+    result
+}
+
+fn sync_flow(
+    conn: &Connection,
+    request: &SyncRequest,
+    flow: &FlowToSync,
+    target: &str,
+    started: Instant,
+) -> Result<SyncOutcome, SyncError> {
+    let mut client =
+        Client::connect(request.database_url, NoTls).map_err(|source| SyncError::Connect {
+            target: target.to_string(),
+            source,
+        })?;
+    if request.create_schema && !request.dry_run {
+        client.batch_execute(POSTGRES_SCHEMA_SQL)?;
+    }
+    check_schema(conn, &mut client)?;
+    let mut tx = client.transaction()?;
+    let result = load_and_apply(conn, &mut tx, request, flow);
+    let tables = match result {
+        Ok(tables) => tables,
+        Err(e) => {
+            drop(tx); // rolls back
+            if !matches!(e, SyncError::Locked { .. }) {
+                log_central_failure(&mut client, flow, &e);
+            }
+            return Err(e);
+        }
+    };
+    let changed = tables.iter().any(|t| t.inserts + t.updates + t.deletes > 0);
+    let outcome = match (request.dry_run, changed) {
+        (true, _) => "planned",
+        (false, true) => "synced",
+        (false, false) => "unchanged",
+    };
+    let checksum = combined_checksum(&tables);
+    if request.dry_run {
+        tx.rollback()?;
+    } else {
+        tx.execute(
+            "INSERT INTO intake_sync_log (id, client_account_id, engagement_id, master_flow_id, synced_by,
+               synced_at, outcome, counts, checksum)
+             VALUES ($1::text::uuid, $2::text::uuid, $3::text::uuid, $4::text::uuid, $5, now(), $6, $7::text::jsonb, $8)",
+            &[
+                &db::new_id(),
+                &flow.client,
+                &flow.engagement,
+                &flow.ids.master_flow_id,
+                &flow.synced_by,
+                &outcome,
+                &counts_json(&tables).to_string(),
+                &checksum,
+            ],
+        )?;
+        tx.commit()?;
+    }
+    Ok(SyncOutcome {
+        master_flow_id: flow.ids.master_flow_id.clone(),
+        client_account_id: flow.client.clone(),
+        engagement_id: flow.engagement.clone(),
+        target: target.to_string(),
+        outcome,
+        tables,
+        checksum,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Everything inside the transaction: lock, load, check, apply, verify.
+fn load_and_apply(
+    conn: &Connection,
+    tx: &mut Transaction,
+    request: &SyncRequest,
+    flow: &FlowToSync,
+) -> Result<Vec<TablePlan>, SyncError> {
+    let lock_key = format!("intake sync {} {}", flow.client, flow.engagement);
+    let locked: bool = tx
+        .query_one(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&lock_key],
+        )?
+        .get(0);
+    if !locked {
+        return Err(SyncError::Locked {
+            client: flow.client.clone(),
+            engagement: flow.engagement.clone(),
+        });
+    }
+    let scope = tables::Scope {
+        master_flow_id: &flow.ids.master_flow_id,
+        client_account_id: &flow.client,
+        engagement_id: &flow.engagement,
+    };
+    let bars = crate::progress::TableBars::new(request.progress);
+    // Load and check every table before writing any.
+    let mut loaded = Vec::with_capacity(TABLES.len());
+    for spec in TABLES {
+        let columns = tables::local_columns(conn, spec.name)?;
+        let central = tables::central_columns(tx, spec.name)?;
+        let sent = tables::stage(tx, conn, spec, &scope, &columns, &bars)?;
+        let arrived = tables::staged_summary(tx, spec, &columns)?;
+        if arrived != sent {
+            return Err(SyncError::Verification {
+                table: spec.name,
+                detail: format!(
+                    "{} rows with checksum {} arrived, {} rows with checksum {} were sent",
+                    arrived.rows, arrived.checksum, sent.rows, sent.checksum
+                ),
+            });
+        }
+        if spec.keeps_moved_rows() {
+            tables::stage_kept_ids(tx, conn, spec, &scope)?;
+        }
+        tables::refuse_other_tenants(tx, spec, &columns)?;
+        let mut plan = tables::plan(tx, spec, &columns, &central, &scope)?;
+        plan.rows = sent.rows;
+        plan.checksum = sent.checksum;
+        loaded.push((spec, columns, central, plan));
+    }
+    // Deletes first, children before parents; then upserts, parents first.
+    for (spec, _, _, plan) in loaded.iter().rev() {
+        if plan.deletes > 0 {
+            tables::delete_missing(tx, spec, &scope)?;
+        }
+    }
+    for (spec, columns, central, plan) in &loaded {
+        if plan.inserts + plan.updates > 0 {
+            tables::upsert(tx, spec, columns, central)?;
+        }
+    }
+    for (spec, columns, central, plan) in &loaded {
+        tables::verify(tx, spec, columns, central, &scope, plan.rows)?;
+    }
+    Ok(loaded.into_iter().map(|(.., plan)| plan).collect())
+}
+
+fn flow_to_sync(conn: &Connection, flow: Option<&str>) -> Result<FlowToSync, SyncError> {
+    use crate::map::review::{self, ReviewError};
+    let ids = review::resolve_flow(conn, flow).map_err(|e| match e {
+        ReviewError::NoFlow => SyncError::NoFlow,
+        ReviewError::UnknownFlow(f) => SyncError::UnknownFlow(f),
+        ReviewError::Sql(e) => SyncError::Local(e),
+        other => SyncError::UnknownFlow(other.to_string()),
+    })?;
+    let (status, client, engagement, user): (String, String, String, Option<String>) = conn
+        .query_row(
+            "SELECT f.status, f.client_account_id, f.engagement_id, u.username
+             FROM discovery_flows f LEFT JOIN users u ON u.id = f.user_id WHERE f.id = ?1",
+            [&ids.discovery_flow_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+    if status != "completed" {
+        return Err(SyncError::NotCompleted {
+            flow: ids.master_flow_id,
+            status,
+        });
+    }
+    Ok(FlowToSync {
+        ids,
+        client,
+        engagement,
+        synced_by: user.unwrap_or_else(|| "intake".into()),
+    })
+}
+
+/// Every synced table and column of the local schema must exist centrally.
+fn check_schema(conn: &Connection, client: &mut Client) -> Result<(), SyncError> {
+    let mut differences = Vec::new();
+    for spec in TABLES.iter().map(|t| t.name).chain(["intake_sync_log"]) {
+        let central: Vec<String> = client
+            .query(
+                "SELECT column_name::text FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = $1",
+                &[&spec],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if central.is_empty() {
+            differences.push(format!("table {spec} is missing"));
+            continue;
+        }
+        if spec == "intake_sync_log" {
+            continue;
+        }
+        for column in tables::local_columns(conn, spec)? {
+            if !central.contains(&column) {
+                differences.push(format!("column {spec}.{column} is missing"));
+            }
+        }
+    }
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        Err(SyncError::SchemaMismatch(differences))
+    }
+}
+
+/// Records a failed attempt centrally, outside the rolled-back transaction.
+/// Best effort: the connection itself may be what failed.
+fn log_central_failure(client: &mut Client, flow: &FlowToSync, error: &SyncError) {
+    if client.is_closed() {
+        return;
+    }
+    let _ = client.execute(
+        "INSERT INTO intake_sync_log (id, client_account_id, engagement_id, master_flow_id, synced_by,
+           synced_at, outcome, message)
+         VALUES ($1::text::uuid, $2::text::uuid, $3::text::uuid, $4::text::uuid, $5, now(), $6, $7)",
+        &[
+            &db::new_id(),
+            &flow.client,
+            &flow.engagement,
+            &flow.ids.master_flow_id,
+            &flow.synced_by,
+            &error.outcome(),
+            &error.to_string(),
+        ],
+    );
+}
+
+fn counts_json(tables: &[TablePlan]) -> serde_json::Value {
+    serde_json::Value::Object(
+        tables
+            .iter()
+            .map(|t| {
+                (
+                    t.table.to_string(),
+                    json!({ "rows": t.rows, "inserts": t.inserts, "updates": t.updates, "deletes": t.deletes }),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// One checksum for the whole flow: the MD5 of the tables' checksums in order.
+fn combined_checksum(tables: &[TablePlan]) -> String {
+    use md5::{Digest, Md5};
+    let mut hasher = Md5::new();
+    for t in tables {
+        hasher.update(t.table.as_bytes());
+        hasher.update(t.checksum.as_bytes());
+    }
+    hex(&hasher.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// host:port/dbname of a connection string: what may be shown and logged.
+pub fn describe_target(database_url: &str) -> String {
+    match database_url.parse::<postgres::Config>() {
+        Ok(config) => {
+            let host = config
+                .get_hosts()
+                .first()
+                .map(|h| match h {
+                    postgres::config::Host::Tcp(name) => name.clone(),
+                    postgres::config::Host::Unix(path) => path.display().to_string(),
+                })
+                .unwrap_or_else(|| "localhost".into());
+            let port = config.get_ports().first().copied().unwrap_or(5432);
+            format!(
+                "{host}:{port}/{}",
+                config.get_dbname().unwrap_or("postgres")
+            )
+        }
+        Err(_) => "an unparsable connection string".into(),
+    }
+}
