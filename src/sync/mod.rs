@@ -192,12 +192,12 @@ fn sync_flow(
             target: target.to_string(),
             source,
         })?;
-    if request.create_schema && !request.dry_run {
-        client.batch_execute(POSTGRES_SCHEMA_SQL)?;
-    }
-    check_schema(conn, &mut client)?;
     let mut tx = client.transaction()?;
-    let result = load_and_apply(conn, &mut tx, request, flow);
+    // Local times without a zone (first_discovered_at from an export) are UTC.
+    tx.batch_execute("SET LOCAL TIME ZONE 'UTC'")?;
+    // DDL is transactional in PostgreSQL: a dry run's schema is rolled back too.
+    let result = prepare_schema(conn, &mut tx, request.create_schema)
+        .and_then(|()| load_and_apply(conn, &mut tx, request, flow));
     let tables = match result {
         Ok(tables) => tables,
         Err(e) => {
@@ -344,8 +344,13 @@ fn flow_to_sync(conn: &Connection, flow: Option<&str>) -> Result<FlowToSync, Syn
     })
 }
 
-/// Every synced table and column of the local schema must exist centrally.
-fn check_schema(conn: &Connection, client: &mut Client) -> Result<(), SyncError> {
+/// Creates what is missing when asked, then checks that every synced table and
+/// column of the local schema exists centrally.
+fn prepare_schema(conn: &Connection, tx: &mut Transaction, create: bool) -> Result<(), SyncError> {
+    if create {
+        tx.batch_execute(POSTGRES_SCHEMA_SQL)?;
+    }
+    let client = tx;
     let mut differences = Vec::new();
     for spec in TABLES.iter().map(|t| t.name).chain(["intake_sync_log"]) {
         let central: Vec<String> = client

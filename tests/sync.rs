@@ -1,0 +1,571 @@
+//! `intake sync` against the real PostgreSQL server: each test gets its own
+//! database (dropped at the end). The server is INTAKE_TEST_POSTGRES
+//! (default postgres://postgres@127.0.0.1:5432); .ci/run starts it if it is down.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use postgres::{Client, NoTls};
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+fn server() -> String {
+    std::env::var("INTAKE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A database of its own on the test server, dropped when the test ends.
+struct Central {
+    name: String,
+}
+
+impl Central {
+    fn new() -> Central {
+        let name = format!("intake_test_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = Client::connect(&format!("{}/postgres", server()), NoTls)
+            .expect("the test PostgreSQL server (set INTAKE_TEST_POSTGRES)");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        Central { name }
+    }
+
+    fn url(&self) -> String {
+        format!("{}/{}", server(), self.name)
+    }
+
+    fn client(&self) -> Client {
+        Client::connect(&self.url(), NoTls).unwrap()
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.client().query_one(sql, &[]).unwrap().get(0)
+    }
+}
+
+impl Drop for Central {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = Client::connect(&format!("{}/postgres", server()), NoTls) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// `intake sync ARGS` on the work dir's database: (exit code, stdout, stderr).
+fn sync(work: &Work, central: &Central, args: &[&str]) -> (i32, String, String) {
+    let out = work
+        .intake()
+        .arg("sync")
+        .args(args)
+        .env("DATABASE_URL", central.url())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn sync_json(work: &Work, central: &Central, args: &[&str]) -> (i32, Value) {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let (code, stdout, stderr) = sync(work, central, &all);
+    let json = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\nstderr: {stderr}"));
+    (code, json)
+}
+
+fn imported(work: &Work, files: &[std::path::PathBuf]) {
+    let mut args: Vec<&str> = files.iter().map(|f| f.to_str().unwrap()).collect();
+    args.push("-q");
+    let mut all = vec!["import"];
+    all.extend(args);
+    work.run_ok(&all);
+}
+
+fn big_export(work: &Work, rows: u64) -> std::path::PathBuf {
+    let path = work.path("cmdb_export.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    intake::synth::write_cmdb_csv(&mut out, rows, 1.0, 5).unwrap();
+    drop(out);
+    path
+}
+
+/// One value as both sides should agree on it, whatever its type.
+fn same(local: &rusqlite::types::Value, central: &Value) -> bool {
+    use rusqlite::types::Value as L;
+    match (local, central) {
+        (L::Null, Value::Null) => true,
+        (L::Integer(i), Value::Bool(b)) => (*i == 1) == *b,
+        (L::Integer(i), Value::Number(n)) => n.as_f64() == Some(*i as f64),
+        (L::Real(f), Value::Number(n)) => n.as_f64().is_some_and(|c| (c - f).abs() < 1e-9),
+        (L::Text(t), Value::String(c)) => {
+            if t == c {
+                return true;
+            }
+            // A time without a zone is UTC, as the sync tells the server.
+            let local = OffsetDateTime::parse(t, &Rfc3339)
+                .or_else(|_| OffsetDateTime::parse(&format!("{t}Z"), &Rfc3339));
+            match (local, OffsetDateTime::parse(c, &Rfc3339)) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            }
+        }
+        (L::Text(t), Value::Object(_) | Value::Array(_)) => {
+            serde_json::from_str::<Value>(t).ok().as_ref() == Some(central)
+        }
+        _ => false,
+    }
+}
+
+/// Every synced table: the same keys locally and centrally, and every column equal.
+fn assert_central_equals_local(work: &Work, central: &Central) {
+    let conn = work.conn();
+    let mut client = central.client();
+    for spec in intake::sync::TABLES {
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM {}", spec.name))
+            .unwrap();
+        let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        let key = names.iter().position(|n| n == spec.key).unwrap();
+        let local: BTreeMap<String, Vec<rusqlite::types::Value>> = stmt
+            .query_map([], |r| {
+                let values: Vec<rusqlite::types::Value> = (0..names.len())
+                    .map(|i| r.get(i))
+                    .collect::<Result<_, _>>()?;
+                let id = match &values[key] {
+                    rusqlite::types::Value::Text(t) => t.clone(),
+                    other => panic!("{other:?}"),
+                };
+                Ok((id, values))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let rows = client
+            .query(
+                &format!("SELECT to_jsonb(t)::text FROM {} t", spec.name),
+                &[],
+            )
+            .unwrap();
+        let central_rows: BTreeMap<String, serde_json::Map<String, Value>> = rows
+            .iter()
+            .map(|r| {
+                let row: Value = serde_json::from_str(&r.get::<_, String>(0)).unwrap();
+                let row = row.as_object().unwrap().clone();
+                (row[spec.key].as_str().unwrap().to_string(), row)
+            })
+            .collect();
+        assert_eq!(
+            local.keys().collect::<Vec<_>>(),
+            central_rows.keys().collect::<Vec<_>>(),
+            "{}: the keys differ",
+            spec.name
+        );
+        for (id, values) in &local {
+            let row = &central_rows[id];
+            for (name, value) in names.iter().zip(values) {
+                assert!(
+                    same(value, &row[name]),
+                    "{}.{name} of {id}: local {value:?}, central {}",
+                    spec.name,
+                    row[name]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_synced_flow_equals_the_local_tables_and_a_second_sync_changes_nothing() {
+    let work = Work::new();
+    let central = Central::new();
+    imported(
+        &work,
+        &[
+            sample("servicenow_cmdb_ci_server.csv"),
+            sample("RVTools_export_all.xlsx"),
+            sample("handmade_semicolon_cp1252.csv"),
+        ],
+    );
+    let (code, plan) = sync_json(&work, &central, &["--create-schema", "--dry-run"]);
+    assert_eq!(code, 0, "{plan}");
+    assert_eq!(plan["outcome"], "planned");
+    let assets = plan["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "assets")
+        .unwrap()
+        .clone();
+    assert!(assets["inserts"].as_u64().unwrap() > 0, "{plan}");
+    assert_eq!(
+        central.count("SELECT count(*) FROM information_schema.tables WHERE table_name = 'assets'"),
+        0,
+        "a dry run writes nothing, not even the schema"
+    );
+
+    let (code, done) = sync_json(&work, &central, &["--create-schema"]);
+    assert_eq!(code, 0, "{done}");
+    assert_eq!(done["outcome"], "synced");
+    assert_central_equals_local(&work, &central);
+    assert_eq!(
+        central.count("SELECT count(*) FROM assets"),
+        assets["inserts"].as_i64().unwrap()
+    );
+
+    let (code, again) = sync_json(&work, &central, &[]);
+    assert_eq!(code, 3, "nothing to do: {again}");
+    assert_eq!(again["outcome"], "unchanged");
+    assert_eq!(again["checksum"], done["checksum"]);
+    for t in again["tables"].as_array().unwrap() {
+        assert_eq!(
+            t["inserts"].as_u64().unwrap()
+                + t["updates"].as_u64().unwrap()
+                + t["deletes"].as_u64().unwrap(),
+            0,
+            "{t}"
+        );
+    }
+    assert_eq!(
+        central
+            .count("SELECT count(*) FROM intake_sync_log WHERE outcome IN ('synced', 'unchanged')"),
+        2
+    );
+    let conn = work.conn();
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM sync_log WHERE outcome = 'synced'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM sync_log WHERE outcome = 'unchanged'"
+        ),
+        1
+    );
+    // The connection string (and so any password) is never printed or logged.
+    let (_, stdout, stderr) = sync(&work, &central, &[]);
+    assert!(!stdout.contains("postgres://") && !stderr.contains("postgres://"));
+    let target: String = conn
+        .query_row("SELECT target FROM sync_log LIMIT 1", [], |r| r.get(0))
+        .unwrap();
+    assert!(!target.contains("postgres@"), "{target}");
+}
+
+#[test]
+fn a_mapping_change_updates_and_removed_rows_are_deleted_on_resync() {
+    let work = Work::new();
+    let central = Central::new();
+    let file = work.write(
+        "handmade.csv",
+        "Server Name,Kiste,RAM GB\nweb01,DC-Nord,16\nweb02,DC-Sued,8\n",
+    );
+    imported(&work, &[file]);
+    let (code, _, stderr) = sync(&work, &central, &["--create-schema"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    work.run_ok(&["mappings", "set", "Kiste", "datacenter"]);
+    // A suggestion the flow no longer has: its central row must go.
+    let conn = work.conn();
+    let gone: String = conn
+        .query_row(
+            "SELECT id FROM import_field_mappings WHERE source_field = 'RAM GB'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute("DELETE FROM import_field_mappings WHERE id = ?1", [&gone])
+        .unwrap();
+    drop(conn);
+
+    let (code, plan) = sync_json(&work, &central, &["--dry-run"]);
+    assert_eq!(code, 0);
+    let table = |json: &Value, name: &str| {
+        json["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["table"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(table(&plan, "assets")["updates"], 2, "{plan}");
+    assert_eq!(
+        table(&plan, "import_field_mappings")["deletes"],
+        1,
+        "{plan}"
+    );
+    assert!(
+        table(&plan, "import_field_mappings")["updates"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(table(&plan, "raw_import_records")["updates"], 2, "{plan}");
+
+    let (code, done) = sync_json(&work, &central, &[]);
+    assert_eq!(code, 0, "{done}");
+    assert_eq!(table(&done, "import_field_mappings")["deletes"], 1);
+    assert_central_equals_local(&work, &central);
+    assert_eq!(
+        central.count("SELECT count(*) FROM assets WHERE datacenter = 'DC-Nord'"),
+        1
+    );
+}
+
+#[test]
+fn a_row_of_another_tenant_refuses_the_sync_and_changes_nothing() {
+    let work = Work::new();
+    let central = Central::new();
+    imported(&work, &[sample("servicenow_cmdb_ci_server.csv")]);
+    let (code, _, stderr) = sync(&work, &central, &["--create-schema"]);
+    assert_eq!(code, 0, "{stderr}");
+    // Centrally, one of the assets now belongs to another client's engagement.
+    let mut client = central.client();
+    client
+        .batch_execute(
+            "INSERT INTO client_accounts (id, name, created_at, updated_at)
+               VALUES ('00000000-0000-7000-8000-000000000001', 'Other', now(), now());
+             INSERT INTO engagements (id, client_account_id, name, created_at, updated_at)
+               VALUES ('00000000-0000-7000-8000-000000000002', '00000000-0000-7000-8000-000000000001', 'E', now(), now());",
+        )
+        .unwrap();
+    let taken: String = client
+        .query_one(
+            "UPDATE assets SET client_account_id = '00000000-0000-7000-8000-000000000001',
+               engagement_id = '00000000-0000-7000-8000-000000000002', name = 'theirs'
+             WHERE id = (SELECT id FROM assets ORDER BY id LIMIT 1) RETURNING id::text",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let before = central.count("SELECT count(*) FROM intake_sync_log");
+    // A local change that would otherwise be synced.
+    work.conn()
+        .execute("UPDATE assets SET description = 'changed'", [])
+        .unwrap();
+
+    let (code, _, stderr) = sync(&work, &central, &[]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(
+        stderr.contains(&taken) && stderr.contains("assets"),
+        "{stderr}"
+    );
+    assert_eq!(
+        central.count("SELECT count(*) FROM assets WHERE description = 'changed'"),
+        0
+    );
+    assert_eq!(
+        central.count("SELECT count(*) FROM assets WHERE name = 'theirs'"),
+        1
+    );
+    assert_eq!(
+        central.count("SELECT count(*) FROM intake_sync_log WHERE outcome = 'refused'"),
+        1
+    );
+    assert_eq!(
+        central.count("SELECT count(*) FROM intake_sync_log"),
+        before + 1
+    );
+}
+
+#[test]
+fn a_central_schema_missing_a_column_is_named_and_nothing_is_synced() {
+    let work = Work::new();
+    let central = Central::new();
+    imported(&work, &[sample("servicenow_cmdb_ci_server.csv")]);
+    central
+        .client()
+        .batch_execute(intake::sync::POSTGRES_SCHEMA_SQL)
+        .unwrap();
+    central
+        .client()
+        .batch_execute("ALTER TABLE assets DROP COLUMN fqdn")
+        .unwrap();
+    let (code, _, stderr) = sync(&work, &central, &[]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("column assets.fqdn is missing"), "{stderr}");
+    assert_eq!(central.count("SELECT count(*) FROM raw_import_records"), 0);
+    // Without a central database at all the message says what to do.
+    let out = work
+        .intake()
+        .args(["sync"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"));
+}
+
+#[test]
+fn only_a_completed_flow_is_synced() {
+    let work = Work::new();
+    let central = Central::new();
+    let file = sample("servicenow_cmdb_ci_server.csv");
+    work.run_ok(&[
+        "import",
+        file.to_str().unwrap(),
+        "-q",
+        "--stop-after",
+        "data_cleansing",
+    ]);
+    let (code, _, stderr) = sync(&work, &central, &["--create-schema"]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("only a completed flow"), "{stderr}");
+}
+
+/// The pid of a backend of `database` running a COPY, waiting up to a minute.
+fn copying_backend(admin: &mut Client, database: &str, child: &mut std::process::Child) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let row = admin
+            .query_opt(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND query LIKE 'COPY intake_stage_raw%'",
+                &[&database],
+            )
+            .unwrap();
+        if let Some(row) = row {
+            return row.get(0);
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sync ended before its COPY was seen"
+        );
+        assert!(Instant::now() < deadline, "no COPY seen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn spawn_sync(work: &Work, central: &Central) -> std::process::Child {
+    Command::new(assert_cmd::cargo::cargo_bin("intake"))
+        .args(["--db", work.db().to_str().unwrap(), "sync", "--quiet"])
+        .env("DATABASE_URL", central.url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_connection_killed_during_the_copy_leaves_the_central_database_unchanged() {
+    let work = Work::new();
+    let central = Central::new();
+    let export = big_export(&work, 120_000);
+    imported(&work, &[export]);
+    central
+        .client()
+        .batch_execute(intake::sync::POSTGRES_SCHEMA_SQL)
+        .unwrap();
+    let mut admin = Client::connect(&format!("{}/postgres", server()), NoTls).unwrap();
+    let mut child = spawn_sync(&work, &central);
+    let pid = copying_backend(&mut admin, &central.name, &mut child);
+    admin
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for spec in intake::sync::TABLES {
+        assert_eq!(
+            central.count(&format!("SELECT count(*) FROM {}", spec.name)),
+            0,
+            "{} has rows after the killed sync",
+            spec.name
+        );
+    }
+    let conn = work.conn();
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM sync_log WHERE outcome = 'failed'"
+        ),
+        1
+    );
+    drop(conn);
+    let (code, _, stderr) = sync(&work, &central, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        central.count("SELECT count(*) FROM raw_import_records"),
+        120_000
+    );
+    assert_eq!(
+        central.count("SELECT count(*) FROM assets"),
+        count(&work.conn(), "SELECT count(*) FROM assets")
+    );
+}
+
+#[test]
+fn a_second_sync_of_the_engagement_is_locked_out_while_other_tenants_proceed() {
+    let work = Work::new();
+    let central = Central::new();
+    let export = big_export(&work, 120_000);
+    imported(&work, &[export]);
+    let other = Work::new();
+    other.run_ok(&[
+        "import",
+        sample("servicenow_cmdb_ci_server.csv").to_str().unwrap(),
+        "-q",
+        "--client",
+        "Other Client",
+    ]);
+    central
+        .client()
+        .batch_execute(intake::sync::POSTGRES_SCHEMA_SQL)
+        .unwrap();
+    let mut admin = Client::connect(&format!("{}/postgres", server()), NoTls).unwrap();
+    let mut first = spawn_sync(&work, &central);
+    copying_backend(&mut admin, &central.name, &mut first);
+    // Same engagement (the same local file): locked out with a clear message.
+    let (code, _, stderr) = sync(&work, &central, &[]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("another sync"), "{stderr}");
+    // Another client's flow goes through meanwhile.
+    let (code, _, stderr) = sync(&other, &central, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_central_equals_local_counts(&work, &central);
+}
+
+fn assert_central_equals_local_counts(work: &Work, central: &Central) {
+    let conn = work.conn();
+    let local = count(&conn, "SELECT count(*) FROM raw_import_records");
+    let mut client = central.client();
+    let flow: String = conn
+        .query_row(
+            "SELECT flow_id FROM crewai_flow_state_extensions",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let central_count: i64 = client
+        .query_one(
+            "SELECT count(*) FROM raw_import_records WHERE master_flow_id = $1::text::uuid",
+            &[&flow],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(central_count, local);
+}
