@@ -275,11 +275,18 @@ fn load_and_apply(
     let bars = crate::progress::TableBars::new(request.progress);
     // Load and check every table before writing any.
     let mut loaded = Vec::with_capacity(TABLES.len());
+    let step = |what: &str, table: &str, since: Instant| {
+        tracing::debug!("{table}: {what} in {:.2}s", since.elapsed().as_secs_f64());
+    };
     for spec in TABLES {
         let columns = tables::local_columns(conn, spec.name)?;
         let central = tables::central_columns(tx, spec.name)?;
+        let started = Instant::now();
         let sent = tables::stage(tx, conn, spec, &scope, &columns, &bars)?;
+        step("copied", spec.name, started);
+        let started = Instant::now();
         let arrived = tables::staged_summary(tx, spec, &columns)?;
+        step("checksummed", spec.name, started);
         if arrived != sent {
             return Err(SyncError::Verification {
                 table: spec.name,
@@ -292,25 +299,30 @@ fn load_and_apply(
         if spec.keeps_moved_rows() {
             tables::stage_kept_ids(tx, conn, spec, &scope)?;
         }
+        let started = Instant::now();
         tables::refuse_other_tenants(tx, spec, &columns)?;
         let mut plan = tables::plan(tx, spec, &columns, &central, &scope)?;
+        step("checked and planned", spec.name, started);
         plan.rows = sent.rows;
         plan.checksum = sent.checksum;
         loaded.push((spec, columns, central, plan));
     }
-    // Deletes first, children before parents; then upserts, parents first.
+    // Deletes first, children before parents; then upserts, parents first, each
+    // verified as it is written.
     for (spec, _, _, plan) in loaded.iter().rev() {
         if plan.deletes > 0 {
             tables::delete_missing(tx, spec, &scope)?;
         }
     }
     for (spec, columns, central, plan) in &loaded {
-        if plan.inserts + plan.updates > 0 {
-            tables::upsert(tx, spec, columns, central)?;
-        }
-    }
-    for (spec, columns, central, plan) in &loaded {
-        tables::verify(tx, spec, columns, central, &scope, plan.rows)?;
+        let started = Instant::now();
+        let written = if plan.inserts + plan.updates > 0 {
+            tables::upsert(tx, spec, columns, central)?
+        } else {
+            0
+        };
+        step("upserted", spec.name, started);
+        tables::verify(tx, spec, &scope, plan, written)?;
     }
     Ok(loaded.into_iter().map(|(.., plan)| plan).collect())
 }

@@ -415,12 +415,13 @@ pub fn delete_missing(
 }
 
 /// Inserts new rows and updates changed ones; unchanged rows are not touched.
+/// Returns the rows written.
 pub fn upsert(
     tx: &mut Transaction,
     spec: &TableSpec,
     columns: &[String],
     central: &CentralColumns,
-) -> Result<(), SyncError> {
+) -> Result<u64, SyncError> {
     let sets: Vec<String> = columns
         .iter()
         .filter(|c| c.as_str() != spec.key)
@@ -451,27 +452,45 @@ pub fn upsert(
             }
         }
         _ => SyncError::Postgres(e),
-    })?;
-    Ok(())
+    })
 }
 
-/// After the writes: every staged row is centrally and equal to its local row,
-/// and the flow's central rows are as many as the local ones.
+/// After a table's writes: as many rows written as the plan counted, every
+/// staged row present centrally, and (for rows that stay with their flow) the
+/// flow's central rows as many as the local ones. The values themselves were
+/// verified on arrival (count and checksum) and are written by one statement.
 pub fn verify(
     tx: &mut Transaction,
     spec: &TableSpec,
-    columns: &[String],
-    central: &CentralColumns,
     scope: &Scope,
-    sent: u64,
+    plan: &TablePlan,
+    written: u64,
 ) -> Result<(), SyncError> {
-    let row = tx.query_one(&differing(spec, columns, central), &[])?;
-    let (missing, different): (i64, i64) = (row.get(0), row.get(1));
-    if missing + different > 0 {
-        return Err(SyncError::Verification {
+    let fail = |detail: String| {
+        Err(SyncError::Verification {
             table: spec.name,
-            detail: format!("{missing} rows missing and {different} rows different centrally"),
-        });
+            detail,
+        })
+    };
+    if written != plan.inserts + plan.updates {
+        return fail(format!(
+            "{written} rows written, {} planned",
+            plan.inserts + plan.updates
+        ));
+    }
+    let missing: i64 = tx
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM {stage} s WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{key} = s.{key}::uuid)",
+                stage = staging(spec),
+                table = spec.name,
+                key = spec.key
+            ),
+            &[],
+        )?
+        .get(0);
+    if missing > 0 {
+        return fail(format!("{missing} rows missing centrally"));
     }
     if spec.deletable && !spec.moves {
         let count: i64 = tx
@@ -483,11 +502,11 @@ pub fn verify(
                 &[&scope.master_flow_id],
             )?
             .get(0);
-        if count as u64 != sent {
-            return Err(SyncError::Verification {
-                table: spec.name,
-                detail: format!("{count} rows of the flow centrally, {sent} locally"),
-            });
+        if count as u64 != plan.rows {
+            return fail(format!(
+                "{count} rows of the flow centrally, {} locally",
+                plan.rows
+            ));
         }
     }
     Ok(())
