@@ -302,7 +302,7 @@ CREATE TABLE sync_log (
     synced_by      TEXT NOT NULL,
     synced_at      TEXT NOT NULL,
     target         TEXT NOT NULL,
-    outcome        TEXT NOT NULL CHECK (outcome IN ('synced', 'unchanged', 'failed', 'refused', 'locked', 'planned')),
+    outcome        TEXT NOT NULL CHECK (outcome IN ('synced', 'unchanged', 'failed', 'refused', 'locked')),
     counts         TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(counts)),
     checksum       TEXT,
     message        TEXT

@@ -569,3 +569,33 @@ fn assert_central_equals_local_counts(work: &Work, central: &Central) {
         .get(0);
     assert_eq!(central_count, local);
 }
+
+#[test]
+fn a_client_name_taken_centrally_by_another_id_refuses_the_sync() {
+    let work = Work::new();
+    let central = Central::new();
+    imported(&work, &[sample("servicenow_cmdb_ci_server.csv")]);
+    let name: String = work
+        .conn()
+        .query_row("SELECT name FROM client_accounts", [], |r| r.get(0))
+        .unwrap();
+    central
+        .client()
+        .batch_execute(intake::sync::POSTGRES_SCHEMA_SQL)
+        .unwrap();
+    central
+        .client()
+        .execute(
+            "INSERT INTO client_accounts (id, name, created_at, updated_at)
+             VALUES ('00000000-0000-7000-8000-000000000009', $1, now(), now())",
+            &[&name],
+        )
+        .unwrap();
+    let (code, _, stderr) = sync(&work, &central, &[]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(
+        stderr.contains("client_accounts") && stderr.contains("unique"),
+        "{stderr}"
+    );
+    assert_eq!(central.count("SELECT count(*) FROM raw_import_records"), 0);
+}

@@ -147,12 +147,16 @@ struct FlowToSync {
 }
 
 /// Syncs one completed flow. Every attempt that gets as far as a flow is
-/// recorded in the local sync_log, whatever its outcome.
+/// recorded in the local sync_log, whatever its outcome; a dry run writes
+/// nothing anywhere.
 pub fn run(conn: &Connection, request: &SyncRequest) -> Result<SyncOutcome, SyncError> {
     let started = Instant::now();
     let flow = flow_to_sync(conn, request.flow)?;
     let target = describe_target(request.database_url);
     let result = sync_flow(conn, request, &flow, &target, started);
+    if request.dry_run {
+        return result;
+    }
     let (outcome, counts, checksum, message) = match &result {
         Ok(done) => (
             done.outcome,
@@ -202,7 +206,7 @@ fn sync_flow(
         Ok(tables) => tables,
         Err(e) => {
             drop(tx); // rolls back
-            if !matches!(e, SyncError::Locked { .. }) {
+            if !request.dry_run && !matches!(e, SyncError::Locked { .. }) {
                 log_central_failure(&mut client, flow, &e);
             }
             return Err(e);
@@ -317,7 +321,7 @@ fn load_and_apply(
     for (spec, columns, central, plan) in &loaded {
         let started = Instant::now();
         let written = if plan.inserts + plan.updates > 0 {
-            tables::upsert(tx, spec, columns, central)?
+            tables::upsert(tx, spec, columns, central, plan.inserts == plan.rows)?
         } else {
             0
         };

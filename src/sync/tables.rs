@@ -415,12 +415,14 @@ pub fn delete_missing(
 }
 
 /// Inserts new rows and updates changed ones; unchanged rows are not touched.
-/// Returns the rows written.
+/// When no staged row exists centrally (a first sync), a plain INSERT skips the
+/// conflict handling. Returns the rows written.
 pub fn upsert(
     tx: &mut Transaction,
     spec: &TableSpec,
     columns: &[String],
     central: &CentralColumns,
+    only_inserts: bool,
 ) -> Result<u64, SyncError> {
     let sets: Vec<String> = columns
         .iter()
@@ -432,17 +434,23 @@ pub fn upsert(
         .iter()
         .map(|c| format!("EXCLUDED.\"{c}\""))
         .collect();
+    let on_conflict = if only_inserts {
+        String::new()
+    } else {
+        format!(
+            "ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE ({target}) IS DISTINCT FROM ({excluded})",
+            key = spec.key,
+            sets = sets.join(", "),
+            target = target.join(", "),
+            excluded = excluded.join(", "),
+        )
+    };
     let sql = format!(
-        "INSERT INTO {table} AS t ({cols}) SELECT {casts} FROM {stage} s
-         ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE ({target}) IS DISTINCT FROM ({excluded})",
+        "INSERT INTO {table} AS t ({cols}) SELECT {casts} FROM {stage} s {on_conflict}",
         table = spec.name,
         cols = quoted(columns),
         casts = casts("s.", columns, central),
         stage = staging(spec),
-        key = spec.key,
-        sets = sets.join(", "),
-        target = target.join(", "),
-        excluded = excluded.join(", "),
     );
     tx.execute(&sql, &[]).map_err(|e| match e.as_db_error() {
         Some(db) if db.code() == &postgres::error::SqlState::UNIQUE_VIOLATION => {
