@@ -206,7 +206,9 @@ pub fn stage(
     let table = staging(spec);
     let definition: Vec<String> = columns.iter().map(|c| format!("\"{c}\" text")).collect();
     tx.batch_execute(&format!(
-        "CREATE TEMP TABLE {table} ({}) ON COMMIT DROP",
+        // Rows up to a page stay inline and uncompressed: compressing each large
+        // JSON text only to read it back once costs more than it saves.
+        "CREATE TEMP TABLE {table} ({}) WITH (toast_tuple_target = 8160) ON COMMIT DROP",
         definition.join(", ")
     ))?;
     let sink = tx.copy_in(&format!(
