@@ -43,6 +43,11 @@ impl Central {
         Client::connect(&self.url(), NoTls).unwrap()
     }
 
+    /// Runs SQL statements on the test database.
+    fn execute(&self, sql: &str) {
+        self.client().batch_execute(sql).unwrap();
+    }
+
     fn count(&self, sql: &str) -> i64 {
         self.client().query_one(sql, &[]).unwrap().get(0)
     }
@@ -387,14 +392,8 @@ fn a_central_schema_missing_a_column_is_named_and_nothing_is_synced() {
     let work = Work::new();
     let central = Central::new();
     imported(&work, &[sample("servicenow_cmdb_ci_server.csv")]);
-    central
-        .client()
-        .batch_execute(intake::sync::POSTGRES_SCHEMA_SQL)
-        .unwrap();
-    central
-        .client()
-        .batch_execute("ALTER TABLE assets DROP COLUMN fqdn")
-        .unwrap();
+    central.execute(intake::sync::POSTGRES_SCHEMA_SQL);
+    central.execute("ALTER TABLE assets DROP COLUMN fqdn");
     let (code, _, stderr) = sync(&work, &central, &[]);
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("column assets.fqdn is missing"), "{stderr}");
@@ -465,10 +464,7 @@ fn a_connection_killed_during_the_copy_leaves_the_central_database_unchanged() {
     let central = Central::new();
     let export = big_export(&work, 120_000);
     imported(&work, &[export]);
-    central
-        .client()
-        .batch_execute(intake::sync::POSTGRES_SCHEMA_SQL)
-        .unwrap();
+    central.execute(intake::sync::POSTGRES_SCHEMA_SQL);
     let mut admin = Client::connect(&format!("{}/postgres", server()), NoTls).unwrap();
     let mut child = spawn_sync(&work, &central);
     let pid = copying_backend(&mut admin, &central.name, &mut child);
@@ -525,10 +521,7 @@ fn a_second_sync_of_the_engagement_is_locked_out_while_other_tenants_proceed() {
         "--client",
         "Other Client",
     ]);
-    central
-        .client()
-        .batch_execute(intake::sync::POSTGRES_SCHEMA_SQL)
-        .unwrap();
+    central.execute(intake::sync::POSTGRES_SCHEMA_SQL);
     let mut admin = Client::connect(&format!("{}/postgres", server()), NoTls).unwrap();
     let mut first = spawn_sync(&work, &central);
     copying_backend(&mut admin, &central.name, &mut first);
@@ -579,10 +572,7 @@ fn a_client_name_taken_centrally_by_another_id_refuses_the_sync() {
         .conn()
         .query_row("SELECT name FROM client_accounts", [], |r| r.get(0))
         .unwrap();
-    central
-        .client()
-        .batch_execute(intake::sync::POSTGRES_SCHEMA_SQL)
-        .unwrap();
+    central.execute(intake::sync::POSTGRES_SCHEMA_SQL);
     central
         .client()
         .execute(
