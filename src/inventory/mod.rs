@@ -161,28 +161,10 @@ struct IdentityFields<'a> {
 }
 
 impl IdentityFields<'_> {
+    /// Cleansing writes identity values as strings; a record that does not
+    /// parse has no keys and so becomes a machine of its own.
     fn parse(cleansed: &str) -> IdentityFields<'_> {
-        serde_json::from_str(cleansed).unwrap_or_else(|_| {
-            // A value of another type: read the text values the slow way.
-            let map: Map<String, Value> = serde_json::from_str(cleansed).unwrap_or_default();
-            let text = |f: &str| {
-                map.get(f)
-                    .and_then(Value::as_str)
-                    .map(|s| Cow::Owned(s.to_string()))
-            };
-            IdentityFields {
-                cmdb_record_id: text("cmdb_record_id"),
-                external_id: text("external_id"),
-                vm_uuid: text("vm_uuid"),
-                bios_uuid: text("bios_uuid"),
-                serial_number: text("serial_number"),
-                fqdn: text("fqdn"),
-                hostname: text("hostname"),
-                name: text("name"),
-                mac_address: text("mac_address"),
-                ip_address: text("ip_address"),
-            }
-        })
+        serde_json::from_str(cleansed).unwrap_or_default()
     }
 
     fn get(&self, field: &str) -> Option<&str> {
@@ -780,6 +762,28 @@ impl Drop for Writer<'_> {
     fn drop(&mut self) {
         if self.in_tx {
             let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_identity_key_is_read_from_cleansed_data() {
+        let mut cleansed = Map::new();
+        for key in KEY_KINDS.iter().chain(&["name"]) {
+            cleansed.insert((*key).to_string(), json!(format!("{key}-value")));
+        }
+        let text = Value::Object(cleansed).to_string();
+        let identity = IdentityFields::parse(&text);
+        for key in KEY_KINDS.iter().chain(&["name"]) {
+            assert_eq!(
+                identity.get(key),
+                Some(format!("{key}-value").as_str()),
+                "{key}"
+            );
         }
     }
 }
