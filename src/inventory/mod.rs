@@ -105,6 +105,8 @@ struct SourceTable {
     label: String,
     source_system: String,
     unmapped: Vec<String>,
+    /// Its records, valid or not: an upper bound used to size memory up front.
+    records: usize,
 }
 
 /// A machine found so far: its strong keys (its stored id, if it has one, is
@@ -227,12 +229,16 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
     )?;
     let started = std::time::Instant::now();
     let tables = primary_tables(conn, &engagement)?;
-    let mut slots: Vec<Slot> = Vec::new();
-    let mut index: HashMap<u64, u32> = HashMap::default();
+    // Sized once: growing these by doubling is what made the memory peak.
+    // Records carry about four to six identity keys.
+    let records: usize = tables.iter().map(|t| t.records).sum();
+    let mut slots: Vec<Slot> = Vec::with_capacity(records);
+    let mut index: HashMap<u64, u32> =
+        HashMap::with_capacity_and_hasher(records * 4, Default::default());
     let stored_ids = seed_existing(conn, &engagement, &mut slots, &mut index)?;
 
     // Pass 1: which asset each record belongs to.
-    let mut assignment: Vec<u32> = Vec::new();
+    let mut assignment: Vec<u32> = Vec::with_capacity(records);
     let mut outcome = InventoryOutcome::default();
     for table in &tables {
         for_each_record(conn, &table.data_import_id, &mut |_, cleansed| {
@@ -402,21 +408,21 @@ fn seed_existing(
 
 fn primary_tables(conn: &Connection, engagement: &str) -> rusqlite::Result<Vec<SourceTable>> {
     // (id, filename, sheet, source system)
-    type Row = (String, String, Option<String>, Option<String>);
+    type Row = (String, String, Option<String>, Option<String>, i64);
     let rows: Vec<Row> = conn
         .prepare(
-            "SELECT id, filename, sheet_name, source_system
+            "SELECT id, filename, sheet_name, source_system, total_records
              FROM data_imports
              WHERE engagement_id = ?1 AND status = 'completed'
                AND coalesce(json_extract(read_metadata, '$.layout.role'), 'primary') = 'primary'
              ORDER BY created_at, id",
         )?
         .query_map([engagement], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut tables = Vec::new();
-    for (id, file, sheet, source) in rows {
+    for (id, file, sheet, source, records) in rows {
         let (columns, _) = crate::stage::table_shape(conn, &id)?;
         let mapped: Vec<String> = crate::cleanse::approved_mappings(conn, &id)?
             .into_iter()
@@ -430,6 +436,7 @@ fn primary_tables(conn: &Connection, engagement: &str) -> rusqlite::Result<Vec<S
                 .filter(|c| !mapped.contains(c))
                 .collect(),
             data_import_id: id,
+            records: usize::try_from(records).unwrap_or(0),
         });
     }
     Ok(tables)
