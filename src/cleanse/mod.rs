@@ -47,10 +47,8 @@ pub struct ImportCleansing {
     pub data_import_id: String,
     pub file: String,
     pub sheet: Option<String>,
-    pub records: u64,
-    pub valid: u64,
-    pub invalid: u64,
-    pub errors_by_code: BTreeMap<String, u64>,
+    #[serde(flatten)]
+    pub tally: Tally,
 }
 
 /// What the phase did.
@@ -92,10 +90,7 @@ pub fn run(conn: &Connection, master_flow_id: &str) -> rusqlite::Result<CleanseO
             data_import_id: id,
             file,
             sheet,
-            records: tally.records,
-            valid: tally.valid,
-            invalid: tally.invalid,
-            errors_by_code: tally.errors_by_code,
+            tally,
         });
     }
     Ok(outcome)

@@ -5,7 +5,7 @@ use std::path::Path;
 use clap::Args;
 
 use intake::db;
-use intake::sync::{self, exit_code, SyncRequest};
+use intake::sync::{self, SyncRequest};
 
 /// Push a completed discovery flow to the central PostgreSQL, all or nothing
 ///
@@ -110,11 +110,7 @@ pub fn run(args: SyncArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32> {
             if args.json {
                 println!(
                     "{}",
-                    serde_json::json!({ "outcome": match code {
-                        exit_code::REFUSED => "refused",
-                        exit_code::LOCKED => "locked",
-                        _ => "failed",
-                    }, "error": error.to_string() })
+                    serde_json::json!({ "outcome": error.outcome(), "error": error.to_string() })
                 );
             }
             eprintln!("error: {error}");

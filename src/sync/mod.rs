@@ -85,7 +85,8 @@ impl SyncError {
         }
     }
 
-    fn outcome(&self) -> &'static str {
+    /// refused, locked or failed: the outcome the sync logs record.
+    pub fn outcome(&self) -> &'static str {
         match self.exit_code() {
             exit_code::REFUSED => "refused",
             exit_code::LOCKED => "locked",
