@@ -273,6 +273,11 @@ CREATE TABLE IF NOT EXISTS assets (
     updated_at                 timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_assets_tenant ON assets(client_account_id, engagement_id);
+-- Added by intake schema 4 (the tech_debt phase); ALTER so that --create-schema also
+-- upgrades a central database created by an earlier intake.
+ALTER TABLE assets ADD COLUMN IF NOT EXISTS support_status text CHECK (support_status IS NULL OR support_status IN
+    ('supported', 'extended_support', 'end_of_life', 'unknown'));
+ALTER TABLE assets ADD COLUMN IF NOT EXISTS tech_debt_details jsonb;
 CREATE INDEX IF NOT EXISTS ix_assets_master ON assets(master_flow_id);
 CREATE INDEX IF NOT EXISTS ix_assets_hostname ON assets(engagement_id, hostname);
 

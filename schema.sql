@@ -269,7 +269,12 @@ CREATE TABLE assets (
     -- unmapped source columns, keyed by their original header
     custom_attributes          TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(custom_attributes)),
     created_at                 TEXT NOT NULL,
-    updated_at                 TEXT NOT NULL
+    updated_at                 TEXT NOT NULL,
+    -- the tech_debt phase's verdict (the seeds have only the dates and a score): the support
+    -- status, and what it rests on (catalogue entries matched, dates, fields 6R still needs)
+    support_status             TEXT CHECK (support_status IS NULL OR support_status IN
+                               ('supported', 'extended_support', 'end_of_life', 'unknown')),
+    tech_debt_details          TEXT CHECK (tech_debt_details IS NULL OR json_valid(tech_debt_details))
 ) STRICT;
 CREATE INDEX ix_assets_tenant ON assets(client_account_id, engagement_id);
 CREATE INDEX ix_assets_master ON assets(master_flow_id);

@@ -14,7 +14,7 @@ pub const SCHEMA_SQL: &str = include_str!("../schema.sql");
 
 /// The schema version this build writes. Bump it with every change to schema.sql and
 /// add the step that upgrades the previous version to `MIGRATIONS`.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Upgrade steps: `MIGRATIONS[i]` takes a file from version `i + 1` to `i + 2`.
 /// Version 0 (a new, empty file) is created from `SCHEMA_SQL` directly.
@@ -35,6 +35,10 @@ const MIGRATIONS: &[&str] = &[
          message        TEXT
      ) STRICT;
      CREATE INDEX ix_sync_log_flow ON sync_log(master_flow_id);",
+    // 3 → 4: the tech_debt phase's verdict on each asset.
+    "ALTER TABLE assets ADD COLUMN support_status TEXT CHECK (support_status IS NULL OR support_status IN
+         ('supported', 'extended_support', 'end_of_life', 'unknown'));
+     ALTER TABLE assets ADD COLUMN tech_debt_details TEXT CHECK (tech_debt_details IS NULL OR json_valid(tech_debt_details));",
 ];
 
 /// Opens (creating if needed) the database at `path`, brings its schema to

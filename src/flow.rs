@@ -196,20 +196,28 @@ pub fn complete_phase(
     tx.commit()
 }
 
-/// Marks a flow whose phases ran to the end of this version's pipeline as
-/// completed, with the inventory summary in discovered_assets.
-pub fn finish(
+/// Stores the inventory summary in discovered_assets.
+pub fn record_discovered(
     conn: &Connection,
     ids: &FlowIds,
     discovered: &serde_json::Value,
 ) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE discovery_flows SET discovered_assets = ?2 WHERE id = ?1",
+        params![ids.discovery_flow_id, discovered.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Marks a flow whose phases ran to the end of the pipeline as completed.
+pub fn finish(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<()> {
     let now = db::now();
     let tx = conn.unchecked_transaction()?;
     tx.execute(
-        "UPDATE discovery_flows SET status = 'completed', discovered_assets = ?2, completed_at = ?3,
-           updated_at = ?3, error_message = NULL, error_phase = NULL, error_details = NULL
+        "UPDATE discovery_flows SET status = 'completed', completed_at = ?2,
+           updated_at = ?2, error_message = NULL, error_phase = NULL, error_details = NULL
          WHERE id = ?1",
-        params![ids.discovery_flow_id, discovered.to_string(), now],
+        params![ids.discovery_flow_id, now],
     )?;
     tx.execute(
         "UPDATE crewai_flow_state_extensions SET flow_status = 'completed', updated_at = ?2 WHERE flow_id = ?1",

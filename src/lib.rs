@@ -2,7 +2,9 @@
 //! clean asset inventory in the platform's consolidated discovery schema, kept in
 //! one local SQLite file. Each pipeline phase is a module with one entry point:
 //! `read` (files to rows), `stage` (rows into SQLite), `map` (columns to asset
-//! fields), `cleanse` (values), `inventory` (assets), `pipeline` (the phases
+//! fields), `cleanse` (values), `inventory` (assets), `dependencies`
+//! (asset_dependencies), `tech_debt` (support status and 6R readiness),
+//! `export` (assets to files), `pipeline` (the phases
 //! after the import, in order), `import` (the run that drives them as one
 //! discovery flow), `sync` (a finished flow to the central PostgreSQL);
 //! `catalogue` is the asset field table every phase uses; `db`, `tenant` and
@@ -12,6 +14,7 @@
 pub mod catalogue;
 pub mod cleanse;
 pub mod db;
+pub mod dependencies;
 pub mod error;
 pub mod flow;
 pub mod import;
@@ -25,4 +28,5 @@ pub mod schema_check;
 pub mod stage;
 pub mod sync;
 pub mod synth;
+pub mod tech_debt;
 pub mod tenant;

@@ -55,6 +55,7 @@ pub fn import_summary(outcome: &ImportOutcome) -> String {
                 Role::Primary => format!("{} (assets)", l.layout.label()),
                 Role::Supplementary => format!("{} (supplementary)", l.layout.label()),
                 Role::Reference => format!("{} (reference)", l.layout.label()),
+                Role::Relationships => format!("{} (dependencies)", l.layout.label()),
             },
         );
         files.add_row(vec![
@@ -147,6 +148,35 @@ pub fn import_summary(outcome: &ImportOutcome) -> String {
             inventory.conflicts
         ));
     }
+    if let Some(found) = &outcome.dependencies {
+        out.push_str(&dependencies_summary(found));
+    }
+    if let Some(debt) = &outcome.tech_debt {
+        let count = |s: &str| debt.by_status.get(s).copied().unwrap_or(0);
+        out.push_str(&format!(
+            "tech debt (as of {}): {} end of life, {} extended support, {} supported, {} unknown; {} of {} assets ready for 6R assessment\n",
+            debt.as_of,
+            count("end_of_life"),
+            count("extended_support"),
+            count("supported"),
+            count("unknown"),
+            debt.sixr_ready,
+            debt.assets
+        ));
+        for worst in debt.worst.iter().take(5) {
+            out.push_str(&format!(
+                "  {} {}: {} ({}{})\n",
+                worst.asset_type,
+                worst.name,
+                worst.status.name().replace('_', " "),
+                worst.based_on,
+                worst
+                    .support_ends
+                    .as_ref()
+                    .map_or_else(String::new, |d| format!(", support ends {d}"))
+            ));
+        }
+    }
     let t = &outcome.totals;
     out.push_str(&format!(
         "{} file(s) and sheet(s): {} imported, {} skipped, {} failed; {} rows, {} warnings in {:.2}s\n",
@@ -161,6 +191,43 @@ pub fn import_summary(outcome: &ImportOutcome) -> String {
             "nothing new to import into {}/{}; no flow was created\n",
             outcome.client, outcome.engagement
         )),
+    }
+    out
+}
+
+fn dependencies_summary(found: &crate::dependencies::DependenciesOutcome) -> String {
+    let mut out = format!(
+        "dependencies: {} ({} new, {} updated, {} removed, {} unchanged); {} host(s) and {} application(s) added as assets",
+        found.edges,
+        found.created,
+        found.updated,
+        found.removed,
+        found.unchanged,
+        found.hosts_created,
+        found.applications_created
+    );
+    if found.relationship_rows > 0 {
+        out.push_str(&format!(
+            "; {} relationship row(s), {} end(s) unresolved",
+            found.relationship_rows, found.unresolved
+        ));
+    }
+    out.push('\n');
+    for p in found.problems.iter().take(10) {
+        let sheet = p
+            .sheet
+            .as_ref()
+            .map_or_else(String::new, |s| format!(" [{s}]"));
+        out.push_str(&format!(
+            "warning: {}{sheet} row {} column {}: {}\n",
+            p.file, p.row, p.column, p.message
+        ));
+    }
+    if found.problems.len() > 10 || found.unresolved as usize > found.problems.len() {
+        out.push_str(&format!(
+            "  … {} unresolved end(s) in all: see raw_import_records.validation_errors or `intake report`\n",
+            found.unresolved
+        ));
     }
     out
 }

@@ -68,7 +68,10 @@ pub fn run(conn: &Connection, master_flow_id: &str) -> rusqlite::Result<CleanseO
         .prepare(
             "SELECT id, filename, sheet_name, json_extract(read_metadata, '$.cleansing')
              FROM data_imports
-             WHERE master_flow_id = ?1 AND status = 'completed' ORDER BY created_at, id",
+             WHERE master_flow_id = ?1 AND status = 'completed'
+               -- relationship exports are read by the dependencies phase instead
+               AND coalesce(json_extract(read_metadata, '$.layout.role'), '') <> 'relationships'
+             ORDER BY created_at, id",
         )?
         .query_map([master_flow_id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))

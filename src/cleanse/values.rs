@@ -319,7 +319,11 @@ pub fn split_os(raw: &str) -> (String, Option<String>) {
             let version = rest
                 .split_whitespace()
                 .map(|w| w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '.'))
-                .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
+                // "(64-bit)" is the architecture, not the version.
+                .find(|w| {
+                    w.chars().next().is_some_and(|c| c.is_ascii_digit())
+                        && !w.to_ascii_lowercase().ends_with("bit")
+                })
                 .map(|w| w.trim_end_matches('.').to_string());
             return (name.to_string(), version);
         }
@@ -575,6 +579,7 @@ mod tests {
             ("SUSE Linux Enterprise Server".into(), Some("15".into()))
         );
         assert_eq!(split_os("Linux"), ("Linux".into(), None));
+        assert_eq!(split_os("Ubuntu Linux (64-bit)"), ("Ubuntu".into(), None));
     }
 
     #[test]

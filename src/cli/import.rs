@@ -8,6 +8,7 @@ use clap::Args;
 use intake::flow::Phase;
 use intake::import::{self, ImportRequest};
 use intake::map::{MapOptions, Rules};
+use intake::pipeline::PhaseOptions;
 use intake::read::{delimiter::parse_delimiter, encoding::encoding_for_label, ReadOptions};
 use intake::report;
 
@@ -70,9 +71,15 @@ pub struct ImportArgs {
     pub auto_approve: Option<f64>,
 
     /// Run the discovery phases only up to this one: data_import (stage only),
-    /// attribute_mapping, data_cleansing or inventory; a later run finishes the rest
-    #[arg(long, value_name = "PHASE", default_value = "inventory", value_parser = parse_phase)]
+    /// attribute_mapping, data_cleansing, inventory, dependencies or tech_debt;
+    /// a later run finishes the rest
+    #[arg(long, value_name = "PHASE", default_value = "tech_debt", value_parser = parse_phase)]
     pub stop_after: Phase,
+
+    /// Judge end of support on this day instead of today (YYYY-MM-DD), for reports
+    /// that must be reproducible or look ahead ("what is out of support by 2027-06-30")
+    #[arg(long, value_name = "DATE", value_parser = intake::tech_debt::parse_as_of)]
+    pub support_as_of: Option<String>,
 
     /// Read only this sheet of each workbook (repeatable; case-insensitive; may name a hidden sheet)
     #[arg(long, value_name = "NAME")]
@@ -138,9 +145,12 @@ pub fn run(args: ImportArgs, db: &Path, quiet: bool) -> anyhow::Result<i32> {
         force: args.force,
         progress: !quiet && !args.json,
         threads: args.threads,
-        mapping: MapOptions {
-            rules,
-            auto_approve: args.auto_approve,
+        phases: PhaseOptions {
+            mapping: MapOptions {
+                rules,
+                auto_approve: args.auto_approve,
+            },
+            support_as_of: args.support_as_of,
         },
         stop_after: args.stop_after,
     };
@@ -162,9 +172,9 @@ fn parse_score(s: &str) -> Result<f64, String> {
 
 fn parse_phase(s: &str) -> Result<Phase, String> {
     match Phase::from_name(s) {
-        Some(p @ (Phase::DataImport | Phase::AttributeMapping | Phase::DataCleansing | Phase::Inventory)) => Ok(p),
-        _ => Err(format!(
-            "'{s}' is not a phase intake runs: data_import, attribute_mapping, data_cleansing, inventory"
+        Some(p) => Ok(p),
+        None => Err(format!(
+            "'{s}' is not a phase intake runs: data_import, attribute_mapping, data_cleansing, inventory, dependencies, tech_debt"
         )),
     }
 }

@@ -8,7 +8,6 @@ use clap::{Args, Subcommand};
 use intake::flow::Phase;
 use intake::map::memory;
 use intake::map::review::{self, Decision};
-use intake::map::MapOptions;
 use intake::{catalogue, db, pipeline, report, tenant};
 
 /// Review and decide the column → asset field mappings of a flow
@@ -148,7 +147,7 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
                 );
                 // The assets follow the decision: cleansing and inventory run again.
                 let phases =
-                    pipeline::run_from(&conn, &flow, Phase::DataCleansing, &MapOptions::default())?;
+                    pipeline::run_from(&conn, &flow, Phase::DataCleansing, &Default::default())?;
                 if let Some(inventory) = phases.inventory {
                     eprintln!(
                         "cleansing and inventory re-run: {} assets created, {} updated, {} unchanged",

@@ -57,8 +57,8 @@ pub struct ImportRequest {
     pub progress: bool,
     /// Reader threads; 0 means one per core.
     pub threads: usize,
-    /// Rules and threshold of the attribute_mapping phase.
-    pub mapping: crate::map::MapOptions,
+    /// Rules and threshold of the attribute_mapping phase, and the day of the tech_debt phase.
+    pub phases: crate::pipeline::PhaseOptions,
     /// The last phase to run (data_import stages only); the default is inventory.
     pub stop_after: Phase,
 }
@@ -188,6 +188,10 @@ pub struct ImportOutcome {
     pub cleansing: Option<crate::cleanse::CleanseOutcome>,
     /// The inventory phase: assets created, updated, unchanged.
     pub inventory: Option<crate::inventory::InventoryOutcome>,
+    /// The dependencies phase: edges, hosts and applications found, unresolved ends.
+    pub dependencies: Option<crate::dependencies::DependenciesOutcome>,
+    /// The tech_debt phase: support status counts, 6R readiness, worst offenders.
+    pub tech_debt: Option<crate::tech_debt::TechDebtOutcome>,
     pub seconds: f64,
 }
 
@@ -310,7 +314,7 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
             "recovered an interrupted import of {filename}: its partial rows were removed"
         );
     }
-    let resumed = crate::pipeline::resume_unfinished(&conn, &request.mapping)?;
+    let resumed = crate::pipeline::resume_unfinished(&conn, &request.phases)?;
     for flow in &resumed {
         tracing::warn!("finished the phases of flow {flow}, which an earlier run left undone");
     }
@@ -494,6 +498,8 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
         mapping: None,
         cleansing: None,
         inventory: None,
+        dependencies: None,
+        tech_debt: None,
         seconds: 0.0,
     };
 
@@ -544,7 +550,7 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
                         &ids,
                         Phase::AttributeMapping,
                         request.stop_after,
-                        &request.mapping,
+                        &request.phases,
                         premapped,
                     )
                 };
@@ -552,10 +558,12 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
                     Ok(phases) => {
                         result.mapping = phases.mapping;
                         result.cleansing = phases.cleansing;
-                        if phases.inventory.is_some() {
+                        if phases.tech_debt.is_some() {
                             result.flow_status = "completed".to_string();
                         }
                         result.inventory = phases.inventory;
+                        result.dependencies = phases.dependencies;
+                        result.tech_debt = phases.tech_debt;
                     }
                     Err(error) => return Err(error.into()),
                 }
@@ -757,7 +765,7 @@ fn stage_files(
             conn,
             &tenant.client_account_id,
             &ids.master_flow_id,
-            &request.mapping,
+            &request.phases.mapping,
         )?;
         Some(OnStage::new(
             mapper,

@@ -131,6 +131,11 @@ impl<'o> OnStage<'o> {
         };
         let columns = header.map(|h| h.columns.clone()).unwrap_or_default();
         let layout = header.and_then(|h| h.layout.as_ref()).map(|r| r.layout);
+        if layout.is_some_and(|l| l.relationship_columns().is_some()) {
+            // Edges, not machines: the dependencies phase reads them raw.
+            self.insert(stager, file, table, None, &held, Vec::new())?;
+            return Ok(());
+        }
         let mut values = vec![Vec::with_capacity(held.len()); columns.len()];
         for row in &held {
             profile::push_values(&mut values, &columns, &row.raw_data);

@@ -202,7 +202,9 @@ fn completed_imports(
 ) -> rusqlite::Result<Vec<ImportToMap>> {
     let mut stmt = conn.prepare(
         "SELECT id, filename, sheet_name, client_account_id, engagement_id
-         FROM data_imports WHERE master_flow_id = ?1 AND status = 'completed' ORDER BY created_at, id",
+         FROM data_imports WHERE master_flow_id = ?1 AND status = 'completed'
+           AND coalesce(json_extract(read_metadata, '$.layout.role'), '') <> 'relationships'
+         ORDER BY created_at, id",
     )?;
     let rows: Vec<(String, String, Option<String>, String, String)> = stmt
         .query_map([master_flow_id], |r| {

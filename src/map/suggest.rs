@@ -342,6 +342,8 @@ fn layout_alias(layout: Option<Layout>, key: &str) -> Option<(&'static Field, St
         ],
         Layout::AzureMigrate => &[("servername", "name"), ("servertype", "is_virtual")],
         Layout::GoogleMigrationCenter => &[("machinename", "name"), ("machineid", "external_id")],
+        // Relationship exports are not mapped to asset fields.
+        Layout::ServicenowRelationships | Layout::RelationshipList => &[],
     };
     let (_, name) = table.iter().find(|(k, _)| *k == key)?;
     let field = catalogue::field(name)?;

@@ -4,6 +4,9 @@
 //! names the source system and says what each sheet describes: in an RVTools
 //! workbook only vInfo yields assets (one per VM); the other sheets are staged as
 //! supplementary data of the same VMs and hosts and never create assets.
+//! Relationship exports (ServiceNow's cmdb_rel_ci: parent, type, child; or a plain
+//! source, target, type list) are recognised by their columns too: their rows are
+//! edges for the dependencies phase, never assets, and are neither mapped nor cleansed.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +19,10 @@ pub enum Layout {
     AwsMigrationHub,
     AzureMigrate,
     GoogleMigrationCenter,
+    /// ServiceNow cmdb_rel_ci: parent, type, child.
+    ServicenowRelationships,
+    /// A hand-made relationship list: source, target and optionally type.
+    RelationshipList,
 }
 
 impl Layout {
@@ -27,6 +34,8 @@ impl Layout {
             Layout::AwsMigrationHub => "aws_migration_hub",
             Layout::AzureMigrate => "azure_migrate",
             Layout::GoogleMigrationCenter => "google_migration_center",
+            Layout::ServicenowRelationships => "servicenow",
+            Layout::RelationshipList => "relationship_list",
         }
     }
 
@@ -37,6 +46,26 @@ impl Layout {
             Layout::AwsMigrationHub => "AWS Migration Hub import",
             Layout::AzureMigrate => "Azure Migrate import",
             Layout::GoogleMigrationCenter => "Google Migration Center vmInfo",
+            Layout::ServicenowRelationships => "ServiceNow cmdb_rel_ci relationships",
+            Layout::RelationshipList => "Relationship list",
+        }
+    }
+
+    /// The columns that name the two ends and the type of a relationship export,
+    /// in the order they are looked for; None for a layout of machines.
+    pub fn relationship_columns(self) -> Option<RelationshipColumns> {
+        match self {
+            Layout::ServicenowRelationships => Some(RelationshipColumns {
+                from: &["parent", "parentname", "parentsysid", "parentdisplayvalue"],
+                to: &["child", "childname", "childsysid", "childdisplayvalue"],
+                kind: &["type", "typename", "relationshiptype", "typedisplayvalue"],
+            }),
+            Layout::RelationshipList => Some(RelationshipColumns {
+                from: RELATION_SOURCES,
+                to: RELATION_TARGETS,
+                kind: RELATION_TYPES,
+            }),
+            _ => None,
         }
     }
 }
@@ -51,7 +80,49 @@ pub enum Role {
     Supplementary,
     /// About the export itself (licences, health, source); never an asset.
     Reference,
+    /// Each row is a relationship between two machines or applications.
+    Relationships,
 }
+
+/// Where a relationship export keeps its two ends and its type: normalised
+/// column names (see `normalise`), the first present one wins.
+#[derive(Debug, Clone, Copy)]
+pub struct RelationshipColumns {
+    /// The end that depends on (or is the parent of) the other.
+    pub from: &'static [&'static str],
+    pub to: &'static [&'static str],
+    pub kind: &'static [&'static str],
+}
+
+const RELATION_SOURCES: &[&str] = &[
+    "source",
+    "sourceasset",
+    "sourcename",
+    "sourcehost",
+    "sourceserver",
+    "from",
+    "fromasset",
+    "fromhost",
+];
+const RELATION_TARGETS: &[&str] = &[
+    "target",
+    "targetasset",
+    "targetname",
+    "targethost",
+    "targetserver",
+    "destination",
+    "to",
+    "toasset",
+    "tohost",
+];
+const RELATION_TYPES: &[&str] = &[
+    "type",
+    "dependencytype",
+    "relationshiptype",
+    "relationship",
+    "relation",
+    "kind",
+];
 
 /// What a table is within its layout; stored in data_imports.read_metadata.layout.
 #[derive(Debug, Clone, Serialize)]
@@ -75,6 +146,10 @@ impl TableRole {
                 self.links_by.join(", ")
             ),
             Role::Reference => "reference data; creates no asset".to_string(),
+            Role::Relationships => {
+                "relationships between assets, for the dependencies phase; creates no asset"
+                    .to_string()
+            }
         };
         format!("{}: {what}", self.layout.label())
     }
@@ -206,6 +281,9 @@ fn count_of(columns: &[String], wanted: &[&str]) -> usize {
 pub fn recognise_table(columns: &[String]) -> Option<Layout> {
     let cols: Vec<String> = columns.iter().map(|c| normalise(c)).collect();
     let raw_has = |p: &dyn Fn(&str) -> bool| columns.iter().any(|c| p(c.trim()));
+    if let Some(layout) = recognise_relationships(&cols) {
+        return Some(layout);
+    }
     // vInfo exported on its own (RVTools can write each tab as CSV).
     if has_all(&cols, &["vm", "powerstate"])
         && count_of(
@@ -361,10 +439,35 @@ pub fn recognise_table(columns: &[String]) -> Option<Layout> {
     None
 }
 
+/// A relationship export: both ends present and few other columns (a machine
+/// list with a "Source" column is not one).
+fn recognise_relationships(cols: &[String]) -> Option<Layout> {
+    let any = |names: &[&str]| cols.iter().any(|c| names.contains(&c.as_str()));
+    for layout in [Layout::ServicenowRelationships, Layout::RelationshipList] {
+        let spec = layout.relationship_columns()?;
+        let ends = any(spec.from) && any(spec.to);
+        let limit = if layout == Layout::ServicenowRelationships {
+            30
+        } else {
+            12
+        };
+        if ends && cols.len() <= limit {
+            return Some(layout);
+        }
+    }
+    None
+}
+
 /// The role of a table of a recognised layout that is not a multi-sheet workbook.
 pub fn single_table_role(layout: Layout) -> TableRole {
     match layout {
         Layout::Rvtools => rvtools_role("vInfo").expect("vInfo is listed"),
+        Layout::ServicenowRelationships | Layout::RelationshipList => TableRole {
+            layout,
+            role: Role::Relationships,
+            describes: "relationship",
+            links_by: &[],
+        },
         other => TableRole {
             layout: other,
             role: Role::Primary,

@@ -1,0 +1,447 @@
+//! The tech_debt phase: each asset's support status from the end-of-support
+//! catalogue shipped in the binary (`support_catalogue.toml`: server operating
+//! systems and database engines, with their source and the day they were
+//! checked), its 6R readiness, and the engagement's tech-debt analysis on the
+//! discovery flow.
+//!
+//! An asset's components are its operating system (operating_system and
+//! os_version) and the database engines named in technology_stack (and, for
+//! a database asset, in its name, description and model). Each component is
+//! supported before its standard support ends, extended_support until its
+//! extended support ends, end_of_life after; the asset takes its worst
+//! component. With no component in the catalogue, end-of-support dates the
+//! export itself carried decide; with none of either the status is unknown.
+//! What the verdict rests on is stored in `tech_debt_details`.
+
+mod catalogue;
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, Connection};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::flow::FlowIds;
+
+pub use catalogue::{Catalogue, CatalogueInfo, Component, ProductKind, CATALOGUE};
+
+/// The support statuses, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SupportStatus {
+    Unknown,
+    Supported,
+    ExtendedSupport,
+    EndOfLife,
+}
+
+impl SupportStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            SupportStatus::Unknown => "unknown",
+            SupportStatus::Supported => "supported",
+            SupportStatus::ExtendedSupport => "extended_support",
+            SupportStatus::EndOfLife => "end_of_life",
+        }
+    }
+
+    /// The status on `as_of` (YYYY-MM-DD) of something whose standard support
+    /// ends on `support_end` and extended support on `extended_end`.
+    pub fn on(as_of: &str, support_end: Option<&str>, extended_end: Option<&str>) -> Self {
+        match (support_end, extended_end) {
+            (Some(s), _) if as_of <= s => SupportStatus::Supported,
+            (Some(_), Some(e)) if as_of <= e => SupportStatus::ExtendedSupport,
+            (Some(_), _) => SupportStatus::EndOfLife,
+            (None, Some(e)) if as_of <= e => SupportStatus::ExtendedSupport,
+            (None, Some(_)) => SupportStatus::EndOfLife,
+            // Listed with no announced end.
+            (None, None) => SupportStatus::Supported,
+        }
+    }
+}
+
+/// What the phase did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TechDebtOutcome {
+    pub as_of: String,
+    pub assets: u64,
+    pub updated: u64,
+    pub by_status: BTreeMap<String, u64>,
+    pub sixr_ready: u64,
+    pub sixr_not_ready: u64,
+    /// The worst assets: end of life first, oldest end first.
+    pub worst: Vec<Offender>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Offender {
+    pub name: String,
+    pub asset_type: String,
+    pub status: SupportStatus,
+    pub score: Option<f64>,
+    /// "Windows Server 2008 R2", or "end_of_support_date from the source".
+    pub based_on: String,
+    /// When support (extended, else standard) ended or ends.
+    pub support_ends: Option<String>,
+}
+
+/// One asset's verdict.
+#[derive(Debug, Clone)]
+pub struct Assessment {
+    pub status: SupportStatus,
+    pub score: Option<f64>,
+    pub sixr_missing: Vec<&'static str>,
+    pub details: Value,
+    pub based_on: String,
+    pub support_ends: Option<String>,
+}
+
+/// The fields an asset needs before a 6R assessment, by asset type;
+/// "dependencies" means the asset runs on something the inventory knows.
+pub fn sixr_required(asset_type: &str) -> &'static [&'static str] {
+    match asset_type {
+        "application" => &["environment", "owner", "dependencies"],
+        "network" | "storage" => &["environment", "location"],
+        _ => &[
+            "operating_system",
+            "cpu_cores",
+            "memory_gb",
+            "storage_gb",
+            "environment",
+        ],
+    }
+}
+
+/// The asset fields the phase reads.
+#[derive(Debug, Clone, Default)]
+pub struct AssetFacts {
+    pub asset_type: String,
+    pub name: String,
+    pub operating_system: Option<String>,
+    pub os_version: Option<String>,
+    pub technology_stack: Option<String>,
+    pub description: Option<String>,
+    pub model: Option<String>,
+    pub end_of_support_date: Option<String>,
+    pub end_of_life_date: Option<String>,
+    /// Field → present, for the 6R check.
+    pub present: BTreeMap<&'static str, bool>,
+}
+
+/// Judges one asset on `as_of`.
+pub fn assess(facts: &AssetFacts, as_of: &str) -> Assessment {
+    let mut components: Vec<Component> = Vec::new();
+    let os_text = [
+        facts.operating_system.as_deref(),
+        facts.os_version.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ");
+    if let Some(c) = CATALOGUE.find(&os_text, ProductKind::Os, "operating_system") {
+        components.push(c);
+    }
+    let mut db_texts: Vec<(&str, &str)> = Vec::new();
+    if let Some(t) = &facts.technology_stack {
+        db_texts.push(("technology_stack", t));
+    }
+    if facts.asset_type == "database" {
+        db_texts.push(("name", &facts.name));
+        for (field, value) in [("description", &facts.description), ("model", &facts.model)] {
+            if let Some(v) = value {
+                db_texts.push((field, v));
+            }
+        }
+        if !os_text.is_empty() && components.is_empty() {
+            db_texts.push(("operating_system", &os_text));
+        }
+    }
+    for (field, text) in db_texts {
+        for c in CATALOGUE.find_all(text, ProductKind::Database, field) {
+            if !components.iter().any(|k| k.product == c.product) {
+                components.push(c);
+            }
+        }
+    }
+    let judged: Vec<(SupportStatus, &Component)> =
+        components.iter().map(|c| (c.status(as_of), c)).collect();
+    let worst = judged
+        .iter()
+        .filter(|(s, _)| *s != SupportStatus::Unknown)
+        .max_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| {
+                // Of two equally bad components, the one whose support ended first.
+                b.1.last_end().cmp(&a.1.last_end())
+            })
+        });
+    let (status, based_on, support_ends) = match worst {
+        Some((status, c)) => (*status, c.label(), c.last_end().map(str::to_string)),
+        None => match (&facts.end_of_support_date, &facts.end_of_life_date) {
+            (None, None) => (
+                SupportStatus::Unknown,
+                match components.first() {
+                    Some(c) => format!("{} (version not in the catalogue)", c.product),
+                    None => "no operating system or database the catalogue knows".into(),
+                },
+                None,
+            ),
+            (eos, eol) => {
+                let status = SupportStatus::on(as_of, eos.as_deref(), eol.as_deref());
+                let field = if eos.is_some() {
+                    "end_of_support_date"
+                } else {
+                    "end_of_life_date"
+                };
+                (
+                    status,
+                    format!("{field} from the source"),
+                    eol.clone().or_else(|| eos.clone()),
+                )
+            }
+        },
+    };
+    let score = score(status, &judged, as_of);
+    let sixr_missing: Vec<&'static str> = sixr_required(&facts.asset_type)
+        .iter()
+        .copied()
+        .filter(|f| !facts.present.get(f).copied().unwrap_or(false))
+        .collect();
+    let details = json!({
+        "based_on": based_on,
+        "components": components.iter().map(|c| c.to_json(as_of)).collect::<Vec<_>>(),
+        "source_dates": {
+            "end_of_support_date": facts.end_of_support_date,
+            "end_of_life_date": facts.end_of_life_date,
+        },
+        "sixr_missing": sixr_missing,
+        "catalogue": CATALOGUE.info.compiled,
+    });
+    Assessment {
+        status,
+        score,
+        sixr_missing,
+        details,
+        based_on,
+        support_ends,
+    }
+}
+
+/// 0 (nothing to do) to 100 (out of support): end of life 100, extended
+/// support 70, supported 40 when standard support ends within a year of
+/// `as_of`, 20 within two, else 0; unknown has no score.
+fn score(
+    status: SupportStatus,
+    judged: &[(SupportStatus, &Component)],
+    as_of: &str,
+) -> Option<f64> {
+    Some(match status {
+        SupportStatus::Unknown => return None,
+        SupportStatus::EndOfLife => 100.0,
+        SupportStatus::ExtendedSupport => 70.0,
+        SupportStatus::Supported => {
+            let soonest = judged
+                .iter()
+                .filter_map(|(_, c)| c.support_end.as_deref())
+                .min();
+            let year = |n: i32| shift_years(as_of, n);
+            match soonest {
+                Some(end) if end <= year(1).as_str() => 40.0,
+                Some(end) if end <= year(2).as_str() => 20.0,
+                _ => 0.0,
+            }
+        }
+    })
+}
+
+/// "2026-11-24" plus `n` years, as text (Feb 29 becomes Feb 28).
+fn shift_years(date: &str, n: i32) -> String {
+    let year: i32 = date.get(..4).and_then(|y| y.parse().ok()).unwrap_or(2000);
+    let rest = date.get(4..).unwrap_or("-01-01");
+    let rest = if rest == "-02-29" { "-02-28" } else { rest };
+    format!("{:04}{rest}", year + n)
+}
+
+/// Today in UTC as YYYY-MM-DD.
+pub fn today() -> String {
+    let now = time::OffsetDateTime::now_utc().date();
+    format!(
+        "{:04}-{:02}-{:02}",
+        now.year(),
+        u8::from(now.month()),
+        now.day()
+    )
+}
+
+/// Checks a YYYY-MM-DD date given on the command line.
+pub fn parse_as_of(raw: &str) -> Result<String, String> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(raw.trim(), format)
+        .map(|_| raw.trim().to_string())
+        .map_err(|_| format!("'{raw}' is not a date: write it as YYYY-MM-DD, e.g. 2026-11-24"))
+}
+
+/// Runs the phase over the engagement of `ids`, judging support on `as_of`
+/// (today when None). Assets are written only where the verdict changed.
+pub fn run(
+    conn: &Connection,
+    ids: &FlowIds,
+    as_of: Option<&str>,
+) -> rusqlite::Result<TechDebtOutcome> {
+    let as_of = as_of.map(str::to_string).unwrap_or_else(today);
+    let engagement: String = conn.query_row(
+        "SELECT engagement_id FROM discovery_flows WHERE id = ?1",
+        [&ids.discovery_flow_id],
+        |r| r.get(0),
+    )?;
+    let tx = conn.unchecked_transaction()?;
+    let mut outcome = TechDebtOutcome {
+        as_of: as_of.clone(),
+        ..Default::default()
+    };
+    let mut offenders: Vec<Offender> = Vec::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT a.id, a.asset_type, a.name, a.operating_system, a.os_version, a.technology_stack,
+                    a.description, a.model, a.end_of_support_date, a.end_of_life_date,
+                    a.cpu_cores IS NOT NULL, a.memory_gb IS NOT NULL, a.storage_gb IS NOT NULL,
+                    a.environment IS NOT NULL,
+                    coalesce(a.business_owner, a.technical_owner) IS NOT NULL,
+                    coalesce(a.location, a.datacenter) IS NOT NULL,
+                    EXISTS (SELECT 1 FROM asset_dependencies d WHERE d.asset_id = a.id),
+                    a.support_status, a.tech_debt_score, a.sixr_ready, a.tech_debt_details
+             FROM assets a WHERE a.engagement_id = ?1 ORDER BY a.created_at, a.id",
+        )?;
+        let mut update = tx.prepare(
+            "UPDATE assets SET support_status = ?2, tech_debt_score = ?3, sixr_ready = ?4,
+               tech_debt_details = ?5 WHERE id = ?1",
+        )?;
+        let mut rows = stmt.query([&engagement])?;
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let facts = AssetFacts {
+                asset_type: r.get(1)?,
+                name: r.get(2)?,
+                operating_system: r.get(3)?,
+                os_version: r.get(4)?,
+                technology_stack: r.get(5)?,
+                description: r.get(6)?,
+                model: r.get(7)?,
+                end_of_support_date: r.get(8)?,
+                end_of_life_date: r.get(9)?,
+                present: BTreeMap::from([
+                    ("operating_system", r.get::<_, Option<String>>(3)?.is_some()),
+                    ("cpu_cores", r.get(10)?),
+                    ("memory_gb", r.get(11)?),
+                    ("storage_gb", r.get(12)?),
+                    ("environment", r.get(13)?),
+                    ("owner", r.get(14)?),
+                    ("location", r.get(15)?),
+                    ("dependencies", r.get(16)?),
+                ]),
+            };
+            let verdict = assess(&facts, &as_of);
+            let sixr = if verdict.sixr_missing.is_empty() {
+                outcome.sixr_ready += 1;
+                "ready"
+            } else {
+                outcome.sixr_not_ready += 1;
+                "not_ready"
+            };
+            outcome.assets += 1;
+            *outcome
+                .by_status
+                .entry(verdict.status.name().to_string())
+                .or_default() += 1;
+            let stored: (Option<String>, Option<f64>, Option<String>, Option<String>) =
+                (r.get(17)?, r.get(18)?, r.get(19)?, r.get(20)?);
+            let details = verdict.details.to_string();
+            let fresh = (
+                Some(verdict.status.name().to_string()),
+                verdict.score,
+                Some(sixr.to_string()),
+                Some(details.clone()),
+            );
+            // Compared as JSON values: SQLite may hand back the text re-spaced.
+            let same_details = stored
+                .3
+                .as_deref()
+                .and_then(|s| serde_json::from_str::<Value>(s).ok())
+                == Some(verdict.details.clone());
+            if stored.0 != fresh.0 || stored.1 != fresh.1 || stored.2 != fresh.2 || !same_details {
+                update.execute(params![id, fresh.0, fresh.1, fresh.2, details])?;
+                outcome.updated += 1;
+            }
+            if matches!(
+                verdict.status,
+                SupportStatus::EndOfLife | SupportStatus::ExtendedSupport
+            ) {
+                offenders.push(Offender {
+                    name: facts.name,
+                    asset_type: facts.asset_type,
+                    status: verdict.status,
+                    score: verdict.score,
+                    based_on: verdict.based_on,
+                    support_ends: verdict.support_ends,
+                });
+            }
+        }
+    }
+    offenders.sort_by(|a, b| {
+        b.status
+            .cmp(&a.status)
+            .then_with(|| a.support_ends.cmp(&b.support_ends))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    offenders.truncate(20);
+    outcome.worst = offenders;
+    tx.commit()?;
+    Ok(outcome)
+}
+
+/// The analysis stored in discovery_flows.tech_debt_analysis.
+pub fn analysis(
+    conn: &Connection,
+    ids: &FlowIds,
+    outcome: &TechDebtOutcome,
+) -> rusqlite::Result<Value> {
+    let engagement: String = conn.query_row(
+        "SELECT engagement_id FROM discovery_flows WHERE id = ?1",
+        [&ids.discovery_flow_id],
+        |r| r.get(0),
+    )?;
+    // Counts by product and version, from what each asset's verdict rests on.
+    let by_product: BTreeMap<String, u64> = conn
+        .prepare(
+            "SELECT json_extract(tech_debt_details, '$.based_on'), count(*) FROM assets
+             WHERE engagement_id = ?1 AND support_status IN ('supported', 'extended_support', 'end_of_life')
+             GROUP BY 1",
+        )?
+        .query_map([&engagement], |r| Ok((r.get::<_, Option<String>>(0)?.unwrap_or_default(), r.get::<_, i64>(1)? as u64)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let missing: BTreeMap<String, u64> = conn
+        .prepare(
+            "SELECT m.value, count(*) FROM assets, json_each(assets.tech_debt_details, '$.sixr_missing') m
+             WHERE engagement_id = ?1 GROUP BY 1",
+        )?
+        .query_map([&engagement], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(json!({
+        "as_of": outcome.as_of,
+        "catalogue": { "compiled": CATALOGUE.info.compiled, "source": CATALOGUE.info.source },
+        "assets": outcome.assets,
+        "by_status": outcome.by_status,
+        "by_product": by_product,
+        "sixr_ready": { "ready": outcome.sixr_ready, "not_ready": outcome.sixr_not_ready, "missing_fields": missing },
+        "worst": outcome.worst,
+    }))
+}
+
+/// Records the analysis on the discovery flow.
+pub fn record(conn: &Connection, ids: &FlowIds, analysis: &Value) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE discovery_flows SET tech_debt_analysis = ?2 WHERE id = ?1",
+        params![ids.discovery_flow_id, analysis.to_string()],
+    )?;
+    Ok(())
+}
