@@ -16,6 +16,7 @@ pub mod cleanse;
 pub mod db;
 pub mod dependencies;
 pub mod error;
+pub mod export;
 pub mod flow;
 pub mod import;
 pub mod inventory;

@@ -1,5 +1,6 @@
 //! Command-line definitions shared by every subcommand, and dispatch.
 
+mod assets;
 mod import;
 mod mappings;
 mod schema;
@@ -48,6 +49,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Import(import::ImportArgs),
+    Assets(assets::AssetsArgs),
     Mappings(mappings::MappingsArgs),
     Sniff(sniff::SniffArgs),
     Sync(sync::SyncArgs),
@@ -76,6 +78,7 @@ pub fn init_logging(cli: &Cli) {
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Import(args) => import::run(args, &cli.db, cli.quiet),
+        Command::Assets(args) => assets::run(args, &cli.db, cli.quiet),
         Command::Mappings(args) => mappings::run(args, &cli.db),
         Command::Sniff(args) => sniff::run(args),
         Command::Sync(args) => sync::run(args, &cli.db, cli.quiet),

@@ -10,12 +10,16 @@
 //! supported before its standard support ends, extended_support until its
 //! extended support ends, end_of_life after; the asset takes its worst
 //! component. With no component in the catalogue, end-of-support dates the
-//! export itself carried decide; with none of either the status is unknown.
+//! export itself carried decide; an application with neither takes the worst
+//! verdict of the machines it runs on; otherwise the status is unknown.
 //! What the verdict rests on is stored in `tech_debt_details`.
 
 mod catalogue;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+/// support_status, tech_debt_score, sixr_ready, tech_debt_details as stored.
+type Stored = (Option<String>, Option<f64>, Option<String>, Option<String>);
 
 use rusqlite::{params, Connection};
 use serde::Serialize;
@@ -317,8 +321,8 @@ pub fn run(
                tech_debt_details = ?5 WHERE id = ?1",
         )?;
         let mut rows = stmt.query([&engagement])?;
+        let mut assets: Vec<(String, AssetFacts, Stored)> = Vec::new();
         while let Some(r) = rows.next()? {
-            let id: String = r.get(0)?;
             let facts = AssetFacts {
                 asset_type: r.get(1)?,
                 name: r.get(2)?,
@@ -340,7 +344,42 @@ pub fn run(
                     ("dependencies", r.get(16)?),
                 ]),
             };
-            let verdict = assess(&facts, &as_of);
+            assets.push((
+                r.get(0)?,
+                facts,
+                (r.get(17)?, r.get(18)?, r.get(19)?, r.get(20)?),
+            ));
+        }
+        // Machines first: an application with no product of its own takes
+        // the worst verdict of the machines it runs on.
+        assets.sort_by_key(|(_, facts, _)| facts.asset_type == "application");
+        let mut verdicts: HashMap<String, (String, Assessment)> = HashMap::new();
+        let mut runs_on =
+            tx.prepare("SELECT depends_on_asset_id FROM asset_dependencies WHERE asset_id = ?1")?;
+        for (id, facts, stored) in assets {
+            let mut verdict = assess(&facts, &as_of);
+            if facts.asset_type == "application" && verdict.status == SupportStatus::Unknown {
+                let machines: Vec<String> = runs_on
+                    .query_map([&id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let worst = machines
+                    .iter()
+                    .filter_map(|m| verdicts.get(m))
+                    .filter(|(_, v)| v.status != SupportStatus::Unknown)
+                    .max_by(|a, b| {
+                        a.1.status
+                            .cmp(&b.1.status)
+                            .then_with(|| b.1.support_ends.cmp(&a.1.support_ends))
+                    });
+                if let Some((machine, machine_verdict)) = worst {
+                    verdict.status = machine_verdict.status;
+                    verdict.score = machine_verdict.score;
+                    verdict.support_ends = machine_verdict.support_ends.clone();
+                    verdict.based_on = format!("runs on {machine} ({})", machine_verdict.based_on);
+                    verdict.details["based_on"] = json!(verdict.based_on);
+                    verdict.details["inherited_from"] = json!(machine);
+                }
+            }
             let sixr = if verdict.sixr_missing.is_empty() {
                 outcome.sixr_ready += 1;
                 "ready"
@@ -353,21 +392,19 @@ pub fn run(
                 .by_status
                 .entry(verdict.status.name().to_string())
                 .or_default() += 1;
-            let stored: (Option<String>, Option<f64>, Option<String>, Option<String>) =
-                (r.get(17)?, r.get(18)?, r.get(19)?, r.get(20)?);
             let details = verdict.details.to_string();
             let fresh = (
                 Some(verdict.status.name().to_string()),
                 verdict.score,
                 Some(sixr.to_string()),
-                Some(details.clone()),
             );
             // Compared as JSON values: SQLite may hand back the text re-spaced.
             let same_details = stored
                 .3
                 .as_deref()
                 .and_then(|s| serde_json::from_str::<Value>(s).ok())
-                == Some(verdict.details.clone());
+                .as_ref()
+                == Some(&verdict.details);
             if stored.0 != fresh.0 || stored.1 != fresh.1 || stored.2 != fresh.2 || !same_details {
                 update.execute(params![id, fresh.0, fresh.1, fresh.2, details])?;
                 outcome.updated += 1;
@@ -377,14 +414,15 @@ pub fn run(
                 SupportStatus::EndOfLife | SupportStatus::ExtendedSupport
             ) {
                 offenders.push(Offender {
-                    name: facts.name,
-                    asset_type: facts.asset_type,
+                    name: facts.name.clone(),
+                    asset_type: facts.asset_type.clone(),
                     status: verdict.status,
                     score: verdict.score,
-                    based_on: verdict.based_on,
-                    support_ends: verdict.support_ends,
+                    based_on: verdict.based_on.clone(),
+                    support_ends: verdict.support_ends.clone(),
                 });
             }
+            verdicts.insert(id, (facts.name, verdict));
         }
     }
     offenders.sort_by(|a, b| {

@@ -1,0 +1,221 @@
+//! Assets out of the database: every column of `assets` and every custom
+//! attribute, as a terminal table, CSV, JSON, XLSX or Parquet. The columns
+//! come from the table itself (so a field added to the schema is exported
+//! without a change here); custom attributes become one column each, named
+//! `custom.<original header>`, in the order they first appear.
+//!
+//! CSV and XLSX cells a spreadsheet would run as a formula (text starting
+//! with = + - @, a tab or a carriage return) are written with a leading
+//! apostrophe; numbers, and text that is only a number, are left alone.
+
+mod writers;
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::Connection;
+use serde_json::{Map, Value};
+
+use crate::map::review::{self, ReviewError};
+
+pub use writers::write;
+
+/// The formats `intake assets` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+    Xlsx,
+    Parquet,
+}
+
+impl Format {
+    /// The format a file name asks for by its extension.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "csv" => Format::Csv,
+            "json" => Format::Json,
+            "xlsx" => Format::Xlsx,
+            "parquet" | "pq" => Format::Parquet,
+            "txt" => Format::Table,
+            _ => return None,
+        })
+    }
+
+    /// Binary formats are never written to a terminal.
+    pub fn is_binary(self) -> bool {
+        matches!(self, Format::Xlsx | Format::Parquet)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("no discovery flow in this database yet; run `intake import` first")]
+    NoFlow,
+    #[error("no flow {0}; `intake assets` without --flow exports the latest flow's engagement")]
+    UnknownFlow(String),
+    #[error("{0} is a binary format: give --output FILE")]
+    OutputRequired(&'static str),
+    #[error("cannot write {path}: {source}; check the directory exists and is writable")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the CSV: {0}")]
+    Csv(#[from] csv::Error),
+    #[error("cannot write the workbook: {0}")]
+    Xlsx(#[from] rust_xlsxwriter::XlsxError),
+    #[error("cannot write the Parquet file: {0}")]
+    Parquet(#[from] polars::error::PolarsError),
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// The kind of a column's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Integer,
+    Real,
+    Text,
+}
+
+/// One exported cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+}
+
+/// The assets to export, as rows of cells under named, typed columns.
+#[derive(Debug, Clone)]
+pub struct AssetTable {
+    pub columns: Vec<(String, ColumnKind)>,
+    pub rows: Vec<Vec<Cell>>,
+    /// Each row's custom_attributes as stored (JSON output keeps them nested).
+    pub custom: Vec<Map<String, Value>>,
+    /// The master flow the selection came from.
+    pub master_flow_id: String,
+}
+
+/// Which assets: every asset of the latest flow's engagement, or with
+/// `flow` the assets that flow created or last updated.
+pub fn load(conn: &Connection, flow: Option<&str>) -> Result<AssetTable, ExportError> {
+    let ids = review::resolve_flow(conn, flow).map_err(|e| match e {
+        ReviewError::NoFlow => ExportError::NoFlow,
+        ReviewError::Sql(e) => ExportError::Sql(e),
+        _ => ExportError::UnknownFlow(flow.unwrap_or_default().to_string()),
+    })?;
+    let declared: Vec<(String, String)> = conn
+        .prepare("SELECT name, type FROM pragma_table_info('assets') ORDER BY cid")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let plain: Vec<(String, ColumnKind)> = declared
+        .into_iter()
+        .filter(|(name, _)| name != "custom_attributes")
+        .map(|(name, kind)| {
+            let kind = match kind.to_ascii_uppercase().as_str() {
+                "INTEGER" => ColumnKind::Integer,
+                "REAL" => ColumnKind::Real,
+                _ => ColumnKind::Text,
+            };
+            (name, kind)
+        })
+        .collect();
+    let list = plain
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (filter, key) = match flow {
+        Some(_) => ("master_flow_id = ?1", ids.master_flow_id.clone()),
+        None => (
+            "engagement_id = (SELECT engagement_id FROM discovery_flows WHERE id = ?1)",
+            ids.discovery_flow_id.clone(),
+        ),
+    };
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {list}, custom_attributes FROM assets WHERE {filter} ORDER BY asset_type, name, id"
+    ))?;
+    let width = plain.len();
+    let mut rows = Vec::new();
+    let mut custom = Vec::new();
+    let mut custom_keys: Vec<String> = Vec::new();
+    let mut query = stmt.query([key])?;
+    while let Some(r) = query.next()? {
+        let mut row = Vec::with_capacity(width);
+        for i in 0..width {
+            row.push(match r.get::<_, SqlValue>(i)? {
+                SqlValue::Null => Cell::Null,
+                SqlValue::Integer(n) => Cell::Integer(n),
+                SqlValue::Real(x) => Cell::Real(x),
+                SqlValue::Text(t) => Cell::Text(t),
+                SqlValue::Blob(b) => Cell::Text(String::from_utf8_lossy(&b).into_owned()),
+            });
+        }
+        let attributes: String = r.get(width)?;
+        let attributes: Map<String, Value> = serde_json::from_str(&attributes).unwrap_or_default();
+        for k in attributes.keys() {
+            if !custom_keys.contains(k) {
+                custom_keys.push(k.clone());
+            }
+        }
+        rows.push(row);
+        custom.push(attributes);
+    }
+    let mut columns = plain;
+    for k in &custom_keys {
+        columns.push((format!("custom.{k}"), ColumnKind::Text));
+    }
+    for (row, attributes) in rows.iter_mut().zip(&custom) {
+        for k in &custom_keys {
+            row.push(match attributes.get(k) {
+                None | Some(Value::Null) => Cell::Null,
+                Some(Value::String(s)) => Cell::Text(s.clone()),
+                Some(other) => Cell::Text(other.to_string()),
+            });
+        }
+    }
+    Ok(AssetTable {
+        columns,
+        rows,
+        custom,
+        master_flow_id: ids.master_flow_id,
+    })
+}
+
+/// Text a spreadsheet would execute gets a leading apostrophe; a number
+/// written as text ("-12.5", "+3") is left as it is.
+pub fn neutralise(text: &str) -> Cow<'_, str> {
+    let risky = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && text.trim().parse::<f64>().is_err() {
+        Cow::Owned(format!("'{text}"))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::neutralise;
+
+    #[test]
+    fn formulas_are_neutralised_and_numbers_kept() {
+        assert_eq!(
+            neutralise("=HYPERLINK(\"http://x\")"),
+            "'=HYPERLINK(\"http://x\")"
+        );
+        assert_eq!(neutralise("+cmd|' /C calc'!A0"), "'+cmd|' /C calc'!A0");
+        assert_eq!(neutralise("-2+3"), "'-2+3");
+        assert_eq!(neutralise("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(neutralise("\tx"), "'\tx");
+        assert_eq!(neutralise("\rx"), "'\rx");
+        assert_eq!(neutralise("-12.5"), "-12.5");
+        assert_eq!(neutralise("+3"), "+3");
+        assert_eq!(neutralise("web-01"), "web-01");
+    }
+}
