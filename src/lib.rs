@@ -18,6 +18,7 @@ pub mod dependencies;
 pub mod error;
 pub mod export;
 pub mod flow;
+pub mod html_report;
 pub mod import;
 pub mod inventory;
 pub mod map;

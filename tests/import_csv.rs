@@ -63,8 +63,7 @@ fn samples_become_one_discovery_flow_with_every_row() {
     assert_eq!(linked, out["totals"]["rows"].as_i64().unwrap());
     assert!(linked > 128);
 
-    // The discovery flow records the data_import, attribute_mapping, data_cleansing and
-    // inventory phases in both tables, and is completed.
+    // The discovery flow records all six phases in both tables, and is completed.
     let (flag, phase, progress, done, status): (i64, String, f64, String, String) = conn
         .query_row(
             "SELECT data_import_completed, current_phase, progress_percentage, phases_completed, status
@@ -75,16 +74,18 @@ fn samples_become_one_discovery_flow_with_every_row() {
         .unwrap();
     assert_eq!(
         (flag, phase.as_str(), status.as_str()),
-        (1, "dependencies", "completed")
+        (1, "completed", "completed")
     );
-    assert!((progress - 66.67).abs() < 0.01);
+    assert!((progress - 100.0).abs() < 0.01);
     assert_eq!(
         serde_json::from_str::<Value>(&done).unwrap(),
         json!([
             "data_import",
             "attribute_mapping",
             "data_cleansing",
-            "inventory"
+            "inventory",
+            "dependencies",
+            "tech_debt"
         ])
     );
     let (flow_type, progression, phase_flow): (String, String, String) = conn
@@ -99,6 +100,7 @@ fn samples_become_one_discovery_flow_with_every_row() {
     let progression: Value = serde_json::from_str(&progression).unwrap();
     assert_eq!(progression["data_import"]["status"], "completed");
     assert_eq!(progression["data_import"]["summary"]["records"], linked);
+    assert_eq!(progression["tech_debt"]["status"], "completed");
 
     // Default tenant, found again by name on the next run.
     assert_eq!(out["client"], "local");

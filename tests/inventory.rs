@@ -48,12 +48,22 @@ fn servicenow_and_rvtools_describe_overlapping_machines_once() {
     let virtual_in_cmdb = count(&conn, "SELECT count(*) FROM raw_import_records r JOIN data_imports d ON d.id = r.data_import_id WHERE d.filename LIKE '%servicenow%' AND json_extract(raw_data, '$.virtual') = 'true'");
     // Every VM the CMDB knows is merged; the four VMs it does not know are new.
     let expected = sn_rows + (vms - virtual_in_cmdb);
-    assert_eq!(count(&conn, "SELECT count(*) FROM assets"), expected);
+    // Machines only: the ESXi hosts and the applications come from the dependencies phase.
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM assets WHERE coalesce(discovery_source, '') NOT IN ('rvtools_host', 'application_column')"
+        ),
+        expected
+    );
     assert_eq!(inventory["created"], expected);
     assert_eq!(inventory["merged_records"], virtual_in_cmdb);
     // Supplementary sheets (vDisk, vHost, ...) made no assets.
     assert_eq!(
-        count(&conn, "SELECT count(*) FROM assets WHERE name LIKE 'esx%'"),
+        count(
+            &conn,
+            "SELECT count(*) FROM assets WHERE name LIKE 'esx%' AND discovery_source <> 'rvtools_host'"
+        ),
         0
     );
 
@@ -101,7 +111,19 @@ fn servicenow_and_rvtools_describe_overlapping_machines_once() {
     assert_eq!(forced["inventory"]["created"], 0, "{}", forced["inventory"]);
     assert_eq!(forced["inventory"]["updated"], 0, "{}", forced["inventory"]);
     assert_eq!(forced["inventory"]["unchanged"], expected);
-    assert_eq!(count(&work.conn(), "SELECT count(*) FROM assets"), expected);
+    assert_eq!(
+        count(
+            &work.conn(),
+            "SELECT count(*) FROM assets WHERE coalesce(discovery_source, '') NOT IN ('rvtools_host', 'application_column')"
+        ),
+        expected
+    );
+    assert_eq!(
+        forced["dependencies"]["created"], 0,
+        "{}",
+        forced["dependencies"]
+    );
+    assert_eq!(forced["tech_debt"]["updated"], 0, "{}", forced["tech_debt"]);
 }
 
 #[test]

@@ -835,8 +835,8 @@ fn the_phase_is_recorded_in_the_flow_and_the_threshold_is_configurable() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .unwrap();
-    assert_eq!((done, phase.as_str()), (1, "dependencies"));
-    assert!((progress - 66.67).abs() < 0.01, "{progress}");
+    assert_eq!((done, phase.as_str()), (1, "completed"));
+    assert!((progress - 100.0).abs() < 0.01, "{progress}");
     assert!(mappings_json.is_some());
     let progression: String = conn
         .query_row(
@@ -884,7 +884,8 @@ fn a_flow_left_between_import_and_mapping_is_mapped_by_the_next_run() {
     conn.execute_batch(
         "DELETE FROM import_field_mappings;
          UPDATE discovery_flows SET attribute_mapping_completed = 0, data_cleansing_completed = 0,
-                inventory_completed = 0, status = 'running', current_phase = 'attribute_mapping',
+                inventory_completed = 0, dependencies_completed = 0, tech_debt_completed = 0,
+                status = 'running', current_phase = 'attribute_mapping',
                 phases_completed = '[\"data_import\"]';",
     )
     .unwrap();

@@ -47,6 +47,13 @@ pub fn run(args: AssetsArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32>
         .format
         .or_else(|| args.output.as_deref().and_then(Format::from_path))
         .unwrap_or(Format::Table);
+    if !db_path.exists() {
+        eprintln!(
+            "error: no database {}; run `intake import` first (or give --db FILE)",
+            db_path.display()
+        );
+        return Ok(3);
+    }
     let conn = db::open_read_only(db_path)?;
     let table = match export::load(&conn, args.flow.as_deref()) {
         Ok(table) => table,

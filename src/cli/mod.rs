@@ -3,6 +3,7 @@
 mod assets;
 mod import;
 mod mappings;
+mod report;
 mod schema;
 mod sniff;
 mod sync;
@@ -53,6 +54,7 @@ pub enum Command {
     Mappings(mappings::MappingsArgs),
     Sniff(sniff::SniffArgs),
     Sync(sync::SyncArgs),
+    Report(report::ReportArgs),
     /// Check or print the database schema
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
@@ -82,6 +84,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Mappings(args) => mappings::run(args, &cli.db),
         Command::Sniff(args) => sniff::run(args),
         Command::Sync(args) => sync::run(args, &cli.db, cli.quiet),
+        Command::Report(args) => report::run(args, &cli.db, cli.quiet),
         Command::Schema(command) => schema::run(command, &cli.db),
     }
 }

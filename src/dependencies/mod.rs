@@ -79,7 +79,7 @@ pub struct DependenciesOutcome {
 pub struct DependencyProblem {
     pub file: String,
     pub sheet: Option<String>,
-    /// The row's number in its table, 1 = first data row.
+    /// The row's number as the file or sheet shows it (the header is row 1).
     pub row: i64,
     pub column: String,
     pub value: String,
@@ -503,7 +503,7 @@ impl Phase<'_> {
                         self.outcome.problems.push(DependencyProblem {
                             file: file.clone(),
                             sheet: sheet.clone(),
-                            row: index + 1,
+                            row: index,
                             column,
                             value: problem.0,
                             code: problem.1,

@@ -1,0 +1,75 @@
+//! `intake report`: the self-contained HTML report of a flow.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+
+use intake::db;
+use intake::html_report::{self, ReportError};
+
+/// Write one self-contained HTML report of a discovery flow
+///
+/// The report holds the flow and its files, the mapping table with
+/// confidence, validation problems, charts of the assets by type, environment,
+/// operating system and support status, the worst tech debt and the
+/// dependencies. It has no scripts and fetches nothing: e-mail it, open it
+/// offline in any browser, print it.
+///
+/// Examples:
+///   intake report --output report.html
+///   intake report --flow 01935a2c --output acme-discovery.html
+///
+/// Exit codes: 0 written, 1 the file could not be written, 3 no flow (or no such flow).
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct ReportArgs {
+    /// A master or discovery flow id (or a unique prefix) [default: the latest]
+    #[arg(long, value_name = "ID")]
+    pub flow: Option<String>,
+
+    /// The HTML file to write
+    #[arg(long, short, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+pub fn run(args: ReportArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32> {
+    if !db_path.exists() {
+        eprintln!(
+            "error: no database {}; run `intake import` first (or give --db FILE)",
+            db_path.display()
+        );
+        return Ok(3);
+    }
+    let conn = db::open_read_only(db_path)?;
+    let (html, facts) = match html_report::build(&conn, args.flow.as_deref()) {
+        Ok(built) => built,
+        Err(error @ (ReportError::NoFlow | ReportError::UnknownFlow(_))) => {
+            eprintln!("error: {error}");
+            return Ok(3);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let dir = match args.output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // Written beside the target and renamed, so a reader never sees half a report.
+    let mut temp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    temp.write_all(html.as_bytes())?;
+    temp.persist(&args.output)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    if !quiet {
+        eprintln!(
+            "wrote {} ({} KB): flow {}, {} file(s), {} assets",
+            args.output.display(),
+            html.len().div_ceil(1024),
+            facts.master_flow_id,
+            facts.files,
+            facts.assets
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,599 @@
+//! `intake report`: one self-contained HTML file a consultant can e-mail. It
+//! has no scripts, fonts, images or links to fetch: styles are inline and the
+//! charts are inline SVG, so it opens offline in any browser and prints.
+//!
+//! Sections: the flow and its files; the mapping table with confidence;
+//! validation problems; assets by type, environment, operating system and
+//! support status (charts); the worst tech debt; dependencies (by type,
+//! clusters, most depended-on assets, unresolved ends).
+
+mod chart;
+
+use std::fmt::Write as _;
+
+use rusqlite::Connection;
+use serde_json::Value;
+
+use crate::map::review::{self, ReviewError};
+
+/// Validation problems listed in the report (all of them are counted).
+const PROBLEMS_SHOWN: i64 = 200;
+/// Dependencies listed (all of them are counted).
+const EDGES_SHOWN: i64 = 300;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("no discovery flow in this database yet; run `intake import` first")]
+    NoFlow,
+    #[error("no flow {0}; `intake report` without --flow reports the latest")]
+    UnknownFlow(String),
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// What the report was built from, for the command's message.
+#[derive(Debug, Clone)]
+pub struct ReportFacts {
+    pub master_flow_id: String,
+    pub assets: i64,
+    pub files: i64,
+}
+
+/// Builds the report of `flow` (the latest when None) as one HTML document.
+pub fn build(conn: &Connection, flow: Option<&str>) -> Result<(String, ReportFacts), ReportError> {
+    let ids = review::resolve_flow(conn, flow).map_err(|e| match e {
+        ReviewError::NoFlow => ReportError::NoFlow,
+        ReviewError::Sql(e) => ReportError::Sql(e),
+        _ => ReportError::UnknownFlow(flow.unwrap_or_default().to_string()),
+    })?;
+    let flow: FlowRow = conn.query_row(
+        "SELECT f.status, c.name, e.name, f.engagement_id, f.created_at, f.completed_at, f.progress_percentage,
+                f.error_phase, f.error_message, f.tech_debt_analysis, f.dependencies, f.phases_completed
+         FROM discovery_flows f JOIN client_accounts c ON c.id = f.client_account_id
+              JOIN engagements e ON e.id = f.engagement_id
+         WHERE f.id = ?1",
+        [&ids.discovery_flow_id],
+        |r| {
+            Ok(FlowRow {
+                status: r.get(0)?,
+                client: r.get(1)?,
+                engagement: r.get(2)?,
+                engagement_id: r.get(3)?,
+                created_at: r.get(4)?,
+                completed_at: r.get(5)?,
+                progress: r.get(6)?,
+                error_phase: r.get(7)?,
+                error_message: r.get(8)?,
+                tech_debt: json_column(r.get(9)?),
+                dependencies: json_column(r.get(10)?),
+                phases: json_column(r.get(11)?),
+            })
+        },
+    )?;
+    let mut page = Page::default();
+    let title = format!("Discovery report: {} / {}", flow.client, flow.engagement);
+    page.header(&title, &ids.master_flow_id, &flow);
+    let assets = page.overview(conn, &flow)?;
+    let files = page.files(conn, &ids.master_flow_id)?;
+    page.mappings(conn, &ids.master_flow_id)?;
+    page.problems(conn, &ids.master_flow_id)?;
+    page.charts(conn, &flow.engagement_id)?;
+    page.tech_debt(&flow);
+    page.dependencies(conn, &flow)?;
+    let html = page.finish(&title);
+    Ok((
+        html,
+        ReportFacts {
+            master_flow_id: ids.master_flow_id,
+            assets,
+            files,
+        },
+    ))
+}
+
+struct FlowRow {
+    status: String,
+    client: String,
+    engagement: String,
+    engagement_id: String,
+    created_at: String,
+    completed_at: Option<String>,
+    progress: f64,
+    error_phase: Option<String>,
+    error_message: Option<String>,
+    tech_debt: Value,
+    dependencies: Value,
+    phases: Value,
+}
+
+fn json_column(text: Option<String>) -> Value {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// HTML text with &, <, >, " and ' escaped.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+const STYLE: &str = "
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2733;padding:0 1rem}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;border-bottom:2px solid #d6dde6;padding-bottom:.3rem;margin-top:2.2rem}
+.meta{color:#5a6b7d;font-size:.9rem}.tiles{display:flex;flex-wrap:wrap;gap:.8rem;margin:1rem 0}
+.tile{border:1px solid #d6dde6;border-radius:6px;padding:.6rem 1rem;min-width:8rem}.tile b{display:block;font-size:1.5rem}
+table{border-collapse:collapse;width:100%;font-size:.85rem;margin:.6rem 0}th,td{border:1px solid #d6dde6;padding:.25rem .45rem;text-align:left;vertical-align:top}
+th{background:#eef2f6}td.num{text-align:right;font-variant-numeric:tabular-nums}.charts{display:flex;flex-wrap:wrap;gap:1.5rem}
+.chart h3{font-size:.95rem;margin:.4rem 0}.bad{color:#a61b1b;font-weight:600}.warn{color:#8a5a00}.ok{color:#1f6f3a}
+.note{color:#5a6b7d;font-size:.85rem}.bar{display:inline-block;height:.6rem;background:#3b7dd8;vertical-align:middle;margin-right:.3rem}
+@media print{body{margin:0;max-width:none}h2{break-after:avoid}table{break-inside:auto}}
+";
+
+#[derive(Default)]
+struct Page {
+    body: String,
+}
+
+impl Page {
+    fn finish(self, title: &str) -> String {
+        format!(
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <meta name=\"generator\" content=\"intake {}\"><title>{}</title><style>{STYLE}</style></head>\
+             <body>{}</body></html>\n",
+            env!("CARGO_PKG_VERSION"),
+            escape(title),
+            self.body
+        )
+    }
+
+    fn section(&mut self, id: &str, heading: &str) {
+        let _ = write!(self.body, "<h2 id=\"{id}\">{}</h2>", escape(heading));
+    }
+
+    fn note(&mut self, text: &str) {
+        let _ = write!(self.body, "<p class=\"note\">{}</p>", escape(text));
+    }
+
+    /// A table; cells are escaped, a cell starting with "\u{1}num:" is right-aligned.
+    fn table(&mut self, header: &[&str], rows: &[Vec<String>]) {
+        self.body.push_str("<table><thead><tr>");
+        for h in header {
+            let _ = write!(self.body, "<th>{}</th>", escape(h));
+        }
+        self.body.push_str("</tr></thead><tbody>");
+        for row in rows {
+            self.body.push_str("<tr>");
+            for cell in row {
+                match cell.strip_prefix(NUM) {
+                    Some(n) => {
+                        let _ = write!(self.body, "<td class=\"num\">{}</td>", escape(n));
+                    }
+                    None => {
+                        let _ = write!(self.body, "<td>{}</td>", escape(cell));
+                    }
+                }
+            }
+            self.body.push_str("</tr>");
+        }
+        self.body.push_str("</tbody></table>");
+    }
+
+    fn header(&mut self, title: &str, master_flow_id: &str, flow: &FlowRow) {
+        let _ = write!(
+            self.body,
+            "<h1>{}</h1><p class=\"meta\">Master flow {} · status <b>{}</b> ({}% of the discovery phases) · started {} · {} · report written {} by intake {}</p>",
+            escape(title),
+            escape(master_flow_id),
+            escape(&flow.status),
+            flow.progress,
+            escape(&flow.created_at),
+            flow.completed_at
+                .as_deref()
+                .map_or_else(|| "not completed".to_string(), |c| format!("completed {}", escape(c))),
+            escape(&crate::db::now()),
+            env!("CARGO_PKG_VERSION"),
+        );
+        let phases: Vec<String> = flow
+            .phases
+            .as_array()
+            .map(|a| a.iter().map(text_of).collect())
+            .unwrap_or_default();
+        if !phases.is_empty() {
+            let _ = write!(
+                self.body,
+                "<p class=\"meta\">Phases completed: {}</p>",
+                escape(&phases.join(", "))
+            );
+        }
+        if let (Some(phase), Some(message)) = (&flow.error_phase, &flow.error_message) {
+            let _ = write!(
+                self.body,
+                "<p class=\"bad\">Failed in {}: {}</p>",
+                escape(phase),
+                escape(message)
+            );
+        }
+    }
+
+    fn overview(&mut self, conn: &Connection, flow: &FlowRow) -> rusqlite::Result<i64> {
+        let count = |sql: &str| -> rusqlite::Result<i64> {
+            conn.query_row(sql, [&flow.engagement_id], |r| r.get(0))
+        };
+        let assets = count("SELECT count(*) FROM assets WHERE engagement_id = ?1")?;
+        let servers = count(
+            "SELECT count(*) FROM assets WHERE engagement_id = ?1 AND asset_type = 'server'",
+        )?;
+        let apps = count(
+            "SELECT count(*) FROM assets WHERE engagement_id = ?1 AND asset_type = 'application'",
+        )?;
+        let edges = count("SELECT count(*) FROM asset_dependencies WHERE engagement_id = ?1")?;
+        let eol = count("SELECT count(*) FROM assets WHERE engagement_id = ?1 AND support_status = 'end_of_life'")?;
+        let ready =
+            count("SELECT count(*) FROM assets WHERE engagement_id = ?1 AND sixr_ready = 'ready'")?;
+        self.body.push_str("<div class=\"tiles\">");
+        for (label, n) in [
+            ("Assets", assets),
+            ("Servers", servers),
+            ("Applications", apps),
+            ("Dependencies", edges),
+            ("End of life", eol),
+            ("Ready for 6R", ready),
+        ] {
+            let _ = write!(self.body, "<div class=\"tile\"><b>{n}</b>{label}</div>");
+        }
+        self.body.push_str("</div>");
+        Ok(assets)
+    }
+
+    fn files(&mut self, conn: &Connection, master_flow_id: &str) -> rusqlite::Result<i64> {
+        self.section("files", "Files");
+        let rows: Vec<Vec<String>> = conn
+            .prepare(
+                "SELECT filename, coalesce(sheet_name, ''), coalesce(json_extract(read_metadata, '$.layout.layout'), source_system, ''),
+                        coalesce(json_extract(read_metadata, '$.layout.role'), ''), status, total_records,
+                        (SELECT count(*) FROM raw_import_records r WHERE r.data_import_id = d.id AND r.is_valid = 0),
+                        coalesce(error_message, '')
+                 FROM data_imports d WHERE master_flow_id = ?1 ORDER BY created_at, id",
+            )?
+            .query_map([master_flow_id], |r| {
+                Ok(vec![
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    num(r.get::<_, i64>(5)?),
+                    num(r.get::<_, i64>(6)?),
+                    r.get(7)?,
+                ])
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let n = rows.len() as i64;
+        self.table(
+            &[
+                "file",
+                "sheet",
+                "recognised as",
+                "role",
+                "status",
+                "rows",
+                "invalid rows",
+                "error",
+            ],
+            &rows,
+        );
+        Ok(n)
+    }
+
+    fn mappings(&mut self, conn: &Connection, master_flow_id: &str) -> rusqlite::Result<()> {
+        self.section("mappings", "Column mappings");
+        let rows: Vec<(String, String, Option<String>, f64, String, String)> = conn
+            .prepare(
+                "SELECT d.filename || coalesce(' [' || d.sheet_name || ']', ''), m.source_field, m.target_field,
+                        coalesce(m.confidence_score, 0), coalesce(m.match_type, ''), m.status
+                 FROM import_field_mappings m JOIN data_imports d ON d.id = m.data_import_id
+                 WHERE m.master_flow_id = ?1 ORDER BY d.created_at, d.id, m.rowid",
+            )?
+            .query_map([master_flow_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        if rows.is_empty() {
+            self.note("No column of this flow was mapped (relationship exports are not mapped).");
+            return Ok(());
+        }
+        self.body.push_str("<table><thead><tr><th>file</th><th>source column</th><th>asset field</th><th>confidence</th><th>match</th><th>status</th></tr></thead><tbody>");
+        for (file, source, target, confidence, kind, status) in rows {
+            let width = (confidence * 60.0).round() as i64;
+            let _ = write!(
+                self.body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\"><span class=\"bar\" style=\"width:{width}px\"></span>{:.0}%</td><td>{}</td><td>{}</td></tr>",
+                escape(&file),
+                escape(&source),
+                escape(target.as_deref().unwrap_or("(unmapped)")),
+                confidence * 100.0,
+                escape(&kind),
+                escape(&status)
+            );
+        }
+        self.body.push_str("</tbody></table>");
+        Ok(())
+    }
+
+    fn problems(&mut self, conn: &Connection, master_flow_id: &str) -> rusqlite::Result<()> {
+        self.section("problems", "Validation problems");
+        let (invalid, with_errors): (i64, i64) = conn.query_row(
+            "SELECT count(*) FILTER (WHERE is_valid = 0),
+                    count(*) FILTER (WHERE validation_errors IS NOT NULL AND validation_errors <> '[]')
+             FROM raw_import_records WHERE master_flow_id = ?1",
+            [master_flow_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if with_errors == 0 {
+            self.note("No row of this flow had a value that could not be read.");
+            return Ok(());
+        }
+        self.note(&format!(
+            "{invalid} invalid row(s); {with_errors} row(s) with at least one value kept raw. The first {PROBLEMS_SHOWN} problems:"
+        ));
+        let rows: Vec<Vec<String>> = conn
+            .prepare(
+                "SELECT d.filename || coalesce(' [' || d.sheet_name || ']', ''), r.record_index,
+                        CASE r.is_valid WHEN 0 THEN 'invalid' ELSE 'valid' END,
+                        e.value ->> 'field', e.value ->> 'raw_value', e.value ->> 'message'
+                 FROM raw_import_records r JOIN data_imports d ON d.id = r.data_import_id,
+                      json_each(r.validation_errors) e
+                 WHERE r.master_flow_id = ?1 AND r.validation_errors IS NOT NULL
+                 ORDER BY d.created_at, r.record_index LIMIT ?2",
+            )?
+            .query_map(rusqlite::params![master_flow_id, PROBLEMS_SHOWN], |r| {
+                Ok(vec![
+                    r.get(0)?,
+                    num(r.get::<_, i64>(1)?),
+                    r.get(2)?,
+                    r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                    r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                ])
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        self.table(
+            &[
+                "file",
+                "row",
+                "row is",
+                "column / field",
+                "value",
+                "problem",
+            ],
+            &rows,
+        );
+        Ok(())
+    }
+
+    fn charts(&mut self, conn: &Connection, engagement_id: &str) -> rusqlite::Result<()> {
+        self.section("assets", "Assets");
+        let group = |expr: &str, limit: i64| -> rusqlite::Result<Vec<(String, i64)>> {
+            conn.prepare(&format!(
+                "SELECT coalesce({expr}, '(not known)') AS k, count(*) FROM assets WHERE engagement_id = ?1
+                 GROUP BY k ORDER BY count(*) DESC, k LIMIT {limit}"
+            ))?
+            .query_map([engagement_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
+        };
+        self.body.push_str("<div class=\"charts\">");
+        for (heading, expr, limit) in [
+            ("By type", "asset_type", 10),
+            ("By environment", "environment", 10),
+            ("By operating system (top 12)", "operating_system", 12),
+            ("By support status", "support_status", 10),
+        ] {
+            let data = group(expr, limit)?;
+            let _ = write!(
+                self.body,
+                "<div class=\"chart\"><h3>{}</h3>{}</div>",
+                escape(heading),
+                chart::bars(heading, &data)
+            );
+        }
+        self.body.push_str("</div>");
+        Ok(())
+    }
+
+    fn tech_debt(&mut self, flow: &FlowRow) {
+        self.section("tech-debt", "Worst tech debt");
+        let analysis = &flow.tech_debt;
+        if analysis.is_null() {
+            self.note("The tech_debt phase has not run for this flow.");
+            return;
+        }
+        let status = |s: &str| analysis["by_status"][s].as_u64().unwrap_or(0);
+        self.note(&format!(
+            "Support judged on {} with the catalogue compiled {} ({}). {} end of life, {} in extended support, {} supported, {} unknown. Ready for 6R assessment: {} of {}.",
+            text_of(&analysis["as_of"]),
+            text_of(&analysis["catalogue"]["compiled"]),
+            text_of(&analysis["catalogue"]["source"]),
+            status("end_of_life"),
+            status("extended_support"),
+            status("supported"),
+            status("unknown"),
+            analysis["sixr_ready"]["ready"].as_u64().unwrap_or(0),
+            analysis["assets"].as_u64().unwrap_or(0),
+        ));
+        let rows: Vec<Vec<String>> = analysis["worst"]
+            .as_array()
+            .map(|worst| {
+                worst
+                    .iter()
+                    .map(|w| {
+                        vec![
+                            text_of(&w["name"]),
+                            text_of(&w["asset_type"]),
+                            text_of(&w["status"]).replace('_', " "),
+                            text_of(&w["based_on"]),
+                            text_of(&w["support_ends"]),
+                        ]
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if rows.is_empty() {
+            self.note("No asset is out of standard support.");
+        } else {
+            self.table(
+                &["asset", "type", "status", "based on", "support ends"],
+                &rows,
+            );
+        }
+        if let Some(missing) = analysis["sixr_ready"]["missing_fields"].as_object() {
+            if !missing.is_empty() {
+                let list: Vec<String> = missing
+                    .iter()
+                    .map(|(field, n)| format!("{field} ({n})"))
+                    .collect();
+                self.note(&format!(
+                    "Fields missing before a 6R assessment (assets): {}",
+                    list.join(", ")
+                ));
+            }
+        }
+    }
+
+    fn dependencies(&mut self, conn: &Connection, flow: &FlowRow) -> rusqlite::Result<()> {
+        self.section("dependencies", "Dependencies");
+        let graph = &flow.dependencies;
+        let by_type: Vec<(String, i64)> = conn
+            .prepare(
+                "SELECT dependency_type, count(*) FROM asset_dependencies WHERE engagement_id = ?1
+                 GROUP BY 1 ORDER BY 2 DESC, 1",
+            )?
+            .query_map([&flow.engagement_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let total: i64 = by_type.iter().map(|(_, n)| n).sum();
+        if total == 0 {
+            self.note("No dependency was found in the data.");
+        } else {
+            let _ = write!(
+                self.body,
+                "<div class=\"charts\"><div class=\"chart\"><h3>By type</h3>{}</div></div>",
+                chart::bars("Dependencies by type", &by_type)
+            );
+        }
+        if let Some(clusters) = graph["clusters"].as_array().filter(|c| !c.is_empty()) {
+            let rows: Vec<Vec<String>> = clusters
+                .iter()
+                .map(|c| {
+                    vec![
+                        text_of(&c["cluster"]),
+                        text_of(&c["datacenter"]),
+                        c["hosts"]
+                            .as_array()
+                            .map(|h| h.iter().map(text_of).collect::<Vec<_>>().join(", "))
+                            .unwrap_or_default(),
+                        num(c["machines"].as_i64().unwrap_or(0)),
+                    ]
+                })
+                .collect();
+            self.body.push_str("<h3>Clusters</h3>");
+            self.table(&["cluster", "datacenter", "hosts", "machines"], &rows);
+        }
+        if let Some(top) = graph["most_depended_on"]
+            .as_array()
+            .filter(|t| !t.is_empty())
+        {
+            let rows: Vec<Vec<String>> = top
+                .iter()
+                .map(|t| {
+                    vec![
+                        text_of(&t["name"]),
+                        text_of(&t["asset_type"]),
+                        num(t["dependents"].as_i64().unwrap_or(0)),
+                    ]
+                })
+                .collect();
+            self.body.push_str("<h3>Most depended on</h3>");
+            self.table(&["asset", "type", "dependents"], &rows);
+        }
+        if let Some(problems) = graph["problems"].as_array().filter(|p| !p.is_empty()) {
+            let unresolved = graph["unresolved"].as_u64().unwrap_or(0);
+            let _ = write!(
+                self.body,
+                "<h3 class=\"warn\">Unresolved relationship ends ({unresolved})</h3>"
+            );
+            let rows: Vec<Vec<String>> = problems
+                .iter()
+                .map(|p| {
+                    vec![
+                        text_of(&p["file"]),
+                        num(p["row"].as_i64().unwrap_or(0)),
+                        text_of(&p["column"]),
+                        text_of(&p["value"]),
+                        text_of(&p["message"]),
+                    ]
+                })
+                .collect();
+            self.table(&["file", "row", "column", "value", "problem"], &rows);
+        }
+        if total > 0 {
+            let rows: Vec<Vec<String>> = conn
+                .prepare(
+                    "SELECT a.name, a.asset_type, d.dependency_type, b.name, b.asset_type, coalesce(d.source, ''),
+                            coalesce(d.description, '')
+                     FROM asset_dependencies d JOIN assets a ON a.id = d.asset_id JOIN assets b ON b.id = d.depends_on_asset_id
+                     WHERE d.engagement_id = ?1 ORDER BY a.name, b.name LIMIT ?2",
+                )?
+                .query_map(rusqlite::params![&flow.engagement_id, EDGES_SHOWN], |r| {
+                    Ok((0..7).map(|i| r.get(i)).collect::<rusqlite::Result<Vec<String>>>()?)
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let _ = write!(
+                self.body,
+                "<h3>All dependencies{}</h3>",
+                if total > EDGES_SHOWN {
+                    format!(" (first {EDGES_SHOWN} of {total})")
+                } else {
+                    String::new()
+                }
+            );
+            self.table(
+                &[
+                    "asset",
+                    "type",
+                    "relationship",
+                    "depends on",
+                    "type",
+                    "source",
+                    "detail",
+                ],
+                &rows,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Marks a table cell as a number (right-aligned).
+const NUM: &str = "\u{1}num:";
+
+fn num(n: i64) -> String {
+    format!("{NUM}{n}")
+}

@@ -1,0 +1,262 @@
+//! `intake assets` through the real binary: CSV, XLSX (read back with
+//! calamine), Parquet (read back with polars) and JSON equal the assets
+//! table column by column, custom attributes included, and cells a
+//! spreadsheet would execute are neutralised while numbers stay numbers.
+
+mod common;
+
+use calamine::{open_workbook, Data, Reader, Xlsx};
+use common::{sample, Work};
+use rusqlite::types::Value as Sql;
+use serde_json::Value;
+
+/// A hand-made sheet whose values try to become formulas.
+const INJECTION: &str = "Server Name,Description,Memory (GB),Notes,Balance\n\
+formula-01,=HYPERLINK(A1),16,+SUM(A1:A9),-12.5\n\
+formula-02,@SUM(1+1),8,-2+3,+7\n";
+
+/// The assets table as (column → SQLite value) rows, ordered like the export.
+fn stored(work: &Work) -> (Vec<String>, Vec<Vec<Sql>>) {
+    let conn = work.conn();
+    let mut stmt = conn
+        .prepare("SELECT * FROM assets ORDER BY asset_type, name, id")
+        .unwrap();
+    let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
+    let rows = stmt
+        .query_map([], |r| (0..columns.len()).map(|i| r.get(i)).collect())
+        .unwrap()
+        .collect::<Result<Vec<Vec<Sql>>, _>>()
+        .unwrap();
+    (columns, rows)
+}
+
+/// Every exported column and the stored value it must equal, per asset.
+fn expected(work: &Work) -> Vec<Vec<(String, Sql)>> {
+    let (columns, rows) = stored(work);
+    let custom_at = columns
+        .iter()
+        .position(|c| c == "custom_attributes")
+        .unwrap();
+    let mut keys: Vec<String> = Vec::new();
+    let parsed: Vec<serde_json::Map<String, Value>> = rows
+        .iter()
+        .map(|row| match &row[custom_at] {
+            Sql::Text(t) => serde_json::from_str(t).unwrap(),
+            _ => panic!("custom_attributes is text"),
+        })
+        .collect();
+    for attributes in &parsed {
+        for k in attributes.keys() {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+    }
+    rows.iter()
+        .zip(&parsed)
+        .map(|(row, attributes)| {
+            let mut cells: Vec<(String, Sql)> = columns
+                .iter()
+                .zip(row)
+                .filter(|(c, _)| *c != "custom_attributes")
+                .map(|(c, v)| (c.clone(), v.clone()))
+                .collect();
+            for k in &keys {
+                let v = match attributes.get(k) {
+                    None | Some(Value::Null) => Sql::Null,
+                    Some(Value::String(s)) => Sql::Text(s.clone()),
+                    Some(other) => Sql::Text(other.to_string()),
+                };
+                cells.push((format!("custom.{k}"), v));
+            }
+            cells
+        })
+        .collect()
+}
+
+fn guarded(text: &str) -> String {
+    let risky = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && text.trim().parse::<f64>().is_err() {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
+}
+
+fn imported() -> Work {
+    let work = Work::new();
+    let injection = work.write("formula_cells_handmade.csv", INJECTION);
+    let sn = sample("servicenow_cmdb_ci_server.csv")
+        .display()
+        .to_string();
+    let (code, json) = work.import_json(&[&sn, injection.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    work
+}
+
+#[test]
+fn csv_equals_the_assets_table_with_formulas_neutralised() {
+    let work = imported();
+    work.run_ok(&["assets", "--output", "assets.csv"]);
+    let mut reader = csv::Reader::from_path(work.path("assets.csv")).unwrap();
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let expected = expected(&work);
+    assert_eq!(
+        header,
+        expected[0]
+            .iter()
+            .map(|(c, _)| c.clone())
+            .collect::<Vec<_>>()
+    );
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), expected.len());
+    for (record, row) in records.iter().zip(&expected) {
+        for (cell, (column, value)) in record.iter().zip(row) {
+            let want = match value {
+                Sql::Null => String::new(),
+                Sql::Integer(n) => n.to_string(),
+                Sql::Real(x) => x.to_string(),
+                Sql::Text(t) => guarded(t),
+                Sql::Blob(_) => unreachable!(),
+            };
+            assert_eq!(cell, want, "column {column}");
+        }
+    }
+    let text = std::fs::read_to_string(work.path("assets.csv")).unwrap();
+    assert!(text.contains("'=HYPERLINK"), "the formula is neutralised");
+    assert!(text.contains("'@SUM(1+1)"));
+    assert!(text.contains("'+SUM(A1:A9)"));
+    assert!(text.contains("'-2+3"));
+    assert!(
+        text.contains(",-12.5") && !text.contains("'-12.5"),
+        "numbers stay numbers"
+    );
+    assert!(!text.contains(",=HYPERLINK"));
+}
+
+#[test]
+fn xlsx_equals_the_assets_table_and_keeps_numbers_numeric() {
+    let work = imported();
+    work.run_ok(&["assets", "--output", "assets.xlsx"]);
+    let mut book: Xlsx<_> = open_workbook(work.path("assets.xlsx")).unwrap();
+    let range = book.worksheet_range("assets").unwrap();
+    let expected = expected(&work);
+    let rows: Vec<&[Data]> = range.rows().collect();
+    assert_eq!(rows.len(), expected.len() + 1);
+    for (col, (column, _)) in expected[0].iter().enumerate() {
+        assert_eq!(rows[0][col], Data::String(column.clone()));
+    }
+    for (cells, row) in rows[1..].iter().zip(&expected) {
+        for (cell, (column, value)) in cells.iter().zip(row) {
+            match value {
+                Sql::Null => assert_eq!(*cell, Data::Empty, "column {column}"),
+                Sql::Integer(n) => assert_eq!(*cell, Data::Float(*n as f64), "column {column}"),
+                Sql::Real(x) => assert_eq!(*cell, Data::Float(*x), "column {column}"),
+                Sql::Text(t) => assert_eq!(*cell, Data::String(guarded(t)), "column {column}"),
+                Sql::Blob(_) => unreachable!(),
+            }
+        }
+    }
+    let memory = expected[0]
+        .iter()
+        .position(|(c, _)| c == "memory_gb")
+        .unwrap();
+    assert!(rows[1..]
+        .iter()
+        .any(|r| matches!(r[memory], Data::Float(_))));
+    let description = expected[0]
+        .iter()
+        .position(|(c, _)| c == "description")
+        .unwrap();
+    assert!(rows[1..]
+        .iter()
+        .any(|r| r[description] == Data::String("'@SUM(1+1)".into())));
+}
+
+#[test]
+fn parquet_and_json_equal_the_assets_table() {
+    use polars::prelude::*;
+    let work = imported();
+    work.run_ok(&[
+        "assets",
+        "--format",
+        "parquet",
+        "--output",
+        "assets.parquet",
+    ]);
+    let file = std::fs::File::open(work.path("assets.parquet")).unwrap();
+    let frame = ParquetReader::new(file).finish().unwrap();
+    let expected = expected(&work);
+    assert_eq!(frame.height(), expected.len());
+    assert_eq!(frame.width(), expected[0].len());
+    for (col, (column, _)) in expected[0].iter().enumerate() {
+        let series = frame
+            .column(column)
+            .unwrap_or_else(|_| panic!("column {column}"));
+        for (i, row) in expected.iter().enumerate() {
+            let got = series.get(i).unwrap();
+            match &row[col].1 {
+                Sql::Null => assert!(got.is_null(), "{column} row {i}: {got:?}"),
+                Sql::Integer(n) => assert_eq!(got, AnyValue::Int64(*n), "{column}"),
+                Sql::Real(x) => assert_eq!(got, AnyValue::Float64(*x), "{column}"),
+                // Parquet is not opened by spreadsheets: text is written as stored.
+                Sql::Text(t) => assert_eq!(got.str_value(), t.as_str(), "{column}"),
+                Sql::Blob(_) => unreachable!(),
+            }
+        }
+    }
+
+    let out = work.run_ok(&["assets", "--format", "json"]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let assets = json.as_array().unwrap();
+    assert_eq!(assets.len(), expected.len());
+    let (_, stored_rows) = stored(&work);
+    let (columns, _) = stored(&work);
+    for (asset, row) in assets.iter().zip(&stored_rows) {
+        for (column, value) in columns.iter().zip(row) {
+            let got = &asset[column];
+            match value {
+                Sql::Null => assert!(got.is_null(), "{column}"),
+                Sql::Integer(n) => assert_eq!(got.as_i64(), Some(*n), "{column}"),
+                Sql::Real(x) => assert_eq!(got.as_f64(), Some(*x), "{column}"),
+                Sql::Text(t)
+                    if matches!(
+                        column.as_str(),
+                        "custom_attributes" | "tech_debt_details" | "dependencies"
+                    ) =>
+                {
+                    assert_eq!(*got, serde_json::from_str::<Value>(t).unwrap(), "{column}")
+                }
+                Sql::Text(t) => assert_eq!(got.as_str(), Some(t.as_str()), "{column}"),
+                Sql::Blob(_) => unreachable!(),
+            }
+        }
+    }
+}
+
+#[test]
+fn binary_formats_need_an_output_file_and_a_missing_flow_is_reported() {
+    let work = imported();
+    let out = work
+        .intake()
+        .args(["assets", "--format", "xlsx"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--output"));
+    let out = work
+        .intake()
+        .args(["assets", "--flow", "ffffffff"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    // The terminal table lists every asset by name.
+    let out = work.run_ok(&["assets"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("formula-01") && table.contains("support_status"));
+}

@@ -1,0 +1,134 @@
+//! `intake report` through the real binary, rendered in headless Chromium
+//! (Debian's package; `.ci/browser.sh` installs it): the page is printed to
+//! PDF offline and its text read back with pdftotext, so the checks see what
+//! a person would see, charts included. The file must fetch nothing.
+
+mod common;
+
+use std::process::Command;
+
+use common::{sample, Work};
+
+fn chromium() -> String {
+    std::env::var("INTAKE_TEST_CHROMIUM").unwrap_or_else(|_| "chromium".into())
+}
+
+/// Prints `html` to PDF with headless Chromium and returns the PDF's text.
+fn rendered_text(work: &Work, html: &std::path::Path) -> String {
+    let pdf = work.path("report.pdf");
+    let profile = work.path("chromium-profile");
+    let out = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-pdf-header-footer",
+            // Offline: any attempt to fetch something fails instead of hanging.
+            "--proxy-server=127.0.0.1:9",
+            "--proxy-bypass-list=<-loopback>",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .expect("chromium runs (bash .ci/browser.sh installs it)");
+    assert!(
+        pdf.exists(),
+        "chromium printed nothing: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = Command::new("pdftotext")
+        .args(["-layout"])
+        .arg(&pdf)
+        .arg("-")
+        .output()
+        .expect("pdftotext runs (bash .ci/browser.sh installs poppler-utils)");
+    assert!(text.status.success());
+    String::from_utf8_lossy(&text.stdout).into_owned()
+}
+
+#[test]
+fn the_report_is_self_contained_and_shows_flow_mappings_problems_charts_debt_and_dependencies() {
+    let work = Work::new();
+    let sn = sample("servicenow_cmdb_ci_server.csv")
+        .display()
+        .to_string();
+    let rv = sample("RVTools_export_all.xlsx").display().to_string();
+    let (code, _) = work.import_json(&[&sn, &rv, "--support-as-of", "2026-11-24"]);
+    assert_eq!(code, 0);
+    let rel = work.write(
+        "cmdb_rel_ci_with_unknown_end.csv",
+        "parent,type,child\nCRM,Depends on::Used by,lnx-fra-11\nPayroll,Depends on::Used by,ora-payroll-db\n",
+    );
+    let (code, json) = work.import_json(&[rel.to_str().unwrap(), "--support-as-of", "2026-11-24"]);
+    assert_eq!(code, 0, "{json}");
+    let out = work.run_ok(&["report", "--output", "report.html"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrote report.html"));
+    let html = std::fs::read_to_string(work.path("report.html")).unwrap();
+
+    // Self-contained: no script, no stylesheet, image or font to fetch.
+    let lower = html.to_lowercase();
+    for needle in [
+        "<script", "<link", "<img", "<iframe", "src=", "href=", "url(", "@import",
+    ] {
+        assert!(
+            !lower.contains(needle),
+            "the report must not contain {needle}"
+        );
+    }
+    assert!(lower.starts_with("<!doctype html>"));
+
+    let text = rendered_text(&work, &work.path("report.html"));
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    // The flow and its files.
+    assert!(flat.contains("Discovery report: local / default"), "{flat}");
+    assert!(flat.contains(json["master_flow_id"].as_str().unwrap()));
+    assert!(flat.contains("cmdb_rel_ci_with_unknown_end.csv"));
+    // Validation problems: the unresolved end, with its row and column.
+    assert!(flat.contains("Validation problems"));
+    assert!(flat.contains("ora-payroll-db"));
+    // Charts: the labels and counts are drawn.
+    assert!(flat.contains("By support status"));
+    assert!(flat.contains("extended support"));
+    assert!(flat.contains("By environment") && flat.contains("production"));
+    // The worst tech debt, and dependencies with the clusters.
+    assert!(flat.contains("Worst tech debt"));
+    assert!(flat.contains("Windows Server 2012 R2"));
+    assert!(flat.contains("WIN-DAL-23"));
+    assert!(flat.contains("Dependencies"));
+    assert!(flat.contains("CL-PROD-01"));
+    assert!(flat.contains("Unresolved relationship ends"));
+
+    // The first flow's report carries the mapping table with confidence.
+    let first = work
+        .conn()
+        .query_row(
+            "SELECT master_flow_id FROM discovery_flows ORDER BY created_at LIMIT 1",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .unwrap();
+    work.run_ok(&["report", "--flow", &first, "--output", "first.html"]);
+    let text = rendered_text(&work, &work.path("first.html"));
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("Column mappings"));
+    assert!(
+        flat.contains("u_application application_name 92% alias approved"),
+        "{flat}"
+    );
+    assert!(flat.contains("servicenow_cmdb_ci_server.csv"));
+    assert!(flat.contains("RVTools_export_all.xlsx"));
+}
+
+#[test]
+fn a_report_without_a_flow_says_so() {
+    let work = Work::new();
+    let out = work
+        .intake()
+        .args(["report", "--output", "report.html"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run `intake import` first"));
+    assert!(!work.path("report.html").exists());
+}
