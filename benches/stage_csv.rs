@@ -37,7 +37,7 @@ fn stage(c: &mut Criterion) {
                 force: true,
                 progress: false,
                 threads: 0,
-                mapping: Default::default(),
+                phases: Default::default(),
                 stop_after: intake::flow::Phase::DataImport,
             })
             .unwrap();

@@ -32,6 +32,16 @@ fn edges(work: &Work) -> Vec<(String, String, String, String)> {
         .unwrap()
 }
 
+/// name, cluster, cpu_model, is_virtual, memory_gb, operating_system
+type HostRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<f64>,
+    String,
+);
+
 fn has_edge(all: &[(String, String, String, String)], from: &str, kind: &str, to: &str) -> bool {
     all.iter()
         .any(|(a, k, b, _)| a.eq_ignore_ascii_case(from) && k == kind && b.eq_ignore_ascii_case(to))
@@ -66,14 +76,7 @@ fn rvtools_vms_run_on_their_hosts_and_hosts_are_filled_from_vhost() {
         );
     }
     // The four ESXi hosts are server assets, described by the vHost sheet.
-    let hosts: Vec<(
-        String,
-        Option<String>,
-        Option<String>,
-        Option<i64>,
-        Option<f64>,
-        String,
-    )> = conn
+    let hosts: Vec<HostRow> = conn
         .prepare(
             "SELECT name, cluster, cpu_model, is_virtual, memory_gb, operating_system FROM assets
              WHERE discovery_source = 'rvtools_host' ORDER BY name",

@@ -213,8 +213,8 @@ fn schema_print_is_the_ddl() {
 #[test]
 fn a_version_1_database_is_migrated_on_open() {
     let work = Work::new();
-    // Version 1 is today's DDL without data_imports.sheet_name, import_field_mappings.evidence
-    // and the sync_log table.
+    // Version 1 is today's DDL without data_imports.sheet_name, import_field_mappings.evidence,
+    // the sync_log table and assets.support_status / tech_debt_details.
     let schema =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.sql")).unwrap();
     let schema = &schema[..schema
@@ -228,6 +228,12 @@ fn a_version_1_database_is_migrated_on_open() {
         "    updated_at           TEXT NOT NULL,\n    -- why the suggestion was made, in words (header and content evidence), shown by `intake mappings`\n    evidence             TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(evidence))\n",
         "    updated_at           TEXT NOT NULL\n",
     );
+    // ... and without the schema-4 tech_debt columns of assets.
+    let tech_debt_columns = v1
+        .find(",\n    -- the tech_debt phase's verdict")
+        .expect("schema.sql has the tech_debt columns");
+    let assets_end = tech_debt_columns + v1[tech_debt_columns..].find("\n) STRICT;").unwrap();
+    let v1 = format!("{}{}", &v1[..tech_debt_columns], &v1[assets_end..]);
     assert_eq!(
         v1.matches("sheet_name").count() + v1.matches("evidence ").count(),
         0,

@@ -653,7 +653,7 @@ impl Phase<'_> {
         let by_id: HashMap<&str, &AssetRow> = assets.iter().map(|a| (a.id.as_str(), a)).collect();
         let mut clusters: BTreeMap<String, ClusterSummary> = BTreeMap::new();
         let mut dependents: HashMap<&str, u64> = HashMap::new();
-        for ((from, to, kind), _) in &self.edges {
+        for (from, to, kind) in self.edges.keys() {
             *dependents.entry(to.as_str()).or_default() += 1;
             let (Some(guest), Some(host)) = (by_id.get(from.as_str()), by_id.get(to.as_str()))
             else {

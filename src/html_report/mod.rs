@@ -562,7 +562,7 @@ impl Page {
                      WHERE d.engagement_id = ?1 ORDER BY a.name, b.name LIMIT ?2",
                 )?
                 .query_map(rusqlite::params![&flow.engagement_id, EDGES_SHOWN], |r| {
-                    Ok((0..7).map(|i| r.get(i)).collect::<rusqlite::Result<Vec<String>>>()?)
+                    (0..7).map(|i| r.get(i)).collect::<rusqlite::Result<Vec<String>>>()
                 })?
                 .collect::<rusqlite::Result<_>>()?;
             let _ = write!(
