@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use intake::db;
 use intake::export::{self, ExportError, Format};
 
 /// Export the assets: every field and custom attribute
@@ -47,14 +46,9 @@ pub fn run(args: AssetsArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32>
         .format
         .or_else(|| args.output.as_deref().and_then(Format::from_path))
         .unwrap_or(Format::Table);
-    if !db_path.exists() {
-        eprintln!(
-            "error: no database {}; run `intake import` first (or give --db FILE)",
-            db_path.display()
-        );
+    let Some(conn) = super::open_existing(db_path)? else {
         return Ok(3);
-    }
-    let conn = db::open_read_only(db_path)?;
+    };
     let table = match export::load(&conn, args.flow.as_deref()) {
         Ok(table) => table,
         Err(error @ (ExportError::NoFlow | ExportError::UnknownFlow(_))) => {

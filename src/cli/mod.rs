@@ -60,6 +60,19 @@ pub enum Command {
     Schema(schema::SchemaCommand),
 }
 
+/// Opens an existing database read-only; None (after saying so) when the file
+/// does not exist, which the read-only commands report with exit code 3.
+fn open_existing(db_path: &std::path::Path) -> anyhow::Result<Option<rusqlite::Connection>> {
+    if !db_path.exists() {
+        eprintln!(
+            "error: no database {}; run `intake import` first (or give --db FILE)",
+            db_path.display()
+        );
+        return Ok(None);
+    }
+    Ok(Some(intake::db::open_read_only(db_path)?))
+}
+
 pub fn init_logging(cli: &Cli) {
     let default = match (cli.quiet, cli.verbose) {
         (true, _) => "error",

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 
-use intake::db;
 use intake::html_report::{self, ReportError};
 
 /// Write one self-contained HTML report of a discovery flow
@@ -35,14 +34,9 @@ pub struct ReportArgs {
 }
 
 pub fn run(args: ReportArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32> {
-    if !db_path.exists() {
-        eprintln!(
-            "error: no database {}; run `intake import` first (or give --db FILE)",
-            db_path.display()
-        );
+    let Some(conn) = super::open_existing(db_path)? else {
         return Ok(3);
-    }
-    let conn = db::open_read_only(db_path)?;
+    };
     let (html, facts) = match html_report::build(&conn, args.flow.as_deref()) {
         Ok(built) => built,
         Err(error @ (ReportError::NoFlow | ReportError::UnknownFlow(_))) => {
