@@ -188,3 +188,41 @@ fn two_runs_on_one_database_take_turns() {
         20_000 + 2
     );
 }
+
+#[test]
+fn a_read_only_command_rolls_back_what_a_killed_commit_left() {
+    let work = Work::new();
+    let export = write_export(&work, 2_000);
+    work.run_ok(&["import", export.to_str().unwrap(), "-q"]);
+    let assets = count(&work.conn(), "SELECT count(*) FROM assets");
+    assert!(assets > 1_000);
+    // A writer part-way through a commit: with a one-page cache its changes
+    // spill into the file while the journal holds the pages they replaced. A
+    // copy of both files taken now is what a kill at that moment leaves.
+    let writer = work.conn();
+    writer.pragma_update(None, "cache_size", 1).unwrap();
+    writer.execute_batch("BEGIN").unwrap();
+    writer
+        .execute("UPDATE assets SET name = 'half-written'", [])
+        .unwrap();
+    let killed = work.path("killed.db");
+    std::fs::copy(work.db(), &killed).unwrap();
+    let journal = std::fs::read(work.path("intake.db-journal")).expect("a journal mid-commit");
+    assert!(!journal.is_empty());
+    std::fs::write(work.path("killed.db-journal"), journal).unwrap();
+    writer.execute_batch("ROLLBACK").unwrap();
+
+    let out = work.run_ok(&["--db", "killed.db", "assets", "--format", "json"]);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listed = listed.as_array().expect("a JSON array of assets");
+    assert_eq!(listed.len() as i64, assets);
+    assert!(listed.iter().all(|a| a["name"] != "half-written"));
+    let conn = Connection::open(&killed).unwrap();
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM assets WHERE name = 'half-written'"
+        ),
+        0
+    );
+}
