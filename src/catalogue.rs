@@ -1382,6 +1382,19 @@ pub fn header_unit(header: &str) -> Option<&'static str> {
 static BY_NAME: LazyLock<HashMap<&'static str, &'static Field>> =
     LazyLock::new(|| FIELDS.iter().map(|f| (f.name, f)).collect());
 
+static INDEX_BY_NAME: LazyLock<foldhash::HashMap<&'static str, usize>> = LazyLock::new(|| {
+    FIELDS
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name, i))
+        .collect()
+});
+
+/// The position in `FIELDS` of an `assets` column name.
+pub fn field_index(name: &str) -> Option<usize> {
+    INDEX_BY_NAME.get(name).copied()
+}
+
 /// The field of an `assets` column name.
 pub fn field(name: &str) -> Option<&'static Field> {
     BY_NAME.get(name).copied()

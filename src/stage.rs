@@ -255,7 +255,8 @@ impl<'c> Stager<'c> {
 
     fn begin(&mut self) -> rusqlite::Result<()> {
         if !self.in_tx {
-            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            // Every row staged references this run's flow and imports.
+            db::begin_bulk(self.conn)?;
             self.in_tx = true;
             self.now = db::now();
         }
@@ -348,7 +349,7 @@ impl<'c> Stager<'c> {
 
     pub fn commit(&mut self) -> rusqlite::Result<()> {
         if self.in_tx {
-            self.conn.execute_batch("COMMIT")?;
+            db::end_bulk(self.conn, true)?;
             self.in_tx = false;
         }
         self.pending = 0;
@@ -420,7 +421,7 @@ impl Drop for Stager<'_> {
     fn drop(&mut self) {
         if self.in_tx {
             // Roll back unless committed; an error here leaves the rollback to SQLite.
-            let _ = self.conn.execute_batch("ROLLBACK");
+            let _ = db::end_bulk(self.conn, false);
         }
     }
 }

@@ -19,21 +19,21 @@
 //! custom_attributes._conflicts with its source, never dropped.
 
 use std::borrow::Cow;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
 
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 use std::time::Duration;
 
 use crossbeam_channel::TrySendError;
 use foldhash::HashMap;
 
 use rusqlite::{params, params_from_iter, Connection};
-use serde::Serialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::catalogue::{self, FieldKind};
-use crate::cleanse::{values, RawRecord};
+use crate::cleanse::values;
 use crate::db;
 use crate::flow::FlowIds;
 
@@ -118,8 +118,9 @@ struct Slot {
 
 #[derive(Default)]
 struct Build {
-    /// field → (value, where it came from)
-    fields: BTreeMap<&'static str, (Value, Origin)>,
+    /// (index into catalogue::FIELDS, value, where it came from): a record
+    /// fills some forty fields, each looked up once, so a list beats a map.
+    fields: Vec<(usize, Value, Origin)>,
     custom: Map<String, Value>,
     conflicts: Map<String, Value>,
 }
@@ -186,35 +187,55 @@ impl IdentityFields<'_> {
     }
 }
 
+/// A key's 64-bit hash: fixed-seeded (stable within and across runs) and
+/// taken over the value lower-cased, without allocating for ASCII values.
 fn hash_key(kind: usize, value: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    kind.hash(&mut h);
-    value.hash(&mut h);
+    use std::hash::BuildHasher;
+    let state = foldhash::fast::FixedState::with_seed(0x1d_e7_17_7e);
+    let mut h = state.build_hasher();
+    h.write_usize(kind);
+    let mut buffer = [0u8; 128];
+    if value.is_ascii() && value.len() <= buffer.len() {
+        let lower = &mut buffer[..value.len()];
+        lower.copy_from_slice(value.as_bytes());
+        lower.make_ascii_lowercase();
+        h.write(lower);
+    } else {
+        h.write(value.to_lowercase().as_bytes());
+    }
     h.finish() | 1 // never 0, which means "no key"
 }
 
 /// The identity keys of a cleansed record (its fields by name), by kind.
 fn keys<'r>(field: impl Fn(&str) -> Option<&'r str>) -> Vec<(usize, u64)> {
-    let text = |f: &str| field(f).map(str::to_string);
-    let mut out = Vec::new();
-    for (kind, field) in KEY_KINDS.iter().enumerate() {
-        let value = match *field {
-            "serial_number" => text(field)
+    let mut out = Vec::with_capacity(KEY_KINDS.len());
+    for (kind, name) in KEY_KINDS.iter().enumerate() {
+        let key = match *name {
+            "serial_number" => field(name)
                 .map(|s| s.trim().to_uppercase())
-                .filter(|s| s.len() >= 4 && !s.eq_ignore_ascii_case("none")),
+                .filter(|s| s.len() >= 4 && !s.eq_ignore_ascii_case("none"))
+                .map(|s| hash_key(kind, &s)),
             // A short name matches the FQDN it starts and a name that is a host name.
-            "hostname" => text("hostname")
-                .or_else(|| text("fqdn").map(|f| values::short_name(&f)))
+            "hostname" => field("hostname")
+                .map(str::to_string)
+                .or_else(|| field("fqdn").map(values::short_name))
                 .or_else(|| {
-                    text("name")
-                        .and_then(|n| values::normalise_host(&n))
+                    field("name")
+                        .and_then(values::normalise_host)
                         .map(|n| values::short_name(&n))
-                }),
-            "cmdb_record_id" | "external_id" => text(field).map(|s| s.trim().to_lowercase()),
-            _ => text(field).map(|s| s.to_lowercase()),
+                })
+                .filter(|v| !v.is_empty())
+                .map(|v| hash_key(kind, &v)),
+            "cmdb_record_id" | "external_id" => field(name)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| hash_key(kind, v)),
+            _ => field(name)
+                .filter(|v| !v.is_empty())
+                .map(|v| hash_key(kind, v)),
         };
-        if let Some(v) = value.filter(|v| !v.is_empty()) {
-            out.push((kind, hash_key(kind, &v)));
+        if let Some(key) = key {
+            out.push((kind, key));
         }
     }
     out
@@ -280,7 +301,8 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
     // merges, so the two kinds of work overlap.
     let mut writer = Writer::new(conn, &client, &engagement, ids)?;
     let (to_merge, merge_queue) = crossbeam_channel::bounded::<(usize, RecordBatch)>(QUEUE_DEPTH);
-    let (to_write, write_queue) = crossbeam_channel::bounded::<Vec<(u32, Build)>>(QUEUE_DEPTH);
+    let (to_write, write_queue) = crossbeam_channel::bounded::<Vec<(u32, AssetRow)>>(QUEUE_DEPTH);
+    let shape = writer.shape.clone();
     let tables_ref = &tables;
     std::thread::scope(|scope| -> rusqlite::Result<()> {
         scope.spawn(move || {
@@ -301,7 +323,7 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
                         // The asset's last record: most assets have only this one.
                         let mut build = open.remove(&slot).unwrap_or_default();
                         merge(&mut build, tables_ref, origin, &cleansed, raw.as_deref());
-                        done.push((slot, build));
+                        done.push((slot, shape.row(build)));
                     } else {
                         let build = open.entry(slot).or_default();
                         merge(build, tables_ref, origin, &cleansed, raw.as_deref());
@@ -315,10 +337,10 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
         // Owned by this closure, so an early return drops both ends and the
         // merging thread stops instead of waiting for more work forever.
         let (to_merge, write_queue) = (to_merge, write_queue);
-        let mut write = |batch: Vec<(u32, Build)>| -> rusqlite::Result<()> {
-            for (slot, build) in batch {
+        let mut write = |batch: Vec<(u32, AssetRow)>| -> rusqlite::Result<()> {
+            for (slot, row) in batch {
                 let stored = stored_ids.get(&slot).map(String::as_str);
-                writer.write(stored, build, &mut outcome)?;
+                writer.write(stored, row, &mut outcome)?;
             }
             Ok(())
         };
@@ -495,65 +517,153 @@ fn merge(
     raw: Option<&str>,
 ) {
     let table = &tables[origin.table];
-    let mut cleansed: Map<String, Value> = serde_json::from_str(cleansed).unwrap_or_default();
-    if let Some(Value::Object(additional)) = cleansed.remove("_additional") {
-        for (field, list) in additional {
-            build
-                .custom
-                .entry(format!("additional_{field}"))
-                .or_insert(list);
+    let FieldList(cleansed) = serde_json::from_str(cleansed).unwrap_or_default();
+    for (key, value) in cleansed {
+        if key == "_additional" {
+            if let Value::Object(additional) = value {
+                for (field, list) in additional {
+                    build
+                        .custom
+                        .entry(format!("additional_{field}"))
+                        .or_insert(list);
+                }
+            }
+            continue;
         }
-    }
-    for (field, value) in cleansed {
-        let Some(field) = catalogue::field(&field) else {
+        let Some(index) = catalogue::field_index(&key) else {
             continue;
         };
-        let name = field.name;
-        match build.fields.get(name) {
-            None => {
-                build.fields.insert(name, (value, origin));
-            }
-            Some((current, _)) if *current == value => {}
-            Some((current, current_origin)) => {
-                let current_system = &tables[current_origin.table].source_system;
-                let replace = *current_system == table.source_system
-                    || rank(&table.source_system, name) > rank(current_system, name);
-                if *current_system != table.source_system {
-                    // The value that does not win is kept with where it came from.
-                    let (value_out, origin_out) = if replace {
-                        (current.clone(), *current_origin)
-                    } else {
-                        (value.clone(), origin)
-                    };
-                    let entry =
-                        json!({ "value": value_out, "source": origin_out.describe(tables) });
-                    let list = build
-                        .conflicts
-                        .entry(name.to_string())
-                        .or_insert_with(|| json!([]));
-                    if let Value::Array(items) = list {
-                        if items.len() < 10 && !items.contains(&entry) {
-                            items.push(entry);
-                        }
-                    }
-                }
-                if replace {
-                    build.fields.insert(name, (value, origin));
+        let Some(at) = build.fields.iter().position(|f| f.0 == index) else {
+            build.fields.push((index, value, origin));
+            continue;
+        };
+        let (_, current, current_origin) = &build.fields[at];
+        if *current == value {
+            continue;
+        }
+        let name = catalogue::FIELDS[index].name;
+        let current_system = &tables[current_origin.table].source_system;
+        let replace = *current_system == table.source_system
+            || rank(&table.source_system, name) > rank(current_system, name);
+        if *current_system != table.source_system {
+            // The value that does not win is kept with where it came from.
+            let (value_out, origin_out) = if replace {
+                (current.clone(), *current_origin)
+            } else {
+                (value.clone(), origin)
+            };
+            let entry = json!({ "value": value_out, "source": origin_out.describe(tables) });
+            let list = build
+                .conflicts
+                .entry(name.to_string())
+                .or_insert_with(|| json!([]));
+            if let Value::Array(items) = list {
+                if items.len() < 10 && !items.contains(&entry) {
+                    items.push(entry);
                 }
             }
+        }
+        if replace {
+            build.fields[at] = (index, value, origin);
         }
     }
     // Columns mapped to no field are kept under their original header.
     if table.unmapped.is_empty() {
         return;
     }
-    let raw = RawRecord::parse(raw.unwrap_or("{}"));
-    for header in &table.unmapped {
-        if let Some(v) = raw.get(header).filter(|v| !v.trim().is_empty()) {
-            if !build.custom.contains_key(header) {
-                build.custom.insert(header.clone(), json!(v));
+    let unmapped = UnmappedValues::read(raw.unwrap_or("{}"), &table.unmapped);
+    for (header, value) in unmapped {
+        if !build.custom.contains_key(header) {
+            build.custom.insert(header.to_string(), json!(value));
+        }
+    }
+}
+
+/// A JSON object key, borrowed from the text unless it has escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
             }
         }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// A cleansed record's fields in the order they were written: parsed into a
+/// list rather than a map, since each is looked at once.
+#[derive(Default)]
+struct FieldList<'a>(Vec<(Cow<'a, str>, Value)>);
+
+impl<'de> Deserialize<'de> for FieldList<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ListVisitor;
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = FieldList<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FieldList<'de>, A::Error> {
+                let mut fields = Vec::with_capacity(48);
+                while let Some((Key(key), value)) = map.next_entry::<Key<'de>, Value>()? {
+                    fields.push((key, value));
+                }
+                Ok(FieldList(fields))
+            }
+        }
+        d.deserialize_map(ListVisitor)
+    }
+}
+
+/// The non-blank values of the unmapped columns of a raw_data object; every
+/// other value is skipped unparsed.
+struct UnmappedValues;
+
+impl UnmappedValues {
+    fn read<'r, 'h>(raw: &'r str, unmapped: &'h [String]) -> Vec<(&'h str, Cow<'r, str>)> {
+        let mut de = serde_json::Deserializer::from_str(raw);
+        de.deserialize_map(UnmappedVisitor { unmapped })
+            .unwrap_or_default()
+    }
+}
+
+struct UnmappedVisitor<'h> {
+    unmapped: &'h [String],
+}
+
+impl<'de, 'h> Visitor<'de> for UnmappedVisitor<'h> {
+    type Value = Vec<(&'h str, Cow<'de, str>)>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = Vec::new();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            match self.unmapped.iter().find(|h| **h == key) {
+                Some(header) => {
+                    if let Some(Key(value)) = map.next_value::<Option<Key<'de>>>()? {
+                        if !value.trim().is_empty() {
+                            found.push((header.as_str(), value));
+                        }
+                    }
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -567,11 +677,27 @@ struct Writer<'c> {
     in_tx: bool,
     /// The time written into the rows of the open transaction.
     now: String,
-    /// The asset columns the catalogue fills, with each field's kind.
-    columns: Vec<(&'static str, Option<FieldKind>)>,
+    shape: RowShape,
     select_sql: String,
     insert_sql: String,
     update_sql: String,
+}
+
+/// How a merged machine becomes the values of an `assets` row; built on the
+/// merging thread, so the writing thread only binds and inserts.
+#[derive(Clone)]
+struct RowShape {
+    /// The asset columns the catalogue fills: name, asset_type, the other
+    /// fields, custom_attributes.
+    columns: Vec<&'static str>,
+    /// The position in `columns` of each catalogue field, by field index.
+    column_of_field: Vec<Option<usize>>,
+}
+
+/// An asset's column values, and whether its sources disagreed.
+struct AssetRow {
+    values: Vec<rusqlite::types::Value>,
+    conflicted: bool,
 }
 
 fn asset_columns() -> Vec<&'static str> {
@@ -584,6 +710,58 @@ fn asset_columns() -> Vec<&'static str> {
     );
     columns.push("custom_attributes");
     columns
+}
+
+impl RowShape {
+    fn row(&self, build: Build) -> AssetRow {
+        use rusqlite::types::Value as Sql;
+        let text = |name: &str| {
+            let index = catalogue::field_index(name)?;
+            let (_, value, _) = build.fields.iter().find(|f| f.0 == index)?;
+            value.as_str().map(str::to_string)
+        };
+        let name = text("name")
+            .or_else(|| text("hostname"))
+            .or_else(|| text("fqdn"))
+            .or_else(|| text("ip_address"))
+            .or_else(|| text("external_id"))
+            .or_else(|| text("cmdb_record_id"))
+            .or_else(|| text("vm_uuid"))
+            .or_else(|| text("serial_number"))
+            .or_else(|| text("mac_address"))
+            .unwrap_or_else(|| "unnamed".into());
+        let asset_type = text("asset_type").unwrap_or_else(|| "server".into());
+        let conflicted = !build.conflicts.is_empty();
+        let mut custom = build.custom;
+        if conflicted {
+            custom.insert("_conflicts".into(), Value::Object(build.conflicts));
+        }
+        // Columns: name, asset_type, the other fields, custom_attributes.
+        let mut out = vec![Sql::Null; self.columns.len()];
+        out[0] = Sql::Text(name);
+        out[1] = Sql::Text(asset_type);
+        out[self.columns.len() - 1] = Sql::Text(Value::Object(custom).to_string());
+        for (index, value, _) in build.fields {
+            // name and asset_type were chosen above.
+            let Some(column) = self.column_of_field[index].filter(|c| *c > 1) else {
+                continue;
+            };
+            out[column] = match (value, catalogue::FIELDS[index].kind) {
+                (Value::Null, _) => Sql::Null,
+                (Value::Bool(b), _) => Sql::Integer(i64::from(b)),
+                (Value::Number(n), FieldKind::Integer) => {
+                    Sql::Integer(n.as_i64().unwrap_or_default())
+                }
+                (Value::Number(n), _) => Sql::Real(n.as_f64().unwrap_or_default()),
+                (Value::String(s), _) => Sql::Text(s),
+                (other, _) => Sql::Text(other.to_string()),
+            };
+        }
+        AssetRow {
+            values: out,
+            conflicted,
+        }
+    }
 }
 
 impl<'c> Writer<'c> {
@@ -623,89 +801,44 @@ impl<'c> Writer<'c> {
                 n + 3,
                 n + 4
             ),
-            columns: columns
-                .into_iter()
-                .map(|c| (c, catalogue::field(c).map(|f| f.kind)))
-                .collect(),
+            shape: RowShape {
+                column_of_field: catalogue::FIELDS
+                    .iter()
+                    .map(|f| columns.iter().position(|c| *c == f.name))
+                    .collect(),
+                columns,
+            },
         })
-    }
-
-    fn row(&self, build: Build) -> Vec<rusqlite::types::Value> {
-        use rusqlite::types::Value as Sql;
-        let text = |f: &str| {
-            build
-                .fields
-                .get(f)
-                .and_then(|(v, _)| v.as_str())
-                .map(str::to_string)
-        };
-        let name = text("name")
-            .or_else(|| text("hostname"))
-            .or_else(|| text("fqdn"))
-            .or_else(|| text("ip_address"))
-            .or_else(|| text("external_id"))
-            .or_else(|| text("cmdb_record_id"))
-            .or_else(|| text("vm_uuid"))
-            .or_else(|| text("serial_number"))
-            .or_else(|| text("mac_address"))
-            .unwrap_or_else(|| "unnamed".into());
-        let asset_type = text("asset_type").unwrap_or_else(|| "server".into());
-        let mut custom = build.custom;
-        if !build.conflicts.is_empty() {
-            custom.insert("_conflicts".into(), Value::Object(build.conflicts));
-        }
-        let mut custom = Some(custom);
-        let mut name = Some(name);
-        let mut asset_type = Some(asset_type);
-        let mut fields = build.fields;
-        let mut out = Vec::with_capacity(self.columns.len() + 7);
-        for &(column, kind) in &self.columns {
-            let value = match column {
-                "name" => Sql::Text(name.take().unwrap_or_default()),
-                "asset_type" => Sql::Text(asset_type.take().unwrap_or_default()),
-                "custom_attributes" => {
-                    Sql::Text(Value::Object(custom.take().unwrap_or_default()).to_string())
-                }
-                field => match (fields.remove(field).map(|(v, _)| v), kind) {
-                    (None, _) => Sql::Null,
-                    (Some(Value::Bool(b)), _) => Sql::Integer(i64::from(b)),
-                    (Some(Value::Number(n)), Some(FieldKind::Integer)) => {
-                        Sql::Integer(n.as_i64().unwrap_or_default())
-                    }
-                    (Some(Value::Number(n)), _) => Sql::Real(n.as_f64().unwrap_or_default()),
-                    (Some(Value::String(s)), _) => Sql::Text(s),
-                    (Some(other), _) => Sql::Text(other.to_string()),
-                },
-            };
-            out.push(value);
-        }
-        out
     }
 
     fn write(
         &mut self,
         existing: Option<&str>,
-        build: Build,
+        row: AssetRow,
         outcome: &mut InventoryOutcome,
     ) -> rusqlite::Result<()> {
         if !self.in_tx {
-            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            // Every asset references the flow and tenant read in `run`.
+            db::begin_bulk(self.conn)?;
             self.in_tx = true;
             self.now = db::now();
         }
-        if !build.conflicts.is_empty() {
+        if row.conflicted {
             outcome.conflicts += 1;
         }
-        let row = self.row(build);
-        let asset_type = match &row[1] {
-            rusqlite::types::Value::Text(t) => t.clone(),
-            _ => "server".into(),
-        };
-        *outcome.by_type.entry(asset_type).or_default() += 1;
+        let row = row.values;
+        if let rusqlite::types::Value::Text(asset_type) = &row[1] {
+            match outcome.by_type.get_mut(asset_type) {
+                Some(n) => *n += 1,
+                None => {
+                    outcome.by_type.insert(asset_type.clone(), 1);
+                }
+            }
+        }
         let now = self.now.clone();
         match existing {
             Some(id) => {
-                let width = self.columns.len();
+                let width = self.shape.columns.len();
                 let stored: Vec<rusqlite::types::Value> = self
                     .conn
                     .prepare_cached(&self.select_sql)?
@@ -749,7 +882,7 @@ impl<'c> Writer<'c> {
         }
         self.pending += 1;
         if self.pending >= BATCH {
-            self.conn.execute_batch("COMMIT")?;
+            db::end_bulk(self.conn, true)?;
             self.in_tx = false;
             self.pending = 0;
         }
@@ -758,7 +891,7 @@ impl<'c> Writer<'c> {
 
     fn finish(mut self) -> rusqlite::Result<()> {
         if self.in_tx {
-            self.conn.execute_batch("COMMIT")?;
+            db::end_bulk(self.conn, true)?;
             self.in_tx = false;
         }
         Ok(())
@@ -768,7 +901,7 @@ impl<'c> Writer<'c> {
 impl Drop for Writer<'_> {
     fn drop(&mut self) {
         if self.in_tx {
-            let _ = self.conn.execute_batch("ROLLBACK");
+            let _ = db::end_bulk(self.conn, false);
         }
     }
 }
