@@ -260,7 +260,11 @@ pub fn end_bulk(conn: &Connection, commit: bool) -> rusqlite::Result<()> {
 
 /// A new time-ordered id (UUID v7) as text.
 pub fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::now_v7()
+        .hyphenated()
+        .encode_lower(&mut text)
+        .to_string()
 }
 
 /// The current UTC time as RFC 3339 text with milliseconds.
