@@ -281,12 +281,17 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
     }
     outcome.records = assignment.len() as u64;
     tracing::debug!(
-        "inventory: {} records matched to {} machines in {:.2}s",
+        "inventory: {} records matched to {} machines ({} keys) in {:.2}s",
         assignment.len(),
         slots.len(),
+        index.len(),
         started.elapsed().as_secs_f64()
     );
     let mut remaining: Vec<u32> = vec![0; slots.len()];
+    // Pass 2 needs only the assignment: the identity index (the largest
+    // allocation of the phase) is returned before it starts.
+    drop(index);
+    drop(slots);
     for &s in &assignment {
         remaining[s as usize] += 1;
     }
