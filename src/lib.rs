@@ -21,6 +21,7 @@ pub mod flow;
 pub mod html_report;
 pub mod import;
 pub mod inventory;
+pub mod json_entries;
 pub mod map;
 pub mod pipeline;
 pub mod progress;

@@ -279,7 +279,7 @@ fn a_version_1_database_is_migrated_on_open() {
         .unwrap()
     };
     let fresh = Connection::open_in_memory().unwrap();
-    fresh.execute_batch(&schema).unwrap();
+    fresh.execute_batch(schema).unwrap();
     assert_eq!(ddl(&conn), ddl(&fresh));
     let integrity: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))

@@ -9,9 +9,9 @@
 
 pub mod values;
 
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::BTreeMap;
-
-use foldhash::HashMap;
 
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,7 @@ use serde_json::{json, Map, Value};
 
 use crate::catalogue::{self, Field, FieldKind};
 use crate::db;
+use crate::json_entries::Entries;
 
 /// Records cleansed per transaction.
 const BATCH: i64 = 5_000;
@@ -197,7 +198,7 @@ impl Cleanser {
         let raw = RawRecord::parse(raw_data);
         let (cleansed, errors, is_valid) = cleanse_record(|c| raw.get(c), &self.mappings);
         CleansedRecord {
-            cleansed_data: Value::Object(cleansed).to_string(),
+            cleansed_data: cleansed.to_json(),
             validation_errors: serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into()),
             is_valid,
             codes: errors.iter().map(|e| e.code).collect(),
@@ -205,26 +206,85 @@ impl Cleanser {
     }
 }
 
-/// A raw_data object read for cleansing: borrowed from the text when no value
-/// needs unescaping (nearly always), owned otherwise.
+/// A raw_data object read for cleansing: its entries borrowed from the text
+/// when no value needs unescaping (nearly always), an owned map otherwise.
+/// Mappings ask for columns in about the order the columns were written, so
+/// a lookup starts where the last one ended.
 pub enum RawRecord<'a> {
-    Borrowed(HashMap<&'a str, Option<&'a str>>),
+    Borrowed {
+        entries: Vec<(Cow<'a, str>, Option<&'a str>)>,
+        next: Cell<usize>,
+    },
     Owned(Map<String, Value>),
 }
 
 impl<'a> RawRecord<'a> {
     pub fn parse(text: &'a str) -> RawRecord<'a> {
-        match serde_json::from_str(text) {
-            Ok(borrowed) => RawRecord::Borrowed(borrowed),
+        match serde_json::from_str::<Entries<Option<&str>>>(text) {
+            Ok(Entries(entries)) => RawRecord::Borrowed {
+                entries,
+                next: Cell::new(0),
+            },
             Err(_) => RawRecord::Owned(serde_json::from_str(text).unwrap_or_default()),
         }
     }
 
     pub fn get(&self, column: &str) -> Option<&str> {
         match self {
-            RawRecord::Borrowed(map) => map.get(column).copied().flatten(),
+            RawRecord::Borrowed { entries, next } => {
+                let start = next.get().min(entries.len());
+                let (after, before) = entries.split_at(start);
+                let found = before
+                    .iter()
+                    .position(|(k, _)| k == column)
+                    .map(|i| start + i)
+                    .or_else(|| after.iter().position(|(k, _)| k == column))?;
+                next.set(found + 1);
+                entries[found].1
+            }
             RawRecord::Owned(map) => map.get(column).and_then(Value::as_str),
         }
+    }
+}
+
+/// A record's cleansed fields, each set once (the first mapping wins);
+/// written as a JSON object with its keys in order.
+#[derive(Debug, Default)]
+pub struct CleansedFields(Vec<(&'static str, Value)>);
+
+impl CleansedFields {
+    /// Sets a field unless an earlier column already set it.
+    fn set(&mut self, field: &'static str, value: Value) {
+        if !self.0.iter().any(|(f, _)| *f == field) {
+            self.0.push((field, value));
+        }
+    }
+
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        self.0.iter().find(|(f, _)| *f == field).map(|(_, v)| v)
+    }
+
+    fn fields(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.0.iter().map(|(f, _)| *f)
+    }
+
+    /// The JSON object, keys sorted as a map would write them.
+    pub fn to_json(mut self) -> String {
+        self.0.sort_unstable_by_key(|(f, _)| *f);
+        serde_json::to_string(&SortedObject(&self.0)).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+struct SortedObject<'f>(&'f [(&'static str, Value)]);
+
+impl Serialize for SortedObject<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (field, value) in self.0 {
+            map.serialize_entry(field, value)?;
+        }
+        map.end()
     }
 }
 
@@ -305,8 +365,8 @@ fn cleanse_import(
 pub fn cleanse_record<'r>(
     raw: impl Fn(&str) -> Option<&'r str>,
     mappings: &[AppliedMapping],
-) -> (Map<String, Value>, Vec<ValidationError>, bool) {
-    let mut out = Map::new();
+) -> (CleansedFields, Vec<ValidationError>, bool) {
+    let mut out = CleansedFields::default();
     let mut extra: Map<String, Value> = Map::new();
     let mut errors = Vec::new();
     for m in mappings {
@@ -329,15 +389,15 @@ pub fn cleanse_record<'r>(
         let rule = |key: &str| m.rules.get(key);
         match m.field.kind {
             FieldKind::Name | FieldKind::Text | FieldKind::Version => {
-                set(&mut out, m.field.name, json!(text));
+                out.set(m.field.name, json!(text));
             }
             FieldKind::Hostname | FieldKind::Fqdn => match values::normalise_host(text) {
                 Some(host) => {
                     let short = values::short_name(&host);
                     if host.contains('.') && values::normalise_ip(&host).is_none() {
-                        set(&mut out, "fqdn", json!(host));
+                        out.set("fqdn", json!(host));
                     }
-                    set(&mut out, "hostname", json!(short));
+                    out.set("hostname", json!(short));
                 }
                 None => fail("invalid_host_name", format!("'{text}' is not a host name")),
             },
@@ -370,7 +430,7 @@ pub fn cleanse_record<'r>(
                     }
                 }
                 if let Some((first, rest)) = all.split_first() {
-                    set(&mut out, m.field.name, json!(first));
+                    out.set(m.field.name, json!(first));
                     if !rest.is_empty() {
                         extra.insert(m.field.name.to_string(), json!(rest));
                     }
@@ -380,9 +440,7 @@ pub fn cleanse_record<'r>(
                 let hex: String = text.chars().filter(|c| c.is_ascii_hexdigit()).collect();
                 if hex.len() == 32 {
                     let h = hex.to_ascii_lowercase();
-                    set(
-                        &mut out,
-                        m.field.name,
+                    out.set(m.field.name,
                         json!(format!(
                             "{}-{}-{}-{}-{}",
                             &h[..8],
@@ -404,7 +462,7 @@ pub fn cleanse_record<'r>(
                         .and_then(values::parse_integer)
                         .filter(|f| *f > 0)
                         .unwrap_or(1);
-                    set(&mut out, m.field.name, json!(n * factor));
+                    out.set(m.field.name, json!(n * factor));
                 }
                 None => fail(
                     "not_a_whole_number",
@@ -412,7 +470,7 @@ pub fn cleanse_record<'r>(
                 ),
             },
             FieldKind::Decimal => match values::parse_number(text) {
-                Some(n) => set(&mut out, m.field.name, values::number_value(n)),
+                Some(n) => out.set(m.field.name, values::number_value(n)),
                 None => fail("not_a_number", format!("'{text}' is not a number")),
             },
             FieldKind::Size => {
@@ -420,7 +478,7 @@ pub fn cleanse_record<'r>(
                 let flag = rule("flag_below").and_then(|f| f.as_f64());
                 match values::parse_size(text, unit, flag) {
                     Ok((gb, warning)) => {
-                        set(&mut out, m.field.name, values::number_value(gb));
+                        out.set(m.field.name, values::number_value(gb));
                         if let Some((code, message)) = warning {
                             fail(code, message);
                         }
@@ -430,7 +488,7 @@ pub fn cleanse_record<'r>(
             }
             FieldKind::Percent => match values::parse_percent(text) {
                 Some(p) if (0.0..=100.0).contains(&p) => {
-                    set(&mut out, m.field.name, values::number_value(p))
+                    out.set(m.field.name, values::number_value(p))
                 }
                 Some(p) => fail(
                     "out_of_range",
@@ -441,17 +499,17 @@ pub fn cleanse_record<'r>(
             FieldKind::Boolean => match values::parse_bool(text) {
                 Some(b) => {
                     let invert = rule("invert").and_then(|v| v.as_bool()).unwrap_or(false);
-                    set(&mut out, m.field.name, json!(b != invert));
+                    out.set(m.field.name, json!(b != invert));
                 }
                 None => fail("not_a_boolean", format!("'{text}' is not yes/no")),
             },
             FieldKind::Date => match values::parse_date(text) {
-                Some(d) => set(&mut out, m.field.name, json!(d)),
+                Some(d) => out.set(m.field.name, json!(d)),
                 None => fail("not_a_date", format!("'{text}' is not a date")),
             },
             FieldKind::OperatingSystem => {
                 let (os, version) = values::split_os(text);
-                set(&mut out, "operating_system", json!(os));
+                out.set("operating_system", json!(os));
                 if let Some(version) = version {
                     extra.insert("_os_version_from_name".into(), json!(version));
                 }
@@ -465,7 +523,7 @@ pub fn cleanse_record<'r>(
                     _ => None,
                 };
                 match normalised {
-                    Some(v) => set(&mut out, m.field.name, json!(v)),
+                    Some(v) => out.set(m.field.name, json!(v)),
                     None => fail(
                         "unknown_value",
                         format!("'{text}' is not one of {}", m.field.allowed.join(", ")),
@@ -476,13 +534,13 @@ pub fn cleanse_record<'r>(
     }
     // A version embedded in the OS name fills os_version when no column gave one.
     if let Some(version) = extra.remove("_os_version_from_name") {
-        out.entry("os_version").or_insert(version);
+        out.set("os_version", version);
     }
     if !extra.is_empty() {
-        out.insert("_additional".into(), Value::Object(extra));
+        out.set("_additional", Value::Object(extra));
     }
     let identifies = |field: &str| field == "name" || catalogue::IDENTITY_KEYS.contains(&field);
-    let valid = out.keys().any(|k| identifies(k));
+    let valid = out.fields().any(identifies);
     if !valid {
         errors.push(ValidationError {
             field: String::new(),
@@ -499,10 +557,6 @@ pub fn cleanse_record<'r>(
     (out, errors, valid)
 }
 
-/// Sets a field unless an earlier column already set it (the first mapping wins).
-fn set(out: &mut Map<String, Value>, field: &str, value: Value) {
-    out.entry(field.to_string()).or_insert(value);
-}
 
 #[cfg(test)]
 mod tests {
@@ -547,6 +601,7 @@ mod tests {
         ];
         let (out, errors, valid) =
             cleanse_record(|c| raw.get(c).and_then(Value::as_str), &mappings);
+        let out: Value = serde_json::from_str(&out.to_json()).unwrap();
         assert!(valid);
         assert_eq!(out["fqdn"], "win-dal-02.corp.example.com");
         assert_eq!(out["hostname"], "win-dal-02");
@@ -574,6 +629,32 @@ mod tests {
         );
         assert!(!valid);
         assert_eq!(errors.last().unwrap().code, "no_identity");
+    }
+
+    #[test]
+    fn columns_are_found_in_any_order_and_the_first_mapping_wins() {
+        let raw = RawRecord::parse(r#"{"a":"1","b":"web01","c":"web02.corp.example","d":null}"#);
+        // Asked out of column order, again, and for what is missing or null.
+        assert_eq!(raw.get("c"), Some("web02.corp.example"));
+        assert_eq!(raw.get("a"), Some("1"));
+        assert_eq!(raw.get("c"), Some("web02.corp.example"));
+        assert_eq!(raw.get("zz"), None);
+        assert_eq!(raw.get("d"), None);
+        assert_eq!(raw.get("b"), Some("web01"));
+        let (out, _, valid) = cleanse_record(
+            |c| raw.get(c),
+            &[
+                mapping("b", "hostname", json!({})),
+                mapping("c", "fqdn", json!({})),
+            ],
+        );
+        assert!(valid);
+        // Both columns give a host name; the first mapped one is kept.
+        assert_eq!(out.get("hostname"), Some(&json!("web01")));
+        assert_eq!(
+            out.to_json(),
+            r#"{"fqdn":"web02.corp.example","hostname":"web01"}"#
+        );
     }
 
     #[test]

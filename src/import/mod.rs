@@ -956,7 +956,14 @@ fn send_rows(
     if unit == Unit::Rows {
         plan.done.fetch_add(rows.len() as u64, Ordering::Relaxed);
     }
-    let cleansed = on_stage::cleanse_batch(&plan.cleanser, &rows);
+    // Cleansing is shared with the writer: an empty queue means the writer is
+    // waiting for work, so the batch goes as read and the writer cleanses it
+    // (a single CSV has one reader, which otherwise did all the cleansing).
+    let cleansed = if tx.is_empty() {
+        Vec::new()
+    } else {
+        on_stage::cleanse_batch(&plan.cleanser, &rows)
+    };
     tx.send(ReaderMessage::Rows {
         file,
         rows,

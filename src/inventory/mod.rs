@@ -29,13 +29,14 @@ use foldhash::HashMap;
 
 use rusqlite::{params, params_from_iter, Connection};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::catalogue::{self, FieldKind};
 use crate::cleanse::values;
 use crate::db;
 use crate::flow::FlowIds;
+use crate::json_entries::{Entries, Key};
 
 /// Assets written per transaction.
 const BATCH: usize = 10_000;
@@ -522,7 +523,7 @@ fn merge(
     raw: Option<&str>,
 ) {
     let table = &tables[origin.table];
-    let FieldList(cleansed) = serde_json::from_str(cleansed).unwrap_or_default();
+    let Entries(cleansed): Entries<Value> = serde_json::from_str(cleansed).unwrap_or_default();
     for (key, value) in cleansed {
         if key == "_additional" {
             if let Value::Object(additional) = value {
@@ -581,53 +582,6 @@ fn merge(
         if !build.custom.contains_key(header) {
             build.custom.insert(header.to_string(), json!(value));
         }
-    }
-}
-
-/// A JSON object key, borrowed from the text unless it has escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_str(KeyVisitor)
-    }
-}
-
-/// A cleansed record's fields in the order they were written: parsed into a
-/// list rather than a map, since each is looked at once.
-#[derive(Default)]
-struct FieldList<'a>(Vec<(Cow<'a, str>, Value)>);
-
-impl<'de> Deserialize<'de> for FieldList<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct ListVisitor;
-        impl<'de> Visitor<'de> for ListVisitor {
-            type Value = FieldList<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FieldList<'de>, A::Error> {
-                let mut fields = Vec::with_capacity(48);
-                while let Some((Key(key), value)) = map.next_entry::<Key<'de>, Value>()? {
-                    fields.push((key, value));
-                }
-                Ok(FieldList(fields))
-            }
-        }
-        d.deserialize_map(ListVisitor)
     }
 }
 
