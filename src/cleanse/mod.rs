@@ -440,7 +440,8 @@ pub fn cleanse_record<'r>(
                 let hex: String = text.chars().filter(|c| c.is_ascii_hexdigit()).collect();
                 if hex.len() == 32 {
                     let h = hex.to_ascii_lowercase();
-                    out.set(m.field.name,
+                    out.set(
+                        m.field.name,
                         json!(format!(
                             "{}-{}-{}-{}-{}",
                             &h[..8],
@@ -556,7 +557,6 @@ pub fn cleanse_record<'r>(
     }
     (out, errors, valid)
 }
-
 
 #[cfg(test)]
 mod tests {
