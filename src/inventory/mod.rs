@@ -189,6 +189,15 @@ impl IdentityFields<'_> {
     }
 }
 
+/// Identity keys to the machine (slot) they found first. A key is stored as
+/// two 32-bit halves so an entry takes 12 bytes, not 16: at a million
+/// records (six million keys) that is 32 MB less at the phase's peak.
+type KeyIndex = HashMap<[u32; 2], u32>;
+
+fn halves(key: u64) -> [u32; 2] {
+    [(key >> 32) as u32, key as u32]
+}
+
 /// A key's 64-bit hash: fixed-seeded (stable within and across runs) and
 /// taken over the value lower-cased, without allocating for ASCII values.
 fn hash_key(kind: usize, value: &str) -> u64 {
@@ -256,8 +265,7 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
     // Records carry about four to six identity keys.
     let records: usize = tables.iter().map(|t| t.records).sum();
     let mut slots: Vec<Slot> = Vec::with_capacity(records);
-    let mut index: HashMap<u64, u32> =
-        HashMap::with_capacity_and_hasher(records * 4, Default::default());
+    let mut index: KeyIndex = HashMap::with_capacity_and_hasher(records * 4, Default::default());
     let stored_ids = seed_existing(conn, &engagement, &mut slots, &mut index)?;
 
     // Pass 1: which asset each record belongs to.
@@ -276,7 +284,7 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
                 if kind < STRONG && strong[kind] == 0 {
                     strong[kind] = key;
                 }
-                index.entry(key).or_insert(slot);
+                index.entry(halves(key)).or_insert(slot);
             }
             assignment.push(slot);
         })?;
@@ -384,9 +392,9 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
 
 /// The first slot a key finds, passing over slots whose strong key of the same
 /// kind differs from the record's.
-fn resolve(record_keys: &[(usize, u64)], slots: &[Slot], index: &HashMap<u64, u32>) -> Option<u32> {
+fn resolve(record_keys: &[(usize, u64)], slots: &[Slot], index: &KeyIndex) -> Option<u32> {
     for &(_, key) in record_keys {
-        let Some(&slot) = index.get(&key) else {
+        let Some(&slot) = index.get(&halves(key)) else {
             continue;
         };
         let existing = &slots[slot as usize].strong;
@@ -405,7 +413,7 @@ fn seed_existing(
     conn: &Connection,
     engagement: &str,
     slots: &mut Vec<Slot>,
-    index: &mut HashMap<u64, u32>,
+    index: &mut KeyIndex,
 ) -> rusqlite::Result<HashMap<u32, String>> {
     let mut stored_ids = HashMap::default();
     let columns = KEY_KINDS.join(", ");
@@ -428,7 +436,7 @@ fn seed_existing(
             if kind < STRONG {
                 s.strong[kind] = key;
             }
-            index.entry(key).or_insert(slot);
+            index.entry(halves(key)).or_insert(slot);
         }
         slots.push(s);
     }
