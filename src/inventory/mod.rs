@@ -586,7 +586,7 @@ fn merge(
     if table.unmapped.is_empty() {
         return;
     }
-    let unmapped = UnmappedValues::read(raw.unwrap_or("{}"), &table.unmapped);
+    let unmapped = unmapped_values(raw.unwrap_or("{}"), &table.unmapped);
     for (header, value) in unmapped {
         if !build.custom.contains_key(header) {
             build.custom.insert(header.to_string(), json!(value));
@@ -596,14 +596,10 @@ fn merge(
 
 /// The non-blank values of the unmapped columns of a raw_data object; every
 /// other value is skipped unparsed.
-struct UnmappedValues;
-
-impl UnmappedValues {
-    fn read<'r, 'h>(raw: &'r str, unmapped: &'h [String]) -> Vec<(&'h str, Cow<'r, str>)> {
-        let mut de = serde_json::Deserializer::from_str(raw);
-        de.deserialize_map(UnmappedVisitor { unmapped })
-            .unwrap_or_default()
-    }
+fn unmapped_values<'r, 'h>(raw: &'r str, unmapped: &'h [String]) -> Vec<(&'h str, Cow<'r, str>)> {
+    let mut de = serde_json::Deserializer::from_str(raw);
+    de.deserialize_map(UnmappedVisitor { unmapped })
+        .unwrap_or_default()
 }
 
 struct UnmappedVisitor<'h> {
