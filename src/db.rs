@@ -74,16 +74,18 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
 
 /// Opens an existing database read-only, without migrating it (for checks).
 pub fn open_read_only(path: &Path) -> Result<Connection, DbError> {
-    let conn = Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|source| DbError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    let open = |flags| -> Result<Connection, DbError> {
+        let conn = Connection::open_with_flags(path, flags).map_err(|source| DbError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        Ok(conn)
+    };
+    let read_only =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let probe = |c: &Connection| c.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()));
+    let conn = open(read_only)?;
     match probe(&conn) {
         // A run killed mid-commit left a hot journal, which only a writer can
         // roll back: open the file writable once to do that, then read-only.
@@ -91,14 +93,10 @@ pub fn open_read_only(path: &Path) -> Result<Connection, DbError> {
             if e.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK =>
         {
             drop(conn);
-            let writer = Connection::open(path).map_err(|source| DbError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            writer.busy_timeout(std::time::Duration::from_secs(30))?;
-            probe(&writer)?;
-            drop(writer);
-            open_read_only(path)
+            probe(&open(rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?)?;
+            let conn = open(read_only)?;
+            probe(&conn)?;
+            Ok(conn)
         }
         _ => Ok(conn),
     }
@@ -246,7 +244,13 @@ fn lock_path(db_path: &Path) -> PathBuf {
 /// a million assets, are off until `end_bulk`. `PRAGMA foreign_keys` only
 /// takes effect outside a transaction, hence the pair.
 pub fn begin_bulk(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch("PRAGMA foreign_keys = OFF; BEGIN IMMEDIATE")
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let begun = conn.execute_batch("BEGIN IMMEDIATE");
+    if begun.is_err() {
+        // No transaction to end: enforcement must not stay off for what follows.
+        let _ = conn.execute_batch("PRAGMA foreign_keys = ON");
+    }
+    begun
 }
 
 /// Commits (or rolls back) a `begin_bulk` transaction and turns foreign key
@@ -274,4 +278,37 @@ pub fn now() -> String {
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     ))
     .expect("a fixed format always formats a UTC time")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn foreign_keys(conn: &Connection) -> bool {
+        conn.pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_bulk_transaction_turns_foreign_keys_back_on_however_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bulk.db");
+        let conn = open(&path).unwrap();
+        assert!(foreign_keys(&conn));
+        begin_bulk(&conn).unwrap();
+        assert!(!foreign_keys(&conn));
+        end_bulk(&conn, true).unwrap();
+        assert!(foreign_keys(&conn));
+        begin_bulk(&conn).unwrap();
+        end_bulk(&conn, false).unwrap();
+        assert!(foreign_keys(&conn));
+
+        // Another writer holds the file: BEGIN fails and enforcement stays on.
+        let other = open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        conn.busy_timeout(std::time::Duration::ZERO).unwrap();
+        assert!(begin_bulk(&conn).is_err());
+        assert!(foreign_keys(&conn));
+        other.execute_batch("ROLLBACK").unwrap();
+    }
 }
