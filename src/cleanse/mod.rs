@@ -233,12 +233,12 @@ impl<'a> RawRecord<'a> {
         match self {
             RawRecord::Borrowed { entries, next } => {
                 let start = next.get().min(entries.len());
-                let (after, before) = entries.split_at(start);
-                let found = before
+                let (earlier, from_start) = entries.split_at(start);
+                let found = from_start
                     .iter()
                     .position(|(k, _)| k == column)
                     .map(|i| start + i)
-                    .or_else(|| after.iter().position(|(k, _)| k == column))?;
+                    .or_else(|| earlier.iter().position(|(k, _)| k == column))?;
                 next.set(found + 1);
                 entries[found].1
             }
