@@ -2,7 +2,9 @@
 -- Table and column names follow the platform team's "Final" consolidation plan:
 -- the original table names, no v3_* tables, no is_mock, no session_id.
 -- Ids are UUID v7 text, JSON is text checked with json_valid, timestamps are UTC ISO 8601.
--- Enumerations are CHECK constraints. The schema version is PRAGMA user_version.
+-- Enumerations are CHECK constraints written `x = 'a' OR x = 'b'`, not `x IN (...)`: SQLite
+-- builds a temporary index for an IN list on every run of an INSERT (db::check_lists_as_or).
+-- The schema version is PRAGMA user_version.
 
 CREATE TABLE client_accounts (
     id          TEXT PRIMARY KEY,
@@ -17,7 +19,7 @@ CREATE TABLE engagements (
     client_account_id TEXT NOT NULL REFERENCES client_accounts(id),
     name              TEXT NOT NULL,
     description       TEXT,
-    status            TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'completed', 'archived')),
+    status            TEXT NOT NULL DEFAULT 'active' CHECK (status = 'active' OR status = 'completed' OR status = 'archived'),
     created_at        TEXT NOT NULL,
     updated_at        TEXT NOT NULL,
     UNIQUE (client_account_id, name)
@@ -45,10 +47,10 @@ CREATE TABLE crewai_flow_state_extensions (
     engagement_id       TEXT NOT NULL REFERENCES engagements(id),
     user_id             TEXT REFERENCES users(id),
     flow_type           TEXT NOT NULL DEFAULT 'discovery'
-                        CHECK (flow_type IN ('discovery', 'assessment', 'planning', 'execution')),
+                        CHECK (flow_type = 'discovery' OR flow_type = 'assessment' OR flow_type = 'planning' OR flow_type = 'execution'),
     flow_name           TEXT,
     flow_status         TEXT NOT NULL DEFAULT 'pending'
-                        CHECK (flow_status IN ('pending', 'running', 'completed', 'failed', 'cancelled')),
+                        CHECK (flow_status = 'pending' OR flow_status = 'running' OR flow_status = 'completed' OR flow_status = 'failed' OR flow_status = 'cancelled'),
     current_phase       TEXT NOT NULL DEFAULT 'discovery',
     phase_flow_id       TEXT,
     phase_progression   TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(phase_progression)),
@@ -73,7 +75,7 @@ CREATE TABLE discovery_flows (
     flow_name                   TEXT,
     flow_type                   TEXT NOT NULL DEFAULT 'discovery',
     status                      TEXT NOT NULL DEFAULT 'pending'
-                                CHECK (status IN ('pending', 'running', 'completed', 'failed', 'cancelled')),
+                                CHECK (status = 'pending' OR status = 'running' OR status = 'completed' OR status = 'failed' OR status = 'cancelled'),
     progress_percentage         REAL NOT NULL DEFAULT 0 CHECK (progress_percentage BETWEEN 0 AND 100),
     data_import_completed       INTEGER NOT NULL DEFAULT 0 CHECK (data_import_completed IN (0, 1)),
     attribute_mapping_completed INTEGER NOT NULL DEFAULT 0 CHECK (attribute_mapping_completed IN (0, 1)),
@@ -113,7 +115,7 @@ CREATE TABLE data_imports (
     mime_type           TEXT,
     source_system       TEXT,
     status              TEXT NOT NULL DEFAULT 'pending'
-                        CHECK (status IN ('pending', 'processing', 'completed', 'failed')),
+                        CHECK (status = 'pending' OR status = 'processing' OR status = 'completed' OR status = 'failed'),
     progress_percentage REAL NOT NULL DEFAULT 0 CHECK (progress_percentage BETWEEN 0 AND 100),
     total_records       INTEGER NOT NULL DEFAULT 0,
     processed_records   INTEGER NOT NULL DEFAULT 0,
@@ -166,9 +168,9 @@ CREATE TABLE import_field_mappings (
     target_field         TEXT,
     confidence_score     REAL NOT NULL DEFAULT 0 CHECK (confidence_score BETWEEN 0 AND 1),
     match_type           TEXT NOT NULL
-                         CHECK (match_type IN ('rule', 'learned', 'exact', 'alias', 'fuzzy', 'content', 'manual', 'none')),
+                         CHECK (match_type = 'rule' OR match_type = 'learned' OR match_type = 'exact' OR match_type = 'alias' OR match_type = 'fuzzy' OR match_type = 'content' OR match_type = 'manual' OR match_type = 'none'),
     status               TEXT NOT NULL DEFAULT 'suggested'
-                         CHECK (status IN ('suggested', 'approved', 'rejected', 'ignored')),
+                         CHECK (status = 'suggested' OR status = 'approved' OR status = 'rejected' OR status = 'ignored'),
     suggested_by         TEXT,
     approved_by          TEXT,
     approved_at          TEXT,
@@ -196,13 +198,12 @@ CREATE TABLE assets (
     cmdb_record_id             TEXT,
     external_id                TEXT,
     asset_type                 TEXT NOT NULL DEFAULT 'server'
-                               CHECK (asset_type IN ('server', 'application', 'database', 'network', 'storage')),
+                               CHECK (asset_type = 'server' OR asset_type = 'application' OR asset_type = 'database' OR asset_type = 'network' OR asset_type = 'storage'),
     name                       TEXT NOT NULL,
     description                TEXT,
     status                     TEXT,
-    environment                TEXT CHECK (environment IS NULL OR environment IN
-                               ('production', 'staging', 'test', 'development', 'disaster_recovery')),
-    criticality                TEXT CHECK (criticality IS NULL OR criticality IN ('low', 'medium', 'high', 'critical')),
+    environment                TEXT CHECK (environment IS NULL OR environment = 'production' OR environment = 'staging' OR environment = 'test' OR environment = 'development' OR environment = 'disaster_recovery'),
+    criticality                TEXT CHECK (criticality IS NULL OR criticality = 'low' OR criticality = 'medium' OR criticality = 'high' OR criticality = 'critical'),
     discovery_source           TEXT,
     first_discovered_at        TEXT,
     last_discovered_at         TEXT,
@@ -250,8 +251,7 @@ CREATE TABLE assets (
     business_unit              TEXT,
     data_classification        TEXT,
     -- migration planning
-    six_r_strategy             TEXT CHECK (six_r_strategy IS NULL OR six_r_strategy IN
-                               ('rehost', 'replatform', 'refactor', 'rearchitect', 'repurchase', 'retire', 'retain')),
+    six_r_strategy             TEXT CHECK (six_r_strategy IS NULL OR six_r_strategy = 'rehost' OR six_r_strategy = 'replatform' OR six_r_strategy = 'refactor' OR six_r_strategy = 'rearchitect' OR six_r_strategy = 'repurchase' OR six_r_strategy = 'retire' OR six_r_strategy = 'retain'),
     migration_wave             TEXT,
     migration_priority         INTEGER,
     migration_complexity       TEXT,
@@ -274,8 +274,7 @@ CREATE TABLE assets (
     updated_at                 TEXT NOT NULL,
     -- the tech_debt phase's verdict (the seeds have only the dates and a score): the support
     -- status, and what it rests on (catalogue entries matched, dates, fields 6R still needs)
-    support_status             TEXT CHECK (support_status IS NULL OR support_status IN
-                               ('supported', 'extended_support', 'end_of_life', 'unknown')),
+    support_status             TEXT CHECK (support_status IS NULL OR support_status = 'supported' OR support_status = 'extended_support' OR support_status = 'end_of_life' OR support_status = 'unknown'),
     tech_debt_details          TEXT CHECK (tech_debt_details IS NULL OR json_valid(tech_debt_details))
 ) STRICT;
 CREATE INDEX ix_assets_tenant ON assets(client_account_id, engagement_id);
@@ -309,7 +308,7 @@ CREATE TABLE sync_log (
     synced_by      TEXT NOT NULL,
     synced_at      TEXT NOT NULL,
     target         TEXT NOT NULL,
-    outcome        TEXT NOT NULL CHECK (outcome IN ('synced', 'unchanged', 'failed', 'refused', 'locked')),
+    outcome        TEXT NOT NULL CHECK (outcome = 'synced' OR outcome = 'unchanged' OR outcome = 'failed' OR outcome = 'refused' OR outcome = 'locked'),
     counts         TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(counts)),
     checksum       TEXT,
     message        TEXT

@@ -14,16 +14,16 @@ pub const SCHEMA_SQL: &str = include_str!("../schema.sql");
 
 /// The schema version this build writes. Bump it with every change to schema.sql and
 /// add the step that upgrades the previous version to `MIGRATIONS`.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Upgrade steps: `MIGRATIONS[i]` takes a file from version `i + 1` to `i + 2`.
 /// Version 0 (a new, empty file) is created from `SCHEMA_SQL` directly.
-const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[Migration] = &[
     // 1 → 2: workbooks stage one data_imports row per sheet; mappings keep their evidence.
-    "ALTER TABLE data_imports ADD COLUMN sheet_name TEXT;
-     ALTER TABLE import_field_mappings ADD COLUMN evidence TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(evidence));",
+    Migration::Sql("ALTER TABLE data_imports ADD COLUMN sheet_name TEXT;
+     ALTER TABLE import_field_mappings ADD COLUMN evidence TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(evidence));"),
     // 2 → 3: the log of `intake sync`.
-    "CREATE TABLE sync_log (
+    Migration::Sql("CREATE TABLE sync_log (
          id             TEXT PRIMARY KEY,
          master_flow_id TEXT NOT NULL REFERENCES crewai_flow_state_extensions(flow_id),
          synced_by      TEXT NOT NULL,
@@ -34,16 +34,16 @@ const MIGRATIONS: &[&str] = &[
          checksum       TEXT,
          message        TEXT
      ) STRICT;
-     CREATE INDEX ix_sync_log_flow ON sync_log(master_flow_id);",
+     CREATE INDEX ix_sync_log_flow ON sync_log(master_flow_id);"),
     // 3 → 4: the tech_debt phase's verdict on each asset.
-    "ALTER TABLE assets ADD COLUMN support_status TEXT CHECK (support_status IS NULL OR support_status IN
+    Migration::Sql("ALTER TABLE assets ADD COLUMN support_status TEXT CHECK (support_status IS NULL OR support_status IN
          ('supported', 'extended_support', 'end_of_life', 'unknown'));
-     ALTER TABLE assets ADD COLUMN tech_debt_details TEXT CHECK (tech_debt_details IS NULL OR json_valid(tech_debt_details));",
+     ALTER TABLE assets ADD COLUMN tech_debt_details TEXT CHECK (tech_debt_details IS NULL OR json_valid(tech_debt_details));"),
     // 4 → 5: raw_import_records loses its json_valid CHECKs. Removing a CHECK
     // does not change how rows are stored, so SQLite's documented procedure is
     // to edit the table's DDL in place (no copy of a million-row table); the
     // schema cookie is bumped by `migrate_locked`.
-    "PRAGMA writable_schema = ON;
+    Migration::Sql("PRAGMA writable_schema = ON;
      UPDATE sqlite_schema SET sql = replace(replace(replace(replace(sql,
          ' CHECK (json_valid(raw_data))', ''),
          ' CHECK (cleansed_data IS NULL OR json_valid(cleansed_data))', ''),
@@ -54,8 +54,70 @@ const MIGRATIONS: &[&str] = &[
     -- json_valid CHECK on every insert (that cost 6% of a million-row import)
 ')
        WHERE type = 'table' AND name = 'raw_import_records' AND sql LIKE '%json_valid(raw_data)%';
-     PRAGMA writable_schema = OFF;",
+     PRAGMA writable_schema = OFF;"),
+    // 5 → 6: CHECKs list their allowed values with OR instead of IN (see
+    // `check_lists_as_or`); the same in-place DDL edit, for every table.
+    Migration::Rust(rewrite_check_lists),
 ];
+
+/// One upgrade step: SQL, or a Rust function for edits SQL cannot express.
+enum Migration {
+    Sql(&'static str),
+    Rust(fn(&Connection) -> rusqlite::Result<()>),
+}
+
+/// Rewrites every CHECK of the form `CHECK (col IN ('a', 'b'))` or
+/// `CHECK (col IS NULL OR col IN ('a', 'b'))` to compare with `=` and `OR`.
+/// For an IN list of more than two constants SQLite builds a temporary index
+/// each time a statement runs: every asset INSERT built and freed five of them,
+/// a sixth of the inventory phase of a million-row import. Other CHECKs, and
+/// lists inside larger expressions, are left as they are.
+pub fn check_lists_as_or(ddl: &str) -> std::borrow::Cow<'_, str> {
+    static LIST: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"CHECK \((?<null>(?<null_column>\w+) IS NULL OR )?(?<column>\w+) IN\s*\((?<values>'(?:[^']|'')*'(?:\s*,\s*'(?:[^']|'')*')*)\)\)",
+        )
+        .expect("the CHECK list pattern is valid")
+    });
+    static VALUE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"'(?:[^']|'')*'").expect("the quoted value pattern is valid")
+    });
+    LIST.replace_all(ddl, |c: &regex::Captures| {
+        let column = &c["column"];
+        if c.name("null_column").is_some_and(|n| n.as_str() != column) {
+            return c[0].to_string(); // `a IS NULL OR b IN (...)` is not this shape
+        }
+        let tests: Vec<String> = VALUE
+            .find_iter(&c["values"])
+            .map(|v| format!("{column} = {}", v.as_str()))
+            .collect();
+        let null = c.name("null").map_or("", |n| n.as_str());
+        format!("CHECK ({null}{})", tests.join(" OR "))
+    })
+}
+
+/// Migration 5 → 6: `check_lists_as_or` applied to the stored DDL of every
+/// table. An equivalent CHECK does not change how rows are stored, so editing
+/// the DDL in place is SQLite's documented procedure (no table copy).
+fn rewrite_check_lists(conn: &Connection) -> rusqlite::Result<()> {
+    let tables: Vec<(String, String)> = conn
+        .prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND sql LIKE '% IN%'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    conn.execute_batch("PRAGMA writable_schema = ON")?;
+    let edited = tables.iter().try_for_each(|(name, sql)| {
+        let rewritten = check_lists_as_or(sql);
+        if rewritten != sql.as_str() {
+            conn.execute(
+                "UPDATE sqlite_schema SET sql = ?1 WHERE type = 'table' AND name = ?2",
+                [rewritten.as_ref(), name.as_str()],
+            )?;
+        }
+        Ok(())
+    });
+    let off = conn.execute_batch("PRAGMA writable_schema = OFF");
+    edited.and(off)
+}
 
 /// Opens (creating if needed) the database at `path`, brings its schema to
 /// `SCHEMA_VERSION`, and refuses a file written by a newer intake.
@@ -174,7 +236,11 @@ fn migrate_locked(conn: &Connection, path: &Path) -> Result<(), DbError> {
         conn.execute_batch(SCHEMA_SQL).map_err(wrap)?;
     } else {
         for step in &MIGRATIONS[(found - 1) as usize..] {
-            conn.execute_batch(step).map_err(wrap)?;
+            match step {
+                Migration::Sql(sql) => conn.execute_batch(sql),
+                Migration::Rust(edit) => edit(conn),
+            }
+            .map_err(wrap)?;
         }
         // Other connections (and this one) re-read the edited DDL.
         let cookie: i64 = conn
@@ -283,6 +349,41 @@ pub fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_lists_become_or_chains_that_still_reject_other_values() {
+        let old = "CREATE TABLE t (
+    kind TEXT NOT NULL CHECK (kind IN ('a', 'b', 'c')),
+    env  TEXT CHECK (env IS NULL OR env IN
+                     ('prod', 'o''k')),
+    flag INTEGER CHECK (flag IN (0, 1)),
+    mix  TEXT CHECK (mix IN ('x', 'y', 'z') AND length(mix) = 1)
+) STRICT";
+        let new = check_lists_as_or(old);
+        assert_eq!(
+            new,
+            "CREATE TABLE t (
+    kind TEXT NOT NULL CHECK (kind = 'a' OR kind = 'b' OR kind = 'c'),
+    env  TEXT CHECK (env IS NULL OR env = 'prod' OR env = 'o''k'),
+    flag INTEGER CHECK (flag IN (0, 1)),
+    mix  TEXT CHECK (mix IN ('x', 'y', 'z') AND length(mix) = 1)
+) STRICT"
+        );
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&new).unwrap();
+        let insert = |kind: &str, env: Option<&str>| {
+            conn.execute(
+                "INSERT INTO t (kind, env, flag, mix) VALUES (?1, ?2, 1, 'x')",
+                rusqlite::params![kind, env],
+            )
+        };
+        insert("b", None).unwrap();
+        insert("c", Some("o'k")).unwrap();
+        assert!(insert("d", None).is_err());
+        assert!(insert("a", Some("dev")).is_err());
+        // The shipped schema is already in this form.
+        assert_eq!(check_lists_as_or(SCHEMA_SQL), SCHEMA_SQL);
+    }
 
     fn foreign_keys(conn: &Connection) -> bool {
         conn.pragma_query_value(None, "foreign_keys", |r| r.get(0))

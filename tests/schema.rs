@@ -242,6 +242,9 @@ fn a_version_1_database_is_migrated_on_open() {
         "    validation_errors TEXT,\n",
         "    validation_errors TEXT CHECK (validation_errors IS NULL OR json_valid(validation_errors)),\n",
     );
+    // ... and with the IN lists every enumeration CHECK had until schema 6.
+    let v1 = as_in_lists(&v1);
+    assert_eq!(v1.matches(" IN\n").count(), 11, "{v1}");
     assert_eq!(v1.matches("json_valid(raw_data)").count(), 1);
     assert_eq!(
         v1.matches("sheet_name").count() + v1.matches("evidence ").count(),
@@ -281,6 +284,48 @@ fn a_version_1_database_is_migrated_on_open() {
     let fresh = Connection::open_in_memory().unwrap();
     fresh.execute_batch(schema).unwrap();
     assert_eq!(ddl(&conn), ddl(&fresh));
+    // Every enumeration CHECK was rewritten from IN to OR; the tables no ALTER
+    // touched have exactly a new file's DDL.
+    let tables: Vec<(String, String)> = conn
+        .prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0).unwrap(), r.get(1).unwrap())))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (name, sql) in &tables {
+        assert!(!sql.contains(" IN\n"), "{name}: {sql}");
+        assert_eq!(intake::db::check_lists_as_or(sql), sql.as_str(), "{name}");
+        if [
+            "client_accounts",
+            "engagements",
+            "discovery_flows",
+            "crewai_flow_state_extensions",
+        ]
+        .contains(&name.as_str())
+        {
+            let fresh_sql: String = fresh
+                .query_row(
+                    "SELECT sql FROM sqlite_schema WHERE name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(sql, &fresh_sql, "{name}");
+        }
+    }
+    // The rewritten CHECKs still refuse values outside the enumerations.
+    assert!(conn
+        .execute("UPDATE assets SET environment = 'prod'", [])
+        .is_err());
+    assert!(conn
+        .execute("UPDATE assets SET asset_type = 'vm'", [])
+        .is_err());
+    assert!(
+        conn.execute("UPDATE assets SET environment = 'production'", [])
+            .unwrap()
+            > 0
+    );
     let integrity: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
@@ -294,6 +339,29 @@ fn a_version_1_database_is_migrated_on_open() {
     );
     let (code, report) = check_json(&work);
     assert_eq!(code, 0, "{report}");
+}
+
+/// Turns `CHECK (x = 'a' OR x = 'b')` chains back into the IN lists schema
+/// versions before 6 had, with the line break some of them had before the list.
+fn as_in_lists(ddl: &str) -> String {
+    let chain = regex::Regex::new(
+        r"CHECK \((?<null>\w+ IS NULL OR )?(?<chain>(?<column>\w+) = '[^']*'(?: OR \w+ = '[^']*')+)\)",
+    )
+    .unwrap();
+    chain
+        .replace_all(ddl, |c: &regex::Captures| {
+            let values: Vec<&str> = c["chain"]
+                .split(" OR ")
+                .map(|test| test.split_once(" = ").unwrap().1)
+                .collect();
+            let null = c.name("null").map_or("", |n| n.as_str());
+            format!(
+                "CHECK ({null}{} IN\n        ({}))",
+                &c["column"],
+                values.join(", ")
+            )
+        })
+        .into_owned()
 }
 
 #[test]
