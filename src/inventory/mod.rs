@@ -268,27 +268,53 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
     let mut index: KeyIndex = HashMap::with_capacity_and_hasher(records * 4, Default::default());
     let stored_ids = seed_existing(conn, &engagement, &mut slots, &mut index)?;
 
-    // Pass 1: which asset each record belongs to.
-    let mut assignment: Vec<u32> = Vec::with_capacity(records);
+    // Pass 1: which asset each record belongs to. This thread reads the
+    // records; a second one parses their identity fields and matches them.
     let mut outcome = InventoryOutcome::default();
-    for table in &tables {
-        for_each_record(conn, &table.data_import_id, &mut |_, cleansed| {
-            let identity = IdentityFields::parse(cleansed);
-            let record_keys = keys(|f| identity.get(f));
-            let slot = resolve(&record_keys, &slots, &index).unwrap_or_else(|| {
-                slots.push(Slot::default());
-                (slots.len() - 1) as u32
-            });
-            let strong = &mut slots[slot as usize].strong;
-            for &(kind, key) in &record_keys {
-                if kind < STRONG && strong[kind] == 0 {
-                    strong[kind] = key;
+    let (slots, index, assignment) = std::thread::scope(|scope| {
+        let (to_match, match_queue) = crossbeam_channel::bounded::<RecordBatch>(QUEUE_DEPTH);
+        let matcher = scope.spawn(move || {
+            let mut assignment: Vec<u32> = Vec::with_capacity(records);
+            for batch in match_queue.iter() {
+                for cleansed in batch
+                    .iter()
+                    .filter_map(|(_, cleansed, _)| cleansed.as_deref())
+                {
+                    let identity = IdentityFields::parse(cleansed);
+                    let record_keys = keys(|f| identity.get(f));
+                    let slot = resolve(&record_keys, &slots, &index).unwrap_or_else(|| {
+                        slots.push(Slot::default());
+                        (slots.len() - 1) as u32
+                    });
+                    let strong = &mut slots[slot as usize].strong;
+                    for &(kind, key) in &record_keys {
+                        if kind < STRONG && strong[kind] == 0 {
+                            strong[kind] = key;
+                        }
+                        index.entry(halves(key)).or_insert(slot);
+                    }
+                    assignment.push(slot);
                 }
-                index.entry(halves(key)).or_insert(slot);
             }
-            assignment.push(slot);
-        })?;
-    }
+            (slots, index, assignment)
+        });
+        // Owned here, so an early return stops the matcher instead of leaving it waiting.
+        let to_match = to_match;
+        for table in &tables {
+            let mut last = i64::MIN;
+            while let Some(batch) = read_records(conn, &table.data_import_id, false, &mut last)? {
+                if to_match.send(batch).is_err() {
+                    break; // the matcher panicked; joining it below says so
+                }
+            }
+        }
+        drop(to_match);
+        Ok::<_, rusqlite::Error>(
+            matcher
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        )
+    })?;
     outcome.records = assignment.len() as u64;
     tracing::debug!(
         "inventory: {} records matched to {} machines ({} keys) in {:.2}s",
@@ -505,23 +531,6 @@ fn read_records(
         *last = end;
         batch
     }))
-}
-
-/// Calls `f` with (record_index, cleansed_data) of each valid record of an import.
-fn for_each_record(
-    conn: &Connection,
-    data_import_id: &str,
-    f: &mut dyn FnMut(i64, &str),
-) -> rusqlite::Result<()> {
-    let mut last = i64::MIN;
-    while let Some(batch) = read_records(conn, data_import_id, false, &mut last)? {
-        for (index, cleansed, _) in &batch {
-            if let Some(cleansed) = cleansed {
-                f(*index, cleansed);
-            }
-        }
-    }
-    Ok(())
 }
 
 fn merge(
