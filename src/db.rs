@@ -73,14 +73,16 @@ enum Migration {
 /// a sixth of the inventory phase of a million-row import. Other CHECKs, and
 /// lists inside larger expressions, are left as they are.
 pub fn check_lists_as_or(ddl: &str) -> std::borrow::Cow<'_, str> {
+    // A quoted SQL string, '' being an escaped quote.
+    const QUOTED: &str = r"'(?:[^']|'')*'";
     static LIST: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(
-            r"CHECK \((?<null>(?<null_column>\w+) IS NULL OR )?(?<column>\w+) IN\s*\((?<values>'(?:[^']|'')*'(?:\s*,\s*'(?:[^']|'')*')*)\)\)",
-        )
+        regex::Regex::new(&format!(
+            r"CHECK \((?<null>(?<null_column>\w+) IS NULL OR )?(?<column>\w+) IN\s*\((?<values>{QUOTED}(?:\s*,\s*{QUOTED})*)\)\)"
+        ))
         .expect("the CHECK list pattern is valid")
     });
     static VALUE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"'(?:[^']|'')*'").expect("the quoted value pattern is valid")
+        regex::Regex::new(QUOTED).expect("the quoted value pattern is valid")
     });
     LIST.replace_all(ddl, |c: &regex::Captures| {
         let column = &c["column"];

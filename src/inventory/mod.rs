@@ -298,8 +298,7 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
             }
             (slots, index, assignment)
         });
-        // Owned here, so an early return stops the matcher instead of leaving it waiting.
-        let to_match = to_match;
+        // `to_match` belongs to this closure: an early return drops it and the matcher stops.
         for table in &tables {
             let mut last = i64::MIN;
             while let Some(batch) = read_records(conn, &table.data_import_id, false, &mut last)? {
