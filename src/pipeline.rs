@@ -158,8 +158,14 @@ fn run_phases(
         outcomes.dependencies = Some(found);
     }
     if runs(Phase::TechDebt) {
+        let started = std::time::Instant::now();
         let verdicts = tech_debt::run(conn, ids, options.support_as_of.as_deref())
             .map_err(wrap(Phase::TechDebt))?;
+        tracing::debug!(
+            "judged the support of {} assets in {:.2}s",
+            verdicts.assets,
+            started.elapsed().as_secs_f64()
+        );
         let analysis = tech_debt::analysis(conn, ids, &verdicts).map_err(wrap(Phase::TechDebt))?;
         tech_debt::record(conn, ids, &analysis).map_err(wrap(Phase::TechDebt))?;
         let summary = json!({ "as_of": verdicts.as_of, "assets": verdicts.assets, "updated": verdicts.updated,

@@ -149,3 +149,33 @@ fn a_date_that_is_not_a_date_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM-DD"));
 }
+
+#[test]
+fn an_application_takes_the_worst_verdict_of_the_machines_it_runs_on() {
+    let work = Work::new();
+    let servers = format!(
+        "{}/tests/fixtures/dependencies/servers_with_application_lists.csv",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (code, json) = work.import_json(&[&servers, "--support-as-of", "2026-11-24"]);
+    assert_eq!(code, 0, "{json}");
+    let all = verdicts(&work);
+    // Web Shop runs on Windows Server 2008 R2 (end of life) and RHEL 9.
+    let (_, status, _, details) = status_of(&all, "Web Shop");
+    assert_eq!(status, "end_of_life", "{details}");
+    assert_eq!(details["inherited_from"], "app-host-01", "{details}");
+    assert_eq!(
+        details["based_on"],
+        "runs on app-host-01 (Windows Server 2008 R2)"
+    );
+    assert_eq!(details["support_ends"], "2020-01-14");
+    let (_, _, _, host) = status_of(&all, "app-host-02");
+    assert_eq!(host["based_on"], "Red Hat Enterprise Linux 9");
+    assert_eq!(host["inherited_from"], Value::Null);
+    // app-host-01 and the two applications on it.
+    let outcome = &json["tech_debt"];
+    assert_eq!(outcome["by_status"]["end_of_life"], 3, "{outcome}");
+    assert_eq!(status_of(&all, "Billing").1, "end_of_life");
+    let (_, again) = work.import_json(&[&servers, "--force", "--support-as-of", "2026-11-24"]);
+    assert_eq!(again["tech_debt"]["updated"], 0, "{}", again["tech_debt"]);
+}

@@ -21,7 +21,7 @@ mod relationship;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -103,27 +103,29 @@ pub struct ConnectedAsset {
 }
 
 /// One derived edge before it is written.
-#[derive(Debug, Clone, PartialEq)]
-struct Edge {
+struct Edge<'e> {
+    from: &'e str,
+    to: &'e str,
+    kind: &'e str,
     description: Option<String>,
     confidence: f64,
     source: &'static str,
 }
 
-type EdgeKey = (String, String, String);
-
-/// An asset as the phase sees it.
-#[derive(Debug, Clone)]
-struct AssetRow {
-    id: String,
-    name: String,
-    asset_type: String,
-    virtualization_host: Option<String>,
-    cluster: Option<String>,
-    datacenter: Option<String>,
-    application_name: Option<String>,
-    environment: Option<String>,
-}
+/// The edges derived by this run, held in a temporary table rather than in
+/// memory: a million virtual machines or application servers give a million
+/// edges, and the reconciliation with the stored ones is a set operation.
+const DERIVED_EDGES: &str = "
+    CREATE TEMP TABLE IF NOT EXISTS derived_edges (
+        asset_id            TEXT NOT NULL,
+        depends_on_asset_id TEXT NOT NULL,
+        dependency_type     TEXT NOT NULL,
+        description         TEXT,
+        confidence_score    REAL NOT NULL,
+        source              TEXT NOT NULL,
+        PRIMARY KEY (asset_id, depends_on_asset_id, dependency_type)
+    ) WITHOUT ROWID;
+    DELETE FROM temp.derived_edges;";
 
 /// Runs the phase for the engagement of `ids`.
 pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<DependenciesOutcome> {
@@ -133,6 +135,7 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<DependenciesOut
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let tx = conn.unchecked_transaction()?;
+    tx.execute_batch(DERIVED_EDGES)?;
     let mut phase = Phase {
         conn: &tx,
         ids,
@@ -140,16 +143,26 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<DependenciesOut
         engagement,
         now: db::now(),
         outcome: DependenciesOutcome::default(),
-        edges: BTreeMap::new(),
     };
-    let mut assets = phase.load_assets()?;
-    let mut resolver = Resolver::build(&tx, &phase.engagement)?;
-    phase.virtualization(&mut assets, &mut resolver)?;
-    phase.applications(&assets, &mut resolver)?;
-    phase.relationship_exports(&resolver)?;
+    let relationships = phase.relationship_imports()?;
+    let mut wanted = phase.virtualization_hosts()?;
+    for import in &relationships {
+        phase.for_each_relationship_row(import, |_, row, _| {
+            wanted.extend([row.from.clone(), row.to.clone()].into_iter().flatten());
+            Ok(None)
+        })?;
+    }
+    let mut resolver = Resolver::build(&tx, &phase.engagement, &wanted)?;
+    drop(wanted);
+    phase.virtualization(&mut resolver)?;
+    phase.applications(&mut resolver)?;
+    for import in &relationships {
+        phase.relationship_export(import, &resolver)?;
+    }
     phase.reconcile()?;
-    phase.summarise(&assets)?;
+    phase.summarise()?;
     let outcome = phase.outcome;
+    tx.execute_batch("DROP TABLE temp.derived_edges")?;
     tx.commit()?;
     Ok(outcome)
 }
@@ -161,84 +174,120 @@ struct Phase<'c> {
     engagement: String,
     now: String,
     outcome: DependenciesOutcome,
-    edges: BTreeMap<EdgeKey, Edge>,
 }
 
+/// A relationship export of the engagement.
+struct RelationshipImport {
+    id: String,
+    file: String,
+    sheet: Option<String>,
+    layout: Layout,
+}
+
+/// Relationship rows read per query, then written back before the next.
+const RELATIONSHIP_BATCH: i64 = 2_000;
+
+/// The cleansed row a relationship row gets: (cleansed_data, validation_errors).
+type RowVerdict = (String, Option<String>);
+
 impl Phase<'_> {
-    fn load_assets(&self) -> rusqlite::Result<Vec<AssetRow>> {
+    /// Adds an edge unless one with the same ends and type was derived
+    /// before (the first source to derive an edge keeps it).
+    fn add_edge(&self, edge: Edge) -> rusqlite::Result<()> {
+        if edge.from == edge.to {
+            return Ok(());
+        }
         self.conn
-            .prepare(
-                "SELECT id, name, asset_type, virtualization_host, cluster, datacenter,
-                        application_name, environment
-                 FROM assets WHERE engagement_id = ?1 ORDER BY created_at, id",
+            .prepare_cached(
+                "INSERT OR IGNORE INTO temp.derived_edges (asset_id, depends_on_asset_id,
+                   dependency_type, description, confidence_score, source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
-            .query_map([&self.engagement], |r| {
-                Ok(AssetRow {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    asset_type: r.get(2)?,
-                    virtualization_host: r.get(3)?,
-                    cluster: r.get(4)?,
-                    datacenter: r.get(5)?,
-                    application_name: r.get(6)?,
-                    environment: r.get(7)?,
-                })
-            })?
-            .collect()
+            .execute(params![
+                edge.from,
+                edge.to,
+                edge.kind,
+                edge.description,
+                edge.confidence,
+                edge.source
+            ])?;
+        Ok(())
     }
 
-    fn add_edge(&mut self, from: &str, to: &str, kind: &str, edge: Edge) {
-        if from == to {
-            return;
-        }
-        self.edges
-            .entry((from.to_string(), to.to_string(), kind.to_string()))
-            .or_insert(edge);
+    /// The host names the engagement's machines run on, as written.
+    fn virtualization_hosts(&self) -> rusqlite::Result<HashSet<String>> {
+        self.conn
+            .prepare(
+                "SELECT DISTINCT virtualization_host FROM assets
+                 WHERE engagement_id = ?1 AND virtualization_host IS NOT NULL AND asset_type <> 'application'",
+            )?
+            .query_map([&self.engagement], |r| r.get(0))?
+            .collect()
     }
 
     /// Machine → the host it runs on; hosts the data names but no record
     /// describes become server assets.
-    fn virtualization(
-        &mut self,
-        assets: &mut Vec<AssetRow>,
-        resolver: &mut Resolver,
-    ) -> rusqlite::Result<()> {
-        let vhost = self.vhost_rows()?;
-        let guests: Vec<AssetRow> = assets
-            .iter()
-            .filter(|a| a.virtualization_host.is_some() && a.asset_type != "application")
-            .cloned()
-            .collect();
-        for guest in guests {
-            let host_name = guest.virtualization_host.as_deref().unwrap_or_default();
-            let host_id = match resolver.resolve(host_name) {
+    fn virtualization(&mut self, resolver: &mut Resolver) -> rusqlite::Result<()> {
+        const GUESTS: &str = "SELECT id, name, virtualization_host, cluster, datacenter FROM assets
+             WHERE engagement_id = ?1 AND virtualization_host IS NOT NULL AND asset_type <> 'application'
+             ORDER BY created_at, id";
+        // Hosts first, in the order their first guest names them, so that the
+        // host assets are created before the guests are read for their edges.
+        let mut first_guests: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+        {
+            let mut seen: HashSet<String> = HashSet::new();
+            let mut stmt = self.conn.prepare(GUESTS)?;
+            let mut rows = stmt.query([&self.engagement])?;
+            while let Some(r) = rows.next()? {
+                let host: String = r.get(2)?;
+                if seen.insert(host.clone()) {
+                    first_guests.push((host, r.get(3)?, r.get(4)?));
+                }
+            }
+        }
+        let vhost = if first_guests.is_empty() {
+            HashMap::new()
+        } else {
+            self.vhost_rows()?
+        };
+        let mut hosts: HashMap<String, String> = HashMap::new();
+        for (host_name, cluster, datacenter) in first_guests {
+            let host_id = match resolver.resolve(&host_name) {
                 Resolution::One(id) => id,
                 Resolution::Many(_) => continue,
                 Resolution::None => {
-                    let detail = vhost.get(&host_key(host_name));
-                    let host = self.create_host(host_name, &guest, detail)?;
-                    resolver.add(&host);
-                    let id = host.id.clone();
-                    assets.push(host);
+                    let detail = vhost.get(&host_key(&host_name));
+                    let id = self.create_host(&host_name, cluster, datacenter, detail)?;
+                    resolver.add(&id, host_name.trim(), "server");
                     id
                 }
             };
-            let place = match (&guest.cluster, &guest.datacenter) {
+            hosts.insert(host_name, host_id);
+        }
+        let mut stmt = self.conn.prepare(GUESTS)?;
+        let mut rows = stmt.query([&self.engagement])?;
+        while let Some(r) = rows.next()? {
+            let (id, name, host_name): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let Some(host_id) = hosts.get(&host_name) else {
+                continue; // the name is ambiguous
+            };
+            let place = match (
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ) {
                 (Some(c), Some(d)) => format!(" in cluster {c}, datacenter {d}"),
                 (Some(c), None) => format!(" in cluster {c}"),
                 (None, Some(d)) => format!(" in datacenter {d}"),
                 (None, None) => String::new(),
             };
-            self.add_edge(
-                &guest.id,
-                &host_id,
-                "runs_on",
-                Edge {
-                    description: Some(format!("{} runs on host {host_name}{place}", guest.name)),
-                    confidence: 1.0,
-                    source: SOURCE_VIRTUALIZATION,
-                },
-            );
+            self.add_edge(Edge {
+                from: &id,
+                to: host_id,
+                kind: "runs_on",
+                description: Some(format!("{name} runs on host {host_name}{place}")),
+                confidence: 1.0,
+                source: SOURCE_VIRTUALIZATION,
+            })?;
         }
         Ok(())
     }
@@ -265,57 +314,44 @@ impl Phase<'_> {
         Ok(hosts)
     }
 
+    /// A server asset for an ESXi host; its cluster and datacenter come from
+    /// vHost, else from the first guest naming it. Returns its id.
     fn create_host(
         &mut self,
         name: &str,
-        guest: &AssetRow,
+        guest_cluster: Option<String>,
+        guest_datacenter: Option<String>,
         detail: Option<&Map<String, Value>>,
-    ) -> rusqlite::Result<AssetRow> {
+    ) -> rusqlite::Result<String> {
         let get = |names: &[&str]| detail.and_then(|d| field(d, names));
         let name = name.trim();
         let fqdn = name.contains('.') && values::normalise_ip(name).is_none();
-        let version = get(&["esxversion"]);
-        let (os, os_version) = match &version {
-            Some(v) => {
-                let number = v
-                    .split_whitespace()
-                    .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()));
-                ("VMware ESXi".to_string(), number.map(str::to_string))
-            }
-            None => ("VMware ESXi".to_string(), None),
-        };
+        let os_version = get(&["esxversion"]).and_then(|v| {
+            v.split_whitespace()
+                .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
+                .map(str::to_string)
+        });
         let number = |names: &[&str]| get(names).and_then(|v| values::parse_number(&v));
         let memory_gb = number(&["memory", "memorymb", "memorymib"]).map(|mib| {
             // RVTools writes host memory in MiB ("# Memory").
             (mib / 1024.0 * 100.0).round() / 100.0
         });
-        let cluster = get(&["cluster"]).or_else(|| guest.cluster.clone());
-        let datacenter = get(&["datacenter"]).or_else(|| guest.datacenter.clone());
-        let host = AssetRow {
-            id: db::new_id(),
-            name: name.to_string(),
-            asset_type: "server".into(),
-            virtualization_host: None,
-            cluster: cluster.clone(),
-            datacenter: datacenter.clone(),
-            application_name: None,
-            environment: None,
-        };
+        let id = db::new_id();
         self.conn.execute(
             "INSERT INTO assets (id, client_account_id, engagement_id, master_flow_id, discovery_flow_id,
                 asset_type, name, description, discovery_source, hostname, fqdn, ip_address,
                 operating_system, os_version, is_virtual, virtualization_platform, cluster, datacenter,
                 cpu_model, cpu_sockets, cpu_cores, cpu_speed_mhz, memory_gb, manufacturer, model,
                 serial_number, first_discovered_at, last_discovered_at, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'server', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, 'VMware ESXi',
-                ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?24, ?24, ?24)",
+             VALUES (?1, ?2, ?3, ?4, ?5, 'server', ?6, ?7, ?8, ?9, ?10, ?11, 'VMware ESXi', ?12, 0, 'VMware ESXi',
+                ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?23, ?23, ?23)",
             params![
-                host.id,
+                id,
                 self.client,
                 self.engagement,
                 self.ids.master_flow_id,
                 self.ids.discovery_flow_id,
-                host.name,
+                name,
                 if detail.is_some() {
                     "ESXi host named by RVTools vInfo, described by vHost"
                 } else {
@@ -325,10 +361,9 @@ impl Phase<'_> {
                 values::short_name(&name.to_lowercase()),
                 fqdn.then(|| name.to_lowercase()),
                 values::normalise_ip(name),
-                os,
                 os_version,
-                cluster,
-                datacenter,
+                get(&["cluster"]).or(guest_cluster),
+                get(&["datacenter"]).or(guest_datacenter),
                 get(&["cpumodel"]),
                 number(&["cpu"]).map(|n| n as i64),
                 number(&["cores"]).map(|n| n as i64),
@@ -341,71 +376,86 @@ impl Phase<'_> {
             ],
         )?;
         self.outcome.hosts_created += 1;
-        Ok(host)
+        Ok(id)
     }
 
-    /// An application named on machines runs on them.
-    fn applications(
-        &mut self,
-        assets: &[AssetRow],
-        resolver: &mut Resolver,
-    ) -> rusqlite::Result<()> {
-        // Application name (as first written) → the machines naming it.
-        let mut named: BTreeMap<String, (String, Vec<&AssetRow>)> = BTreeMap::new();
-        for asset in assets.iter().filter(|a| a.asset_type != "application") {
-            let Some(list) = &asset.application_name else {
-                continue;
-            };
-            for app in application_names(list) {
-                named
-                    .entry(app.to_lowercase())
-                    .or_insert_with(|| (app.to_string(), Vec::new()))
-                    .1
-                    .push(asset);
+    /// An application named on machines runs on them. The machines are read
+    /// twice (once to learn the applications, once for the edges) rather
+    /// than held.
+    fn applications(&mut self, resolver: &mut Resolver) -> rusqlite::Result<()> {
+        const MACHINES: &str = "SELECT id, name, application_name, environment FROM assets
+             WHERE engagement_id = ?1 AND application_name IS NOT NULL AND asset_type <> 'application'
+             ORDER BY created_at, id";
+        // Application key → as first written, its machines, and the one
+        // environment they all agree on.
+        let mut named: BTreeMap<String, NamedApplication> = BTreeMap::new();
+        {
+            let mut stmt = self.conn.prepare(MACHINES)?;
+            let mut rows = stmt.query([&self.engagement])?;
+            while let Some(r) = rows.next()? {
+                let list: String = r.get(2)?;
+                let environment: Option<String> = r.get(3)?;
+                for app in application_names(&list) {
+                    let entry =
+                        named
+                            .entry(app.to_lowercase())
+                            .or_insert_with(|| NamedApplication {
+                                name: app.to_string(),
+                                machines: 0,
+                                environment: Agreement::Nothing,
+                            });
+                    entry.machines += 1;
+                    if let Some(environment) = &environment {
+                        entry.environment.see(environment);
+                    }
+                }
             }
         }
-        for (key, (app, machines)) in named {
-            let app_id = match resolver.applications.get(&key) {
+        let mut app_ids: HashMap<String, String> = HashMap::new();
+        for (key, app) in &named {
+            let app_id = match resolver.applications.get(key) {
                 Some(ids) if ids.len() == 1 => ids[0].clone(),
                 Some(_) => continue,
                 None => {
-                    let created = self.create_application(&app, &machines)?;
-                    resolver.applications.insert(key, vec![created.clone()]);
+                    let created = self.create_application(app)?;
+                    resolver
+                        .applications
+                        .insert(key.clone(), vec![created.clone()]);
                     created
                 }
             };
-            for machine in machines {
-                self.add_edge(
-                    &app_id,
-                    &machine.id,
-                    "runs_on",
-                    Edge {
-                        description: Some(format!(
-                            "{app} is named in the application column of {}",
-                            machine.name
-                        )),
-                        confidence: 0.9,
-                        source: SOURCE_APPLICATION,
-                    },
-                );
+            app_ids.insert(key.clone(), app_id);
+        }
+        let mut stmt = self.conn.prepare(MACHINES)?;
+        let mut rows = stmt.query([&self.engagement])?;
+        while let Some(r) = rows.next()? {
+            let (id, name, list): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            for app in application_names(&list) {
+                let key = app.to_lowercase();
+                let (Some(app_id), Some(named)) = (app_ids.get(&key), named.get(&key)) else {
+                    continue;
+                };
+                self.add_edge(Edge {
+                    from: app_id,
+                    to: &id,
+                    kind: "runs_on",
+                    description: Some(format!(
+                        "{} is named in the application column of {name}",
+                        named.name
+                    )),
+                    confidence: 0.9,
+                    source: SOURCE_APPLICATION,
+                })?;
             }
         }
         Ok(())
     }
 
-    fn create_application(
-        &mut self,
-        name: &str,
-        machines: &[&AssetRow],
-    ) -> rusqlite::Result<String> {
-        let environments: HashSet<&str> = machines
-            .iter()
-            .filter_map(|m| m.environment.as_deref())
-            .collect();
-        // Only an environment every machine agrees on is the application's.
-        let environment = (environments.len() == 1)
-            .then(|| environments.iter().next().map(|e| e.to_string()))
-            .flatten();
+    fn create_application(&mut self, app: &NamedApplication) -> rusqlite::Result<String> {
+        let environment = match &app.environment {
+            Agreement::One(environment) => Some(environment.as_str()),
+            Agreement::Nothing | Agreement::Several => None,
+        };
         let id = db::new_id();
         self.conn.execute(
             "INSERT INTO assets (id, client_account_id, engagement_id, master_flow_id, discovery_flow_id,
@@ -418,8 +468,11 @@ impl Phase<'_> {
                 self.engagement,
                 self.ids.master_flow_id,
                 self.ids.discovery_flow_id,
-                name,
-                format!("Application named in the application column of {} machine(s)", machines.len()),
+                app.name,
+                format!(
+                    "Application named in the application column of {} machine(s)",
+                    app.machines
+                ),
                 APPLICATION_SOURCE,
                 environment,
                 self.now,
@@ -429,8 +482,8 @@ impl Phase<'_> {
         Ok(id)
     }
 
-    /// Rows of the engagement's relationship exports.
-    fn relationship_exports(&mut self, resolver: &Resolver) -> rusqlite::Result<()> {
+    /// The engagement's relationship exports.
+    fn relationship_imports(&self) -> rusqlite::Result<Vec<RelationshipImport>> {
         let imports: Vec<(String, String, Option<String>, String)> = self
             .conn
             .prepare(
@@ -444,94 +497,54 @@ impl Phase<'_> {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })?
             .collect::<rusqlite::Result<_>>()?;
-        for (import_id, file, sheet, layout_name) in imports {
-            let Ok(layout) = serde_json::from_value::<Layout>(Value::String(layout_name)) else {
-                continue;
-            };
-            let Some(spec) = layout.relationship_columns() else {
-                continue;
-            };
-            let source = if layout == Layout::ServicenowRelationships {
-                SOURCE_CMDB_REL_CI
-            } else {
-                SOURCE_RELATIONSHIP_LIST
-            };
-            let rows: Vec<(i64, i64, String)> = self
+        Ok(imports
+            .into_iter()
+            .filter_map(|(id, file, sheet, layout_name)| {
+                let layout = serde_json::from_value::<Layout>(Value::String(layout_name)).ok()?;
+                layout.relationship_columns()?;
+                Some(RelationshipImport {
+                    id,
+                    file,
+                    sheet,
+                    layout,
+                })
+            })
+            .collect())
+    }
+
+    /// Calls `visit` with each row of a relationship export (its record
+    /// index and the row), a batch at a time; what it returns for a row is
+    /// written to that row before the next batch is read.
+    fn for_each_relationship_row(
+        &self,
+        import: &RelationshipImport,
+        mut visit: impl FnMut(i64, &RelationshipRow, &Phase) -> rusqlite::Result<Option<RowVerdict>>,
+    ) -> rusqlite::Result<()> {
+        let Some(spec) = import.layout.relationship_columns() else {
+            return Ok(());
+        };
+        let mut last = i64::MIN;
+        loop {
+            let batch: Vec<(i64, i64, String)> = self
                 .conn
-                .prepare(
+                .prepare_cached(
                     "SELECT rowid, record_index, raw_data FROM raw_import_records
-                     WHERE data_import_id = ?1 ORDER BY record_index",
+                     WHERE data_import_id = ?1 AND record_index > ?2 ORDER BY record_index LIMIT ?3",
                 )?
-                .query_map([&import_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .query_map(params![import.id, last, RELATIONSHIP_BATCH], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
                 .collect::<rusqlite::Result<_>>()?;
-            for (rowid, index, raw) in rows {
-                self.outcome.relationship_rows += 1;
+            let Some(&(_, index, _)) = batch.last() else {
+                return Ok(());
+            };
+            last = index;
+            for (rowid, index, raw) in batch {
                 let record: Map<String, Value> = serde_json::from_str(&raw).unwrap_or_default();
                 let row = RelationshipRow::read(&record, &spec);
-                let mut errors = Vec::new();
-                let mut ends = Vec::new();
-                for (column, value) in [(&row.from_column, &row.from), (&row.to_column, &row.to)] {
-                    let problem = match value.as_deref().map(|v| (v, resolver.resolve(v))) {
-                        Some((_, Resolution::One(id))) => {
-                            ends.push(id);
-                            continue;
-                        }
-                        Some((v, Resolution::Many(n))) => (
-                            v.to_string(),
-                            "ambiguous_end",
-                            format!(
-                                "'{v}' names {n} assets of this engagement; write the FQDN, sys_id or another unique key in the export"
-                            ),
-                        ),
-                        Some((v, Resolution::None)) => (
-                            v.to_string(),
-                            "unknown_end",
-                            format!(
-                                "no asset of this engagement is named '{v}'; import the export that describes it, or correct the name, then run `intake import` again"
-                            ),
-                        ),
-                        None => (
-                            String::new(),
-                            "missing_end",
-                            "the relationship has no value here; fill it in or remove the row".to_string(),
-                        ),
-                    };
-                    let column = column.clone().unwrap_or_default();
-                    errors.push(json!({"field": column, "raw_value": problem.0, "code": problem.1, "message": problem.2}));
-                    self.outcome.unresolved += 1;
-                    if self.outcome.problems.len() < PROBLEMS_KEPT {
-                        self.outcome.problems.push(DependencyProblem {
-                            file: file.clone(),
-                            sheet: sheet.clone(),
-                            row: index,
-                            column,
-                            value: problem.0,
-                            code: problem.1,
-                            message: problem.2,
-                        });
-                    }
-                }
-                let (kind, reversed) = direction(row.kind.as_deref(), layout);
-                let mut cleansed = json!({
-                    "from": row.from, "to": row.to, "dependency_type": kind, "reversed": reversed,
-                });
-                if let [from, to] = ends.as_slice() {
-                    let (from, to) = if reversed { (to, from) } else { (from, to) };
-                    cleansed["asset_id"] = json!(from);
-                    cleansed["depends_on_asset_id"] = json!(to);
-                    let description = row.describe();
-                    self.add_edge(
-                        from,
-                        to,
-                        &kind,
-                        Edge {
-                            description,
-                            confidence: 1.0,
-                            source,
-                        },
-                    );
-                }
-                let errors = (!errors.is_empty()).then(|| Value::Array(errors).to_string());
+                let Some((cleansed, errors)) = visit(index, &row, self)? else {
+                    continue;
+                };
                 // Written only when it differs, so a re-run leaves the rows alone.
                 self.conn
                     .prepare_cached(
@@ -540,159 +553,246 @@ impl Phase<'_> {
                          WHERE rowid = ?1 AND (cleansed_data IS NOT ?2 OR is_valid IS NOT ?3
                            OR validation_errors IS NOT ?4 OR is_processed = 0)",
                     )?
-                    .execute(params![
-                        rowid,
-                        cleansed.to_string(),
-                        errors.is_none(),
-                        errors,
-                        self.now
-                    ])?;
+                    .execute(params![rowid, cleansed, errors.is_none(), errors, self.now])?;
             }
         }
-        Ok(())
+    }
+
+    /// Each row of a relationship export becomes an edge when both of its
+    /// ends name one asset; the ends that do not are recorded on the row.
+    fn relationship_export(
+        &mut self,
+        import: &RelationshipImport,
+        resolver: &Resolver,
+    ) -> rusqlite::Result<()> {
+        let source = if import.layout == Layout::ServicenowRelationships {
+            SOURCE_CMDB_REL_CI
+        } else {
+            SOURCE_RELATIONSHIP_LIST
+        };
+        let mut outcome = std::mem::take(&mut self.outcome);
+        let result = self.for_each_relationship_row(import, |index, row, phase| {
+            outcome.relationship_rows += 1;
+            let mut errors = Vec::new();
+            let mut ends = Vec::new();
+            for (column, value) in [(&row.from_column, &row.from), (&row.to_column, &row.to)] {
+                let problem = match value.as_deref().map(|v| (v, resolver.resolve(v))) {
+                    Some((_, Resolution::One(id))) => {
+                        ends.push(id);
+                        continue;
+                    }
+                    Some((v, Resolution::Many(n))) => (
+                        v.to_string(),
+                        "ambiguous_end",
+                        format!(
+                            "'{v}' names {n} assets of this engagement; write the FQDN, sys_id or another unique key in the export"
+                        ),
+                    ),
+                    Some((v, Resolution::None)) => (
+                        v.to_string(),
+                        "unknown_end",
+                        format!(
+                            "no asset of this engagement is named '{v}'; import the export that describes it, or correct the name, then run `intake import` again"
+                        ),
+                    ),
+                    None => (
+                        String::new(),
+                        "missing_end",
+                        "the relationship has no value here; fill it in or remove the row".to_string(),
+                    ),
+                };
+                let column = column.clone().unwrap_or_default();
+                errors.push(json!({"field": column, "raw_value": problem.0, "code": problem.1, "message": problem.2}));
+                outcome.unresolved += 1;
+                if outcome.problems.len() < PROBLEMS_KEPT {
+                    outcome.problems.push(DependencyProblem {
+                        file: import.file.clone(),
+                        sheet: import.sheet.clone(),
+                        row: index,
+                        column,
+                        value: problem.0,
+                        code: problem.1,
+                        message: problem.2,
+                    });
+                }
+            }
+            let (kind, reversed) = direction(row.kind.as_deref(), import.layout);
+            let mut cleansed = json!({
+                "from": row.from, "to": row.to, "dependency_type": kind, "reversed": reversed,
+            });
+            if let [from, to] = ends.as_slice() {
+                let (from, to) = if reversed { (to, from) } else { (from, to) };
+                cleansed["asset_id"] = json!(from);
+                cleansed["depends_on_asset_id"] = json!(to);
+                phase.add_edge(Edge {
+                    from,
+                    to,
+                    kind: &kind,
+                    description: row.describe(),
+                    confidence: 1.0,
+                    source,
+                })?;
+            }
+            let errors = (!errors.is_empty()).then(|| Value::Array(errors).to_string());
+            Ok(Some((cleansed.to_string(), errors)))
+        });
+        self.outcome = outcome;
+        result
     }
 
     /// Writes the derived edges: new ones inserted, changed ones updated,
-    /// edges the data no longer gives removed.
+    /// edges the data no longer gives removed. An edge another source already
+    /// wrote (same ends and type) is kept as it is.
     fn reconcile(&mut self) -> rusqlite::Result<()> {
-        let placeholders = SOURCES
+        let owned = SOURCES
             .iter()
             .map(|s| format!("'{s}'"))
             .collect::<Vec<_>>()
             .join(", ");
-        let stored: HashMap<EdgeKey, (String, Edge)> = self
+        let same_edge = "d.asset_id = e.asset_id AND d.depends_on_asset_id = e.depends_on_asset_id
+                         AND d.dependency_type = e.dependency_type";
+        self.outcome.removed = self.conn.execute(
+            &format!(
+                "DELETE FROM asset_dependencies AS d
+                 WHERE d.engagement_id = ?1 AND d.source IN ({owned})
+                   AND NOT EXISTS (SELECT 1 FROM temp.derived_edges e WHERE {same_edge})"
+            ),
+            [&self.engagement],
+        )? as u64;
+        self.outcome.updated = self.conn.execute(
+            &format!(
+                "UPDATE asset_dependencies AS d
+                 SET description = e.description, confidence_score = e.confidence_score,
+                     source = e.source, master_flow_id = ?2, updated_at = ?3
+                 FROM temp.derived_edges e
+                 WHERE {same_edge} AND d.engagement_id = ?1 AND d.source IN ({owned})
+                   AND (d.description IS NOT e.description
+                        OR coalesce(d.confidence_score, 0) <> e.confidence_score
+                        OR d.source IS NOT e.source)"
+            ),
+            params![self.engagement, self.ids.master_flow_id, self.now],
+        )? as u64;
+        let mut insert = self.conn.prepare(
+            "INSERT INTO asset_dependencies (id, client_account_id, engagement_id, master_flow_id,
+               asset_id, depends_on_asset_id, dependency_type, description, confidence_score,
+               source, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+        )?;
+        let mut new_edges = self.conn.prepare(&format!(
+            "SELECT e.asset_id, e.depends_on_asset_id, e.dependency_type, e.description,
+                    e.confidence_score, e.source
+             FROM temp.derived_edges e
+             WHERE NOT EXISTS (SELECT 1 FROM asset_dependencies d WHERE {same_edge})"
+        ))?;
+        // Inserting while the query reads is safe: an inserted edge has the
+        // key of the derived row just read, which no later row shares.
+        let mut rows = new_edges.query([])?;
+        while let Some(r) = rows.next()? {
+            insert.execute(params![
+                db::new_id(),
+                self.client,
+                self.engagement,
+                self.ids.master_flow_id,
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, f64>(4)?,
+                r.get::<_, String>(5)?,
+                self.now
+            ])?;
+            self.outcome.created += 1;
+        }
+        drop(rows);
+        let counts: Vec<(String, String, u64)> = self
             .conn
-            .prepare(&format!(
-                "SELECT id, asset_id, depends_on_asset_id, dependency_type, description, confidence_score, source
-                 FROM asset_dependencies WHERE engagement_id = ?1 AND source IN ({placeholders})"
-            ))?
-            .query_map([&self.engagement], |r| {
-                let source: String = r.get(6)?;
-                Ok((
-                    (r.get(1)?, r.get(2)?, r.get(3)?),
-                    (
-                        r.get(0)?,
-                        Edge {
-                            description: r.get(4)?,
-                            confidence: r.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
-                            source: SOURCES.iter().find(|s| **s == source).copied().unwrap_or(""),
-                        },
-                    ),
-                ))
-            })?
+            .prepare(
+                "SELECT dependency_type, source, count(*) FROM temp.derived_edges GROUP BY 1, 2",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        for (key, (id, _)) in &stored {
-            if !self.edges.contains_key(key) {
-                self.conn
-                    .execute("DELETE FROM asset_dependencies WHERE id = ?1", [id])?;
-                self.outcome.removed += 1;
-            }
+        for (kind, source, n) in counts {
+            self.outcome.edges += n;
+            *self.outcome.by_type.entry(kind).or_default() += n;
+            *self.outcome.by_source.entry(source).or_default() += n;
         }
-        for (key, edge) in &self.edges {
-            match stored.get(key) {
-                Some((_, old)) if old == edge => self.outcome.unchanged += 1,
-                Some((id, _)) => {
-                    self.conn.execute(
-                        "UPDATE asset_dependencies SET description = ?2, confidence_score = ?3, source = ?4,
-                           master_flow_id = ?5, updated_at = ?6 WHERE id = ?1",
-                        params![id, edge.description, edge.confidence, edge.source, self.ids.master_flow_id, self.now],
-                    )?;
-                    self.outcome.updated += 1;
-                }
-                None => {
-                    // An edge another source already wrote (same ends and type) is kept as it is.
-                    let taken: Option<String> = self
-                        .conn
-                        .query_row(
-                            "SELECT id FROM asset_dependencies WHERE asset_id = ?1 AND depends_on_asset_id = ?2 AND dependency_type = ?3",
-                            params![key.0, key.1, key.2],
-                            |r| r.get(0),
-                        )
-                        .optional()?;
-                    if taken.is_some() {
-                        self.outcome.unchanged += 1;
-                        continue;
-                    }
-                    self.conn.execute(
-                        "INSERT INTO asset_dependencies (id, client_account_id, engagement_id, master_flow_id,
-                           asset_id, depends_on_asset_id, dependency_type, description, confidence_score,
-                           source, created_at, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
-                        params![
-                            db::new_id(),
-                            self.client,
-                            self.engagement,
-                            self.ids.master_flow_id,
-                            key.0,
-                            key.1,
-                            key.2,
-                            edge.description,
-                            edge.confidence,
-                            edge.source,
-                            self.now
-                        ],
-                    )?;
-                    self.outcome.created += 1;
-                }
-            }
-        }
-        self.outcome.edges = self.edges.len() as u64;
-        for (key, edge) in &self.edges {
-            *self.outcome.by_type.entry(key.2.clone()).or_default() += 1;
-            *self
-                .outcome
-                .by_source
-                .entry(edge.source.to_string())
-                .or_default() += 1;
-        }
+        self.outcome.unchanged = self.outcome.edges - self.outcome.created - self.outcome.updated;
         Ok(())
     }
 
     /// Clusters with their hosts and machines, and the most depended-on assets.
-    fn summarise(&mut self, assets: &[AssetRow]) -> rusqlite::Result<()> {
-        let by_id: HashMap<&str, &AssetRow> = assets.iter().map(|a| (a.id.as_str(), a)).collect();
+    fn summarise(&mut self) -> rusqlite::Result<()> {
+        let placed: Vec<(String, Option<String>, String, u64)> = self
+            .conn
+            .prepare(
+                "SELECT coalesce(g.cluster, h.cluster), coalesce(g.datacenter, h.datacenter), h.name, count(*)
+                 FROM temp.derived_edges e
+                 JOIN assets g ON g.id = e.asset_id JOIN assets h ON h.id = e.depends_on_asset_id
+                 WHERE e.dependency_type = 'runs_on' AND g.virtualization_host IS NOT NULL
+                   AND coalesce(g.cluster, h.cluster) IS NOT NULL
+                 GROUP BY 1, 2, 3 ORDER BY min(g.created_at), 3",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<rusqlite::Result<_>>()?;
         let mut clusters: BTreeMap<String, ClusterSummary> = BTreeMap::new();
-        let mut dependents: HashMap<&str, u64> = HashMap::new();
-        for (from, to, kind) in self.edges.keys() {
-            *dependents.entry(to.as_str()).or_default() += 1;
-            let (Some(guest), Some(host)) = (by_id.get(from.as_str()), by_id.get(to.as_str()))
-            else {
-                continue;
-            };
-            if kind != "runs_on" || guest.virtualization_host.is_none() {
-                continue;
-            }
-            let Some(cluster) = guest.cluster.clone().or_else(|| host.cluster.clone()) else {
-                continue;
-            };
+        for (cluster, datacenter, host, machines) in placed {
             let entry = clusters
                 .entry(cluster.clone())
                 .or_insert_with(|| ClusterSummary {
                     cluster,
-                    datacenter: guest.datacenter.clone().or_else(|| host.datacenter.clone()),
+                    datacenter: datacenter.clone(),
                     hosts: Vec::new(),
                     machines: 0,
                 });
-            entry.machines += 1;
-            if !entry.hosts.contains(&host.name) {
-                entry.hosts.push(host.name.clone());
+            entry.datacenter = entry.datacenter.take().or(datacenter);
+            entry.machines += machines;
+            if !entry.hosts.contains(&host) {
+                entry.hosts.push(host);
             }
         }
         self.outcome.clusters = clusters.into_values().collect();
-        let mut ranked: Vec<(&str, u64)> = dependents.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        self.outcome.most_depended_on = ranked
-            .into_iter()
-            .take(10)
-            .filter_map(|(id, n)| {
-                by_id.get(id).map(|a| ConnectedAsset {
-                    name: a.name.clone(),
-                    asset_type: a.asset_type.clone(),
-                    dependents: n,
+        self.outcome.most_depended_on = self
+            .conn
+            .prepare(
+                "SELECT a.name, a.asset_type, n FROM
+                   (SELECT depends_on_asset_id AS id, count(*) AS n FROM temp.derived_edges
+                    GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10) top
+                 JOIN assets a ON a.id = top.id ORDER BY n DESC, top.id",
+            )?
+            .query_map([], |r| {
+                Ok(ConnectedAsset {
+                    name: r.get(0)?,
+                    asset_type: r.get(1)?,
+                    dependents: r.get(2)?,
                 })
-            })
-            .collect();
+            })?
+            .collect::<rusqlite::Result<_>>()?;
         Ok(())
+    }
+}
+
+/// An application as the machines name it.
+struct NamedApplication {
+    /// As first written.
+    name: String,
+    machines: u64,
+    environment: Agreement,
+}
+
+/// The value a set of machines agrees on, if they do.
+enum Agreement {
+    Nothing,
+    One(String),
+    Several,
+}
+
+impl Agreement {
+    fn see(&mut self, value: &str) {
+        match self {
+            Agreement::Nothing => *self = Agreement::One(value.to_string()),
+            Agreement::One(seen) if seen != value => *self = Agreement::Several,
+            _ => {}
+        }
     }
 }
 
@@ -766,38 +866,63 @@ enum Resolution {
 
 /// Finds assets by the names and keys a relationship export or a host column
 /// may use: sys_id or external id, then the full name, FQDN or host name,
-/// then the short name, then the IP address.
+/// then the short name, then the IP address. It holds only the names the
+/// phase will look up (and every application), so its memory follows the
+/// host names and relationship rows, not the number of assets.
 struct Resolver {
+    /// Lower-cased names looked up, and their short forms.
+    wanted: HashSet<String>,
     exact: HashMap<String, Vec<String>>,
     short: HashMap<String, Vec<String>>,
     applications: HashMap<String, Vec<String>>,
 }
 
 impl Resolver {
-    fn build(conn: &Connection, engagement: &str) -> rusqlite::Result<Resolver> {
+    fn build(
+        conn: &Connection,
+        engagement: &str,
+        names: &HashSet<String>,
+    ) -> rusqlite::Result<Resolver> {
+        let mut wanted = HashSet::with_capacity(names.len() * 2);
+        for name in names {
+            let key = name.trim().to_lowercase();
+            if !key.is_empty() {
+                wanted.insert(values::short_name(&key));
+                wanted.insert(key);
+            }
+        }
         let mut resolver = Resolver {
+            wanted,
             exact: HashMap::new(),
             short: HashMap::new(),
             applications: HashMap::new(),
         };
-        let mut stmt = conn.prepare(
+        // With no name to look up, only the applications are needed.
+        let only_applications = if resolver.wanted.is_empty() {
+            "AND asset_type = 'application'"
+        } else {
+            ""
+        };
+        let mut stmt = conn.prepare(&format!(
             "SELECT id, name, asset_type, cmdb_record_id, external_id, hostname, fqdn, ip_address
-             FROM assets WHERE engagement_id = ?1 ORDER BY created_at, id",
-        )?;
+             FROM assets WHERE engagement_id = ?1 {only_applications} ORDER BY created_at, id"
+        ))?;
         let mut rows = stmt.query([engagement])?;
+        let mut keys: Vec<Option<String>> = Vec::with_capacity(5);
         while let Some(r) = rows.next()? {
-            let id: String = r.get(0)?;
-            let name: String = r.get(1)?;
             let asset_type: String = r.get(2)?;
-            let keys: Vec<Option<String>> =
-                (3..8).map(|i| r.get(i)).collect::<rusqlite::Result<_>>()?;
+            keys.clear();
+            for i in 3..8 {
+                keys.push(r.get(i)?);
+            }
+            let (id, name): (String, String) = (r.get(0)?, r.get(1)?);
             resolver.index(&id, &name, &asset_type, &keys);
         }
         Ok(resolver)
     }
 
-    fn add(&mut self, asset: &AssetRow) {
-        self.index(&asset.id, &asset.name, &asset.asset_type, &[]);
+    fn add(&mut self, id: &str, name: &str, asset_type: &str) {
+        self.index(id, name, asset_type, &[]);
     }
 
     fn index(&mut self, id: &str, name: &str, asset_type: &str, keys: &[Option<String>]) {
@@ -810,16 +935,20 @@ impl Resolver {
         if asset_type == "application" {
             push(&mut self.applications, name.trim().to_lowercase());
         }
-        let mut names: Vec<String> = vec![name.to_string()];
-        names.extend(keys.iter().flatten().cloned());
+        let names = std::iter::once(name).chain(keys.iter().flatten().map(String::as_str));
         for key in names {
             let key = key.trim().to_lowercase();
             if key.is_empty() {
                 continue;
             }
-            push(&mut self.exact, key.clone());
             if values::normalise_ip(&key).is_none() && key.contains('.') {
-                push(&mut self.short, values::short_name(&key));
+                let short = values::short_name(&key);
+                if self.wanted.contains(&short) {
+                    push(&mut self.short, short);
+                }
+            }
+            if self.wanted.contains(&key) {
+                push(&mut self.exact, key);
             }
         }
     }

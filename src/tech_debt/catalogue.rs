@@ -5,6 +5,8 @@
 //! version among the few words after the phrase; "8.6" matches version "8",
 //! "2012 R2" is tried before "2012".
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use serde::Deserialize;
@@ -21,7 +23,7 @@ pub static CATALOGUE: LazyLock<Catalogue> = LazyLock::new(|| {
 /// How many words after a product's phrase may hold its version.
 const VERSION_WINDOW: usize = 6;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProductKind {
     Os,
@@ -160,7 +162,34 @@ impl Catalogue {
     }
 
     /// Every product of `kind` named in `text` ("IIS 10, SQL Server 2014, MySQL 5.7").
+    /// An inventory repeats the same few OS strings a million times, so the
+    /// answers for recent texts are remembered (per thread, a bounded number).
     pub fn find_all(&self, text: &str, kind: ProductKind, field: &'static str) -> Vec<Component> {
+        thread_local! {
+            static RECENT: RefCell<HashMap<(ProductKind, String), Vec<Component>>> =
+                RefCell::new(HashMap::new());
+        }
+        const REMEMBERED: usize = 4_096;
+        let found = RECENT.with_borrow_mut(|recent| {
+            if let Some(found) = recent.get(&(kind, text.to_string())) {
+                return found.clone();
+            }
+            let found = self.search(text, kind);
+            if recent.len() >= REMEMBERED {
+                recent.clear();
+            }
+            recent.insert((kind, text.to_string()), found.clone());
+            found
+        });
+        found
+            .into_iter()
+            .map(|c| Component { field, ..c })
+            .collect()
+    }
+
+    /// find_all without the memory; components carry no field yet.
+    fn search(&self, text: &str, kind: ProductKind) -> Vec<Component> {
+        let field = "";
         let text = words(text);
         let mut found = Vec::new();
         let mut taken_at: Vec<usize> = Vec::new();

@@ -16,12 +16,12 @@
 
 mod catalogue;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// support_status, tech_debt_score, sixr_ready, tech_debt_details as stored.
 type Stored = (Option<String>, Option<f64>, Option<String>, Option<String>);
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -218,6 +218,7 @@ pub fn assess(facts: &AssetFacts, as_of: &str) -> Assessment {
             "end_of_support_date": facts.end_of_support_date,
             "end_of_life_date": facts.end_of_life_date,
         },
+        "support_ends": support_ends,
         "sixr_missing": sixr_missing,
         "catalogue": CATALOGUE.info.compiled,
     });
@@ -285,8 +286,15 @@ pub fn parse_as_of(raw: &str) -> Result<String, String> {
         .map_err(|_| format!("'{raw}' is not a date: write it as YYYY-MM-DD, e.g. 2026-11-24"))
 }
 
+/// Offenders kept while the assets stream by: the list is cut to this
+/// length whenever it reaches ten times it.
+const WORST_KEPT: usize = 20;
+
 /// Runs the phase over the engagement of `ids`, judging support on `as_of`
 /// (today when None). Assets are written only where the verdict changed.
+/// Machines are judged first, streamed and written as they are read; then
+/// each application with no product of its own takes the worst verdict of
+/// the machines it runs on, read back from the machines just written.
 pub fn run(
     conn: &Connection,
     ids: &FlowIds,
@@ -299,13 +307,51 @@ pub fn run(
         |r| r.get(0),
     )?;
     let tx = conn.unchecked_transaction()?;
-    let mut outcome = TechDebtOutcome {
-        as_of: as_of.clone(),
-        ..Default::default()
+    let mut judge = Judge {
+        conn: &tx,
+        as_of: &as_of,
+        outcome: TechDebtOutcome {
+            as_of: as_of.clone(),
+            ..Default::default()
+        },
     };
-    let mut offenders: Vec<Offender> = Vec::new();
-    {
-        let mut stmt = tx.prepare(
+    judge.assets(&engagement, false)?;
+    judge.assets(&engagement, true)?;
+    let mut outcome = judge.outcome;
+    sort_worst(&mut outcome.worst);
+    tx.commit()?;
+    Ok(outcome)
+}
+
+/// The worst first: end of life before extended support, the earliest end
+/// first, then by name.
+fn sort_worst(worst: &mut Vec<Offender>) {
+    worst.sort_by(|a, b| {
+        b.status
+            .cmp(&a.status)
+            .then_with(|| a.support_ends.cmp(&b.support_ends))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    worst.truncate(WORST_KEPT);
+}
+
+/// A machine's stored verdict: name, support_status, tech_debt_score,
+/// support_ends and based_on.
+type MachineVerdict = (String, String, Option<f64>, Option<String>, Option<String>);
+
+struct Judge<'c> {
+    conn: &'c Connection,
+    as_of: &'c str,
+    outcome: TechDebtOutcome,
+}
+
+impl Judge<'_> {
+    /// Judges the engagement's machines, or its applications, and writes
+    /// each verdict that changed.
+    fn assets(&mut self, engagement: &str, applications: bool) -> rusqlite::Result<()> {
+        // Updating the row just read is safe during SQLite's table scan; the
+        // unary + keeps SQLite from walking an index and seeking each row.
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT a.id, a.asset_type, a.name, a.operating_system, a.os_version, a.technology_stack,
                     a.description, a.model, a.end_of_support_date, a.end_of_life_date,
                     a.cpu_cores IS NOT NULL, a.memory_gb IS NOT NULL, a.storage_gb IS NOT NULL,
@@ -314,15 +360,16 @@ pub fn run(
                     coalesce(a.location, a.datacenter) IS NOT NULL,
                     EXISTS (SELECT 1 FROM asset_dependencies d WHERE d.asset_id = a.id),
                     a.support_status, a.tech_debt_score, a.sixr_ready, a.tech_debt_details
-             FROM assets a WHERE a.engagement_id = ?1 ORDER BY a.created_at, a.id",
-        )?;
-        let mut update = tx.prepare(
+             FROM assets a WHERE +a.engagement_id = ?1 AND (a.asset_type = 'application') = {}",
+            i32::from(applications)
+        ))?;
+        let mut update = self.conn.prepare(
             "UPDATE assets SET support_status = ?2, tech_debt_score = ?3, sixr_ready = ?4,
                tech_debt_details = ?5 WHERE id = ?1",
         )?;
-        let mut rows = stmt.query([&engagement])?;
-        let mut assets: Vec<(String, AssetFacts, Stored)> = Vec::new();
+        let mut rows = stmt.query([engagement])?;
         while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
             let facts = AssetFacts {
                 asset_type: r.get(1)?,
                 name: r.get(2)?,
@@ -344,97 +391,117 @@ pub fn run(
                     ("dependencies", r.get(16)?),
                 ]),
             };
-            assets.push((
-                r.get(0)?,
-                facts,
-                (r.get(17)?, r.get(18)?, r.get(19)?, r.get(20)?),
-            ));
+            let stored: Stored = (r.get(17)?, r.get(18)?, r.get(19)?, r.get(20)?);
+            let mut verdict = assess(&facts, self.as_of);
+            if applications && verdict.status == SupportStatus::Unknown {
+                self.inherit(&id, &mut verdict)?;
+            }
+            if self.record(&facts, &verdict, &stored) {
+                let fresh = stored_form(&verdict);
+                update.execute(params![
+                    id,
+                    fresh.0,
+                    fresh.1,
+                    fresh.2,
+                    verdict.details.to_string()
+                ])?;
+                self.outcome.updated += 1;
+            }
         }
-        // Machines first: an application with no product of its own takes
-        // the worst verdict of the machines it runs on.
-        assets.sort_by_key(|(_, facts, _)| facts.asset_type == "application");
-        let mut verdicts: HashMap<String, (String, Assessment)> = HashMap::new();
-        let mut runs_on =
-            tx.prepare("SELECT depends_on_asset_id FROM asset_dependencies WHERE asset_id = ?1")?;
-        for (id, facts, stored) in assets {
-            let mut verdict = assess(&facts, &as_of);
-            if facts.asset_type == "application" && verdict.status == SupportStatus::Unknown {
-                let machines: Vec<String> = runs_on
-                    .query_map([&id], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
-                let worst = machines
-                    .iter()
-                    .filter_map(|m| verdicts.get(m))
-                    .filter(|(_, v)| v.status != SupportStatus::Unknown)
-                    .max_by(|a, b| {
-                        a.1.status
-                            .cmp(&b.1.status)
-                            .then_with(|| b.1.support_ends.cmp(&a.1.support_ends))
-                    });
-                if let Some((machine, machine_verdict)) = worst {
-                    verdict.status = machine_verdict.status;
-                    verdict.score = machine_verdict.score;
-                    verdict.support_ends = machine_verdict.support_ends.clone();
-                    verdict.based_on = format!("runs on {machine} ({})", machine_verdict.based_on);
-                    verdict.details["based_on"] = json!(verdict.based_on);
-                    verdict.details["inherited_from"] = json!(machine);
-                }
-            }
-            let sixr = if verdict.sixr_missing.is_empty() {
-                outcome.sixr_ready += 1;
-                "ready"
-            } else {
-                outcome.sixr_not_ready += 1;
-                "not_ready"
-            };
-            outcome.assets += 1;
-            *outcome
-                .by_status
-                .entry(verdict.status.name().to_string())
-                .or_default() += 1;
-            let details = verdict.details.to_string();
-            let fresh = (
-                Some(verdict.status.name().to_string()),
-                verdict.score,
-                Some(sixr.to_string()),
-            );
-            // Compared as JSON values: SQLite may hand back the text re-spaced.
-            let same_details = stored
-                .3
-                .as_deref()
-                .and_then(|s| serde_json::from_str::<Value>(s).ok())
-                .as_ref()
-                == Some(&verdict.details);
-            if stored.0 != fresh.0 || stored.1 != fresh.1 || stored.2 != fresh.2 || !same_details {
-                update.execute(params![id, fresh.0, fresh.1, fresh.2, details])?;
-                outcome.updated += 1;
-            }
-            if matches!(
-                verdict.status,
-                SupportStatus::EndOfLife | SupportStatus::ExtendedSupport
-            ) {
-                offenders.push(Offender {
-                    name: facts.name.clone(),
-                    asset_type: facts.asset_type.clone(),
-                    status: verdict.status,
-                    score: verdict.score,
-                    based_on: verdict.based_on.clone(),
-                    support_ends: verdict.support_ends.clone(),
-                });
-            }
-            verdicts.insert(id, (facts.name, verdict));
-        }
+        Ok(())
     }
-    offenders.sort_by(|a, b| {
-        b.status
-            .cmp(&a.status)
-            .then_with(|| a.support_ends.cmp(&b.support_ends))
-            .then_with(|| a.name.cmp(&b.name))
-    });
-    offenders.truncate(20);
-    outcome.worst = offenders;
-    tx.commit()?;
-    Ok(outcome)
+
+    /// Gives an application the worst verdict of the machines it runs on.
+    fn inherit(&self, application_id: &str, verdict: &mut Assessment) -> rusqlite::Result<()> {
+        let worst: Option<MachineVerdict> = self
+            .conn
+            .prepare_cached(
+                "SELECT m.name, m.support_status, m.tech_debt_score,
+                        json_extract(m.tech_debt_details, '$.support_ends'),
+                        json_extract(m.tech_debt_details, '$.based_on')
+                 FROM asset_dependencies d JOIN assets m ON m.id = d.depends_on_asset_id
+                 WHERE d.asset_id = ?1 AND m.asset_type <> 'application'
+                   AND m.support_status IN ('supported', 'extended_support', 'end_of_life')
+                 ORDER BY CASE m.support_status WHEN 'end_of_life' THEN 3
+                          WHEN 'extended_support' THEN 2 ELSE 1 END DESC,
+                          -- of two equally bad machines, the one whose support ended first
+                          4 IS NOT NULL, 4, m.name
+                 LIMIT 1",
+            )?
+            .query_row([application_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()?;
+        let Some((machine, status, score, support_ends, based_on)) = worst else {
+            return Ok(());
+        };
+        verdict.status = match status.as_str() {
+            "end_of_life" => SupportStatus::EndOfLife,
+            "extended_support" => SupportStatus::ExtendedSupport,
+            _ => SupportStatus::Supported,
+        };
+        verdict.score = score;
+        verdict.support_ends = support_ends;
+        verdict.based_on = format!("runs on {machine} ({})", based_on.unwrap_or_default());
+        verdict.details["based_on"] = json!(verdict.based_on);
+        verdict.details["support_ends"] = json!(verdict.support_ends);
+        verdict.details["inherited_from"] = json!(machine);
+        Ok(())
+    }
+
+    /// Counts a verdict and keeps it among the worst when it is one; says
+    /// whether it differs from what is stored.
+    fn record(&mut self, facts: &AssetFacts, verdict: &Assessment, stored: &Stored) -> bool {
+        let outcome = &mut self.outcome;
+        let fresh = stored_form(verdict);
+        if fresh.2 == "ready" {
+            outcome.sixr_ready += 1;
+        } else {
+            outcome.sixr_not_ready += 1;
+        }
+        outcome.assets += 1;
+        *outcome
+            .by_status
+            .entry(verdict.status.name().to_string())
+            .or_default() += 1;
+        if matches!(
+            verdict.status,
+            SupportStatus::EndOfLife | SupportStatus::ExtendedSupport
+        ) {
+            outcome.worst.push(Offender {
+                name: facts.name.clone(),
+                asset_type: facts.asset_type.clone(),
+                status: verdict.status,
+                score: verdict.score,
+                based_on: verdict.based_on.clone(),
+                support_ends: verdict.support_ends.clone(),
+            });
+            if outcome.worst.len() >= WORST_KEPT * 10 {
+                sort_worst(&mut outcome.worst);
+            }
+        }
+        // Compared as JSON values: SQLite may hand back the text re-spaced.
+        let same_details = stored
+            .3
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+            .as_ref()
+            == Some(&verdict.details);
+        stored.0.as_deref() != Some(fresh.0)
+            || stored.1 != fresh.1
+            || stored.2.as_deref() != Some(fresh.2)
+            || !same_details
+    }
+}
+
+/// support_status, tech_debt_score and sixr_ready as stored.
+fn stored_form(verdict: &Assessment) -> (&'static str, Option<f64>, &'static str) {
+    let sixr = if verdict.sixr_missing.is_empty() {
+        "ready"
+    } else {
+        "not_ready"
+    };
+    (verdict.status.name(), verdict.score, sixr)
 }
 
 /// The analysis stored in discovery_flows.tech_debt_analysis.
