@@ -107,8 +107,10 @@ struct SourceTable {
     label: String,
     source_system: String,
     unmapped: Vec<String>,
-    /// Its records, valid or not: an upper bound used to size memory up front.
+    /// Its records, valid or not: used to size memory up front.
     records: usize,
+    /// Imported by the flow being built (its machines may be new).
+    in_this_flow: bool,
 }
 
 /// A machine found so far: its strong keys (its stored id, if it has one, is
@@ -260,26 +262,47 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let started = std::time::Instant::now();
-    let tables = primary_tables(conn, &engagement)?;
+    let tables = primary_tables(conn, &engagement, &ids.master_flow_id)?;
     // Sized once: growing these by doubling is what made the memory peak.
-    // Records carry about four to six identity keys.
+    // The machines are about the stored ones or this flow's records,
+    // whichever is more (a re-import describes the stored machines again);
+    // a machine carries about four to six identity keys.
     let records: usize = tables.iter().map(|t| t.records).sum();
-    let mut slots: Vec<Slot> = Vec::with_capacity(records);
-    let mut index: KeyIndex = HashMap::with_capacity_and_hasher(records * 4, Default::default());
+    let stored: usize = conn.query_row(
+        "SELECT count(*) FROM assets WHERE engagement_id = ?1 AND asset_type <> 'application'",
+        [&engagement],
+        |r| r.get::<_, i64>(0),
+    )? as usize;
+    let new_records: usize = tables
+        .iter()
+        .filter(|t| t.in_this_flow)
+        .map(|t| t.records)
+        .sum();
+    let machines = stored.max(new_records);
+    let mut slots: Vec<Slot> = Vec::with_capacity(machines);
+    let mut index: KeyIndex = HashMap::with_capacity_and_hasher(machines * 4, Default::default());
     let stored_ids = seed_existing(conn, &engagement, &mut slots, &mut index)?;
 
     // Pass 1: which asset each record belongs to. This thread reads the
     // records; a second one parses their identity fields and matches them.
     let mut outcome = InventoryOutcome::default();
-    let (slots, index, assignment) = std::thread::scope(|scope| {
-        let (to_match, match_queue) = crossbeam_channel::bounded::<RecordBatch>(QUEUE_DEPTH);
+    let (slots, index, matched) = std::thread::scope(|scope| {
+        let (to_match, match_queue) =
+            crossbeam_channel::bounded::<(usize, RecordBatch)>(QUEUE_DEPTH);
         let matcher = scope.spawn(move || {
-            let mut assignment: Vec<u32> = Vec::with_capacity(records);
-            for batch in match_queue.iter() {
-                for cleansed in batch
-                    .iter()
-                    .filter_map(|(_, cleansed, _)| cleansed.as_deref())
-                {
+            let mut matched = Matched {
+                assignment: Vec::with_capacity(records),
+                rowids: Vec::with_capacity(records),
+                starts: Vec::new(),
+            };
+            for (table, batch) in match_queue.iter() {
+                while matched.starts.len() <= table {
+                    matched.starts.push(matched.assignment.len());
+                }
+                for record in &batch {
+                    let Some(cleansed) = record.cleansed.as_deref() else {
+                        continue;
+                    };
                     let identity = IdentityFields::parse(cleansed);
                     let record_keys = keys(|f| identity.get(f));
                     let slot = resolve(&record_keys, &slots, &index).unwrap_or_else(|| {
@@ -293,16 +316,17 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
                         }
                         index.entry(halves(key)).or_insert(slot);
                     }
-                    assignment.push(slot);
+                    matched.assignment.push(slot);
+                    matched.rowids.push(record.rowid);
                 }
             }
-            (slots, index, assignment)
+            (slots, index, matched)
         });
         // `to_match` belongs to this closure: an early return drops it and the matcher stops.
-        for table in &tables {
+        for (number, table) in tables.iter().enumerate() {
             let mut last = i64::MIN;
             while let Some(batch) = read_records(conn, &table.data_import_id, false, &mut last)? {
-                if to_match.send(batch).is_err() {
+                if to_match.send((number, batch)).is_err() {
                     break; // the matcher panicked; joining it below says so
                 }
             }
@@ -314,6 +338,15 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
         )
     })?;
+    let mut matched = matched;
+    while matched.starts.len() < tables.len() {
+        matched.starts.push(matched.assignment.len());
+    }
+    let Matched {
+        assignment,
+        rowids,
+        starts,
+    } = matched;
     outcome.records = assignment.len() as u64;
     tracing::debug!(
         "inventory: {} records matched to {} machines ({} keys) in {:.2}s",
@@ -322,51 +355,56 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
         index.len(),
         started.elapsed().as_secs_f64()
     );
-    let mut remaining: Vec<u32> = vec![0; slots.len()];
+    let mut total: Vec<u32> = vec![0; slots.len()];
     // Pass 2 needs only the assignment: the identity index (the largest
     // allocation of the phase) is returned before it starts.
     drop(index);
     drop(slots);
     for &s in &assignment {
-        remaining[s as usize] += 1;
+        total[s as usize] += 1;
     }
-    outcome.merged_records = remaining
+    outcome.merged_records = total
         .iter()
         .filter(|&&n| n > 1)
         .map(|&n| u64::from(n - 1))
         .sum();
+    let single = |position: usize| total[assignment[position] as usize] == 1;
+    // The records of machines that several records describe, in machine
+    // order: merged one machine at a time, so memory does not hold every
+    // machine of a re-import open until its last table is read.
+    let mut several: Vec<u32> = (0..assignment.len() as u32)
+        .filter(|&p| !single(p as usize))
+        .collect();
+    several.sort_unstable_by_key(|&p| (assignment[p as usize], p));
+    let table_of = |position: usize| starts.partition_point(|&s| s <= position) - 1;
 
     // Pass 2: merge each asset's records and write it once its last record is
     // seen. This thread reads and writes SQLite; a second one parses and
-    // merges, so the two kinds of work overlap.
+    // merges, so the two kinds of work overlap. Machines of one record are
+    // read table by table; the others by rowid in machine order.
     let mut writer = Writer::new(conn, &client, &engagement, ids)?;
-    let (to_merge, merge_queue) = crossbeam_channel::bounded::<(usize, RecordBatch)>(QUEUE_DEPTH);
+    let (to_merge, merge_queue) = crossbeam_channel::bounded::<Vec<Merging>>(QUEUE_DEPTH);
     let (to_write, write_queue) = crossbeam_channel::bounded::<Vec<(u32, AssetRow)>>(QUEUE_DEPTH);
     let shape = writer.shape.clone();
     let tables_ref = &tables;
+    let mut remaining = total.clone();
     std::thread::scope(|scope| -> rusqlite::Result<()> {
         scope.spawn(move || {
             let mut open: HashMap<u32, Build> = HashMap::default();
-            let mut position = 0usize;
-            for (table_number, batch) in merge_queue.iter() {
+            for batch in merge_queue.iter() {
                 let mut done = Vec::with_capacity(batch.len());
-                for (record_index, cleansed, raw) in batch {
-                    let Some(cleansed) = cleansed else { continue }; // invalid rows make no asset
-                    let slot = assignment[position];
-                    position += 1;
-                    let origin = Origin {
-                        table: table_number,
-                        record_index,
-                    };
+                for record in batch {
+                    let slot = record.slot;
                     remaining[slot as usize] -= 1;
+                    let raw = record.raw.as_deref();
                     if remaining[slot as usize] == 0 {
                         // The asset's last record: most assets have only this one.
                         let mut build = open.remove(&slot).unwrap_or_default();
-                        merge(&mut build, tables_ref, origin, &cleansed, raw.as_deref());
+                        merge(&mut build, tables_ref, record.origin, &record.cleansed, raw);
                         done.push((slot, shape.row(build)));
                     } else {
                         let build = open.entry(slot).or_default();
-                        merge(build, tables_ref, origin, &cleansed, raw.as_deref());
+                        merge(build, tables_ref, record.origin, &record.cleansed, raw);
                     }
                 }
                 if to_write.send(done).is_err() {
@@ -379,30 +417,80 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
         let (to_merge, write_queue) = (to_merge, write_queue);
         let mut write = |batch: Vec<(u32, AssetRow)>| -> rusqlite::Result<()> {
             for (slot, row) in batch {
-                let stored = stored_ids.get(&slot).map(String::as_str);
+                let stored = stored_ids.get(slot);
                 writer.write(stored, row, &mut outcome)?;
             }
             Ok(())
         };
-        for (table_number, table) in tables_ref.iter().enumerate() {
-            let mut last = i64::MIN;
-            while let Some(batch) = read_records(conn, &table.data_import_id, true, &mut last)? {
-                // Both queues are bounded: while the merging thread is busy, write
-                // what it has merged rather than wait on it.
-                let mut item = (table_number, batch);
-                loop {
-                    match to_merge.try_send(item) {
-                        Ok(()) | Err(TrySendError::Disconnected(_)) => break,
-                        Err(TrySendError::Full(back)) => item = back,
-                    }
-                    if let Ok(merged) = write_queue.recv_timeout(Duration::from_millis(5)) {
-                        write(merged)?;
-                    }
+        // Both queues are bounded: while the merging thread is busy, write
+        // what it has merged rather than wait on it.
+        let mut hand_over = |batch: Vec<Merging>| -> rusqlite::Result<()> {
+            let mut item = batch;
+            loop {
+                match to_merge.try_send(item) {
+                    Ok(()) | Err(TrySendError::Disconnected(_)) => break,
+                    Err(TrySendError::Full(back)) => item = back,
                 }
-                while let Ok(merged) = write_queue.try_recv() {
+                if let Ok(merged) = write_queue.recv_timeout(Duration::from_millis(5)) {
                     write(merged)?;
                 }
             }
+            while let Ok(merged) = write_queue.try_recv() {
+                write(merged)?;
+            }
+            Ok(())
+        };
+        for (number, table) in tables_ref.iter().enumerate() {
+            let end = starts.get(number + 1).copied().unwrap_or(assignment.len());
+            if !(starts[number]..end).any(single) {
+                continue; // all of its records are merged below
+            }
+            let mut position = starts[number];
+            let mut last = i64::MIN;
+            while let Some(batch) = read_records(conn, &table.data_import_id, true, &mut last)? {
+                let mut singles = Vec::with_capacity(batch.len());
+                for record in batch {
+                    let Some(cleansed) = record.cleansed else {
+                        continue; // invalid rows make no asset
+                    };
+                    if single(position) {
+                        singles.push(Merging {
+                            slot: assignment[position],
+                            origin: Origin {
+                                table: number,
+                                record_index: record.record_index,
+                            },
+                            cleansed,
+                            raw: record.raw,
+                        });
+                    }
+                    position += 1;
+                }
+                hand_over(singles)?;
+            }
+        }
+        for chunk in several.chunks(READ_BATCH as usize) {
+            let mut batch = Vec::with_capacity(chunk.len());
+            for &position in chunk {
+                let position = position as usize;
+                let (record_index, cleansed, raw) = conn
+                    .prepare_cached(
+                        "SELECT record_index, cleansed_data, raw_data FROM raw_import_records WHERE rowid = ?1",
+                    )?
+                    .query_row([rowids[position]], |r| {
+                        Ok((r.get(0)?, r.get::<_, Option<String>>(1)?, r.get(2)?))
+                    })?;
+                batch.push(Merging {
+                    slot: assignment[position],
+                    origin: Origin {
+                        table: table_of(position),
+                        record_index,
+                    },
+                    cleansed: cleansed.unwrap_or_default(),
+                    raw,
+                });
+            }
+            hand_over(batch)?;
         }
         drop(to_merge);
         for merged in write_queue.iter() {
@@ -439,8 +527,8 @@ fn seed_existing(
     engagement: &str,
     slots: &mut Vec<Slot>,
     index: &mut KeyIndex,
-) -> rusqlite::Result<HashMap<u32, String>> {
-    let mut stored_ids = HashMap::default();
+) -> rusqlite::Result<StoredIds> {
+    let mut stored_ids = StoredIds::default();
     let columns = KEY_KINDS.join(", ");
     let mut stmt = conn.prepare(&format!(
         "SELECT id, name, {columns} FROM assets WHERE engagement_id = ?1 AND asset_type <> 'application' ORDER BY created_at, id"
@@ -455,7 +543,7 @@ fn seed_existing(
             }
         }
         let slot = slots.len() as u32;
-        stored_ids.insert(slot, row.get(0)?);
+        stored_ids.push(row.get_ref(0)?.as_str()?);
         let mut s = Slot::default();
         for (kind, key) in keys(|f| c.get(f).and_then(Value::as_str)) {
             if kind < STRONG {
@@ -468,23 +556,57 @@ fn seed_existing(
     Ok(stored_ids)
 }
 
-fn primary_tables(conn: &Connection, engagement: &str) -> rusqlite::Result<Vec<SourceTable>> {
-    // (id, filename, sheet, source system)
-    type Row = (String, String, Option<String>, Option<String>, i64);
+/// The ids of the stored machines, by slot: the stored machines take the
+/// first slots, in order. One text buffer rather than a string per asset: a
+/// million of those took 90 MB for the whole phase.
+#[derive(Default)]
+struct StoredIds {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl StoredIds {
+    fn push(&mut self, id: &str) {
+        self.text.push_str(id);
+        self.ends.push(self.text.len());
+    }
+
+    fn get(&self, slot: u32) -> Option<&str> {
+        let slot = slot as usize;
+        let end = *self.ends.get(slot)?;
+        let start = if slot == 0 { 0 } else { self.ends[slot - 1] };
+        Some(&self.text[start..end])
+    }
+}
+
+fn primary_tables(
+    conn: &Connection,
+    engagement: &str,
+    master_flow_id: &str,
+) -> rusqlite::Result<Vec<SourceTable>> {
+    // (id, filename, sheet, source system, records, of this flow)
+    type Row = (String, String, Option<String>, Option<String>, i64, bool);
     let rows: Vec<Row> = conn
         .prepare(
-            "SELECT id, filename, sheet_name, source_system, total_records
+            "SELECT id, filename, sheet_name, source_system, total_records, master_flow_id = ?2
              FROM data_imports
              WHERE engagement_id = ?1 AND status = 'completed'
                AND coalesce(json_extract(read_metadata, '$.layout.role'), 'primary') = 'primary'
              ORDER BY created_at, id",
         )?
-        .query_map([engagement], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        .query_map([engagement, master_flow_id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get::<_, Option<bool>>(5)?.unwrap_or(false),
+            ))
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut tables = Vec::new();
-    for (id, file, sheet, source, records) in rows {
+    for (id, file, sheet, source, records, in_this_flow) in rows {
         let (columns, _) = crate::stage::table_shape(conn, &id)?;
         let mapped: Vec<String> = crate::cleanse::approved_mappings(conn, &id)?
             .into_iter()
@@ -499,13 +621,40 @@ fn primary_tables(conn: &Connection, engagement: &str) -> rusqlite::Result<Vec<S
                 .collect(),
             data_import_id: id,
             records: usize::try_from(records).unwrap_or(0),
+            in_this_flow,
         });
     }
     Ok(tables)
 }
 
-/// (record_index, cleansed_data of a valid record, its raw_data when asked for).
-type RecordBatch = Vec<(i64, Option<String>, Option<String>)>;
+/// An import's record as the phase reads it.
+struct Record {
+    rowid: i64,
+    record_index: i64,
+    /// cleansed_data, for a valid record only.
+    cleansed: Option<String>,
+    /// raw_data of a valid record, when asked for.
+    raw: Option<String>,
+}
+
+type RecordBatch = Vec<Record>;
+
+/// Pass 1's answer: the machine (slot) of each valid record, in the order
+/// the tables and their records were read, with the record's rowid, and the
+/// position where each table's records start.
+struct Matched {
+    assignment: Vec<u32>,
+    rowids: Vec<i64>,
+    starts: Vec<usize>,
+}
+
+/// A valid record on its way to being merged into its machine.
+struct Merging {
+    slot: u32,
+    origin: Origin,
+    cleansed: String,
+    raw: Option<String>,
+}
 
 /// The next batch of an import's records after record `last`, in record order.
 fn read_records(
@@ -517,16 +666,21 @@ fn read_records(
     // Each batch is a range scan of the (data_import_id, record_index) index.
     let batch: RecordBatch = conn
         .prepare_cached(
-            "SELECT record_index, CASE WHEN is_valid = 1 THEN cleansed_data END,
+            "SELECT rowid, record_index, CASE WHEN is_valid = 1 THEN cleansed_data END,
                     CASE WHEN ?4 AND is_valid = 1 THEN raw_data END
              FROM raw_import_records
              WHERE data_import_id = ?1 AND record_index > ?2 ORDER BY record_index LIMIT ?3",
         )?
         .query_map(params![data_import_id, *last, READ_BATCH, with_raw], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok(Record {
+                rowid: r.get(0)?,
+                record_index: r.get(1)?,
+                cleansed: r.get(2)?,
+                raw: r.get(3)?,
+            })
         })?
         .collect::<rusqlite::Result<_>>()?;
-    Ok(batch.last().map(|&(end, ..)| end).map(|end| {
+    Ok(batch.last().map(|r| r.record_index).map(|end| {
         *last = end;
         batch
     }))
