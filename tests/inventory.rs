@@ -330,3 +330,35 @@ fn rows_cleansed_while_staged_equal_rows_cleansed_afterwards() {
     let assets = |w: &Work| count(&w.conn(), "SELECT count(*) FROM assets");
     assert_eq!(assets(&staged), assets(&later));
 }
+
+#[test]
+fn machines_in_two_files_of_one_run_merge_in_import_order_whatever_their_row_order() {
+    let work = Work::new();
+    let dir = work.path("exports");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Imported in name order: a_ before b_. b_ lists the shared machines in
+    // the opposite order, with a lone machine between them.
+    std::fs::write(
+        dir.join("a_cmdb_first.csv"),
+        "sys_id,name,ip_address,ram\nm1,alpha,10.1.0.1,8192\nm2,beta,10.1.0.2,4096\nm5,epsilon,10.1.0.5,1024\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("b_cmdb_reversed.csv"),
+        "sys_id,name,ip_address,ram\nm2,beta,10.1.0.2,6144\nm9,lone,10.1.0.9,2048\nm1,alpha,10.1.0.1,16384\n",
+    )
+    .unwrap();
+    let (code, json) = work.import_json(&[dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    let inv = &json["inventory"];
+    assert_eq!(inv["created"], 4, "{inv}");
+    assert_eq!(inv["merged_records"], 2, "{inv}");
+    // The later import of the same source system wins.
+    assert_eq!(asset(&work, "alpha")["memory_gb"], 16.0);
+    assert_eq!(asset(&work, "beta")["memory_gb"], 6.0);
+    assert_eq!(asset(&work, "lone")["memory_gb"], 2.0);
+    assert_eq!(asset(&work, "epsilon")["memory_gb"], 1.0);
+    let (_, again) = work.import_json(&[dir.to_str().unwrap(), "--force"]);
+    assert_eq!(again["inventory"]["unchanged"], 4, "{}", again["inventory"]);
+    assert_eq!(count(&work.conn(), "SELECT count(*) FROM assets"), 4);
+}
