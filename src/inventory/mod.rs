@@ -114,10 +114,18 @@ struct SourceTable {
 }
 
 /// A machine found so far: its strong keys (its stored id, if it has one, is
-/// kept apart, since most machines of a large first import have none).
+/// kept apart, since most machines of a large first import have none). A
+/// key is kept as the low half of its hash, which is never 0: it only tells
+/// two keys of one kind apart (a miss is one in four billion), and a
+/// million machines take 20 MB rather than 40.
 #[derive(Default)]
 struct Slot {
-    strong: [u64; STRONG],
+    strong: [u32; STRONG],
+}
+
+/// The part of a key's hash a slot keeps.
+fn fingerprint(key: u64) -> u32 {
+    key as u32 // hash_key sets the lowest bit, so this is never 0
 }
 
 #[derive(Default)]
@@ -312,7 +320,7 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
                     let strong = &mut slots[slot as usize].strong;
                     for &(kind, key) in &record_keys {
                         if kind < STRONG && strong[kind] == 0 {
-                            strong[kind] = key;
+                            strong[kind] = fingerprint(key);
                         }
                         index.entry(halves(key)).or_insert(slot);
                     }
@@ -511,9 +519,9 @@ fn resolve(record_keys: &[(usize, u64)], slots: &[Slot], index: &KeyIndex) -> Op
             continue;
         };
         let existing = &slots[slot as usize].strong;
-        let contradicts = record_keys
-            .iter()
-            .any(|&(kind, k)| kind < STRONG && existing[kind] != 0 && existing[kind] != k);
+        let contradicts = record_keys.iter().any(|&(kind, k)| {
+            kind < STRONG && existing[kind] != 0 && existing[kind] != fingerprint(k)
+        });
         if !contradicts {
             return Some(slot);
         }
@@ -547,7 +555,7 @@ fn seed_existing(
         let mut s = Slot::default();
         for (kind, key) in keys(|f| c.get(f).and_then(Value::as_str)) {
             if kind < STRONG {
-                s.strong[kind] = key;
+                s.strong[kind] = fingerprint(key);
             }
             index.entry(halves(key)).or_insert(slot);
         }
