@@ -455,7 +455,10 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
             }
             let mut position = starts[number];
             let mut last = i64::MIN;
-            while let Some(batch) = read_records(conn, &table.data_import_id, true, &mut last)? {
+            // raw_data is read only for the columns mapped to no field.
+            let with_raw = !table.unmapped.is_empty();
+            while let Some(batch) = read_records(conn, &table.data_import_id, with_raw, &mut last)?
+            {
                 let mut singles = Vec::with_capacity(batch.len());
                 for record in batch {
                     let Some(cleansed) = record.cleansed else {
@@ -481,17 +484,20 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
             let mut batch = Vec::with_capacity(chunk.len());
             for &position in chunk {
                 let position = position as usize;
+                let table = table_of(position);
+                let with_raw = !tables_ref[table].unmapped.is_empty();
                 let (record_index, cleansed, raw) = conn
                     .prepare_cached(
-                        "SELECT record_index, cleansed_data, raw_data FROM raw_import_records WHERE rowid = ?1",
+                        "SELECT record_index, cleansed_data, CASE WHEN ?2 THEN raw_data END
+                         FROM raw_import_records WHERE rowid = ?1",
                     )?
-                    .query_row([rowids[position]], |r| {
+                    .query_row(params![rowids[position], with_raw], |r| {
                         Ok((r.get(0)?, r.get::<_, Option<String>>(1)?, r.get(2)?))
                     })?;
                 batch.push(Merging {
                     slot: assignment[position],
                     origin: Origin {
-                        table: table_of(position),
+                        table,
                         record_index,
                     },
                     cleansed: cleansed.unwrap_or_default(),
