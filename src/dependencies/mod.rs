@@ -145,7 +145,8 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<DependenciesOut
         outcome: DependenciesOutcome::default(),
     };
     let relationships = phase.relationship_imports()?;
-    let mut wanted = phase.virtualization_hosts()?;
+    let first_guests = phase.virtualization_hosts()?;
+    let mut wanted: HashSet<String> = first_guests.iter().map(|g| g.0.clone()).collect();
     for import in &relationships {
         phase.for_each_relationship_row(import, |_, row, _| {
             wanted.extend([row.from.clone(), row.to.clone()].into_iter().flatten());
@@ -154,7 +155,7 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<DependenciesOut
     }
     let mut resolver = Resolver::build(&tx, &phase.engagement, &wanted)?;
     drop(wanted);
-    phase.virtualization(&mut resolver)?;
+    phase.virtualization(first_guests, &mut resolver)?;
     phase.applications(&mut resolver)?;
     for import in &relationships {
         phase.relationship_export(import, &resolver)?;
@@ -175,6 +176,15 @@ struct Phase<'c> {
     now: String,
     outcome: DependenciesOutcome,
 }
+
+/// The engagement's guests: id, name, virtualization_host, cluster,
+/// datacenter, oldest first.
+const GUESTS: &str = "SELECT id, name, virtualization_host, cluster, datacenter FROM assets
+     WHERE engagement_id = ?1 AND virtualization_host IS NOT NULL AND asset_type <> 'application'
+     ORDER BY created_at, id";
+
+/// A host name as its first guest writes it, with that guest's cluster and datacenter.
+type FirstGuest = (String, Option<String>, Option<String>);
 
 /// A relationship export of the engagement.
 struct RelationshipImport {
@@ -214,37 +224,31 @@ impl Phase<'_> {
         Ok(())
     }
 
-    /// The host names the engagement's machines run on, as written.
-    fn virtualization_hosts(&self) -> rusqlite::Result<HashSet<String>> {
-        self.conn
-            .prepare(
-                "SELECT DISTINCT virtualization_host FROM assets
-                 WHERE engagement_id = ?1 AND virtualization_host IS NOT NULL AND asset_type <> 'application'",
-            )?
-            .query_map([&self.engagement], |r| r.get(0))?
-            .collect()
+    /// The host names the engagement's machines run on, as written, in the
+    /// order their first guest (oldest first) names them, with that guest's
+    /// cluster and datacenter.
+    fn virtualization_hosts(&self) -> rusqlite::Result<Vec<FirstGuest>> {
+        let mut first_guests = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut stmt = self.conn.prepare(GUESTS)?;
+        let mut rows = stmt.query([&self.engagement])?;
+        while let Some(r) = rows.next()? {
+            let host: String = r.get(2)?;
+            if seen.insert(host.clone()) {
+                first_guests.push((host, r.get(3)?, r.get(4)?));
+            }
+        }
+        Ok(first_guests)
     }
 
     /// Machine → the host it runs on; hosts the data names but no record
-    /// describes become server assets.
-    fn virtualization(&mut self, resolver: &mut Resolver) -> rusqlite::Result<()> {
-        const GUESTS: &str = "SELECT id, name, virtualization_host, cluster, datacenter FROM assets
-             WHERE engagement_id = ?1 AND virtualization_host IS NOT NULL AND asset_type <> 'application'
-             ORDER BY created_at, id";
-        // Hosts first, in the order their first guest names them, so that the
-        // host assets are created before the guests are read for their edges.
-        let mut first_guests: Vec<(String, Option<String>, Option<String>)> = Vec::new();
-        {
-            let mut seen: HashSet<String> = HashSet::new();
-            let mut stmt = self.conn.prepare(GUESTS)?;
-            let mut rows = stmt.query([&self.engagement])?;
-            while let Some(r) = rows.next()? {
-                let host: String = r.get(2)?;
-                if seen.insert(host.clone()) {
-                    first_guests.push((host, r.get(3)?, r.get(4)?));
-                }
-            }
-        }
+    /// describes become server assets. The hosts are resolved or created
+    /// first, so that they exist before the guests are read for their edges.
+    fn virtualization(
+        &mut self,
+        first_guests: Vec<FirstGuest>,
+        resolver: &mut Resolver,
+    ) -> rusqlite::Result<()> {
         let vhost = if first_guests.is_empty() {
             HashMap::new()
         } else {
