@@ -148,7 +148,7 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<DependenciesOut
     let first_guests = phase.virtualization_hosts()?;
     let mut wanted: HashSet<String> = first_guests.iter().map(|g| g.0.clone()).collect();
     for import in &relationships {
-        phase.for_each_relationship_row(import, |_, row, _| {
+        for_each_relationship_row(&tx, &phase.now, import, |_, row| {
             wanted.extend([row.from.clone(), row.to.clone()].into_iter().flatten());
             Ok(None)
         })?;
@@ -201,29 +201,6 @@ const RELATIONSHIP_BATCH: i64 = 2_000;
 type RowVerdict = (String, Option<String>);
 
 impl Phase<'_> {
-    /// Adds an edge unless one with the same ends and type was derived
-    /// before (the first source to derive an edge keeps it).
-    fn add_edge(&self, edge: Edge) -> rusqlite::Result<()> {
-        if edge.from == edge.to {
-            return Ok(());
-        }
-        self.conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO temp.derived_edges (asset_id, depends_on_asset_id,
-                   dependency_type, description, confidence_score, source)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                edge.from,
-                edge.to,
-                edge.kind,
-                edge.description,
-                edge.confidence,
-                edge.source
-            ])?;
-        Ok(())
-    }
-
     /// The host names the engagement's machines run on, as written, in the
     /// order their first guest (oldest first) names them, with that guest's
     /// cluster and datacenter.
@@ -284,14 +261,17 @@ impl Phase<'_> {
                 (None, Some(d)) => format!(" in datacenter {d}"),
                 (None, None) => String::new(),
             };
-            self.add_edge(Edge {
-                from: &id,
-                to: host_id,
-                kind: "runs_on",
-                description: Some(format!("{name} runs on host {host_name}{place}")),
-                confidence: 1.0,
-                source: SOURCE_VIRTUALIZATION,
-            })?;
+            add_edge(
+                self.conn,
+                Edge {
+                    from: &id,
+                    to: host_id,
+                    kind: "runs_on",
+                    description: Some(format!("{name} runs on host {host_name}{place}")),
+                    confidence: 1.0,
+                    source: SOURCE_VIRTUALIZATION,
+                },
+            )?;
         }
         Ok(())
     }
@@ -405,6 +385,7 @@ impl Phase<'_> {
                             .entry(app.to_lowercase())
                             .or_insert_with(|| NamedApplication {
                                 name: app.to_string(),
+                                id: None,
                                 machines: 0,
                                 environment: Agreement::Nothing,
                             });
@@ -415,41 +396,44 @@ impl Phase<'_> {
                 }
             }
         }
-        let mut app_ids: HashMap<String, String> = HashMap::new();
-        for (key, app) in &named {
-            let app_id = match resolver.applications.get(key) {
-                Some(ids) if ids.len() == 1 => ids[0].clone(),
-                Some(_) => continue,
+        for (key, app) in named.iter_mut() {
+            app.id = match resolver.applications.get(key) {
+                Some(ids) if ids.len() == 1 => Some(ids[0].clone()),
+                Some(_) => None, // the name is ambiguous
                 None => {
                     let created = self.create_application(app)?;
                     resolver
                         .applications
                         .insert(key.clone(), vec![created.clone()]);
-                    created
+                    Some(created)
                 }
             };
-            app_ids.insert(key.clone(), app_id);
         }
         let mut stmt = self.conn.prepare(MACHINES)?;
         let mut rows = stmt.query([&self.engagement])?;
         while let Some(r) = rows.next()? {
             let (id, name, list): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
             for app in application_names(&list) {
-                let key = app.to_lowercase();
-                let (Some(app_id), Some(named)) = (app_ids.get(&key), named.get(&key)) else {
+                let Some(named) = named.get(&app.to_lowercase()) else {
                     continue;
                 };
-                self.add_edge(Edge {
-                    from: app_id,
-                    to: &id,
-                    kind: "runs_on",
-                    description: Some(format!(
-                        "{} is named in the application column of {name}",
-                        named.name
-                    )),
-                    confidence: 0.9,
-                    source: SOURCE_APPLICATION,
-                })?;
+                let Some(app_id) = &named.id else {
+                    continue;
+                };
+                add_edge(
+                    self.conn,
+                    Edge {
+                        from: app_id,
+                        to: &id,
+                        kind: "runs_on",
+                        description: Some(format!(
+                            "{} is named in the application column of {name}",
+                            named.name
+                        )),
+                        confidence: 0.9,
+                        source: SOURCE_APPLICATION,
+                    },
+                )?;
             }
         }
         Ok(())
@@ -516,52 +500,6 @@ impl Phase<'_> {
             .collect())
     }
 
-    /// Calls `visit` with each row of a relationship export (its record
-    /// index and the row), a batch at a time; what it returns for a row is
-    /// written to that row before the next batch is read.
-    fn for_each_relationship_row(
-        &self,
-        import: &RelationshipImport,
-        mut visit: impl FnMut(i64, &RelationshipRow, &Phase) -> rusqlite::Result<Option<RowVerdict>>,
-    ) -> rusqlite::Result<()> {
-        let Some(spec) = import.layout.relationship_columns() else {
-            return Ok(());
-        };
-        let mut last = i64::MIN;
-        loop {
-            let batch: Vec<(i64, i64, String)> = self
-                .conn
-                .prepare_cached(
-                    "SELECT rowid, record_index, raw_data FROM raw_import_records
-                     WHERE data_import_id = ?1 AND record_index > ?2 ORDER BY record_index LIMIT ?3",
-                )?
-                .query_map(params![import.id, last, RELATIONSHIP_BATCH], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            let Some(&(_, index, _)) = batch.last() else {
-                return Ok(());
-            };
-            last = index;
-            for (rowid, index, raw) in batch {
-                let record: Map<String, Value> = serde_json::from_str(&raw).unwrap_or_default();
-                let row = RelationshipRow::read(&record, &spec);
-                let Some((cleansed, errors)) = visit(index, &row, self)? else {
-                    continue;
-                };
-                // Written only when it differs, so a re-run leaves the rows alone.
-                self.conn
-                    .prepare_cached(
-                        "UPDATE raw_import_records SET cleansed_data = ?2, is_valid = ?3,
-                           validation_errors = ?4, is_processed = 1, processed_at = ?5
-                         WHERE rowid = ?1 AND (cleansed_data IS NOT ?2 OR is_valid IS NOT ?3
-                           OR validation_errors IS NOT ?4 OR is_processed = 0)",
-                    )?
-                    .execute(params![rowid, cleansed, errors.is_none(), errors, self.now])?;
-            }
-        }
-    }
-
     /// Each row of a relationship export becomes an edge when both of its
     /// ends name one asset; the ends that do not are recorded on the row.
     fn relationship_export(
@@ -574,8 +512,8 @@ impl Phase<'_> {
         } else {
             SOURCE_RELATIONSHIP_LIST
         };
-        let mut outcome = std::mem::take(&mut self.outcome);
-        let result = self.for_each_relationship_row(import, |index, row, phase| {
+        let (conn, outcome) = (self.conn, &mut self.outcome);
+        for_each_relationship_row(conn, &self.now, import, |index, row| {
             outcome.relationship_rows += 1;
             let mut errors = Vec::new();
             let mut ends = Vec::new();
@@ -628,20 +566,21 @@ impl Phase<'_> {
                 let (from, to) = if reversed { (to, from) } else { (from, to) };
                 cleansed["asset_id"] = json!(from);
                 cleansed["depends_on_asset_id"] = json!(to);
-                phase.add_edge(Edge {
-                    from,
-                    to,
-                    kind: &kind,
-                    description: row.describe(),
-                    confidence: 1.0,
-                    source,
-                })?;
+                add_edge(
+                    conn,
+                    Edge {
+                        from,
+                        to,
+                        kind: &kind,
+                        description: row.describe(),
+                        confidence: 1.0,
+                        source,
+                    },
+                )?;
             }
             let errors = (!errors.is_empty()).then(|| Value::Array(errors).to_string());
             Ok(Some((cleansed.to_string(), errors)))
-        });
-        self.outcome = outcome;
-        result
+        })
     }
 
     /// Writes the derived edges: new ones inserted, changed ones updated,
@@ -744,7 +683,7 @@ impl Phase<'_> {
                 .entry(cluster.clone())
                 .or_insert_with(|| ClusterSummary {
                     cluster,
-                    datacenter: datacenter.clone(),
+                    datacenter: None,
                     hosts: Vec::new(),
                     machines: 0,
                 });
@@ -775,10 +714,79 @@ impl Phase<'_> {
     }
 }
 
+/// Calls `visit` with each row of a relationship export (its record
+/// index and the row), a batch at a time; what it returns for a row is
+/// written to that row before the next batch is read.
+fn for_each_relationship_row(
+    conn: &Connection,
+    now: &str,
+    import: &RelationshipImport,
+    mut visit: impl FnMut(i64, &RelationshipRow) -> rusqlite::Result<Option<RowVerdict>>,
+) -> rusqlite::Result<()> {
+    let Some(spec) = import.layout.relationship_columns() else {
+        return Ok(());
+    };
+    let mut last = i64::MIN;
+    loop {
+        let batch: Vec<(i64, i64, String)> = conn
+            .prepare_cached(
+                "SELECT rowid, record_index, raw_data FROM raw_import_records
+                 WHERE data_import_id = ?1 AND record_index > ?2 ORDER BY record_index LIMIT ?3",
+            )?
+            .query_map(params![import.id, last, RELATIONSHIP_BATCH], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let Some(&(_, index, _)) = batch.last() else {
+            return Ok(());
+        };
+        last = index;
+        for (rowid, index, raw) in batch {
+            let record: Map<String, Value> = serde_json::from_str(&raw).unwrap_or_default();
+            let row = RelationshipRow::read(&record, &spec);
+            let Some((cleansed, errors)) = visit(index, &row)? else {
+                continue;
+            };
+            // Written only when it differs, so a re-run leaves the rows alone.
+            conn.prepare_cached(
+                "UPDATE raw_import_records SET cleansed_data = ?2, is_valid = ?3,
+                       validation_errors = ?4, is_processed = 1, processed_at = ?5
+                     WHERE rowid = ?1 AND (cleansed_data IS NOT ?2 OR is_valid IS NOT ?3
+                       OR validation_errors IS NOT ?4 OR is_processed = 0)",
+            )?
+            .execute(params![rowid, cleansed, errors.is_none(), errors, now])?;
+        }
+    }
+}
+
+/// Adds an edge unless one with the same ends and type was derived before
+/// (the first source to derive an edge keeps it).
+fn add_edge(conn: &Connection, edge: Edge) -> rusqlite::Result<()> {
+    if edge.from == edge.to {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO temp.derived_edges (asset_id, depends_on_asset_id,
+           dependency_type, description, confidence_score, source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        edge.from,
+        edge.to,
+        edge.kind,
+        edge.description,
+        edge.confidence,
+        edge.source
+    ])?;
+    Ok(())
+}
+
 /// An application as the machines name it.
 struct NamedApplication {
     /// As first written.
     name: String,
+    /// Its asset, found or created; None when the name is ambiguous.
+    id: Option<String>,
     machines: u64,
     environment: Agreement,
 }

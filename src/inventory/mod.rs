@@ -294,6 +294,7 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
     // Pass 1: which asset each record belongs to. This thread reads the
     // records; a second one parses their identity fields and matches them.
     let mut outcome = InventoryOutcome::default();
+    let table_count = tables.len();
     let (slots, index, matched) = std::thread::scope(|scope| {
         let (to_match, match_queue) =
             crossbeam_channel::bounded::<(usize, RecordBatch)>(QUEUE_DEPTH);
@@ -328,6 +329,10 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
                     matched.rowids.push(record.rowid);
                 }
             }
+            // Tables with no valid record after the last one read start at the end.
+            while matched.starts.len() < table_count {
+                matched.starts.push(matched.assignment.len());
+            }
             (slots, index, matched)
         });
         // `to_match` belongs to this closure: an early return drops it and the matcher stops.
@@ -346,10 +351,6 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
         )
     })?;
-    let mut matched = matched;
-    while matched.starts.len() < tables.len() {
-        matched.starts.push(matched.assignment.len());
-    }
     let Matched {
         assignment,
         rowids,
@@ -480,17 +481,17 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
                 hand_over(singles)?;
             }
         }
+        let mut by_rowid = conn.prepare(
+            "SELECT record_index, cleansed_data, CASE WHEN ?2 THEN raw_data END
+             FROM raw_import_records WHERE rowid = ?1",
+        )?;
         for chunk in several.chunks(READ_BATCH as usize) {
             let mut batch = Vec::with_capacity(chunk.len());
             for &position in chunk {
                 let position = position as usize;
                 let table = table_of(position);
                 let with_raw = !tables_ref[table].unmapped.is_empty();
-                let (record_index, cleansed, raw) = conn
-                    .prepare_cached(
-                        "SELECT record_index, cleansed_data, CASE WHEN ?2 THEN raw_data END
-                         FROM raw_import_records WHERE rowid = ?1",
-                    )?
+                let (record_index, cleansed, raw) = by_rowid
                     .query_row(params![rowids[position], with_raw], |r| {
                         Ok((r.get(0)?, r.get::<_, Option<String>>(1)?, r.get(2)?))
                     })?;

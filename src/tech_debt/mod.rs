@@ -49,6 +49,18 @@ impl SupportStatus {
         }
     }
 
+    /// The status `name` gives, as stored in assets.support_status.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            SupportStatus::Unknown,
+            SupportStatus::Supported,
+            SupportStatus::ExtendedSupport,
+            SupportStatus::EndOfLife,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+
     /// The status on `as_of` (YYYY-MM-DD) of something whose standard support
     /// ends on `support_end` and extended support on `extended_end`.
     pub fn on(as_of: &str, support_end: Option<&str>, extended_end: Option<&str>) -> Self {
@@ -396,8 +408,8 @@ impl Judge<'_> {
             if applications && verdict.status == SupportStatus::Unknown {
                 self.inherit(&id, &mut verdict)?;
             }
-            if self.record(&facts, &verdict, &stored) {
-                let fresh = stored_form(&verdict);
+            let fresh = stored_form(&verdict);
+            if self.record(&facts, &verdict, fresh, &stored) {
                 update.execute(params![
                     id,
                     fresh.0,
@@ -435,11 +447,7 @@ impl Judge<'_> {
         let Some((machine, status, score, support_ends, based_on)) = worst else {
             return Ok(());
         };
-        verdict.status = match status.as_str() {
-            "end_of_life" => SupportStatus::EndOfLife,
-            "extended_support" => SupportStatus::ExtendedSupport,
-            _ => SupportStatus::Supported,
-        };
+        verdict.status = SupportStatus::from_name(&status).unwrap_or(SupportStatus::Unknown);
         verdict.score = score;
         verdict.support_ends = support_ends;
         verdict.based_on = format!("runs on {machine} ({})", based_on.unwrap_or_default());
@@ -451,9 +459,14 @@ impl Judge<'_> {
 
     /// Counts a verdict and keeps it among the worst when it is one; says
     /// whether it differs from what is stored.
-    fn record(&mut self, facts: &AssetFacts, verdict: &Assessment, stored: &Stored) -> bool {
+    fn record(
+        &mut self,
+        facts: &AssetFacts,
+        verdict: &Assessment,
+        fresh: StoredForm,
+        stored: &Stored,
+    ) -> bool {
         let outcome = &mut self.outcome;
-        let fresh = stored_form(verdict);
         if fresh.2 == "ready" {
             outcome.sixr_ready += 1;
         } else {
@@ -495,7 +508,9 @@ impl Judge<'_> {
 }
 
 /// support_status, tech_debt_score and sixr_ready as stored.
-fn stored_form(verdict: &Assessment) -> (&'static str, Option<f64>, &'static str) {
+type StoredForm = (&'static str, Option<f64>, &'static str);
+
+fn stored_form(verdict: &Assessment) -> StoredForm {
     let sixr = if verdict.sixr_missing.is_empty() {
         "ready"
     } else {
