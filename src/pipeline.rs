@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::cleanse::{self, CleanseOutcome};
 use crate::dependencies::{self, DependenciesOutcome};
 use crate::flow::{self, FlowIds, Phase};
-use crate::inventory::{self, InventoryOutcome};
+use crate::inventory::{self, AssetsOnStage, InventoryOutcome};
 use crate::map::{self, ImportMapping, MapOptions, MappingOutcome};
 use crate::tech_debt::{self, TechDebtOutcome};
 
@@ -52,22 +52,37 @@ pub fn run_from(
     from: Phase,
     options: &PhaseOptions,
 ) -> Result<PhaseOutcomes, PipelineError> {
-    run_between(conn, ids, from, Phase::TechDebt, options, Vec::new())
+    run_between(
+        conn,
+        ids,
+        from,
+        Phase::TechDebt,
+        options,
+        OnStage::default(),
+    )
+}
+
+/// What was done while the files were staged: the imports mapped, and the
+/// assets built (see `inventory::AssetsOnStage`).
+#[derive(Default)]
+pub struct OnStage<'c> {
+    pub mappings: Vec<ImportMapping>,
+    pub assets: Option<AssetsOnStage<'c>>,
 }
 
 /// Runs the phases from `from` through `until`; the flow stays running when
-/// `until` is before tech_debt, and a later run finishes it. `premapped` holds
-/// the imports mapped while they were staged.
+/// `until` is before tech_debt, and a later run finishes it. `on_stage` holds
+/// what was done while the files were staged.
 pub fn run_between(
     conn: &Connection,
     ids: &FlowIds,
     from: Phase,
     until: Phase,
     options: &PhaseOptions,
-    premapped: Vec<ImportMapping>,
+    on_stage: OnStage,
 ) -> Result<PhaseOutcomes, PipelineError> {
     let mut outcomes = PhaseOutcomes::default();
-    let result = run_phases(conn, ids, (from, until), options, premapped, &mut outcomes);
+    let result = run_phases(conn, ids, (from, until), options, on_stage, &mut outcomes);
     if let Err((phase, error)) = result {
         let message = error.to_string();
         let _ = flow::fail(
@@ -87,9 +102,13 @@ fn run_phases(
     ids: &FlowIds,
     (from, until): (Phase, Phase),
     options: &PhaseOptions,
-    premapped: Vec<ImportMapping>,
+    on_stage: OnStage,
     outcomes: &mut PhaseOutcomes,
 ) -> Result<(), (Phase, PipelineError)> {
+    let OnStage {
+        mappings: premapped,
+        assets: mut staged,
+    } = on_stage;
     let order = |p: Phase| Phase::ALL.iter().position(|x| *x == p).unwrap_or(0);
     let runs = |p: Phase| order(from) <= order(p) && order(p) <= order(until);
     let wrap = |phase: Phase| {
@@ -125,7 +144,7 @@ fn run_phases(
     }
     if runs(Phase::Inventory) {
         let started = std::time::Instant::now();
-        let inventory = inventory::run(conn, ids).map_err(wrap(Phase::Inventory))?;
+        let inventory = inventory::run(conn, ids, staged.take()).map_err(wrap(Phase::Inventory))?;
         tracing::debug!(
             "built {} assets from {} records in {:.2}s",
             inventory.assets,

@@ -121,6 +121,15 @@ pub fn recover_interrupted(conn: &Connection) -> rusqlite::Result<Vec<String>> {
         rows.collect::<rusqlite::Result<_>>()?
     };
     if !stale.is_empty() {
+        // Assets built while such an import was staged (an engagement's first
+        // build) are only its records' machines: they go with the records.
+        tx.execute(
+            "DELETE FROM assets WHERE discovery_flow_id IN
+               (SELECT f.id FROM discovery_flows f JOIN data_imports i ON i.master_flow_id = f.master_flow_id
+                WHERE i.status IN ('pending', 'processing')
+                  AND json_extract(i.read_metadata, '$.assets_on_stage'))",
+            [],
+        )?;
         for table in ["raw_import_records", "import_field_mappings"] {
             tx.execute(
                 &format!(
@@ -293,12 +302,13 @@ impl<'c> Stager<'c> {
 
     /// Inserts rows of one import, with their cleansing when `cleansed` holds
     /// one per row (rows cleansed as they are staged are not rewritten later).
+    /// Returns the rows' rowids.
     pub fn insert_rows(
         &mut self,
         data_import_id: &str,
         rows: &[Row],
         cleansed: &[CleansedRecord],
-    ) -> rusqlite::Result<()> {
+    ) -> rusqlite::Result<Vec<i64>> {
         self.begin()?;
         let mut stmt = self.conn.prepare_cached(
             "INSERT INTO raw_import_records (id, data_import_id, master_flow_id, record_index, raw_data,
@@ -306,6 +316,7 @@ impl<'c> Stager<'c> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
         let with_cleansing = cleansed.len() == rows.len();
+        let mut rowids = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter().enumerate() {
             let c = cleansed.get(i).filter(|_| with_cleansing);
             stmt.execute(params![
@@ -321,9 +332,10 @@ impl<'c> Stager<'c> {
                 c.is_some(),
                 c.map(|_| &self.now)
             ])?;
+            rowids.push(self.conn.last_insert_rowid());
         }
         self.pending += rows.len();
-        Ok(())
+        Ok(rowids)
     }
 
     /// Whether a batch commit is due.

@@ -195,14 +195,32 @@ impl Cleanser {
 
     /// Cleanses one record given as its raw_data JSON text.
     pub fn cleanse_json(&self, raw_data: &str) -> CleansedRecord {
+        self.cleanse_with(raw_data, |_, _| ()).0
+    }
+
+    /// Cleanses one record and lets `also` read a valid record's fields and
+    /// raw values before they are written out (the inventory builds a
+    /// machine from them while the file is staged).
+    pub fn cleanse_with<T>(
+        &self,
+        raw_data: &str,
+        also: impl FnOnce(&CleansedFields, &RawRecord) -> T,
+    ) -> (CleansedRecord, Option<T>) {
         let raw = RawRecord::parse(raw_data);
-        let (cleansed, errors, is_valid) = cleanse_record(|c| raw.get(c), &self.mappings);
-        CleansedRecord {
+        let (mut cleansed, errors, is_valid) = cleanse_record(|c| raw.get(c), &self.mappings);
+        let extra = is_valid.then(|| also(&cleansed, &raw));
+        let record = CleansedRecord {
             cleansed_data: cleansed.to_json(),
             validation_errors: serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into()),
             is_valid,
             codes: errors.iter().map(|e| e.code).collect(),
-        }
+        };
+        (record, extra)
+    }
+
+    /// Names the mappings this cleanser applies (recorded with the counts).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 }
 
@@ -268,8 +286,13 @@ impl CleansedFields {
         self.0.iter().map(|(f, _)| *f)
     }
 
+    /// The fields and their values, in the order they were set.
+    pub fn entries(&self) -> impl Iterator<Item = (&'static str, &Value)> + '_ {
+        self.0.iter().map(|(f, v)| (*f, v))
+    }
+
     /// The JSON object, keys sorted as a map would write them.
-    pub fn to_json(mut self) -> String {
+    pub fn to_json(&mut self) -> String {
         self.0.sort_unstable_by_key(|(f, _)| *f);
         serde_json::to_string(&SortedObject(&self.0)).unwrap_or_else(|_| "{}".into())
     }
@@ -599,7 +622,7 @@ mod tests {
             mapping("u_environment", "environment", json!({})),
             mapping("bad_date", "last_discovered_at", json!({})),
         ];
-        let (out, errors, valid) =
+        let (mut out, errors, valid) =
             cleanse_record(|c| raw.get(c).and_then(Value::as_str), &mappings);
         let out: Value = serde_json::from_str(&out.to_json()).unwrap();
         assert!(valid);
@@ -641,7 +664,7 @@ mod tests {
         assert_eq!(raw.get("zz"), None);
         assert_eq!(raw.get("d"), None);
         assert_eq!(raw.get("b"), Some("web01"));
-        let (out, _, valid) = cleanse_record(
+        let (mut out, _, valid) = cleanse_record(
             |c| raw.get(c),
             &[
                 mapping("b", "hostname", json!({})),

@@ -15,11 +15,11 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::cleanse::{self, CleansedRecord};
+use crate::cleanse;
 use crate::db::{self, WriterLock};
 use crate::error::{ImportError, ReadError};
 use crate::flow::{self, FlowIds, Phase};
-use crate::map::{ImportMapping, MapError, Mapper};
+use crate::map::{MapError, Mapper};
 use crate::pipeline::PipelineError;
 use crate::progress::ProgressBars;
 use crate::progress::{Tracked, Unit};
@@ -242,7 +242,7 @@ enum ReaderMessage {
         file: usize,
         rows: Vec<Row>,
         /// One per row when the reader cleansed them, else empty.
-        cleansed: Vec<CleansedRecord>,
+        cleansed: on_stage::Cleansed,
         warnings: Vec<RowWarning>,
     },
     Finished {
@@ -285,6 +285,22 @@ struct Planned {
     rows_read: Arc<AtomicU64>,
     /// Set by the writer once the table is mapped; readers cleanse with it.
     cleanser: on_stage::SharedCleanser,
+}
+
+impl Planned {
+    /// About how many rows the table has, from what has been read so far: a
+    /// text file's size over the bytes per row read, a sheet's declared rows.
+    fn expected_rows(&self) -> usize {
+        let read = self.rows_read.load(Ordering::Relaxed);
+        let estimate = match self.candidate.source {
+            SourceKind::Text(_) => {
+                let bytes = self.done.load(Ordering::Relaxed).max(1);
+                (self.total as f64 * read as f64 / bytes as f64 * 1.02) as u64
+            }
+            SourceKind::Sheet { .. } => self.total,
+        };
+        usize::try_from(estimate.max(read)).unwrap_or(usize::MAX)
+    }
 }
 
 /// A table that failed before reading: the file or sheet could not be opened.
@@ -529,7 +545,7 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
     result.files = outcomes;
     result.totals = totals(&result.files);
     match staged {
-        Ok(premapped) => {
+        Ok(on_stage) => {
             let summary = json!({
                 "files": result.totals.files,
                 "completed": result.totals.completed,
@@ -551,7 +567,7 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
                         Phase::AttributeMapping,
                         request.stop_after,
                         &request.phases,
-                        premapped,
+                        on_stage,
                     )
                 };
                 match phases {
@@ -678,16 +694,16 @@ fn parallel_map<T: Sync, R: Send>(
 
 /// Creates the data_imports rows, then streams every readable table into SQLite.
 #[allow(clippy::too_many_arguments)]
-fn stage_files(
-    conn: &rusqlite::Connection,
-    request: &ImportRequest,
+fn stage_files<'c>(
+    conn: &'c rusqlite::Connection,
+    request: &'c ImportRequest,
     tenant: &Tenant,
     ids: &FlowIds,
     to_read: Vec<Candidate>,
     unreadable: Vec<Unreadable>,
     outcomes: &mut [FileOutcome],
     threads: usize,
-) -> Result<Vec<ImportMapping>, ImportError> {
+) -> Result<crate::pipeline::OnStage<'c>, ImportError> {
     let mut planned = Vec::with_capacity(to_read.len());
     {
         let tx = conn.unchecked_transaction()?;
@@ -754,7 +770,7 @@ fn stage_files(
         flow::link_first_import(conn, ids, &first)?;
     }
     if planned.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Default::default());
     }
     // Mapping (and cleansing) happen as the rows are staged unless the run stops first.
     let order = |p: Phase| Phase::ALL.iter().position(|x| *x == p);
@@ -769,9 +785,12 @@ fn stage_files(
         )?;
         Some(OnStage::new(
             mapper,
-            &tenant.client_account_id,
-            &tenant.engagement_id,
-            order(request.stop_after) >= order(Phase::DataCleansing),
+            ids,
+            (&tenant.client_account_id, &tenant.engagement_id),
+            (
+                order(request.stop_after) >= order(Phase::DataCleansing),
+                order(request.stop_after) >= order(Phase::Inventory),
+            ),
             planned.len(),
         ))
     };
@@ -843,7 +862,7 @@ fn stage_files(
     });
     bars.finish();
     written?;
-    Ok(on_stage.map(OnStage::into_mappings).unwrap_or_default())
+    Ok(on_stage.map(OnStage::into_done).unwrap_or_default())
 }
 
 fn import_type(input: &InputFile) -> &'static str {
@@ -960,7 +979,7 @@ fn send_rows(
     // waiting for work, so the batch goes as read and the writer cleanses it
     // (a single CSV has one reader, which otherwise did all the cleansing).
     let cleansed = if tx.is_empty() {
-        Vec::new()
+        on_stage::Cleansed::default()
     } else {
         on_stage::cleanse_batch(&plan.cleanser, &rows)
     };
@@ -1122,13 +1141,13 @@ fn read_sheet(
 }
 
 /// The single writer: drains the readers' messages into SQLite.
-fn write_all(
-    conn: &rusqlite::Connection,
+fn write_all<'c>(
+    conn: &'c rusqlite::Connection,
     master_flow_id: &str,
     planned: &[Planned],
     rx: Receiver<ReaderMessage>,
     outcomes: &mut [FileOutcome],
-    mut on_stage: Option<&mut OnStage>,
+    mut on_stage: Option<&mut OnStage<'c>>,
 ) -> Result<(), ImportError> {
     let mapping_failed = |e: MapError| ImportError::Pipeline(PipelineError::Mapping(e));
     let mut stager = Stager::new(conn, master_flow_id);
@@ -1166,7 +1185,9 @@ fn write_all(
                             cleansed,
                         )
                         .map_err(mapping_failed)?,
-                    None => stager.insert_rows(&planned[file].data_import_id, &rows, &[])?,
+                    None => {
+                        stager.insert_rows(&planned[file].data_import_id, &rows, &[])?;
+                    }
                 }
                 counts[file].add_warnings(warnings);
                 uncommitted[file] = true;
@@ -1199,11 +1220,11 @@ fn write_all(
                         };
                         stager.complete(&plan.data_import_id, &counts[file])?;
                         // A kill before this line only means the cleansing phase redoes it.
-                        if let Some((cleanser, tally)) = cleansing {
+                        if let Some((work, tally)) = cleansing {
                             cleanse::record_cleansing(
                                 conn,
                                 &plan.data_import_id,
-                                &cleanser,
+                                work.cleanser(),
                                 &tally,
                             )?;
                         }
@@ -1216,7 +1237,7 @@ fn write_all(
                     Err(error) => {
                         tracing::error!("{error}");
                         if let Some(on_stage) = on_stage.as_deref_mut() {
-                            on_stage.abandon(file, plan);
+                            on_stage.abandon(&mut stager, file, plan)?;
                         }
                         stager.fail(&plan.data_import_id, &error, &counts[file])?;
                         outcome.fail(&error);

@@ -11,50 +11,96 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::cleanse::{CleansedRecord, Cleanser, Tally};
+use crate::flow::FlowIds;
+use crate::inventory::{AssetsOnStage, MachineShaper, StagedMachine};
 use crate::map::profile::{self, SAMPLE_ROWS};
 use crate::map::{ImportMapping, ImportToMap, MapError, Mapper};
+use crate::read::layout::Role;
 use crate::read::Row;
 use crate::stage::{HeaderInfo, Stager};
 
 use super::Planned;
 
-/// Where a reader finds the cleanser of its table once the writer has built it.
-pub type SharedCleanser = Arc<OnceLock<Arc<Cleanser>>>;
+/// What a table's rows go through once it is mapped: cleansing and, for an
+/// engagement's first build, the making of its machines.
+pub struct TableWork {
+    cleanser: Cleanser,
+    machines: Option<MachineShaper>,
+}
+
+impl TableWork {
+    pub fn cleanser(&self) -> &Cleanser {
+        &self.cleanser
+    }
+
+    fn process(&self, rows: &[Row]) -> Cleansed {
+        let mut cleansed = Cleansed::default();
+        for row in rows {
+            let (record, machine) = match &self.machines {
+                Some(shaper) => self.cleanser.cleanse_with(&row.raw_data, |fields, raw| {
+                    shaper.machine(row.record_index, fields, raw)
+                }),
+                None => (self.cleanser.cleanse_json(&row.raw_data), None),
+            };
+            cleansed.records.push(record);
+            cleansed.machines.push(machine);
+        }
+        cleansed
+    }
+}
+
+/// Where a reader finds its table's work once the writer has mapped it.
+pub type SharedCleanser = Arc<OnceLock<Arc<TableWork>>>;
+
+/// A batch's cleansing, one per row (empty when the reader left it to the
+/// writer), with each valid row's machine when machines are being made.
+#[derive(Default)]
+pub struct Cleansed {
+    records: Vec<CleansedRecord>,
+    machines: Vec<Option<StagedMachine>>,
+}
 
 enum State {
     /// The first rows, held until the mapping is known.
     Sampling(Vec<Row>),
-    /// Mapped; rows are cleansed when a cleanser is present.
-    Mapped(Option<Arc<Cleanser>>),
+    /// Mapped; rows are cleansed when there is work.
+    Mapped(Option<Arc<TableWork>>),
 }
 
 /// The writer's side: one state per table, and the mappings made so far.
 pub struct OnStage<'o> {
     mapper: Mapper<'o>,
+    ids: FlowIds,
     client_account_id: String,
     engagement_id: String,
     cleanse: bool,
+    /// The inventory phase follows in this run, so machines may be made now.
+    inventory_follows: bool,
     states: Vec<State>,
     tallies: Vec<Tally>,
     mappings: Vec<ImportMapping>,
+    assets: Option<AssetsOnStage<'o>>,
 }
 
 impl<'o> OnStage<'o> {
     pub fn new(
         mapper: Mapper<'o>,
-        client_account_id: &str,
-        engagement_id: &str,
-        cleanse: bool,
+        ids: &FlowIds,
+        (client_account_id, engagement_id): (&str, &str),
+        (cleanse, inventory_follows): (bool, bool),
         tables: usize,
     ) -> OnStage<'o> {
         OnStage {
             mapper,
+            ids: ids.clone(),
             client_account_id: client_account_id.to_string(),
             engagement_id: engagement_id.to_string(),
             cleanse,
+            inventory_follows: cleanse && inventory_follows,
             states: (0..tables).map(|_| State::Sampling(Vec::new())).collect(),
             tallies: vec![Tally::default(); tables],
             mappings: Vec::new(),
+            assets: None,
         }
     }
 
@@ -62,12 +108,12 @@ impl<'o> OnStage<'o> {
     /// inserted with their cleansing.
     pub fn rows(
         &mut self,
-        stager: &mut Stager,
+        stager: &mut Stager<'o>,
         file: usize,
         table: &Planned,
         header: Option<&HeaderInfo>,
         rows: Vec<Row>,
-        cleansed: Vec<CleansedRecord>,
+        cleansed: Cleansed,
     ) -> Result<(), MapError> {
         match &mut self.states[file] {
             State::Sampling(held) => {
@@ -77,9 +123,9 @@ impl<'o> OnStage<'o> {
                 }
                 Ok(())
             }
-            State::Mapped(cleanser) => {
-                let cleanser = cleanser.clone();
-                self.insert(stager, file, table, cleanser.as_deref(), &rows, cleansed)?;
+            State::Mapped(work) => {
+                let work = work.clone();
+                self.insert(stager, file, table, work.as_deref(), &rows, cleansed)?;
                 Ok(())
             }
         }
@@ -89,38 +135,52 @@ impl<'o> OnStage<'o> {
     /// mapped now. Returns its cleanser, whose counts go with the import.
     pub fn finish(
         &mut self,
-        stager: &mut Stager,
+        stager: &mut Stager<'o>,
         file: usize,
         table: &Planned,
         header: Option<&HeaderInfo>,
-    ) -> Result<Option<(Arc<Cleanser>, Tally)>, MapError> {
+    ) -> Result<Option<(Arc<TableWork>, Tally)>, MapError> {
         if matches!(self.states[file], State::Sampling(_)) {
             self.map_table(stager, file, table, header)?;
         }
         Ok(match &self.states[file] {
-            State::Mapped(Some(cleanser)) => {
-                Some((cleanser.clone(), std::mem::take(&mut self.tallies[file])))
+            State::Mapped(Some(work)) => {
+                Some((work.clone(), std::mem::take(&mut self.tallies[file])))
             }
             _ => None,
         })
     }
 
-    /// A table failed: its held rows and its mapping go with it.
-    pub fn abandon(&mut self, file: usize, table: &Planned) {
+    /// A table failed: its held rows, its mapping and the machines made
+    /// from it go with it.
+    pub fn abandon(
+        &mut self,
+        stager: &mut Stager<'o>,
+        file: usize,
+        table: &Planned,
+    ) -> rusqlite::Result<()> {
         self.states[file] = State::Mapped(None);
         self.tallies[file] = Tally::default();
         self.mappings
             .retain(|m| m.data_import_id != table.data_import_id);
+        match self.assets.take() {
+            Some(assets) => assets.abandon(stager.conn()),
+            None => Ok(()),
+        }
     }
 
-    /// The mappings made, for the attribute_mapping phase to report.
-    pub fn into_mappings(self) -> Vec<ImportMapping> {
-        self.mappings
+    /// The mappings made, for the attribute_mapping phase to report, and
+    /// the assets built, for the inventory phase to complete.
+    pub fn into_done(self) -> crate::pipeline::OnStage<'o> {
+        crate::pipeline::OnStage {
+            mappings: self.mappings,
+            assets: self.assets,
+        }
     }
 
     fn map_table(
         &mut self,
-        stager: &mut Stager,
+        stager: &mut Stager<'o>,
         file: usize,
         table: &Planned,
         header: Option<&HeaderInfo>,
@@ -133,7 +193,7 @@ impl<'o> OnStage<'o> {
         let layout = header.and_then(|h| h.layout.as_ref()).map(|r| r.layout);
         if layout.is_some_and(|l| l.relationship_columns().is_some()) {
             // Edges, not machines: the dependencies phase reads them raw.
-            self.insert(stager, file, table, None, &held, Vec::new())?;
+            self.insert(stager, file, table, None, &held, Cleansed::default())?;
             return Ok(());
         }
         let mut values = vec![Vec::with_capacity(held.len()); columns.len()];
@@ -164,52 +224,82 @@ impl<'o> OnStage<'o> {
             held.len()
         );
         self.mappings.push(mapping);
-        let cleanser = if self.cleanse {
-            let cleanser = Arc::new(Cleanser::for_import(conn, &table.data_import_id)?);
+        let work = if self.cleanse {
+            let cleanser = Cleanser::for_import(conn, &table.data_import_id)?;
+            // Machines are made while staging only for a run of one primary table.
+            let primary = header
+                .and_then(|h| h.layout.as_ref())
+                .is_none_or(|role| role.role == Role::Primary);
+            let machines = if self.inventory_follows && self.states.len() == 1 && primary {
+                AssetsOnStage::begin(
+                    conn,
+                    &self.ids,
+                    (&table.data_import_id, table.expected_rows()),
+                    cleanser.fingerprint(),
+                )?
+            } else {
+                None
+            };
+            let machines = machines.map(|(assets, shaper)| {
+                self.assets = Some(assets);
+                shaper
+            });
+            let work = Arc::new(TableWork { cleanser, machines });
             // Readers pick it up for the batches they send from now on.
-            let _ = table.cleanser.set(cleanser.clone());
-            Some(cleanser)
+            let _ = table.cleanser.set(work.clone());
+            Some(work)
         } else {
             None
         };
-        self.states[file] = State::Mapped(cleanser.clone());
-        self.insert(stager, file, table, cleanser.as_deref(), &held, Vec::new())?;
+        self.states[file] = State::Mapped(work.clone());
+        self.insert(
+            stager,
+            file,
+            table,
+            work.as_deref(),
+            &held,
+            Cleansed::default(),
+        )?;
         Ok(())
     }
 
     fn insert(
         &mut self,
-        stager: &mut Stager,
+        stager: &mut Stager<'o>,
         file: usize,
         table: &Planned,
-        cleanser: Option<&Cleanser>,
+        work: Option<&TableWork>,
         rows: &[Row],
-        cleansed: Vec<CleansedRecord>,
+        cleansed: Cleansed,
     ) -> rusqlite::Result<()> {
-        let Some(cleanser) = cleanser else {
-            return stager.insert_rows(&table.data_import_id, rows, &[]);
+        let Some(work) = work else {
+            stager.insert_rows(&table.data_import_id, rows, &[])?;
+            return Ok(());
         };
-        let cleansed = if cleansed.len() == rows.len() {
+        let cleansed = if cleansed.records.len() == rows.len() {
             cleansed
         } else {
-            rows.iter()
-                .map(|r| cleanser.cleanse_json(&r.raw_data))
-                .collect()
+            work.process(rows)
         };
-        for record in &cleansed {
+        for record in &cleansed.records {
             self.tallies[file].add(record);
         }
-        stager.insert_rows(&table.data_import_id, rows, &cleansed)
+        let rowids = stager.insert_rows(&table.data_import_id, rows, &cleansed.records)?;
+        if let Some(assets) = self.assets.as_mut() {
+            for (rowid, machine) in rowids.into_iter().zip(cleansed.machines) {
+                if let Some(machine) = machine {
+                    assets.add(rowid, machine)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
-/// A reader's side: cleanses a batch when its table's cleanser is ready.
-pub fn cleanse_batch(shared: &SharedCleanser, rows: &[Row]) -> Vec<CleansedRecord> {
+/// A reader's side: cleanses a batch when its table's work is ready.
+pub fn cleanse_batch(shared: &SharedCleanser, rows: &[Row]) -> Cleansed {
     match shared.get() {
-        Some(cleanser) => rows
-            .iter()
-            .map(|r| cleanser.cleanse_json(&r.raw_data))
-            .collect(),
-        None => Vec::new(),
+        Some(work) => work.process(rows),
+        None => Cleansed::default(),
     }
 }

@@ -38,6 +38,9 @@ use crate::db;
 use crate::flow::FlowIds;
 use crate::json_entries::{Entries, Key};
 
+mod on_stage;
+pub use on_stage::{remove_staged_assets, AssetsOnStage, MachineShaper, StagedMachine};
+
 /// Assets written per transaction: each commit syncs the journal and the
 /// file, and at 10,000 per commit the syncs took a sixth of the phase.
 const BATCH: usize = 50_000;
@@ -262,8 +265,15 @@ fn keys<'r>(field: impl Fn(&str) -> Option<&'r str>) -> Vec<(usize, u64)> {
     out
 }
 
-/// Rebuilds the engagement's assets from its valid records and writes the changes.
-pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcome> {
+/// Rebuilds the engagement's assets from its valid records and writes the
+/// changes. `staged` holds the assets built while this flow's file was
+/// staged; they are accepted when that table is still the engagement's only
+/// one and was not cleansed again since.
+pub fn run(
+    conn: &Connection,
+    ids: &FlowIds,
+    staged: Option<AssetsOnStage>,
+) -> rusqlite::Result<InventoryOutcome> {
     let (client, engagement): (String, String) = conn.query_row(
         "SELECT client_account_id, engagement_id FROM discovery_flows WHERE id = ?1",
         [&ids.discovery_flow_id],
@@ -271,6 +281,22 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
     )?;
     let started = std::time::Instant::now();
     let tables = primary_tables(conn, &engagement, &ids.master_flow_id)?;
+    if let Some(staged) = staged {
+        let (matched, asset_rowids, outcome, data_import_id, fingerprint) = staged.into_matched();
+        let recorded: Option<String> = conn.query_row(
+            "SELECT json_extract(read_metadata, '$.cleansing.fingerprint') FROM data_imports WHERE id = ?1",
+            [&data_import_id],
+            |r| r.get(0),
+        )?;
+        let current = tables.len() == 1
+            && tables[0].data_import_id == data_import_id
+            && recorded.as_deref() == Some(fingerprint.as_str());
+        if current {
+            let writer = Writer::new(conn, &client, &engagement, ids)?;
+            return finish_staged(conn, &tables, writer, matched, &asset_rowids, outcome);
+        }
+        // Otherwise the staged assets are stored assets to the build below.
+    }
     // Sized once: growing these by doubling is what made the memory peak.
     // The machines are about the stored ones or this flow's records,
     // whichever is more (a re-import describes the stored machines again);
@@ -518,6 +544,83 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<InventoryOutcom
     Ok(outcome)
 }
 
+/// Completes the assets built while the only table was staged: machines
+/// that several of its records describe are merged from all of them now.
+fn finish_staged(
+    conn: &Connection,
+    tables: &[SourceTable],
+    mut writer: Writer,
+    matched: Matched,
+    asset_rowids: &[i64],
+    mut outcome: InventoryOutcome,
+) -> rusqlite::Result<InventoryOutcome> {
+    let Matched {
+        assignment, rowids, ..
+    } = matched;
+    outcome.records = assignment.len() as u64;
+    let mut total: Vec<u32> = vec![0; asset_rowids.len()];
+    for &s in &assignment {
+        total[s as usize] += 1;
+    }
+    let mut several: Vec<u32> = (0..assignment.len() as u32)
+        .filter(|&p| total[assignment[p as usize] as usize] > 1)
+        .collect();
+    several.sort_unstable_by_key(|&p| (assignment[p as usize], p));
+    outcome.merged_records = total
+        .iter()
+        .filter(|&&n| n > 1)
+        .map(|&n| u64::from(n - 1))
+        .sum();
+    let with_raw = !tables[0].unmapped.is_empty();
+    let mut by_rowid = conn.prepare(
+        "SELECT record_index, cleansed_data, CASE WHEN ?2 THEN raw_data END
+         FROM raw_import_records WHERE rowid = ?1",
+    )?;
+    let mut stored = conn.prepare("SELECT id, asset_type FROM assets WHERE rowid = ?1")?;
+    let shape = writer.shape.clone();
+    for machine in several.chunk_by(|&a, &b| assignment[a as usize] == assignment[b as usize]) {
+        let mut build = Build::default();
+        for &position in machine {
+            let (record_index, cleansed, raw): (i64, Option<String>, Option<String>) = by_rowid
+                .query_row(params![rowids[position as usize], with_raw], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            let origin = Origin {
+                table: 0,
+                record_index,
+            };
+            merge(
+                &mut build,
+                tables,
+                origin,
+                cleansed.as_deref().unwrap_or_default(),
+                raw.as_deref(),
+            );
+        }
+        let slot = assignment[machine[0] as usize] as usize;
+        let (id, staged_type): (String, String) =
+            stored.query_row([asset_rowids[slot]], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        // The asset was counted by the type its first record gave it.
+        if let Some(n) = outcome.by_type.get_mut(&staged_type) {
+            *n -= 1;
+        }
+        writer.write(Some(&id), shape.row(build), &mut outcome)?;
+    }
+    writer.finish()?;
+    outcome.by_type.retain(|_, n| *n > 0);
+    // Every asset was created by this build, merged or not.
+    outcome.updated = 0;
+    outcome.unchanged = 0;
+    outcome.assets = outcome.created;
+    tracing::debug!(
+        "inventory: {} assets were built as the file was staged; {} of them merged from {} records",
+        outcome.created,
+        total.iter().filter(|&&n| n > 1).count(),
+        several.len()
+    );
+    Ok(outcome)
+}
+
 /// The first slot a key finds, passing over slots whose strong key of the same
 /// kind differs from the record's.
 fn resolve(record_keys: &[(usize, u64)], slots: &[Slot], index: &KeyIndex) -> Option<u32> {
@@ -620,26 +723,47 @@ fn primary_tables(
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let mut tables = Vec::new();
-    for (id, file, sheet, source, records, in_this_flow) in rows {
-        let (columns, _) = crate::stage::table_shape(conn, &id)?;
-        let mapped: Vec<String> = crate::cleanse::approved_mappings(conn, &id)?
+    rows.into_iter()
+        .map(|(id, file, sheet, source, records, in_this_flow)| {
+            describe_table(
+                conn,
+                id,
+                &file,
+                sheet.as_deref(),
+                source,
+                records,
+                in_this_flow,
+            )
+        })
+        .collect()
+}
+
+/// A table as the phase reads it: its label, source and unmapped columns.
+fn describe_table(
+    conn: &Connection,
+    id: String,
+    file: &str,
+    sheet: Option<&str>,
+    source: Option<String>,
+    records: i64,
+    in_this_flow: bool,
+) -> rusqlite::Result<SourceTable> {
+    let (columns, _) = crate::stage::table_shape(conn, &id)?;
+    let mapped: Vec<String> = crate::cleanse::approved_mappings(conn, &id)?
+        .into_iter()
+        .map(|m| m.source)
+        .collect();
+    Ok(SourceTable {
+        label: crate::read::table_label(file, sheet),
+        source_system: source.unwrap_or_else(|| "generic".into()),
+        unmapped: columns
             .into_iter()
-            .map(|m| m.source)
-            .collect();
-        tables.push(SourceTable {
-            label: crate::read::table_label(&file, sheet.as_deref()),
-            source_system: source.unwrap_or_else(|| "generic".into()),
-            unmapped: columns
-                .into_iter()
-                .filter(|c| !mapped.contains(c))
-                .collect(),
-            data_import_id: id,
-            records: usize::try_from(records).unwrap_or(0),
-            in_this_flow,
-        });
-    }
-    Ok(tables)
+            .filter(|c| !mapped.contains(c))
+            .collect(),
+        data_import_id: id,
+        records: usize::try_from(records).unwrap_or(0),
+        in_this_flow,
+    })
 }
 
 /// An import's record as the phase reads it.
@@ -708,9 +832,31 @@ fn merge(
     cleansed: &str,
     raw: Option<&str>,
 ) {
-    let table = &tables[origin.table];
     let Entries(cleansed): Entries<Value> = serde_json::from_str(cleansed).unwrap_or_default();
+    merge_fields(build, tables, origin, cleansed);
+    // Columns mapped to no field are kept under their original header.
+    if tables[origin.table].unmapped.is_empty() {
+        return;
+    }
+    let unmapped = unmapped_values(raw.unwrap_or("{}"), &tables[origin.table].unmapped);
+    for (header, value) in unmapped {
+        if !build.custom.contains_key(header) {
+            build.custom.insert(header.to_string(), json!(value));
+        }
+    }
+}
+
+/// Merges a record's cleansed fields into its machine (see the module notes
+/// for which value wins).
+fn merge_fields<K: AsRef<str>>(
+    build: &mut Build,
+    tables: &[SourceTable],
+    origin: Origin,
+    cleansed: impl IntoIterator<Item = (K, Value)>,
+) {
+    let table = &tables[origin.table];
     for (key, value) in cleansed {
+        let key = key.as_ref();
         if key == "_additional" {
             if let Value::Object(additional) = value {
                 for (field, list) in additional {
@@ -722,7 +868,7 @@ fn merge(
             }
             continue;
         }
-        let Some(index) = catalogue::field_index(&key) else {
+        let Some(index) = catalogue::field_index(key) else {
             continue;
         };
         let Some(at) = build.fields.iter().position(|f| f.0 == index) else {
@@ -757,16 +903,6 @@ fn merge(
         }
         if replace {
             build.fields[at] = (index, value, origin);
-        }
-    }
-    // Columns mapped to no field are kept under their original header.
-    if table.unmapped.is_empty() {
-        return;
-    }
-    let unmapped = unmapped_values(raw.unwrap_or("{}"), &table.unmapped);
-    for (header, value) in unmapped {
-        if !build.custom.contains_key(header) {
-            build.custom.insert(header.to_string(), json!(value));
         }
     }
 }
@@ -816,6 +952,9 @@ struct Writer<'c> {
     ids: FlowIds,
     pending: usize,
     in_tx: bool,
+    /// Whether the writer begins and commits its own transactions; one
+    /// that writes inside the staging transaction does neither.
+    owns_tx: bool,
     /// The time written into the rows of the open transaction.
     now: String,
     shape: RowShape,
@@ -927,6 +1066,7 @@ impl<'c> Writer<'c> {
             ids: ids.clone(),
             pending: 0,
             in_tx: false,
+            owns_tx: true,
             now: db::now(),
             select_sql: format!("SELECT {} FROM assets WHERE id = ?1", columns.join(", ")),
             insert: conn.prepare(&format!(
@@ -952,13 +1092,25 @@ impl<'c> Writer<'c> {
         })
     }
 
+    /// A writer inside a transaction its caller owns.
+    fn inside(
+        conn: &'c Connection,
+        client: &str,
+        engagement: &str,
+        ids: &FlowIds,
+    ) -> rusqlite::Result<Writer<'c>> {
+        let mut writer = Writer::new(conn, client, engagement, ids)?;
+        writer.owns_tx = false;
+        Ok(writer)
+    }
+
     fn write(
         &mut self,
         existing: Option<&str>,
         row: AssetRow,
         outcome: &mut InventoryOutcome,
     ) -> rusqlite::Result<()> {
-        if !self.in_tx {
+        if self.owns_tx && !self.in_tx {
             // Every asset references the flow and tenant read in `run`.
             db::begin_bulk(self.conn)?;
             self.in_tx = true;
@@ -1028,7 +1180,7 @@ impl<'c> Writer<'c> {
             }
         }
         self.pending += 1;
-        if self.pending >= BATCH {
+        if self.owns_tx && self.pending >= BATCH {
             db::end_bulk(self.conn, true)?;
             self.in_tx = false;
             self.pending = 0;

@@ -1,0 +1,210 @@
+//! Assets built while a file is staged, for the common first build: one
+//! primary table imported into an engagement that has no assets and no
+//! earlier imports. Each valid record is matched as the inventory's first
+//! pass would match it (same keys, same order); a record that finds no
+//! machine becomes an asset at once, in the staging transaction, from the
+//! fields its cleansing produced, so the inventory phase reads the table
+//! again only for machines that several records describe.
+//!
+//! What is written here is provisional until the inventory phase accepts it
+//! (`super::run`): a staging that fails or is killed removes these assets
+//! with the table's records, and an inventory that finds the table's
+//! mappings changed since staging rebuilds them as stored assets.
+
+use rusqlite::Connection;
+use serde_json::{json, Value};
+
+use super::{
+    keys, resolve, Build, InventoryOutcome, KeyIndex, Matched, Origin, RowShape, Slot, SourceTable,
+    Writer, STRONG,
+};
+use crate::cleanse::{CleansedFields, RawRecord};
+use crate::flow::FlowIds;
+
+/// A valid record made ready on a reader thread: its identity keys and the
+/// asset it makes if no other record describes the same machine.
+pub struct StagedMachine {
+    keys: Vec<(usize, u64)>,
+    row: super::AssetRow,
+}
+
+/// What a reader thread needs to turn a cleansed record into a machine.
+pub struct MachineShaper {
+    table: [SourceTable; 1],
+    shape: RowShape,
+}
+
+impl MachineShaper {
+    /// The machine of one valid record, from its cleansed fields and its raw
+    /// values (for the columns mapped to no field).
+    pub fn machine(
+        &self,
+        record_index: i64,
+        fields: &CleansedFields,
+        raw: &RawRecord,
+    ) -> StagedMachine {
+        let record_keys = keys(|f| fields.get(f).and_then(Value::as_str));
+        let mut build = Build::default();
+        let origin = Origin {
+            table: 0,
+            record_index,
+        };
+        super::merge_fields(
+            &mut build,
+            &self.table,
+            origin,
+            fields.entries().map(|(k, v)| (k, v.clone())),
+        );
+        for header in &self.table[0].unmapped {
+            if let Some(value) = raw.get(header).filter(|v| !v.trim().is_empty()) {
+                build
+                    .custom
+                    .entry(header.clone())
+                    .or_insert_with(|| json!(value));
+            }
+        }
+        StagedMachine {
+            keys: record_keys,
+            row: self.shape.row(build),
+        }
+    }
+}
+
+/// The machines found so far in the staged table, and the assets written.
+pub struct AssetsOnStage<'c> {
+    pub(super) data_import_id: String,
+    /// The cleansing the assets were built from.
+    pub(super) fingerprint: String,
+    pub(super) discovery_flow_id: String,
+    slots: Vec<Slot>,
+    index: KeyIndex,
+    pub(super) matched: Matched,
+    /// The rowid of each machine's asset, by slot.
+    pub(super) asset_rowids: Vec<i64>,
+    writer: Writer<'c>,
+    pub(super) outcome: InventoryOutcome,
+}
+
+impl<'c> AssetsOnStage<'c> {
+    /// Starts building the assets of a table while it is staged, when this is
+    /// an engagement's first build; `None` when the inventory phase must
+    /// build them from the stored records.
+    pub fn begin(
+        conn: &'c Connection,
+        ids: &FlowIds,
+        (data_import_id, expected_records): (&str, usize),
+        fingerprint: &str,
+    ) -> rusqlite::Result<Option<(AssetsOnStage<'c>, MachineShaper)>> {
+        let (client, engagement, file, sheet, source): (
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+        ) = conn.query_row(
+            "SELECT client_account_id, engagement_id, filename, sheet_name, source_system
+             FROM data_imports WHERE id = ?1",
+            [data_import_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
+        let first_build: bool = conn.query_row(
+            "SELECT NOT EXISTS (SELECT 1 FROM assets WHERE engagement_id = ?1)
+                AND NOT EXISTS (SELECT 1 FROM data_imports WHERE engagement_id = ?1 AND status = 'completed')",
+            [&engagement],
+            |r| r.get(0),
+        )?;
+        if !first_build {
+            return Ok(None);
+        }
+        // Read by a recovery of an interrupted run: these assets go with the table's rows.
+        conn.execute(
+            "UPDATE data_imports SET read_metadata = json_set(read_metadata, '$.assets_on_stage', json('true'))
+             WHERE id = ?1",
+            [data_import_id],
+        )?;
+        let table = super::describe_table(
+            conn,
+            data_import_id.to_string(),
+            &file,
+            sheet.as_deref(),
+            source,
+            0,
+            true,
+        )?;
+        let writer = Writer::inside(conn, &client, &engagement, ids)?;
+        let shaper = MachineShaper {
+            table: [table],
+            shape: writer.shape.clone(),
+        };
+        let staged = AssetsOnStage {
+            data_import_id: data_import_id.to_string(),
+            fingerprint: fingerprint.to_string(),
+            discovery_flow_id: ids.discovery_flow_id.clone(),
+            // Sized once, as the inventory's first pass sizes them: growing
+            // by doubling would hold both sizes at the peak.
+            slots: Vec::with_capacity(expected_records),
+            index: KeyIndex::with_capacity_and_hasher(expected_records * 6, Default::default()),
+            matched: Matched {
+                assignment: Vec::with_capacity(expected_records),
+                rowids: Vec::with_capacity(expected_records),
+                starts: vec![0],
+            },
+            asset_rowids: Vec::with_capacity(expected_records),
+            writer,
+            outcome: InventoryOutcome::default(),
+        };
+        Ok(Some((staged, shaper)))
+    }
+
+    /// Takes a staged valid record (by its rowid): a machine seen for the
+    /// first time is written as an asset; a record of a machine already
+    /// seen is left for the inventory phase to merge.
+    pub fn add(&mut self, rowid: i64, machine: StagedMachine) -> rusqlite::Result<()> {
+        let slot = match resolve(&machine.keys, &self.slots, &self.index) {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(Slot::default());
+                self.writer.write(None, machine.row, &mut self.outcome)?;
+                self.asset_rowids.push(self.writer.conn.last_insert_rowid());
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let strong = &mut self.slots[slot as usize].strong;
+        for &(kind, key) in &machine.keys {
+            if kind < STRONG && strong[kind] == 0 {
+                strong[kind] = super::fingerprint(key);
+            }
+            self.index.entry(super::halves(key)).or_insert(slot);
+        }
+        self.matched.assignment.push(slot);
+        self.matched.rowids.push(rowid);
+        Ok(())
+    }
+
+    /// The identity index is not needed once the table is staged.
+    pub(super) fn into_matched(self) -> (Matched, Vec<i64>, InventoryOutcome, String, String) {
+        (
+            self.matched,
+            self.asset_rowids,
+            self.outcome,
+            self.data_import_id,
+            self.fingerprint,
+        )
+    }
+
+    /// The staged table failed: the assets built from it go with its records
+    /// (every asset of the flow, as the engagement had none before).
+    pub fn abandon(self, conn: &Connection) -> rusqlite::Result<()> {
+        drop(self.writer);
+        remove_staged_assets(conn, &self.discovery_flow_id)
+    }
+}
+
+/// Removes the assets a flow wrote while staging (before its inventory).
+pub fn remove_staged_assets(conn: &Connection, discovery_flow_id: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "DELETE FROM assets WHERE discovery_flow_id = ?1",
+        [discovery_flow_id],
+    )?;
+    Ok(())
+}
