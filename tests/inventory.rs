@@ -468,3 +468,22 @@ fn assets_built_while_staging_equal_assets_built_by_the_inventory_phase() {
         300
     );
 }
+
+#[test]
+fn a_file_that_fails_after_its_machines_were_staged_leaves_no_asset() {
+    // Past the mapping sample the machines are being written as the rows are
+    // staged; then an unclosed quote runs past the record limit.
+    let work = Work::new();
+    let export = work.path("unclosed_quote_after_30000_rows.csv");
+    let mut text = Vec::new();
+    intake::synth::write_cmdb_csv(&mut text, 30_000, 0.0, 5).unwrap();
+    text.extend_from_slice(b"broken,\"this quote is never closed");
+    text.extend(std::iter::repeat_n(b'x', 4_096));
+    text.push(b'\n');
+    std::fs::write(&export, text).unwrap();
+    let (_, json) = work.import_json(&[export.to_str().unwrap(), "--max-record-bytes", "2048"]);
+    assert_eq!(json["files"][0]["status"], "failed", "{json}");
+    let conn = work.conn();
+    assert_eq!(count(&conn, "SELECT count(*) FROM raw_import_records"), 0);
+    assert_eq!(count(&conn, "SELECT count(*) FROM assets"), 0);
+}

@@ -86,6 +86,8 @@ fn a_killed_import_is_redone_by_the_next_run() {
         let stored = committed_rows(&db);
         assert!(stored > 0 && stored < KILLED_ROWS);
         assert_eq!(processed, stored, "the counts were committed with the rows");
+        // A first build makes its assets as the rows are staged, committed with them.
+        assert!(count(&conn, "SELECT count(*) FROM assets") > 0);
     }
 
     let (code, out) = work.import_json(&[export.to_str().unwrap()]);
@@ -113,6 +115,14 @@ fn a_killed_import_is_redone_by_the_next_run() {
         1
     );
     assert_eq!(count(&conn, "SELECT count(*) FROM discovery_flows WHERE status = 'failed' AND error_phase = 'data_import'"), 1);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM assets a JOIN discovery_flows f ON f.id = a.discovery_flow_id WHERE f.status = 'failed'"
+        ),
+        0,
+        "the assets staged by the killed run went with its rows"
+    );
     assert_eq!(
         count(
             &conn,

@@ -37,9 +37,9 @@ use crate::tenant::{self, Tenant};
 use on_stage::OnStage;
 
 /// Rows per message from a reader to the writer.
-const BATCH_ROWS: usize = 2_000;
+const BATCH_ROWS: usize = 1_000;
 /// Messages in flight between the readers and the writer (bounds memory).
-const CHANNEL_DEPTH: usize = 8;
+const CHANNEL_DEPTH: usize = 4;
 
 /// What to import and where.
 #[derive(Debug, Clone)]

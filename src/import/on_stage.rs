@@ -276,11 +276,14 @@ impl<'o> OnStage<'o> {
             stager.insert_rows(&table.data_import_id, rows, &[])?;
             return Ok(());
         };
-        let cleansed = if cleansed.records.len() == rows.len() {
-            cleansed
-        } else {
-            work.process(rows)
-        };
+        if cleansed.records.len() != rows.len() {
+            // Cleansed here a reader's batch at a time: the held sample at
+            // once would hold its machines and their rows all together.
+            for chunk in rows.chunks(super::BATCH_ROWS) {
+                self.insert(stager, file, table, Some(work), chunk, work.process(chunk))?;
+            }
+            return Ok(());
+        }
         for record in &cleansed.records {
             self.tallies[file].add(record);
         }

@@ -39,7 +39,7 @@ use crate::flow::FlowIds;
 use crate::json_entries::{Entries, Key};
 
 mod on_stage;
-pub use on_stage::{remove_staged_assets, AssetsOnStage, MachineShaper, StagedMachine};
+pub use on_stage::{AssetsOnStage, MachineShaper, StagedMachine};
 
 /// Assets written per transaction: each commit syncs the journal and the
 /// file, and at 10,000 per commit the syncs took a sixth of the phase.
@@ -551,7 +551,7 @@ fn finish_staged(
     tables: &[SourceTable],
     mut writer: Writer,
     matched: Matched,
-    asset_rowids: &[i64],
+    asset_rowids: &on_stage::AssetRowids,
     mut outcome: InventoryOutcome,
 ) -> rusqlite::Result<InventoryOutcome> {
     let Matched {
@@ -599,7 +599,7 @@ fn finish_staged(
         }
         let slot = assignment[machine[0] as usize] as usize;
         let (id, staged_type): (String, String) =
-            stored.query_row([asset_rowids[slot]], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            stored.query_row([asset_rowids.get(slot)], |r| Ok((r.get(0)?, r.get(1)?)))?;
         // The asset was counted by the type its first record gave it.
         if let Some(n) = outcome.by_type.get_mut(&staged_type) {
             *n -= 1;

@@ -80,7 +80,7 @@ pub struct AssetsOnStage<'c> {
     index: KeyIndex,
     pub(super) matched: Matched,
     /// The rowid of each machine's asset, by slot.
-    pub(super) asset_rowids: Vec<i64>,
+    asset_rowids: AssetRowids,
     writer: Writer<'c>,
     pub(super) outcome: InventoryOutcome,
 }
@@ -149,7 +149,7 @@ impl<'c> AssetsOnStage<'c> {
                 rowids: Vec::with_capacity(expected_records),
                 starts: vec![0],
             },
-            asset_rowids: Vec::with_capacity(expected_records),
+            asset_rowids: AssetRowids::Consecutive { first: 0, count: 0 },
             writer,
             outcome: InventoryOutcome::default(),
         };
@@ -182,7 +182,7 @@ impl<'c> AssetsOnStage<'c> {
     }
 
     /// The identity index is not needed once the table is staged.
-    pub(super) fn into_matched(self) -> (Matched, Vec<i64>, InventoryOutcome, String, String) {
+    pub(super) fn into_matched(self) -> (Matched, AssetRowids, InventoryOutcome, String, String) {
         (
             self.matched,
             self.asset_rowids,
@@ -196,15 +196,77 @@ impl<'c> AssetsOnStage<'c> {
     /// (every asset of the flow, as the engagement had none before).
     pub fn abandon(self, conn: &Connection) -> rusqlite::Result<()> {
         drop(self.writer);
-        remove_staged_assets(conn, &self.discovery_flow_id)
+        conn.execute(
+            "DELETE FROM assets WHERE discovery_flow_id = ?1",
+            [&self.discovery_flow_id],
+        )?;
+        Ok(())
     }
 }
 
-/// Removes the assets a flow wrote while staging (before its inventory).
-pub fn remove_staged_assets(conn: &Connection, discovery_flow_id: &str) -> rusqlite::Result<()> {
-    conn.execute(
-        "DELETE FROM assets WHERE discovery_flow_id = ?1",
-        [discovery_flow_id],
-    )?;
-    Ok(())
+/// The rowids of the assets written, by slot. SQLite gives each new row the
+/// next rowid, and nothing else writes assets while a file is staged, so
+/// they are a range (8 MB less for a million machines); a list only if not.
+pub(super) enum AssetRowids {
+    Consecutive { first: i64, count: usize },
+    Listed(Vec<i64>),
+}
+
+impl AssetRowids {
+    fn push(&mut self, rowid: i64) {
+        match self {
+            AssetRowids::Consecutive { first, count } if *count == 0 => {
+                *first = rowid;
+                *count = 1;
+            }
+            AssetRowids::Consecutive { first, count } if *first + *count as i64 == rowid => {
+                *count += 1;
+            }
+            AssetRowids::Consecutive { first, count } => {
+                let mut listed: Vec<i64> = (*first..*first + *count as i64).collect();
+                listed.push(rowid);
+                *self = AssetRowids::Listed(listed);
+            }
+            AssetRowids::Listed(listed) => listed.push(rowid),
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        match self {
+            AssetRowids::Consecutive { count, .. } => *count,
+            AssetRowids::Listed(listed) => listed.len(),
+        }
+    }
+
+    pub(super) fn get(&self, slot: usize) -> i64 {
+        match self {
+            AssetRowids::Consecutive { first, .. } => *first + slot as i64,
+            AssetRowids::Listed(listed) => listed[slot],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AssetRowids;
+
+    #[test]
+    fn asset_rowids_stay_a_range_until_a_rowid_breaks_it() {
+        let mut rowids = AssetRowids::Consecutive { first: 0, count: 0 };
+        for rowid in [41, 42, 43] {
+            rowids.push(rowid);
+        }
+        assert!(matches!(
+            rowids,
+            AssetRowids::Consecutive {
+                first: 41,
+                count: 3
+            }
+        ));
+        rowids.push(90);
+        rowids.push(91);
+        assert!(matches!(rowids, AssetRowids::Listed(_)));
+        let got: Vec<i64> = (0..rowids.len()).map(|slot| rowids.get(slot)).collect();
+        assert_eq!(got, [41, 42, 43, 90, 91]);
+    }
 }
