@@ -283,8 +283,9 @@ struct Planned {
     total: u64,
     done: Arc<AtomicU64>,
     rows_read: Arc<AtomicU64>,
-    /// Set by the writer once the table is mapped; readers cleanse with it.
-    cleanser: on_stage::SharedCleanser,
+    /// Set by the writer once the table is mapped; readers cleanse (and make
+    /// machines) with it.
+    work: on_stage::SharedWork,
 }
 
 impl Planned {
@@ -761,7 +762,7 @@ fn stage_files<'c>(
                 total,
                 done: Arc::new(AtomicU64::new(0)),
                 rows_read: Arc::new(AtomicU64::new(0)),
-                cleanser: Default::default(),
+                work: Default::default(),
             });
         }
         tx.commit()?;
@@ -981,7 +982,7 @@ fn send_rows(
     let cleansed = if tx.is_empty() {
         on_stage::Cleansed::default()
     } else {
-        on_stage::cleanse_batch(&plan.cleanser, &rows)
+        on_stage::cleanse_batch(&plan.work, &rows)
     };
     tx.send(ReaderMessage::Rows {
         file,

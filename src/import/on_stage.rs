@@ -6,7 +6,10 @@
 //! batches themselves; a batch that arrives without its cleansing is cleansed
 //! by the writer. What was done is recorded with a fingerprint of the
 //! mappings (`cleanse::record_cleansing`), so the data_cleansing phase only
-//! rewrites records whose mappings have changed since.
+//! rewrites records whose mappings have changed since. When the run is an
+//! engagement's first build of one primary table, each valid row's machine
+//! is made with its cleansing and its asset written with it
+//! (`inventory::AssetsOnStage`).
 
 use std::sync::{Arc, OnceLock};
 
@@ -50,7 +53,7 @@ impl TableWork {
 }
 
 /// Where a reader finds its table's work once the writer has mapped it.
-pub type SharedCleanser = Arc<OnceLock<Arc<TableWork>>>;
+pub type SharedWork = Arc<OnceLock<Arc<TableWork>>>;
 
 /// A batch's cleansing, one per row (empty when the reader left it to the
 /// writer), with each valid row's machine when machines are being made.
@@ -132,7 +135,7 @@ impl<'o> OnStage<'o> {
     }
 
     /// A table has been read to its end: a table shorter than the sample is
-    /// mapped now. Returns its cleanser, whose counts go with the import.
+    /// mapped now. Returns its work (the cleanser), whose counts go with the import.
     pub fn finish(
         &mut self,
         stager: &mut Stager<'o>,
@@ -246,7 +249,7 @@ impl<'o> OnStage<'o> {
             });
             let work = Arc::new(TableWork { cleanser, machines });
             // Readers pick it up for the batches they send from now on.
-            let _ = table.cleanser.set(work.clone());
+            let _ = table.work.set(work.clone());
             Some(work)
         } else {
             None
@@ -300,7 +303,7 @@ impl<'o> OnStage<'o> {
 }
 
 /// A reader's side: cleanses a batch when its table's work is ready.
-pub fn cleanse_batch(shared: &SharedCleanser, rows: &[Row]) -> Cleansed {
+pub fn cleanse_batch(shared: &SharedWork, rows: &[Row]) -> Cleansed {
     match shared.get() {
         Some(work) => work.process(rows),
         None => Cleansed::default(),

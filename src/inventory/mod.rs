@@ -17,6 +17,10 @@
 //! infrastructure fields and the CMDB (ServiceNow), then hand-made sheets, win
 //! for business fields; the losing value is kept in
 //! custom_attributes._conflicts with its source, never dropped.
+//!
+//! An engagement's first build of a single file is made while the file is
+//! staged (`on_stage`); this phase then merges only the machines that
+//! several of its records describe.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -340,17 +344,7 @@ pub fn run(
                     };
                     let identity = IdentityFields::parse(cleansed);
                     let record_keys = keys(|f| identity.get(f));
-                    let slot = resolve(&record_keys, &slots, &index).unwrap_or_else(|| {
-                        slots.push(Slot::default());
-                        (slots.len() - 1) as u32
-                    });
-                    let strong = &mut slots[slot as usize].strong;
-                    for &(kind, key) in &record_keys {
-                        if kind < STRONG && strong[kind] == 0 {
-                            strong[kind] = fingerprint(key);
-                        }
-                        index.entry(halves(key)).or_insert(slot);
-                    }
+                    let (slot, _) = assign(&record_keys, &mut slots, &mut index);
                     matched.assignment.push(slot);
                     matched.rowids.push(record.rowid);
                 }
@@ -619,6 +613,30 @@ fn finish_staged(
         several.len()
     );
     Ok(outcome)
+}
+
+/// The machine (slot) a record belongs to: the one its keys find, or a new
+/// one (then `true`). Its keys lead to that machine from now on.
+fn assign(
+    record_keys: &[(usize, u64)],
+    slots: &mut Vec<Slot>,
+    index: &mut KeyIndex,
+) -> (u32, bool) {
+    let (slot, new) = match resolve(record_keys, slots, index) {
+        Some(slot) => (slot, false),
+        None => {
+            slots.push(Slot::default());
+            ((slots.len() - 1) as u32, true)
+        }
+    };
+    let strong = &mut slots[slot as usize].strong;
+    for &(kind, key) in record_keys {
+        if kind < STRONG && strong[kind] == 0 {
+            strong[kind] = fingerprint(key);
+        }
+        index.entry(halves(key)).or_insert(slot);
+    }
+    (slot, new)
 }
 
 /// The first slot a key finds, passing over slots whose strong key of the same

@@ -15,8 +15,8 @@ use rusqlite::Connection;
 use serde_json::{json, Value};
 
 use super::{
-    keys, resolve, Build, InventoryOutcome, KeyIndex, Matched, Origin, RowShape, Slot, SourceTable,
-    Writer, STRONG,
+    assign, keys, Build, InventoryOutcome, KeyIndex, Matched, Origin, RowShape, Slot, SourceTable,
+    Writer,
 };
 use crate::cleanse::{CleansedFields, RawRecord};
 use crate::flow::FlowIds;
@@ -160,21 +160,10 @@ impl<'c> AssetsOnStage<'c> {
     /// first time is written as an asset; a record of a machine already
     /// seen is left for the inventory phase to merge.
     pub fn add(&mut self, rowid: i64, machine: StagedMachine) -> rusqlite::Result<()> {
-        let slot = match resolve(&machine.keys, &self.slots, &self.index) {
-            Some(slot) => slot,
-            None => {
-                self.slots.push(Slot::default());
-                self.writer.write(None, machine.row, &mut self.outcome)?;
-                self.asset_rowids.push(self.writer.conn.last_insert_rowid());
-                (self.slots.len() - 1) as u32
-            }
-        };
-        let strong = &mut self.slots[slot as usize].strong;
-        for &(kind, key) in &machine.keys {
-            if kind < STRONG && strong[kind] == 0 {
-                strong[kind] = super::fingerprint(key);
-            }
-            self.index.entry(super::halves(key)).or_insert(slot);
+        let (slot, new) = assign(&machine.keys, &mut self.slots, &mut self.index);
+        if new {
+            self.writer.write(None, machine.row, &mut self.outcome)?;
+            self.asset_rowids.push(self.writer.conn.last_insert_rowid());
         }
         self.matched.assignment.push(slot);
         self.matched.rowids.push(rowid);
