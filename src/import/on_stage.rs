@@ -263,6 +263,10 @@ impl<'o> OnStage<'o> {
             &held,
             Cleansed::default(),
         )?;
+        drop(held);
+        if let Some(assets) = self.assets.as_mut() {
+            assets.reserve_rest();
+        }
         Ok(())
     }
 

@@ -20,6 +20,7 @@ use super::{
 };
 use crate::cleanse::{CleansedFields, RawRecord};
 use crate::flow::FlowIds;
+use crate::map::profile::SAMPLE_ROWS;
 
 /// A valid record made ready on a reader thread: its identity keys and the
 /// asset it makes if no other record describes the same machine.
@@ -83,7 +84,13 @@ pub struct AssetsOnStage<'c> {
     asset_rowids: AssetRowids,
     writer: Writer<'c>,
     pub(super) outcome: InventoryOutcome,
+    /// About how many records the table has.
+    expected_records: usize,
 }
+
+/// Identity keys a record has at most, about (six of the ten kinds are
+/// usual): what the index is sized for.
+const KEYS_PER_RECORD: usize = 6;
 
 impl<'c> AssetsOnStage<'c> {
     /// Starts building the assets of a table while it is staged, when this is
@@ -140,20 +147,37 @@ impl<'c> AssetsOnStage<'c> {
             data_import_id: data_import_id.to_string(),
             fingerprint: fingerprint.to_string(),
             discovery_flow_id: ids.discovery_flow_id.clone(),
-            // Sized once, as the inventory's first pass sizes them: growing
-            // by doubling would hold both sizes at the peak.
-            slots: Vec::with_capacity(expected_records),
-            index: KeyIndex::with_capacity_and_hasher(expected_records * 6, Default::default()),
+            // Sized for the held sample now, for the whole table by
+            // `reserve_rest` once the sample is freed.
+            slots: Vec::with_capacity(SAMPLE_ROWS),
+            index: KeyIndex::with_capacity_and_hasher(
+                SAMPLE_ROWS * KEYS_PER_RECORD,
+                Default::default(),
+            ),
             matched: Matched {
-                assignment: Vec::with_capacity(expected_records),
-                rowids: Vec::with_capacity(expected_records),
+                assignment: Vec::with_capacity(SAMPLE_ROWS),
+                rowids: Vec::with_capacity(SAMPLE_ROWS),
                 starts: vec![0],
             },
+            expected_records,
             asset_rowids: AssetRowids::Consecutive { first: 0, count: 0 },
             writer,
             outcome: InventoryOutcome::default(),
         };
         Ok(Some((staged, shaper)))
+    }
+
+    /// Sizes memory for the whole table once, when the held sample has gone:
+    /// growing by doubling would hold both sizes at the peak, and sizing
+    /// while the sample is held would add the two. The index is touched
+    /// all over as soon as keys land in it (their hashes are spread), so it
+    /// costs its whole size from the start.
+    pub fn reserve_rest(&mut self) {
+        let more = self.expected_records.saturating_sub(self.slots.len());
+        self.slots.reserve(more);
+        self.matched.assignment.reserve(more);
+        self.matched.rowids.reserve(more);
+        self.index.reserve(more * KEYS_PER_RECORD);
     }
 
     /// Takes a staged valid record (by its rowid): a machine seen for the
