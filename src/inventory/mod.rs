@@ -384,27 +384,18 @@ pub fn run(
         index.len(),
         started.elapsed().as_secs_f64()
     );
-    let mut total: Vec<u32> = vec![0; slots.len()];
     // Pass 2 needs only the assignment: the identity index (the largest
     // allocation of the phase) is returned before it starts.
+    let machines = slots.len();
     drop(index);
     drop(slots);
-    for &s in &assignment {
-        total[s as usize] += 1;
-    }
-    outcome.merged_records = total
-        .iter()
-        .filter(|&&n| n > 1)
-        .map(|&n| u64::from(n - 1))
-        .sum();
+    let Shared {
+        total,
+        several,
+        merged_records,
+    } = Shared::of(&assignment, machines);
+    outcome.merged_records = merged_records;
     let single = |position: usize| total[assignment[position] as usize] == 1;
-    // The records of machines that several records describe, in machine
-    // order: merged one machine at a time, so memory does not hold every
-    // machine of a re-import open until its last table is read.
-    let mut several: Vec<u32> = (0..assignment.len() as u32)
-        .filter(|&p| !single(p as usize))
-        .collect();
-    several.sort_unstable_by_key(|&p| (assignment[p as usize], p));
     let table_of = |position: usize| starts.partition_point(|&s| s <= position) - 1;
 
     // Pass 2: merge each asset's records and write it once its last record is
@@ -501,20 +492,15 @@ pub fn run(
                 hand_over(singles)?;
             }
         }
-        let mut by_rowid = conn.prepare(
-            "SELECT record_index, cleansed_data, CASE WHEN ?2 THEN raw_data END
-             FROM raw_import_records WHERE rowid = ?1",
-        )?;
+        let mut by_rowid = conn.prepare(BY_ROWID)?;
         for chunk in several.chunks(READ_BATCH as usize) {
             let mut batch = Vec::with_capacity(chunk.len());
             for &position in chunk {
                 let position = position as usize;
                 let table = table_of(position);
                 let with_raw = !tables_ref[table].unmapped.is_empty();
-                let (record_index, cleansed, raw) = by_rowid
-                    .query_row(params![rowids[position], with_raw], |r| {
-                        Ok((r.get(0)?, r.get::<_, Option<String>>(1)?, r.get(2)?))
-                    })?;
+                let (record_index, cleansed, raw) =
+                    record_by_rowid(&mut by_rowid, rowids[position], with_raw)?;
                 batch.push(Merging {
                     slot: assignment[position],
                     origin: Origin {
@@ -538,6 +524,55 @@ pub fn run(
     Ok(outcome)
 }
 
+/// Machines that several records describe, from the machine of each record.
+struct Shared {
+    /// Records per machine.
+    total: Vec<u32>,
+    /// The positions of those machines' records, in machine order: merged
+    /// one machine at a time, so memory does not hold every machine of a
+    /// re-import open until its last table is read.
+    several: Vec<u32>,
+    /// Records merged into a machine another record made.
+    merged_records: u64,
+}
+
+impl Shared {
+    fn of(assignment: &[u32], machines: usize) -> Shared {
+        let mut total: Vec<u32> = vec![0; machines];
+        for &s in assignment {
+            total[s as usize] += 1;
+        }
+        let mut several: Vec<u32> = (0..assignment.len() as u32)
+            .filter(|&p| total[assignment[p as usize] as usize] > 1)
+            .collect();
+        several.sort_unstable_by_key(|&p| (assignment[p as usize], p));
+        let merged_records = total
+            .iter()
+            .filter(|&&n| n > 1)
+            .map(|&n| u64::from(n - 1))
+            .sum();
+        Shared {
+            total,
+            several,
+            merged_records,
+        }
+    }
+}
+
+/// A record read back by rowid: its index, cleansed_data and (when asked) raw_data.
+const BY_ROWID: &str = "SELECT record_index, cleansed_data, CASE WHEN ?2 THEN raw_data END
+                        FROM raw_import_records WHERE rowid = ?1";
+
+fn record_by_rowid(
+    stmt: &mut rusqlite::Statement,
+    rowid: i64,
+    with_raw: bool,
+) -> rusqlite::Result<(i64, Option<String>, Option<String>)> {
+    stmt.query_row(params![rowid, with_raw], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+}
+
 /// Completes the assets built while the only table was staged: machines
 /// that several of its records describe are merged from all of them now.
 fn finish_staged(
@@ -552,33 +587,21 @@ fn finish_staged(
         assignment, rowids, ..
     } = matched;
     outcome.records = assignment.len() as u64;
-    let mut total: Vec<u32> = vec![0; asset_rowids.len()];
-    for &s in &assignment {
-        total[s as usize] += 1;
-    }
-    let mut several: Vec<u32> = (0..assignment.len() as u32)
-        .filter(|&p| total[assignment[p as usize] as usize] > 1)
-        .collect();
-    several.sort_unstable_by_key(|&p| (assignment[p as usize], p));
-    outcome.merged_records = total
-        .iter()
-        .filter(|&&n| n > 1)
-        .map(|&n| u64::from(n - 1))
-        .sum();
+    let Shared {
+        total,
+        several,
+        merged_records,
+    } = Shared::of(&assignment, asset_rowids.len());
+    outcome.merged_records = merged_records;
     let with_raw = !tables[0].unmapped.is_empty();
-    let mut by_rowid = conn.prepare(
-        "SELECT record_index, cleansed_data, CASE WHEN ?2 THEN raw_data END
-         FROM raw_import_records WHERE rowid = ?1",
-    )?;
+    let mut by_rowid = conn.prepare(BY_ROWID)?;
     let mut stored = conn.prepare("SELECT id, asset_type FROM assets WHERE rowid = ?1")?;
     let shape = writer.shape.clone();
     for machine in several.chunk_by(|&a, &b| assignment[a as usize] == assignment[b as usize]) {
         let mut build = Build::default();
         for &position in machine {
-            let (record_index, cleansed, raw): (i64, Option<String>, Option<String>) = by_rowid
-                .query_row(params![rowids[position as usize], with_raw], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?;
+            let (record_index, cleansed, raw) =
+                record_by_rowid(&mut by_rowid, rowids[position as usize], with_raw)?;
             let origin = Origin {
                 table: 0,
                 record_index,
