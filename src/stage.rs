@@ -151,6 +151,25 @@ pub fn recover_interrupted(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     Ok(stale)
 }
 
+/// The next `limit` raw records of an import after record `after`, in record
+/// order, as (rowid, record_index, raw_data): each batch is a range scan of
+/// the (data_import_id, record_index) index.
+pub fn raw_records_after(
+    conn: &Connection,
+    data_import_id: &str,
+    after: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<(i64, i64, String)>> {
+    conn.prepare_cached(
+        "SELECT rowid, record_index, raw_data FROM raw_import_records
+         WHERE data_import_id = ?1 AND record_index > ?2 ORDER BY record_index LIMIT ?3",
+    )?
+    .query_map(params![data_import_id, after, limit], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?
+    .collect()
+}
+
 /// The column names a completed import recorded and the layout it was
 /// recognised as (both from read_metadata), read by the later phases.
 pub fn table_shape(

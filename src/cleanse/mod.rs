@@ -343,18 +343,9 @@ fn cleanse_import(
     cleanser: &Cleanser,
 ) -> rusqlite::Result<Tally> {
     let mut tally = Tally::default();
-    // Batches walk the (data_import_id, record_index) index, so each is a range scan.
     let mut last_index = i64::MIN;
     loop {
-        let batch: Vec<(i64, i64, String)> = conn
-            .prepare_cached(
-                "SELECT rowid, record_index, raw_data FROM raw_import_records
-                 WHERE data_import_id = ?1 AND record_index > ?2 ORDER BY record_index LIMIT ?3",
-            )?
-            .query_map(params![data_import_id, last_index, BATCH], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
+        let batch = crate::stage::raw_records_after(conn, data_import_id, last_index, BATCH)?;
         let Some(&(_, last, _)) = batch.last() else {
             break;
         };

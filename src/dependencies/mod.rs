@@ -728,15 +728,7 @@ fn for_each_relationship_row(
     };
     let mut last = i64::MIN;
     loop {
-        let batch: Vec<(i64, i64, String)> = conn
-            .prepare_cached(
-                "SELECT rowid, record_index, raw_data FROM raw_import_records
-                 WHERE data_import_id = ?1 AND record_index > ?2 ORDER BY record_index LIMIT ?3",
-            )?
-            .query_map(params![import.id, last, RELATIONSHIP_BATCH], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
+        let batch = crate::stage::raw_records_after(conn, &import.id, last, RELATIONSHIP_BATCH)?;
         let Some(&(_, index, _)) = batch.last() else {
             return Ok(());
         };
