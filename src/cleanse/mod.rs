@@ -204,17 +204,22 @@ impl Cleanser {
     pub fn cleanse_with<T>(
         &self,
         raw_data: &str,
-        also: impl FnOnce(&CleansedFields, &RawRecord) -> T,
+        also: impl FnOnce(CleansedFields, &RawRecord) -> T,
     ) -> (CleansedRecord, Option<T>) {
         let raw = RawRecord::parse(raw_data);
         let (mut cleansed, errors, is_valid) = cleanse_record(|c| raw.get(c), &self.mappings);
-        let extra = is_valid.then(|| also(&cleansed, &raw));
         let record = CleansedRecord {
             cleansed_data: cleansed.to_json(),
-            validation_errors: serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into()),
+            validation_errors: if errors.is_empty() {
+                "[]".into()
+            } else {
+                serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into())
+            },
             is_valid,
             codes: errors.iter().map(|e| e.code).collect(),
         };
+        // The fields are handed over once written out, so nothing is copied.
+        let extra = is_valid.then(|| also(cleansed, &raw));
         (record, extra)
     }
 
@@ -265,49 +270,88 @@ impl<'a> RawRecord<'a> {
     }
 }
 
-/// A record's cleansed fields, each set once (the first mapping wins);
-/// written as a JSON object with its keys in order.
+/// A record's cleansed fields by their place in the catalogue, each set once
+/// (the first mapping wins), and the extra values of list fields
+/// (`_additional`); written as a JSON object with its keys in name order.
 #[derive(Debug, Default)]
-pub struct CleansedFields(Vec<(&'static str, Value)>);
+pub struct CleansedFields {
+    /// Bit i is set when `catalogue::FIELDS[i]` is (the catalogue has fewer
+    /// than 128 fields: `a_field_set_is_one_bit_of_the_catalogue`).
+    taken: u128,
+    values: Vec<(usize, Value)>,
+    additional: Map<String, Value>,
+}
 
 impl CleansedFields {
     /// Sets a field unless an earlier column already set it.
-    fn set(&mut self, field: &'static str, value: Value) {
-        if !self.0.iter().any(|(f, _)| *f == field) {
-            self.0.push((field, value));
+    fn set(&mut self, field: &Field, value: Value) {
+        self.set_index(catalogue::index_of(field), value);
+    }
+
+    /// Sets a field named here rather than by a mapping.
+    fn set_named(&mut self, name: &str, value: Value) {
+        if let Some(index) = catalogue::field_index(name) {
+            self.set_index(index, value);
+        }
+    }
+
+    fn set_index(&mut self, index: usize, value: Value) {
+        let bit = 1u128 << index;
+        if self.taken & bit == 0 {
+            self.taken |= bit;
+            self.values.push((index, value));
         }
     }
 
     pub fn get(&self, field: &str) -> Option<&Value> {
-        self.0.iter().find(|(f, _)| *f == field).map(|(_, v)| v)
-    }
-
-    fn fields(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.0.iter().map(|(f, _)| *f)
-    }
-
-    /// The fields and their values, in the order they were set.
-    pub fn entries(&self) -> impl Iterator<Item = (&'static str, &Value)> + '_ {
-        self.0.iter().map(|(f, v)| (*f, v))
-    }
-
-    /// The JSON object, keys sorted as a map would write them.
-    pub fn to_json(&mut self) -> String {
-        self.0.sort_unstable_by_key(|(f, _)| *f);
-        serde_json::to_string(&SortedObject(&self.0)).unwrap_or_else(|_| "{}".into())
-    }
-}
-
-struct SortedObject<'f>(&'f [(&'static str, Value)]);
-
-impl Serialize for SortedObject<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (field, value) in self.0 {
-            map.serialize_entry(field, value)?;
+        let index = catalogue::field_index(field)?;
+        if self.taken & (1u128 << index) == 0 {
+            return None;
         }
-        map.end()
+        self.values
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, v)| v)
+    }
+
+    fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.values.iter().map(|(i, _)| catalogue::FIELDS[*i].name)
+    }
+
+    /// The fields (by their place in the catalogue) and the extra values of
+    /// list fields, taken apart.
+    pub fn into_parts(self) -> (Vec<(usize, Value)>, Map<String, Value>) {
+        (self.values, self.additional)
+    }
+
+    /// The JSON object, keys sorted as a map would write them (`_additional`
+    /// sorts before every field name).
+    pub fn to_json(&mut self) -> String {
+        self.values
+            .sort_unstable_by_key(|(i, _)| catalogue::name_rank(*i));
+        let mut out = Vec::with_capacity(64 + 32 * self.values.len());
+        out.push(b'{');
+        let mut first = true;
+        let mut key = |out: &mut Vec<u8>, name: &str| {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            // Field names are plain snake_case: nothing to escape.
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+        };
+        if !self.additional.is_empty() {
+            key(&mut out, "_additional");
+            let _ = serde_json::to_writer(&mut out, &self.additional);
+        }
+        for (index, value) in &self.values {
+            key(&mut out, catalogue::FIELDS[*index].name);
+            let _ = serde_json::to_writer(&mut out, value);
+        }
+        out.push(b'}');
+        // Only serde_json and ASCII names were written.
+        String::from_utf8(out).unwrap_or_else(|_| "{}".into())
     }
 }
 
@@ -403,15 +447,15 @@ pub fn cleanse_record<'r>(
         let rule = |key: &str| m.rules.get(key);
         match m.field.kind {
             FieldKind::Name | FieldKind::Text | FieldKind::Version => {
-                out.set(m.field.name, json!(text));
+                out.set(m.field, json!(text));
             }
             FieldKind::Hostname | FieldKind::Fqdn => match values::normalise_host(text) {
                 Some(host) => {
                     let short = values::short_name(&host);
                     if host.contains('.') && values::normalise_ip(&host).is_none() {
-                        out.set("fqdn", json!(host));
+                        out.set_named("fqdn", json!(host));
                     }
-                    out.set("hostname", json!(short));
+                    out.set_named("hostname", json!(short));
                 }
                 None => fail("invalid_host_name", format!("'{text}' is not a host name")),
             },
@@ -444,7 +488,7 @@ pub fn cleanse_record<'r>(
                     }
                 }
                 if let Some((first, rest)) = all.split_first() {
-                    out.set(m.field.name, json!(first));
+                    out.set(m.field, json!(first));
                     if !rest.is_empty() {
                         extra.insert(m.field.name.to_string(), json!(rest));
                     }
@@ -455,7 +499,7 @@ pub fn cleanse_record<'r>(
                 if hex.len() == 32 {
                     let h = hex.to_ascii_lowercase();
                     out.set(
-                        m.field.name,
+                        m.field,
                         json!(format!(
                             "{}-{}-{}-{}-{}",
                             &h[..8],
@@ -477,7 +521,7 @@ pub fn cleanse_record<'r>(
                         .and_then(values::parse_integer)
                         .filter(|f| *f > 0)
                         .unwrap_or(1);
-                    out.set(m.field.name, json!(n * factor));
+                    out.set(m.field, json!(n * factor));
                 }
                 None => fail(
                     "not_a_whole_number",
@@ -485,7 +529,7 @@ pub fn cleanse_record<'r>(
                 ),
             },
             FieldKind::Decimal => match values::parse_number(text) {
-                Some(n) => out.set(m.field.name, values::number_value(n)),
+                Some(n) => out.set(m.field, values::number_value(n)),
                 None => fail("not_a_number", format!("'{text}' is not a number")),
             },
             FieldKind::Size => {
@@ -493,7 +537,7 @@ pub fn cleanse_record<'r>(
                 let flag = rule("flag_below").and_then(|f| f.as_f64());
                 match values::parse_size(text, unit, flag) {
                     Ok((gb, warning)) => {
-                        out.set(m.field.name, values::number_value(gb));
+                        out.set(m.field, values::number_value(gb));
                         if let Some((code, message)) = warning {
                             fail(code, message);
                         }
@@ -502,9 +546,7 @@ pub fn cleanse_record<'r>(
                 }
             }
             FieldKind::Percent => match values::parse_percent(text) {
-                Some(p) if (0.0..=100.0).contains(&p) => {
-                    out.set(m.field.name, values::number_value(p))
-                }
+                Some(p) if (0.0..=100.0).contains(&p) => out.set(m.field, values::number_value(p)),
                 Some(p) => fail(
                     "out_of_range",
                     format!("{p} is not a percentage between 0 and 100"),
@@ -514,17 +556,17 @@ pub fn cleanse_record<'r>(
             FieldKind::Boolean => match values::parse_bool(text) {
                 Some(b) => {
                     let invert = rule("invert").and_then(|v| v.as_bool()).unwrap_or(false);
-                    out.set(m.field.name, json!(b != invert));
+                    out.set(m.field, json!(b != invert));
                 }
                 None => fail("not_a_boolean", format!("'{text}' is not yes/no")),
             },
             FieldKind::Date => match values::parse_date(text) {
-                Some(d) => out.set(m.field.name, json!(d)),
+                Some(d) => out.set(m.field, json!(d)),
                 None => fail("not_a_date", format!("'{text}' is not a date")),
             },
             FieldKind::OperatingSystem => {
                 let (os, version) = values::split_os(text);
-                out.set("operating_system", json!(os));
+                out.set_named("operating_system", json!(os));
                 if let Some(version) = version {
                     extra.insert("_os_version_from_name".into(), json!(version));
                 }
@@ -538,7 +580,7 @@ pub fn cleanse_record<'r>(
                     _ => None,
                 };
                 match normalised {
-                    Some(v) => out.set(m.field.name, json!(v)),
+                    Some(v) => out.set(m.field, json!(v)),
                     None => fail(
                         "unknown_value",
                         format!("'{text}' is not one of {}", m.field.allowed.join(", ")),
@@ -549,13 +591,11 @@ pub fn cleanse_record<'r>(
     }
     // A version embedded in the OS name fills os_version when no column gave one.
     if let Some(version) = extra.remove("_os_version_from_name") {
-        out.set("os_version", version);
+        out.set_named("os_version", version);
     }
-    if !extra.is_empty() {
-        out.set("_additional", Value::Object(extra));
-    }
+    out.additional = extra;
     let identifies = |field: &str| field == "name" || catalogue::IDENTITY_KEYS.contains(&field);
-    let valid = out.fields().any(identifies);
+    let valid = out.names().any(identifies);
     if !valid {
         errors.push(ValidationError {
             field: String::new(),

@@ -150,6 +150,11 @@ pub fn parse_bool(raw: &str) -> Option<bool> {
 /// "2024/03/01", and Excel serial numbers.
 pub fn parse_date(raw: &str) -> Option<String> {
     let s = raw.trim();
+    parse_iso_date(s).or_else(|| parse_date_forms(s))
+}
+
+/// Any of the forms `parse_date` reads, day first when ambiguous.
+fn parse_date_forms(s: &str) -> Option<String> {
     let (date_part, time_part) = match s.find(['T', ' ']) {
         Some(i) => (&s[..i], Some(s[i + 1..].trim())),
         None => (s, None),
@@ -203,6 +208,40 @@ pub fn parse_date(raw: &str) -> Option<String> {
         Some(t) if t != "00:00:00" => format!("{iso}T{t}"),
         _ => iso,
     })
+}
+
+/// `YYYY-MM-DD`, alone or with ` HH:MM:SS` or `THH:MM:SS`: the form most
+/// exports write, read without splitting (a million rows carry several dates
+/// each). `None` when it is not exactly that form; `parse_date` then tries
+/// the others.
+fn parse_iso_date(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let number = |at: std::ops::Range<usize>| -> Option<u32> {
+        b[at].iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    if !(b.len() == 10 || b.len() == 19) || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, m, d) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    time::Date::from_calendar_date(y as i32, time::Month::try_from(m as u8).ok()?, d as u8).ok()?;
+    if b.len() == 10 {
+        return Some(s.to_string());
+    }
+    if !matches!(b[10], b' ' | b'T') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (h, min, sec) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    if h >= 24 || min >= 60 || sec >= 61 {
+        return None;
+    }
+    if (h, min, sec) == (0, 0, 0) {
+        return Some(s[..10].to_string());
+    }
+    let mut iso = s.to_string();
+    iso.replace_range(10..11, "T");
+    Some(iso)
 }
 
 /// An Excel serial day number (1900 system) as a date; plausible range only.
@@ -510,6 +549,8 @@ mod tests {
         assert_eq!(parse_date("2024/03/01"), Some("2024-03-01".into()));
         assert_eq!(parse_date("45352"), Some("2024-03-01".into()));
         assert_eq!(parse_date("31.02.2024"), None);
+        assert_eq!(parse_date("2024-02-30 10:00:00"), None);
+        assert_eq!(parse_date("2024-03-01T00:00:00"), Some("2024-03-01".into()));
         assert_eq!(parse_date("soon"), None);
         assert_eq!(parse_percent("35 %"), Some(35.0));
         assert_eq!(parse_percent("12,5"), Some(12.5));
@@ -601,5 +642,29 @@ mod tests {
         assert_eq!(asset_type("cmdb_ci_db_mssql_instance"), Some("database"));
         assert_eq!(asset_type("Virtual Machine"), Some("server"));
         assert_eq!(asset_type("Network Switch"), Some("network"));
+    }
+
+    #[test]
+    fn the_iso_fast_path_reads_dates_as_every_form_is_read() {
+        for text in [
+            "2024-03-01",
+            "2024-03-01 14:30:05",
+            "2024-03-01T14:30:05",
+            "2024-03-01 00:00:00",
+            "2024-12-31 23:59:60",
+            "2024-02-29 08:00:00",
+            "2023-02-29",
+            "2024-13-01",
+            "2024-03-01 24:00:00",
+            "2024-03-01 12:60:00",
+            "2024-03-01x12:00:00",
+            "2024-3-01 12:00:00",
+        ] {
+            assert_eq!(
+                parse_iso_date(text).or_else(|| parse_date_forms(text)),
+                parse_date_forms(text),
+                "{text}"
+            );
+        }
     }
 }

@@ -144,6 +144,18 @@ struct Build {
     conflicts: Map<String, Value>,
 }
 
+impl Build {
+    /// The extra values of a record's list fields (its IPs and MACs after
+    /// the first), kept among the custom attributes.
+    fn keep_additional(&mut self, additional: Map<String, Value>) {
+        for (field, list) in additional {
+            self.custom
+                .entry(format!("additional_{field}"))
+                .or_insert(list);
+        }
+    }
+}
+
 /// A value's record: the table (an index into the run's tables) and its row.
 #[derive(Clone, Copy)]
 struct Origin {
@@ -900,12 +912,7 @@ fn merge_fields<K: AsRef<str>>(
         let key = key.as_ref();
         if key == "_additional" {
             if let Value::Object(additional) = value {
-                for (field, list) in additional {
-                    build
-                        .custom
-                        .entry(format!("additional_{field}"))
-                        .or_insert(list);
-                }
+                build.keep_additional(additional);
             }
             continue;
         }

@@ -41,21 +41,25 @@ impl MachineShaper {
     pub fn machine(
         &self,
         record_index: i64,
-        fields: &CleansedFields,
+        fields: CleansedFields,
         raw: &RawRecord,
     ) -> StagedMachine {
         let record_keys = keys(|f| fields.get(f).and_then(Value::as_str));
-        let mut build = Build::default();
         let origin = Origin {
             table: 0,
             record_index,
         };
-        super::merge_fields(
-            &mut build,
-            &self.table,
-            origin,
-            fields.entries().map(|(k, v)| (k, v.clone())),
-        );
+        let (values, additional) = fields.into_parts();
+        // Cleansing set each field once, so there is nothing to merge
+        // (`merge_fields` is for the values of several records).
+        let mut build = Build {
+            fields: values
+                .into_iter()
+                .map(|(index, value)| (index, value, origin))
+                .collect(),
+            ..Build::default()
+        };
+        build.keep_additional(additional);
         for header in &self.table[0].unmapped {
             if let Some(value) = raw.get(header).filter(|v| !v.trim().is_empty()) {
                 build
