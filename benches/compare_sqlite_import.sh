@@ -32,11 +32,12 @@ echo "file: $csv ($(du -h "$csv" | cut -f1), $rows rows, $(head -1 "$csv" | tr '
 
 s_times=(); i_times=(); i_mem=0
 for run in $(seq "$runs"); do
-  rm -f "$dir/sqlite.db"
+  # Each tool starts with no other run's writes still being flushed.
+  rm -f "$dir/sqlite.db"; sync
   /usr/bin/time -f "%e %M" -o "$dir/time.txt" sqlite3 "$dir/sqlite.db" ".import --csv $csv t" >/dev/null 2>&1
   read -r t m < "$dir/time.txt"
   s_times+=("$t")
-  rm -f "$dir"/intake.db*
+  rm -f "$dir"/intake.db*; sync
   /usr/bin/time -f "%e %M" -o "$dir/time.txt" ./target/release/intake --db "$dir/intake.db" import "$csv" --stop-after "$phase" --quiet >/dev/null 2>&1
   read -r t m < "$dir/time.txt"
   i_times+=("$t"); (( m > i_mem )) && i_mem=$m

@@ -29,6 +29,7 @@ pub mod read;
 pub mod report;
 pub mod schema_check;
 pub mod stage;
+pub mod static_insert;
 pub mod sync;
 pub mod synth;
 pub mod tech_debt;

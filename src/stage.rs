@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::json;
@@ -15,6 +16,7 @@ use crate::db;
 use crate::error::ReadError;
 use crate::flow::FlowIds;
 use crate::read::{Row, RowWarning};
+use crate::static_insert::StaticInsert;
 use crate::tenant::Tenant;
 
 /// How many row warnings of one import are kept with their details; the rest are counted.
@@ -262,6 +264,8 @@ pub struct Stager<'c> {
     pending: usize,
     last_commit: Instant,
     now: String,
+    /// Prepared on the first row.
+    insert: Option<StaticInsert<'c>>,
 }
 
 impl<'c> Stager<'c> {
@@ -278,6 +282,7 @@ impl<'c> Stager<'c> {
             pending: 0,
             last_commit: Instant::now(),
             now: db::now(),
+            insert: None,
         }
     }
 
@@ -329,27 +334,34 @@ impl<'c> Stager<'c> {
         cleansed: &[CleansedRecord],
     ) -> rusqlite::Result<Vec<i64>> {
         self.begin()?;
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO raw_import_records (id, data_import_id, master_flow_id, record_index, raw_data,
-               created_at, cleansed_data, is_valid, validation_errors, is_processed, processed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?;
+        let insert = match &mut self.insert {
+            Some(insert) => insert,
+            None => self.insert.insert(StaticInsert::prepare(
+                self.conn,
+                "INSERT INTO raw_import_records (id, data_import_id, master_flow_id, record_index, raw_data,
+                   created_at, cleansed_data, is_valid, validation_errors, is_processed, processed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?),
+        };
         let with_cleansing = cleansed.len() == rows.len();
         let mut rowids = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter().enumerate() {
             let c = cleansed.get(i).filter(|_| with_cleansing);
-            stmt.execute(params![
-                db::new_id(),
-                data_import_id,
-                self.master_flow_id,
-                row.record_index,
-                row.raw_data,
-                self.now,
-                c.map(|c| &c.cleansed_data),
-                c.map(|c| c.is_valid),
-                c.map(|c| &c.validation_errors),
-                c.is_some(),
-                c.map(|_| &self.now)
+            let id = db::new_id();
+            insert.execute([
+                ValueRef::from(id.as_str()),
+                ValueRef::from(data_import_id),
+                ValueRef::from(self.master_flow_id.as_str()),
+                ValueRef::Integer(row.record_index),
+                ValueRef::from(row.raw_data.as_str()),
+                ValueRef::from(self.now.as_str()),
+                c.map_or(ValueRef::Null, |c| ValueRef::from(c.cleansed_data.as_str())),
+                c.map_or(ValueRef::Null, |c| ValueRef::Integer(i64::from(c.is_valid))),
+                c.map_or(ValueRef::Null, |c| {
+                    ValueRef::from(c.validation_errors.as_str())
+                }),
+                ValueRef::Integer(i64::from(c.is_some())),
+                c.map_or(ValueRef::Null, |_| ValueRef::from(self.now.as_str())),
             ])?;
             rowids.push(self.conn.last_insert_rowid());
         }

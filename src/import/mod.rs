@@ -7,7 +7,7 @@
 mod on_stage;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ use crate::tenant::{self, Tenant};
 use on_stage::OnStage;
 
 /// Rows per message from a reader to the writer.
-const BATCH_ROWS: usize = 1_000;
+const BATCH_ROWS: usize = 500;
 /// Messages in flight between the readers and the writer (bounds memory).
 const CHANNEL_DEPTH: usize = 4;
 
@@ -286,6 +286,9 @@ struct Planned {
     /// Set by the writer once the table is mapped; readers cleanse (and make
     /// machines) with it.
     work: on_stage::SharedWork,
+    /// True while the writer waits for a batch (one flag for the whole run):
+    /// a reader then sends its batch as read, for the writer to cleanse.
+    writer_idle: Arc<AtomicBool>,
 }
 
 impl Planned {
@@ -732,6 +735,7 @@ fn stage_files<'c>(
             stage::fail_unread(&tx, &id, &failed.error)?;
             outcomes[failed.outcome_index].data_import_id = Some(id);
         }
+        let writer_idle = Arc::new(AtomicBool::new(false));
         for candidate in to_read {
             let (import_type, total) = match &candidate.source {
                 SourceKind::Text(probe) => ("csv", probe.scan.size),
@@ -763,6 +767,7 @@ fn stage_files<'c>(
                 done: Arc::new(AtomicU64::new(0)),
                 rows_read: Arc::new(AtomicU64::new(0)),
                 work: Default::default(),
+                writer_idle: writer_idle.clone(),
             });
         }
         tx.commit()?;
@@ -976,10 +981,11 @@ fn send_rows(
     if unit == Unit::Rows {
         plan.done.fetch_add(rows.len() as u64, Ordering::Relaxed);
     }
-    // Cleansing is shared with the writer: an empty queue means the writer is
-    // waiting for work, so the batch goes as read and the writer cleanses it
-    // (a single CSV has one reader, which otherwise did all the cleansing).
-    let cleansed = if tx.is_empty() {
+    // Cleansing is shared with the writer: while it waits for work, the batch
+    // goes as read and the writer cleanses it (a single CSV has one reader,
+    // which otherwise did all the cleansing). A queue that is merely empty
+    // is not enough: a writer busy writing a batch out would get more work.
+    let cleansed = if plan.writer_idle.load(Ordering::Relaxed) {
         on_stage::Cleansed::default()
     } else {
         on_stage::cleanse_batch(&plan.work, &rows)
@@ -1156,7 +1162,14 @@ fn write_all<'c>(
     let mut started: Vec<Option<Instant>> = vec![None; planned.len()];
     let mut uncommitted = vec![false; planned.len()];
     loop {
-        let message = match rx.recv_timeout(Duration::from_millis(500)) {
+        let received = rx.try_recv().or_else(|_| {
+            let idle = planned.first().map(|p| &p.writer_idle);
+            idle.inspect(|idle| idle.store(true, Ordering::Relaxed));
+            let received = rx.recv_timeout(Duration::from_millis(500));
+            idle.inspect(|idle| idle.store(false, Ordering::Relaxed));
+            received
+        });
+        let message = match received {
             Ok(message) => Some(message),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
