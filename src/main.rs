@@ -25,7 +25,7 @@ fn main() -> ExitCode {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `mi_option_purge_delay` in mimalloc v3's `mi_option_t` (mimalloc.h).
+/// `mi_option_purge_delay` in `mi_option_t` (mimalloc.h, 15 in both v2 and v3).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// mimalloc v3 returns freed memory to the system after a second; a
