@@ -52,8 +52,8 @@ impl<'c> StaticInsert<'c> {
         &mut self,
         values: impl IntoIterator<Item = ValueRef<'v>>,
     ) -> rusqlite::Result<()> {
+        let result = self.bind_and_step(values);
         let stmt = self.stmt.as_ptr();
-        let result = self.bind_and_step(stmt, values);
         // SAFETY: stmt is live. Clearing the bindings means no pointer to a
         // borrowed value is kept once this call returns.
         unsafe {
@@ -65,14 +65,22 @@ impl<'c> StaticInsert<'c> {
 
     fn bind_and_step<'v>(
         &self,
-        stmt: *mut ffi::sqlite3_stmt,
         values: impl IntoIterator<Item = ValueRef<'v>>,
     ) -> rusqlite::Result<()> {
+        let stmt = self.stmt.as_ptr();
         for (i, value) in values.into_iter().enumerate() {
             let index = c_int::try_from(i + 1)
                 .map_err(|_| rusqlite::Error::InvalidParameterCount(i + 1, 0))?;
+            // SQLite's own message would be that of an earlier error.
             let too_big = |len: usize| {
-                c_int::try_from(len).map_err(|_| failure(self.conn, ffi::SQLITE_TOOBIG))
+                c_int::try_from(len).map_err(|_| {
+                    rusqlite::Error::SqliteFailure(
+                        ffi::Error::new(ffi::SQLITE_TOOBIG),
+                        Some(format!(
+                            "parameter {index} is {len} bytes, more than SQLite takes"
+                        )),
+                    )
+                })
             };
             // SAFETY: stmt is live; a text or blob pointer stays valid until
             // `execute` clears the bindings (the value is borrowed for 'v).
