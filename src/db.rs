@@ -124,10 +124,17 @@ fn rewrite_check_lists(conn: &Connection) -> rusqlite::Result<()> {
 /// Opens (creating if needed) the database at `path`, brings its schema to
 /// `SCHEMA_VERSION`, and refuses a file written by a newer intake.
 pub fn open(path: &Path) -> Result<Connection, DbError> {
-    let conn = Connection::open(path).map_err(|source| DbError::Open {
+    let failed = |source| DbError::Open {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    crate::write_behind::register().map_err(failed)?;
+    let conn = Connection::open_with_flags_and_vfs(
+        path,
+        rusqlite::OpenFlags::default(),
+        crate::write_behind::VFS_NAME,
+    )
+    .map_err(failed)?;
     configure(&conn).map_err(|source| DbError::Open {
         path: path.to_path_buf(),
         source,

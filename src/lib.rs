@@ -34,3 +34,4 @@ pub mod sync;
 pub mod synth;
 pub mod tech_debt;
 pub mod tenant;
+pub mod write_behind;
