@@ -61,7 +61,7 @@ pub fn register() -> rusqlite::Result<()> {
         // unix VFS reads its pAppData only in xOpen, called here with its own).
         // SAFETY: real is a valid VFS; the copy is leaked, as SQLite keeps it.
         let mut vfs = unsafe { *real };
-        vfs.szOsFile = (INNER_OFFSET as c_int) + vfs.szOsFile;
+        vfs.szOsFile += INNER_OFFSET as c_int;
         vfs.zName = VFS_NAME_C.as_ptr();
         vfs.pNext = std::ptr::null_mut();
         vfs.xOpen = Some(shim_open);
