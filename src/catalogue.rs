@@ -1407,21 +1407,26 @@ pub fn index_of(field: &Field) -> usize {
     }
 }
 
-/// Each field's place when the fields are sorted by name, by index: the
-/// order cleansed_data is written in.
-static NAME_RANK: LazyLock<Vec<u16>> = LazyLock::new(|| {
+/// The fields sorted by name (the order cleansed_data is written in): each
+/// field's place in that order, by index, and the index at each place.
+static NAME_ORDER: LazyLock<(Vec<u16>, Vec<usize>)> = LazyLock::new(|| {
     let mut by_name: Vec<usize> = (0..FIELDS.len()).collect();
     by_name.sort_unstable_by_key(|&i| FIELDS[i].name);
     let mut rank = vec![0; FIELDS.len()];
-    for (place, index) in by_name.into_iter().enumerate() {
+    for (place, &index) in by_name.iter().enumerate() {
         rank[index] = place as u16;
     }
-    rank
+    (rank, by_name)
 });
 
 /// The place of field `index` among the fields sorted by name.
 pub fn name_rank(index: usize) -> u16 {
-    NAME_RANK[index]
+    NAME_ORDER.0[index]
+}
+
+/// The index of the field at place `rank` among the fields sorted by name.
+pub fn at_name_rank(rank: usize) -> usize {
+    NAME_ORDER.1[rank]
 }
 
 /// The field of an `assets` column name.
@@ -1492,6 +1497,9 @@ mod tests {
         }
         let mut by_rank: Vec<&str> = FIELDS.iter().map(|f| f.name).collect();
         by_rank.sort_by_key(|name| name_rank(field_index(name).unwrap()));
+        for (rank, name) in by_rank.iter().enumerate() {
+            assert_eq!(FIELDS[at_name_rank(rank)].name, *name);
+        }
         let mut by_name = by_rank.clone();
         by_name.sort_unstable();
         assert_eq!(by_rank, by_name);

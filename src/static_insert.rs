@@ -86,7 +86,9 @@ impl<'c> StaticInsert<'c> {
             // `execute` clears the bindings (the value is borrowed for 'v).
             let rc = unsafe {
                 match value {
-                    ValueRef::Null => ffi::sqlite3_bind_null(stmt, index),
+                    // Cleared bindings are NULL already (an asset leaves
+                    // most of its sixty columns empty).
+                    ValueRef::Null => ffi::SQLITE_OK,
                     ValueRef::Integer(n) => ffi::sqlite3_bind_int64(stmt, index, n),
                     ValueRef::Real(r) => ffi::sqlite3_bind_double(stmt, index, r),
                     ValueRef::Text(text) => ffi::sqlite3_bind_text(
@@ -206,6 +208,8 @@ mod tests {
                 Some(vec![1, 2, 3])
             )
         );
+        // A NULL after a row of values is NULL (bindings are cleared, not rebound).
+        assert_eq!(rows[3], ("short".into(), None, None, None));
         assert_eq!(rows[4], ("partial".into(), None, None, None));
     }
 }

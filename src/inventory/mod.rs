@@ -1070,7 +1070,9 @@ impl RowShape {
         let mut out = vec![Sql::Null; self.columns.len()];
         out[0] = Sql::Text(name);
         out[1] = Sql::Text(asset_type);
-        out[self.columns.len() - 1] = Sql::Text(Value::Object(custom).to_string());
+        // Straight to bytes: Value's Display goes through the formatter.
+        let custom = serde_json::to_string(&custom).unwrap_or_else(|_| "{}".into());
+        out[self.columns.len() - 1] = Sql::Text(custom);
         for (index, value, _) in build.fields {
             // name and asset_type were chosen above.
             let Some(column) = self.column_of_field[index].filter(|c| *c > 1) else {
