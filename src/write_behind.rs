@@ -185,6 +185,17 @@ impl Behind {
         std::mem::replace(&mut state.1, ffi::SQLITE_OK)
     }
 
+    /// Keeps a failure for the next call to report (one whose result SQLite
+    /// would ignore has taken it).
+    fn report_later(&mut self, rc: c_int) {
+        if let Some(running) = self.running.as_mut() {
+            let mut state = lock(&running.progress.state);
+            if state.1 == ffi::SQLITE_OK {
+                state.1 = rc;
+            }
+        }
+    }
+
     /// Waits for the queue and stops the thread.
     fn stop(&mut self) -> c_int {
         let rc = self.drain();
@@ -254,6 +265,11 @@ unsafe extern "C" fn shim_open(
     let open = (*real).xOpen.expect("every VFS opens files");
     let rc = open(real, name, inner(file), flags, out_flags);
     if rc != ffi::SQLITE_OK || (*inner(file)).pMethods.is_null() {
+        // SQLite closes a file whose open failed only if its methods are
+        // set, and ours are not: close the inner one here if it is open.
+        if let Some(close) = (*inner(file)).pMethods.as_ref().and_then(|m| m.xClose) {
+            close(inner(file));
+        }
         return rc;
     }
     if flags & ffi::SQLITE_OPEN_MAIN_DB != 0 {
@@ -374,7 +390,18 @@ unsafe extern "C" fn shim_lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_
 }
 
 unsafe extern "C" fn shim_unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    after_queue!(file, xUnlock(level))
+    // Unlocking must happen whatever the queue says, and SQLite does not act
+    // on an unlock's failure: a failed write is left for the next call.
+    if let Some(behind) = behind(file) {
+        let queued = behind.drain();
+        if queued != ffi::SQLITE_OK {
+            behind.report_later(queued);
+        }
+    }
+    match inner_methods(file).xUnlock {
+        Some(unlock) => unlock(inner(file), level),
+        None => ffi::SQLITE_OK,
+    }
 }
 
 unsafe extern "C" fn shim_check_reserved_lock(
