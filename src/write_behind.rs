@@ -262,6 +262,8 @@ unsafe extern "C" fn shim_open(
     let shim = file.cast::<ShimFile>();
     (*shim).base.pMethods = std::ptr::null();
     (*shim).behind = std::ptr::null_mut();
+    // Null until the inner open succeeds, so a failed open is recognised.
+    (*inner(file)).pMethods = std::ptr::null();
     let open = (*real).xOpen.expect("every VFS opens files");
     let rc = open(real, name, inner(file), flags, out_flags);
     if rc != ffi::SQLITE_OK || (*inner(file)).pMethods.is_null() {
