@@ -19,6 +19,7 @@
 //! (the transaction is rolled back).
 
 use std::ffi::{c_int, c_void, CStr};
+#[cfg(test)]
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -41,7 +42,8 @@ unsafe impl Send for RealVfs {}
 unsafe impl Sync for RealVfs {}
 
 static REAL: OnceLock<RealVfs> = OnceLock::new();
-/// Writes made by the background threads since the process started.
+/// Writes made by the background threads, for the tests to see the queue used.
+#[cfg(test)]
 static WRITTEN_BEHIND: AtomicU64 = AtomicU64::new(0);
 static REGISTERED: OnceLock<c_int> = OnceLock::new();
 
@@ -134,6 +136,13 @@ struct Progress {
     changed: Condvar,
 }
 
+/// Keeps `rc` as the failure to report unless an earlier one is kept.
+fn keep_first_failure(state: &mut (u64, c_int), rc: c_int) {
+    if state.1 == ffi::SQLITE_OK {
+        state.1 = rc;
+    }
+}
+
 /// The inner file, for the writing thread. SQLite does not touch the file
 /// while writes are queued (every other call waits for the queue first),
 /// so the thread is its only user meanwhile.
@@ -189,10 +198,7 @@ impl Behind {
     /// would ignore has taken it).
     fn report_later(&mut self, rc: c_int) {
         if let Some(running) = self.running.as_mut() {
-            let mut state = lock(&running.progress.state);
-            if state.1 == ffi::SQLITE_OK {
-                state.1 = rc;
-            }
+            keep_first_failure(&mut lock(&running.progress.state), rc);
         }
     }
 
@@ -241,11 +247,10 @@ fn write_queued(
         {
             let mut state = lock(&progress.state);
             state.0 += 1;
-            if rc != ffi::SQLITE_OK && state.1 == ffi::SQLITE_OK {
-                state.1 = rc;
-            }
+            keep_first_failure(&mut state, rc);
         }
         progress.changed.notify_all();
+        #[cfg(test)]
         WRITTEN_BEHIND.fetch_add(1, Ordering::Relaxed);
         let _ = spare.send(job.data);
     }
