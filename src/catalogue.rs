@@ -1434,6 +1434,95 @@ pub fn field(name: &str) -> Option<&'static Field> {
     BY_NAME.get(name).copied()
 }
 
+/// The values a numeric field may hold, inclusive, in the unit it is stored
+/// in. The minimum is what the schema allows (counts, sizes, costs and rates
+/// are never negative); the maximum is more than any real machine has, so a
+/// value above it is a unit or typing error (`8999999999999999` cores), not
+/// data. Cleansing refuses a value outside its range; the inventory's writer
+/// checks again before an INSERT.
+const RANGES: &[(&str, f64, f64)] = &[
+    ("cpu_cores", 0.0, 16_384.0),
+    ("cpu_sockets", 0.0, 1_024.0),
+    ("cpu_speed_mhz", 0.0, 100_000.0),
+    // 64 TiB of memory; 1 EiB of storage.
+    ("memory_gb", 0.0, 65_536.0),
+    ("storage_gb", 0.0, 1_073_741_824.0),
+    ("storage_used_gb", 0.0, 1_073_741_824.0),
+    ("migration_priority", 0.0, 1_000_000.0),
+    ("cpu_utilization_percent", 0.0, 100.0),
+    ("memory_utilization_percent", 0.0, 100.0),
+    ("disk_iops", 0.0, 1e9),
+    ("network_throughput_mbps", 0.0, 1e8),
+    ("current_monthly_cost", 0.0, 1e12),
+    ("estimated_cloud_cost", 0.0, 1e12),
+];
+
+/// The years a stored date may fall in: `0001-01-01` (.NET's empty date) and
+/// two-digit-year accidents are not dates of a machine's life.
+pub const DATE_YEARS: std::ops::RangeInclusive<i32> = 1900..=9999;
+
+impl Field {
+    /// The inclusive range of a numeric field's stored values.
+    pub fn range(&self) -> Option<(f64, f64)> {
+        RANGES
+            .iter()
+            .find(|(name, _, _)| *name == self.name)
+            .map(|&(_, min, max)| (min, max))
+    }
+
+    /// Whether a stored value is in this field's domain: the schema's CHECKs
+    /// and more (ranges, real calendar dates, whole numbers in i64). The
+    /// last check before a value is written; cleansing says why one is not.
+    pub fn accepts(&self, value: &serde_json::Value) -> bool {
+        use serde_json::Value;
+        match (self.kind, value) {
+            (_, Value::Null) => true,
+            (FieldKind::Integer, Value::Number(n)) => n.as_i64().is_some_and(|n| {
+                self.range()
+                    .is_none_or(|(lo, hi)| (lo..=hi).contains(&(n as f64)))
+            }),
+            (FieldKind::Decimal | FieldKind::Size | FieldKind::Percent, Value::Number(n)) => {
+                n.as_f64().is_some_and(|n| {
+                    n.is_finite() && self.range().is_none_or(|(lo, hi)| (lo..=hi).contains(&n))
+                })
+            }
+            (FieldKind::Integer | FieldKind::Decimal | FieldKind::Size | FieldKind::Percent, _) => {
+                false
+            }
+            (FieldKind::Boolean, v) => v.is_boolean(),
+            (FieldKind::Enumerated, Value::String(s)) => self.allowed.contains(&s.as_str()),
+            (FieldKind::Date, Value::String(s)) => is_stored_date(s),
+            (_, Value::String(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+/// `n` when it is in the range of the field named `field`, for values
+/// computed outside cleansing (an ESXi host's vHost row).
+pub fn within_range(field: &str, n: f64) -> Option<f64> {
+    let (min, max) = self::field(field)?.range()?;
+    (n.is_finite() && (min..=max).contains(&n)).then_some(n)
+}
+
+/// `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS`, a real calendar date in `DATE_YEARS`.
+fn is_stored_date(s: &str) -> bool {
+    let date = s.get(..10).unwrap_or("");
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let Ok(day) = time::Date::parse(date, &format) else {
+        return false;
+    };
+    let time_ok = match s.get(10..) {
+        Some("") => true,
+        Some(rest) => {
+            let format = time::macros::format_description!("T[hour]:[minute]:[second]");
+            time::Time::parse(rest, &format).is_ok()
+        }
+        None => false,
+    };
+    time_ok && DATE_YEARS.contains(&day.year())
+}
+
 /// An alias of a field, as the matcher sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct AliasHit {

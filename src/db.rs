@@ -307,10 +307,30 @@ impl WriterLock {
     }
 }
 
+/// The lock file beside the database, named from its canonical path: a
+/// symbolic link to the database, or a path through a linked directory,
+/// takes the same lock as the database's own path.
 fn lock_path(db_path: &Path) -> PathBuf {
+    let db_path = canonical_path(db_path);
     let mut name = db_path.file_name().unwrap_or_default().to_os_string();
     name.push(".lock");
     db_path.with_file_name(name)
+}
+
+/// `path` with links and `..` resolved, whether or not the file exists yet
+/// (then its directory is resolved); as given when neither can be.
+pub fn canonical_path(path: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match (std::fs::canonicalize(dir), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => path.to_path_buf(),
+    }
 }
 
 /// Starts a write transaction for bulk inserts whose parent rows the caller

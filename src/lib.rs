@@ -9,7 +9,8 @@
 //! discovery flow), `sync` (a finished flow to the central PostgreSQL);
 //! `catalogue` is the asset field table every phase uses; `db`, `tenant` and
 //! `flow` hold the shared bookkeeping, `schema_check` validates a database,
-//! `report` prints outcomes.
+//! `report` prints outcomes, `printable` keeps data's control characters
+//! off the terminal.
 
 pub mod catalogue;
 pub mod cleanse;
@@ -24,6 +25,7 @@ pub mod inventory;
 pub mod json_entries;
 pub mod map;
 pub mod pipeline;
+pub mod printable;
 pub mod progress;
 pub mod read;
 pub mod report;

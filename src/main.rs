@@ -13,8 +13,12 @@ fn main() -> ExitCode {
     cli::init_logging(&args);
     match cli::run(args) {
         Ok(code) => ExitCode::from(code as u8),
+        Err(error) if cli::is_closed_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!(
+                "error: {}",
+                intake::printable::escape_controls(&format!("{error:#}"))
+            );
             ExitCode::from(intake::import::exit_code::RUN_FAILED as u8)
         }
     }

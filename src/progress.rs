@@ -57,7 +57,7 @@ impl ProgressBars {
                     Unit::Bytes => bytes_style.clone(),
                     Unit::Rows => rows_style.clone(),
                 });
-                bar.set_prefix(tracked.label.clone());
+                bar.set_prefix(crate::printable::escape_controls(&tracked.label).into_owned());
                 (bar, tracked)
             })
             .collect();
@@ -135,7 +135,7 @@ impl TableBars {
             .expect("the template is valid")
             .progress_chars("=> "),
         );
-        bar.set_prefix(table.to_string());
+        bar.set_prefix(crate::printable::escape_controls(table).into_owned());
         bar
     }
 }

@@ -47,6 +47,120 @@ fn digest(conn: &Connection, import_status: &str) -> (i64, String) {
     (n, hasher.finalize().to_hex().to_string())
 }
 
+/// Every asset's identifying and derived columns, in a stable order, and
+/// the dependencies between them by name: what a finished import built.
+fn asset_digest(conn: &Connection) -> Vec<String> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT asset_type, name, hostname, ip_address, memory_gb, cpu_cores, environment,
+                    custom_attributes, support_status, sixr_ready
+             FROM assets ORDER BY asset_type, name, ip_address, custom_attributes",
+        )
+        .unwrap();
+    let mut rows: Vec<String> = stmt
+        .query_map([], |r| {
+            Ok(format!(
+                "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<f64>>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<String>>(7)?,
+                r.get::<_, Option<String>>(8)?,
+                r.get::<_, Option<String>>(9)?
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut edges = conn
+        .prepare(
+            "SELECT a.name || ' -' || d.dependency_type || '-> ' || b.name FROM asset_dependencies d
+             JOIN assets a ON a.id = d.asset_id JOIN assets b ON b.id = d.depends_on_asset_id
+             ORDER BY 1",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    rows.append(&mut edges);
+    rows
+}
+
+/// How many phases of the latest flow are recorded complete (0 when none
+/// or the file cannot be read yet).
+fn completed_phases(db: &std::path::Path) -> i64 {
+    let Ok(conn) = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        return 0;
+    };
+    conn.query_row(
+        "SELECT data_import_completed + attribute_mapping_completed + data_cleansing_completed
+                + inventory_completed + dependencies_completed + tech_debt_completed
+         FROM discovery_flows ORDER BY created_at DESC LIMIT 1",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap_or(0)
+}
+
+#[test]
+fn a_kill_in_any_phase_is_finished_by_the_next_run() {
+    let source = Work::new();
+    // Every server names its application: the dependencies phase has work.
+    let export = write_export(&source, 30_000);
+    let clean = Work::new();
+    let (code, out) = clean.import_json(&[export.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let expected = asset_digest(&clean.conn());
+    assert!(count(&clean.conn(), "SELECT count(*) FROM asset_dependencies") > 0);
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    for phase in 0..6 {
+        for attempt in 0..2 {
+            // A random moment after the phases before this one completed.
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let delay = Duration::from_millis(u64::from(seed >> 16) % 60);
+            let work = Work::new();
+            let mut child = work.spawn_import(&export);
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while completed_phases(&work.db()) < phase
+                && child.try_wait().unwrap().is_none()
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            std::thread::sleep(delay);
+            child.kill().unwrap(); // SIGKILL, or nothing if it already ended
+            child.wait().unwrap();
+            let context = format!("killed in phase {phase} after {delay:?} (attempt {attempt})");
+
+            let (code, out) = work.import_json(&[export.to_str().unwrap()]);
+            assert_eq!(code, 0, "{context}: {out}");
+            let conn = work.conn();
+            let integrity: String = conn
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(integrity, "ok", "{context}");
+            assert_eq!(
+                count(&conn, "SELECT count(*) FROM discovery_flows WHERE status NOT IN ('completed', 'failed')"),
+                0,
+                "{context}: no flow is left half done"
+            );
+            assert_eq!(
+                asset_digest(&conn),
+                expected,
+                "{context}: the same assets as an uninterrupted run"
+            );
+        }
+    }
+}
+
 /// Rows of the killed import: staging commits every 100,000, so after the first
 /// commit is seen three more remain, time enough to kill the run mid-import.
 const KILLED_ROWS: i64 = 400_000;
@@ -142,32 +256,10 @@ fn a_killed_import_is_redone_by_the_next_run() {
     let (code, _) = clean.import_json(&[export.to_str().unwrap()]);
     assert_eq!(code, 0);
     assert_eq!(digest(&clean.conn(), "completed"), resumed);
-    let assets = |conn: &Connection| {
-        let mut stmt = conn
-            .prepare("SELECT name, hostname, ip_address, memory_gb, cpu_cores, environment, custom_attributes FROM assets ORDER BY name, ip_address")
-            .unwrap();
-        let rows: Vec<String> = stmt
-            .query_map([], |r| {
-                Ok(format!(
-                    "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-                    r.get::<_, Option<String>>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, Option<f64>>(3)?,
-                    r.get::<_, Option<i64>>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, Option<String>>(6)?
-                ))
-            })
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        rows
-    };
-    let resumed_assets = assets(&conn);
+    let resumed_assets = asset_digest(&conn);
     assert!(!resumed_assets.is_empty());
     assert_eq!(
-        assets(&clean.conn()),
+        asset_digest(&clean.conn()),
         resumed_assets,
         "the re-run built the same assets"
     );

@@ -589,3 +589,175 @@ fn a_client_name_taken_centrally_by_another_id_refuses_the_sync() {
     );
     assert_eq!(central.count("SELECT count(*) FROM raw_import_records"), 0);
 }
+
+/// Another client and engagement, created centrally.
+const OTHER_TENANT: &str = "INSERT INTO client_accounts (id, name, created_at, updated_at)
+       VALUES ('00000000-0000-7000-8000-000000000001', 'Other', now(), now());
+     INSERT INTO engagements (id, client_account_id, name, created_at, updated_at)
+       VALUES ('00000000-0000-7000-8000-000000000002', '00000000-0000-7000-8000-000000000001', 'E', now(), now());";
+
+/// Waits until a backend of `database` waits on a lock (the sync's upsert
+/// blocked by another transaction's uncommitted row).
+fn backend_waiting_on_a_lock(admin: &mut Client, database: &str, child: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting = admin
+            .query_opt(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+                &[&database],
+            )
+            .unwrap();
+        if waiting.is_some() {
+            return;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sync ended before it waited on the other tenant's row"
+        );
+        assert!(Instant::now() < deadline, "the sync never waited on a lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_row_another_tenant_inserts_mid_sync_is_refused_not_taken_over() {
+    let work = Work::new();
+    let central = Central::new();
+    imported(&work, &[sample("servicenow_cmdb_ci_server.csv")]);
+    let (code, _, stderr) = sync(&work, &central, &["--create-schema"]);
+    assert_eq!(code, 0, "{stderr}");
+    central.execute(OTHER_TENANT);
+    // Locally: a changed asset (so the sync updates) and a new one (so it inserts).
+    let conn = work.conn();
+    conn.execute("UPDATE assets SET description = 'changed'", [])
+        .unwrap();
+    let new_id = "019400aa-0000-7000-8000-0000000000aa";
+    conn.execute(
+        "INSERT INTO assets (id, client_account_id, engagement_id, master_flow_id, discovery_flow_id,
+           asset_type, name, custom_attributes, created_at, updated_at)
+         SELECT ?1, client_account_id, engagement_id, master_flow_id, discovery_flow_id,
+           'server', 'new-machine', '{}', created_at, updated_at FROM assets LIMIT 1",
+        [new_id],
+    )
+    .unwrap();
+    drop(conn);
+    // Another tenant inserts a row under that id and has not committed yet:
+    // the sync's first tenant check cannot see it.
+    let mut theirs = central.client();
+    let mut tx = theirs.transaction().unwrap();
+    tx.execute(
+        "INSERT INTO assets (id, client_account_id, engagement_id, asset_type, name, created_at, updated_at)
+         VALUES ($1::text::uuid, '00000000-0000-7000-8000-000000000001', '00000000-0000-7000-8000-000000000002',
+                 'server', 'theirs', now(), now())",
+        &[&new_id],
+    )
+    .unwrap();
+    let mut admin = Client::connect(&format!("{}/postgres", server()), NoTls).unwrap();
+    let mut child = spawn_sync(&work, &central);
+    backend_waiting_on_a_lock(&mut admin, &central.name, &mut child);
+    tx.commit().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains(new_id), "{stderr}");
+    // Their row is still theirs, and nothing of the sync was written.
+    assert_eq!(
+        central.count(
+            "SELECT count(*) FROM assets WHERE name = 'theirs'
+               AND client_account_id = '00000000-0000-7000-8000-000000000001'"
+        ),
+        1
+    );
+    assert_eq!(
+        central.count("SELECT count(*) FROM assets WHERE description = 'changed'"),
+        0
+    );
+}
+
+#[test]
+fn a_dependency_on_another_tenants_asset_is_refused() {
+    let work = Work::new();
+    let central = Central::new();
+    imported(&work, &[sample("servicenow_cmdb_ci_server.csv")]);
+    let (code, _, stderr) = sync(&work, &central, &["--create-schema"]);
+    assert_eq!(code, 0, "{stderr}");
+    central.execute(OTHER_TENANT);
+    let conn = work.conn();
+    let ids: Vec<String> = conn
+        .prepare("SELECT id FROM assets ORDER BY id LIMIT 2")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    // Centrally the second asset now belongs to another tenant; locally it
+    // is no longer this flow's, so only the dependency points at it.
+    central.execute(&format!(
+        "UPDATE assets SET client_account_id = '00000000-0000-7000-8000-000000000001',
+           engagement_id = '00000000-0000-7000-8000-000000000002' WHERE id = '{}'",
+        ids[1]
+    ));
+    conn.execute(
+        "UPDATE assets SET master_flow_id = NULL WHERE id = ?1",
+        [&ids[1]],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO asset_dependencies (id, client_account_id, engagement_id, master_flow_id, asset_id,
+           depends_on_asset_id, dependency_type, created_at, updated_at)
+         SELECT '019400bb-0000-7000-8000-0000000000bb', client_account_id, engagement_id, master_flow_id,
+           ?1, ?2, 'depends_on', created_at, updated_at FROM assets WHERE id = ?1",
+        [&ids[0], &ids[1]],
+    )
+    .unwrap();
+    drop(conn);
+    let (code, _, stderr) = sync(&work, &central, &[]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(
+        stderr.contains("asset_dependencies") && stderr.contains(&ids[1]),
+        "{stderr}"
+    );
+    assert_eq!(
+        central.count("SELECT count(*) FROM asset_dependencies"),
+        0,
+        "nothing of the refused sync was written"
+    );
+}
+
+#[test]
+fn central_errors_say_their_cause_and_never_the_password() {
+    let work = Work::new();
+    imported(&work, &[sample("servicenow_cmdb_ci_server.csv")]);
+    // A database that does not exist: the server's own words and SQLSTATE.
+    let missing = format!("{}/intake_no_such_database", server());
+    let out = work
+        .intake()
+        .arg("sync")
+        .env("DATABASE_URL", &missing)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("3D000") && stderr.contains("intake_no_such_database"),
+        "{stderr}"
+    );
+    // A password is never printed, whatever fails.
+    let base = server();
+    let (scheme, rest) = base.split_once("://").unwrap();
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let with_password = format!("{scheme}://someone:s3cr3t-pa55@{host}/postgres");
+    let out = work
+        .intake()
+        .arg("sync")
+        .env("DATABASE_URL", &with_password)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("s3cr3t-pa55"), "{stderr}");
+    assert!(
+        stderr.contains("someone") || stderr.contains("28"),
+        "{stderr}"
+    );
+}

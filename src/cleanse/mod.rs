@@ -21,6 +21,11 @@ use crate::catalogue::{self, Field, FieldKind};
 use crate::db;
 use crate::json_entries::Entries;
 
+/// Changes whenever the cleansing of a value changes (the version alone
+/// does not between releases): records cleansed by older rules are then
+/// cleansed again when their import is next processed.
+const RULES_REVISION: &str = "field-domains";
+
 /// Records cleansed per transaction.
 const BATCH: i64 = 5_000;
 
@@ -177,6 +182,7 @@ impl Cleanser {
     pub fn new(mappings: Vec<AppliedMapping>) -> Cleanser {
         let mut hasher = blake3::Hasher::new();
         hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
+        hasher.update(RULES_REVISION.as_bytes());
         for m in &mappings {
             for part in [m.source.as_str(), m.field.name, &m.rules.to_string()] {
                 hasher.update(part.as_bytes());
@@ -487,6 +493,24 @@ fn cleanse_import(
     Ok(tally)
 }
 
+/// Why a number is outside its field's range, if it is.
+fn out_of_range(field: &Field, n: f64) -> Option<String> {
+    let (min, max) = field.range()?;
+    if n < min {
+        Some(format!(
+            "{n} is below {min}, the least {} can be",
+            field.name
+        ))
+    } else if n > max {
+        Some(format!(
+            "{n} is above {max}, more than any machine has for {}; check the column's unit",
+            field.name
+        ))
+    } else {
+        None
+    }
+}
+
 /// Cleanses one record: (cleansed_data, validation errors, identifies a machine).
 pub fn cleanse_record<'r>(
     raw: impl Fn(&str) -> Option<&'r str>,
@@ -501,6 +525,16 @@ pub fn cleanse_record<'r>(
         };
         let text = text.trim();
         if text.is_empty() {
+            continue;
+        }
+        if values::means_missing(text, m.field.kind) {
+            errors.push(ValidationError {
+                field: m.field.name.to_string(),
+                column: m.source.clone(),
+                raw_value: text.to_string(),
+                code: "missing_marker",
+                message: format!("'{text}' means unknown; {} is left empty", m.field.name),
+            });
             continue;
         }
         let mut fail = |code: &'static str, message: String| {
@@ -589,7 +623,16 @@ pub fn cleanse_record<'r>(
                         .and_then(values::parse_integer)
                         .filter(|f| *f > 0)
                         .unwrap_or(1);
-                    out.set(m.field, json!(n * factor));
+                    match n.checked_mul(factor) {
+                        Some(n) => match out_of_range(m.field, n as f64) {
+                            None => out.set(m.field, json!(n)),
+                            Some(message) => fail("out_of_range", message),
+                        },
+                        None => fail(
+                            "out_of_range",
+                            format!("{n} × {factor} is too large for {}", m.field.name),
+                        ),
+                    }
                 }
                 None => fail(
                     "not_a_whole_number",
@@ -597,28 +640,36 @@ pub fn cleanse_record<'r>(
                 ),
             },
             FieldKind::Decimal => match values::parse_number(text) {
-                Some(n) => out.set(m.field, values::number_value(n)),
+                Some(n) => match out_of_range(m.field, n) {
+                    None => out.set(m.field, values::number_value(n)),
+                    Some(message) => fail("out_of_range", message),
+                },
                 None => fail("not_a_number", format!("'{text}' is not a number")),
             },
             FieldKind::Size => {
                 let unit = rule("from_unit").and_then(|u| u.as_str());
                 let flag = rule("flag_below").and_then(|f| f.as_f64());
                 match values::parse_size(text, unit, flag) {
-                    Ok((gb, warning)) => {
-                        out.set(m.field, values::number_value(gb));
-                        if let Some((code, message)) = warning {
-                            fail(code, message);
+                    Ok((gb, warning)) => match out_of_range(m.field, gb) {
+                        None => {
+                            out.set(m.field, values::number_value(gb));
+                            if let Some((code, message)) = warning {
+                                fail(code, message);
+                            }
                         }
-                    }
+                        Some(message) => fail("out_of_range", message),
+                    },
                     Err((code, message)) => fail(code, message),
                 }
             }
             FieldKind::Percent => match values::parse_percent(text) {
-                Some(p) if (0.0..=100.0).contains(&p) => out.set(m.field, values::number_value(p)),
-                Some(p) => fail(
-                    "out_of_range",
-                    format!("{p} is not a percentage between 0 and 100"),
-                ),
+                Some(p) => match out_of_range(m.field, p) {
+                    None => out.set(m.field, values::number_value(p)),
+                    Some(_) => fail(
+                        "out_of_range",
+                        format!("{p} is not a percentage between 0 and 100"),
+                    ),
+                },
                 None => fail("not_a_number", format!("'{text}' is not a percentage")),
             },
             FieldKind::Boolean => match values::parse_bool(text) {
@@ -774,6 +825,42 @@ mod tests {
         assert_eq!(errors[0].code, "not_a_date");
         assert_eq!(errors[0].raw_value, "soon");
         assert!(out.get("last_discovered_at").is_none());
+    }
+
+    #[test]
+    fn values_outside_their_domain_are_errors_with_the_raw_value_kept() {
+        let raw: Map<String, Value> = serde_json::from_value(json!({
+            "name": "az01", "cores": "8999999999999999", "sockets": "2000", "ram": "-1",
+            "disk": "-20", "cpu": "250", "os": "N/A", "speed": "1e400"
+        }))
+        .unwrap();
+        let (out, errors, valid) = cleanse_record(
+            |c| raw.get(c).and_then(Value::as_str),
+            &[
+                mapping("name", "name", json!({})),
+                mapping("cores", "cpu_cores", json!({"multiply_by": "sockets"})),
+                mapping("ram", "memory_gb", json!({"from_unit": "MB"})),
+                mapping("disk", "storage_gb", json!({})),
+                mapping("cpu", "cpu_utilization_percent", json!({})),
+                mapping("os", "operating_system", json!({})),
+                mapping("speed", "cpu_speed_mhz", json!({})),
+            ],
+        );
+        assert!(valid, "one bad value never invalidates the row");
+        let json: Value = serde_json::from_str(&out.to_json()).unwrap();
+        assert_eq!(json, json!({"name": "az01"}));
+        let code_of = |column: &str| {
+            errors
+                .iter()
+                .find(|e| e.column == column)
+                .map(|e| (e.code, e.raw_value.as_str()))
+        };
+        assert_eq!(code_of("cores"), Some(("out_of_range", "8999999999999999")));
+        assert_eq!(code_of("ram"), Some(("missing_marker", "-1")));
+        assert_eq!(code_of("disk"), Some(("out_of_range", "-20")));
+        assert_eq!(code_of("cpu"), Some(("out_of_range", "250")));
+        assert_eq!(code_of("os"), Some(("missing_marker", "N/A")));
+        assert_eq!(code_of("speed"), Some(("not_a_number", "1e400")));
     }
 
     #[test]

@@ -9,6 +9,8 @@ use std::net::IpAddr;
 
 use serde_json::{json, Value};
 
+use crate::catalogue::{FieldKind, DATE_YEARS};
+
 /// Why a value could not be used: (code, message).
 pub type Problem = (&'static str, String);
 
@@ -127,6 +129,75 @@ pub fn parse_percent(raw: &str) -> Option<f64> {
     parse_number(raw.trim().trim_end_matches('%')).map(round)
 }
 
+/// How exports write "unknown": a value that means the field has no value
+/// (`N/A`, `unknown`, `-`, `TBD`, in the catalogue's languages), and `-1` in
+/// a numeric field (Azure Migrate, vROps and many scripts write it). Such a
+/// value is left out of the record with a note, never parsed: `-1` GB is not
+/// a size and a hundred hosts named `unknown` are not one machine.
+pub fn means_missing(text: &str, kind: FieldKind) -> bool {
+    let numeric = matches!(
+        kind,
+        FieldKind::Integer | FieldKind::Decimal | FieldKind::Size | FieldKind::Percent
+    );
+    if numeric && matches!(text.trim(), "-1" | "-1.0" | "-1,0" | "-1.00" | "-1,00") {
+        return true;
+    }
+    let s = text.trim();
+    // The markers are short: anything longer is data.
+    if s.len() > 20 {
+        return false;
+    }
+    let lower = s.to_lowercase();
+    let lower = lower.trim_matches(|c: char| {
+        c == '<' || c == '>' || c == '(' || c == ')' || c == '[' || c == ']'
+    });
+    matches!(
+        lower,
+        // Not "NA": in a location or business unit it is North America.
+        "n/a"
+            | "n.a."
+            | "n.a"
+            | "#n/a"
+            | "n/v"
+            | "n.v."
+            | "none"
+            | "null"
+            | "nil"
+            | "unknown"
+            | "unk"
+            | "-"
+            | "--"
+            | "---"
+            | "?"
+            | "??"
+            | "???"
+            | "tbd"
+            | "tba"
+            | "not available"
+            | "not applicable"
+            | "not set"
+            | "undefined"
+            | "empty"
+            | "blank"
+            | "k.a."
+            | "k. a."
+            | "unbekannt"
+            | "keine angabe"
+            | "inconnu"
+            | "inconnue"
+            | "non disponible"
+            | "n/d"
+            | "desconocido"
+            | "desconocida"
+            | "no disponible"
+            | "onbekend"
+            | "desconhecido"
+            | "desconhecida"
+            | "sconosciuto"
+            | "non disponibile"
+    )
+}
+
 /// A whole number ("4", "4.0", "1,024"); None for "4.5".
 pub fn parse_integer(raw: &str) -> Option<i64> {
     let n = parse_number(raw)?;
@@ -170,7 +241,7 @@ fn parse_date_forms(s: &str) -> Option<String> {
                 .collect::<Option<_>>()?;
             match parts.as_slice() {
                 [h, m] if *h < 24 && *m < 60 => Some(format!("{h:02}:{m:02}:00")),
-                [h, m, sec] if *h < 24 && *m < 60 && *sec < 61 => {
+                [h, m, sec] if *h < 24 && *m < 60 && *sec < 60 => {
                     Some(format!("{h:02}:{m:02}:{sec:02}"))
                 }
                 _ => None,
@@ -180,7 +251,7 @@ fn parse_date_forms(s: &str) -> Option<String> {
         return None;
     }
     let numbers: Vec<&str> = date_part.split(['-', '.', '/']).collect();
-    let (y, m, d) = match numbers.as_slice() {
+    let (y, m, d): (i32, u32, u32) = match numbers.as_slice() {
         [a, b, c] if a.len() == 4 => (a.parse().ok()?, b.parse().ok()?, c.parse().ok()?),
         [a, b, c] if c.len() == 4 || c.len() == 2 => {
             let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
@@ -196,6 +267,10 @@ fn parse_date_forms(s: &str) -> Option<String> {
         [serial] if time_part.is_none() => return excel_serial(serial.parse().ok()?),
         _ => return None,
     };
+    // Checked before narrowing: `01.257.2024` is no date, not January.
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !DATE_YEARS.contains(&y) {
+        return None;
+    }
     let date =
         time::Date::from_calendar_date(y, time::Month::try_from(m as u8).ok()?, d as u8).ok()?;
     let iso = format!(
@@ -225,6 +300,9 @@ fn parse_iso_date(s: &str) -> Option<String> {
         return None;
     }
     let (y, m, d) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    if !DATE_YEARS.contains(&(y as i32)) {
+        return None;
+    }
     time::Date::from_calendar_date(y as i32, time::Month::try_from(m as u8).ok()?, d as u8).ok()?;
     if b.len() == 10 {
         return Some(s.to_string());
@@ -233,7 +311,7 @@ fn parse_iso_date(s: &str) -> Option<String> {
         return None;
     }
     let (h, min, sec) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    if h >= 24 || min >= 60 || sec >= 61 {
+    if h >= 24 || min >= 60 || sec >= 60 {
         return None;
     }
     if (h, min, sec) == (0, 0, 0) {
@@ -353,7 +431,9 @@ pub fn split_os(raw: &str) -> (String, Option<String>) {
         return (s.to_string(), version);
     }
     for (prefix, name) in families {
-        if let Some(at) = lower.find(prefix) {
+        // Found in `s` itself: a lower-cased copy can differ in byte length
+        // ("İ", the Kelvin sign), so its offsets are not offsets of `s`.
+        if let Some(at) = find_ascii_ignoring_case(s, prefix) {
             let rest = &s[at + prefix.len()..];
             let version = rest
                 .split_whitespace()
@@ -368,6 +448,17 @@ pub fn split_os(raw: &str) -> (String, Option<String>) {
         }
     }
     (s.to_string(), None)
+}
+
+/// The byte offset in `haystack` of an ASCII `needle`, ignoring ASCII case.
+fn find_ascii_ignoring_case(haystack: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    if n.is_empty() || h.len() < n.len() {
+        return None;
+    }
+    // An ASCII needle can only match starting at an ASCII byte, which is
+    // always a char boundary of `haystack`.
+    (0..=h.len() - n.len()).find(|&i| h[i..i + n.len()].eq_ignore_ascii_case(n))
 }
 
 /// Environment words → production, staging, test, development, disaster_recovery.
@@ -642,6 +733,41 @@ mod tests {
         assert_eq!(asset_type("cmdb_ci_db_mssql_instance"), Some("database"));
         assert_eq!(asset_type("Virtual Machine"), Some("server"));
         assert_eq!(asset_type("Network Switch"), Some("network"));
+    }
+
+    #[test]
+    fn unknown_is_missing_and_impossible_dates_are_no_dates() {
+        for marker in [
+            "N/A",
+            "unknown",
+            "-",
+            "TBD",
+            "  null ",
+            "<none>",
+            "Unbekannt",
+            "sconosciuto",
+        ] {
+            assert!(means_missing(marker, FieldKind::Text), "{marker}");
+        }
+        assert!(means_missing("-1", FieldKind::Size));
+        assert!(!means_missing("-1", FieldKind::Text));
+        assert!(!means_missing("NA", FieldKind::Text), "North America");
+        assert!(!means_missing("web01", FieldKind::Name));
+        assert_eq!(parse_date("01.257.2024"), None);
+        assert_eq!(parse_date("0001-01-01"), None);
+        assert_eq!(parse_date("1899-12-31"), None);
+        assert_eq!(parse_date("31.12.9999"), Some("9999-12-31".into()));
+        assert_eq!(parse_date("2024-12-31 23:59:60"), None);
+    }
+
+    #[test]
+    fn os_names_whose_lower_case_is_longer_are_split() {
+        assert_eq!(split_os("İrhel"), ("Red Hat Enterprise Linux".into(), None));
+        assert_eq!(
+            split_os("\u{212a}\u{212a}\u{212a}rhel 8"),
+            ("Red Hat Enterprise Linux".into(), Some("8".into()))
+        );
+        assert_eq!(split_os("ȺȾRHEL 9.2 ẞ").1, Some("9.2".into()));
     }
 
     #[test]

@@ -23,8 +23,14 @@ use intake::export::{self, ExportError, Format};
 ///   intake assets --flow 01935a2c --format parquet --output assets.parquet
 ///   intake assets --format json | jq '.[] | select(.support_status == "end_of_life") | .name'
 ///
+/// Excel cells hold at most 32,767 characters: a longer value is cut there
+/// with a marker saying so (CSV, JSON and Parquet keep it whole). An --output
+/// that is the database itself is refused. A closed pipe (`| head`) ends the
+/// export quietly with 0.
+///
 /// Exit codes: 0 written, 1 the file could not be written, 2 usage (a binary
-/// format without --output), 3 no flow (or no such flow).
+/// format without --output, an --output that is the database), 3 no flow (or
+/// no such flow).
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct AssetsArgs {
@@ -52,15 +58,21 @@ pub fn run(args: AssetsArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32>
     let table = match export::load(&conn, args.flow.as_deref()) {
         Ok(table) => table,
         Err(error @ (ExportError::NoFlow | ExportError::UnknownFlow(_))) => {
-            eprintln!("error: {error}");
+            super::say(&format!("error: {error}"));
             return Ok(3);
         }
         Err(error) => return Err(error.into()),
     };
-    match export::write(&table, format, args.output.as_deref()) {
+    if let Some(output) = &args.output {
+        if let Err(error) = export::check_output(output, db_path) {
+            super::say(&format!("error: {error}"));
+            return Ok(2);
+        }
+    }
+    match export::write(&conn, &table, format, args.output.as_deref()) {
         Ok(()) => {}
         Err(error @ ExportError::OutputRequired(_)) => {
-            eprintln!("error: {error}");
+            super::say(&format!("error: {error}"));
             return Ok(2);
         }
         Err(error) => return Err(error.into()),
@@ -68,15 +80,15 @@ pub fn run(args: AssetsArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32>
     if !quiet {
         let columns = table.columns.len();
         match &args.output {
-            Some(path) => eprintln!(
+            Some(path) => super::say(&format!(
                 "wrote {} assets ({columns} columns) to {}",
-                table.rows.len(),
+                table.rows,
                 path.display()
-            ),
-            None if format == Format::Table => eprintln!(
+            )),
+            None if format == Format::Table => super::say(&format!(
                 "{} assets; --output FILE.csv|.xlsx|.json|.parquet writes all {columns} columns",
-                table.rows.len()
-            ),
+                table.rows
+            )),
             None => {}
         }
     }

@@ -123,7 +123,7 @@ pub fn run(args: ImportArgs, db: &Path, quiet: bool) -> anyhow::Result<i32> {
         Some(path) => match Rules::load(path) {
             Ok(rules) => rules,
             Err(error) => {
-                eprintln!("error: {error}");
+                super::say(&format!("error: {error}"));
                 return Ok(import::exit_code::USAGE);
             }
         },
@@ -156,9 +156,9 @@ pub fn run(args: ImportArgs, db: &Path, quiet: bool) -> anyhow::Result<i32> {
     };
     let outcome = import::run(&request)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
+        super::print_json(&outcome)?;
     } else if !quiet {
-        print!("{}", report::import_summary(&outcome));
+        super::print_text(&report::import_summary(&outcome))?;
     }
     Ok(outcome.exit_code(args.strict))
 }

@@ -78,9 +78,9 @@ const NOT_FOUND: i32 = 3;
 pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
     if let Some(MappingsAction::Fields) = args.action {
         if args.json {
-            println!("{}", serde_json::to_string_pretty(catalogue::FIELDS)?);
+            super::print_json(catalogue::FIELDS)?;
         } else {
-            print!("{}", report::fields_table());
+            super::print_text(&report::fields_table())?;
         }
         return Ok(0);
     }
@@ -94,7 +94,7 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
     let flow = match review::resolve_flow(&conn, args.flow.as_deref()) {
         Ok(flow) => flow,
         Err(error) => {
-            eprintln!("error: {error}");
+            super::say(&format!("error: {error}"));
             return Ok(NOT_FOUND);
         }
     };
@@ -131,7 +131,7 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
             let text = memory::export_rules(&conn, &client_id, &client_name)?;
             match output {
                 Some(path) => std::fs::write(&path, text)?,
-                None => print!("{text}"),
+                None => super::print_text(&text)?,
             }
             return Ok(0);
         }
@@ -141,10 +141,10 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
         let _lock = db::WriterLock::acquire(db_path)?;
         match review::decide(&conn, &flow, &source, &decision, &user) {
             Ok(changed) => {
-                eprintln!(
+                super::say(&format!(
                     "{changed} mapping(s) of '{source}' updated in flow {}",
                     flow.master_flow_id
-                );
+                ));
                 // The assets follow the decision: cleansing and inventory run again.
                 let phases =
                     pipeline::run_from(&conn, &flow, Phase::DataCleansing, &Default::default())?;
@@ -159,7 +159,7 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
                 error @ (review::ReviewError::UnknownSource { .. }
                 | review::ReviewError::UnknownField(_)),
             ) => {
-                eprintln!("error: {error}");
+                super::say(&format!("error: {error}"));
                 return Ok(NOT_FOUND);
             }
             Err(error) => return Err(error.into()),
@@ -167,16 +167,13 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
     }
     let rows = review::list(&conn, &flow)?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "master_flow_id": flow.master_flow_id,
-                "discovery_flow_id": flow.discovery_flow_id,
-                "mappings": rows,
-            }))?
-        );
+        super::print_json(&serde_json::json!({
+            "master_flow_id": flow.master_flow_id,
+            "discovery_flow_id": flow.discovery_flow_id,
+            "mappings": rows,
+        }))?;
     } else {
-        print!("{}", report::mapping_table(&flow.master_flow_id, &rows));
+        super::print_text(&report::mapping_table(&flow.master_flow_id, &rows))?;
     }
     Ok(0)
 }

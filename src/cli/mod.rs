@@ -8,9 +8,11 @@ mod schema;
 mod sniff;
 mod sync;
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use intake::printable::{escape_controls, escape_json_controls};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -60,14 +62,53 @@ pub enum Command {
     Schema(schema::SchemaCommand),
 }
 
+/// Prints text for people on stdout, with the data's control characters
+/// escaped. A closed pipe comes back as an error that `main` ends quietly on.
+fn print_text(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(escape_controls(text).as_bytes())?;
+    out.flush()
+}
+
+/// Prints `value` as pretty JSON and a line break on stdout.
+fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(escape_json_controls(&text).as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Prints a message for people on stderr, control characters escaped.
+fn say(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{}", escape_controls(text));
+}
+
+/// Whether an error is stdout's reader having gone (`intake assets | head`):
+/// the command ends quietly then, as Unix tools do.
+pub fn is_closed_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<csv::Error>()
+                .is_some_and(|e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe))
+            || cause
+                .downcast_ref::<intake::export::ExportError>()
+                .is_some_and(|e| matches!(e, intake::export::ExportError::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe))
+    })
+}
+
 /// Opens an existing database read-only; None (after saying so) when the file
 /// does not exist, which the read-only commands report with exit code 3.
 fn open_existing(db_path: &std::path::Path) -> anyhow::Result<Option<rusqlite::Connection>> {
     if !db_path.exists() {
-        eprintln!(
+        say(&format!(
             "error: no database {}; run `intake import` first (or give --db FILE)",
             db_path.display()
-        );
+        ));
         return Ok(None);
     }
     Ok(Some(intake::db::open_read_only(db_path)?))

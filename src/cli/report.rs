@@ -40,11 +40,15 @@ pub fn run(args: ReportArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32>
     let (html, facts) = match html_report::build(&conn, args.flow.as_deref()) {
         Ok(built) => built,
         Err(error @ (ReportError::NoFlow | ReportError::UnknownFlow(_))) => {
-            eprintln!("error: {error}");
+            super::say(&format!("error: {error}"));
             return Ok(3);
         }
         Err(error) => return Err(error.into()),
     };
+    if let Err(error) = intake::export::check_output(&args.output, db_path) {
+        super::say(&format!("error: {error}"));
+        return Ok(2);
+    }
     let dir = match args.output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

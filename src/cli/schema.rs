@@ -35,7 +35,7 @@ pub enum SchemaCommand {
 pub fn run(command: SchemaCommand, db_path: &Path) -> anyhow::Result<i32> {
     match command {
         SchemaCommand::Print => {
-            print!("{}", db::SCHEMA_SQL);
+            super::print_text(&db::SCHEMA_SQL)?;
             Ok(0)
         }
         SchemaCommand::Check { json } => {
@@ -49,9 +49,9 @@ pub fn run(command: SchemaCommand, db_path: &Path) -> anyhow::Result<i32> {
             let result = schema_check::validate_schema(&conn)
                 .with_context(|| format!("reading the schema of {}", db_path.display()))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&result)?);
+                super::print_json(&result)?;
             } else {
-                print!("{}", report::schema_report(&result));
+                super::print_text(&report::schema_report(&result))?;
             }
             Ok(if result.is_valid() { 0 } else { 1 })
         }

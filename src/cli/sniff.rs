@@ -62,14 +62,14 @@ pub fn run(args: SniffArgs) -> anyhow::Result<i32> {
         ..ReadOptions::default()
     };
     let spool_dir = std::env::temp_dir();
-    let inputs = read::expand_inputs(&args.paths, &spool_dir)?;
+    let inputs = read::expand_inputs(&args.paths, &spool_dir, ".intake-sniff-stdin-")?;
     let reports: Vec<_> = inputs.files.iter().map(|f| sniff(f, &options)).collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        super::print_json(&reports)?;
     } else {
-        print!("{}", report::sniff_report(&reports));
+        super::print_text(&report::sniff_report(&reports))?;
         for ignored in &inputs.ignored {
-            println!("ignored {}: {}", ignored.path, ignored.reason);
+            super::print_text(&format!("ignored {}: {}\n", ignored.path, ignored.reason))?;
         }
     }
     Ok(if reports.iter().any(|r| r.error.is_some()) {

@@ -76,7 +76,7 @@ pub fn run(args: SyncArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32> {
     match sync::run(&conn, &request) {
         Ok(outcome) => {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&outcome)?);
+                super::print_json(&outcome)?;
             } else {
                 let mut table = comfy_table::Table::new();
                 table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
@@ -90,7 +90,7 @@ pub fn run(args: SyncArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32> {
                         t.deletes.to_string(),
                     ]);
                 }
-                println!("{table}");
+                super::print_text(&format!("{table}\n"))?;
             }
             if !quiet {
                 let said = match outcome.outcome {
@@ -98,22 +98,21 @@ pub fn run(args: SyncArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32> {
                     "unchanged" => "already up to date: nothing to do",
                     _ => "synced",
                 };
-                eprintln!(
+                super::say(&format!(
                     "flow {} to {}: {said} in {:.2}s; checksum {}",
                     outcome.master_flow_id, outcome.target, outcome.seconds, outcome.checksum
-                );
+                ));
             }
             Ok(outcome.exit_code())
         }
         Err(error) => {
             let code = error.exit_code();
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "outcome": error.outcome(), "error": error.to_string() })
-                );
+                super::print_json(
+                    &serde_json::json!({ "outcome": error.outcome(), "error": error.to_string() }),
+                )?;
             }
-            eprintln!("error: {error}");
+            super::say(&format!("error: {error}"));
             Ok(code)
         }
     }

@@ -25,6 +25,7 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::catalogue;
 use crate::cleanse::values;
 use crate::db;
 use crate::flow::FlowIds;
@@ -316,10 +317,18 @@ impl Phase<'_> {
                 .map(str::to_string)
         });
         let number = |names: &[&str]| get(names).and_then(|v| values::parse_number(&v));
-        let memory_gb = number(&["memory", "memorymb", "memorymib"]).map(|mib| {
-            // RVTools writes host memory in MiB ("# Memory").
-            (mib / 1024.0 * 100.0).round() / 100.0
-        });
+        // Only values in the field's range are written (vHost may say -1).
+        let count = |names: &[&str], field: &str| {
+            number(names)
+                .and_then(|n| catalogue::within_range(field, n.round()))
+                .map(|n| n as i64)
+        };
+        let memory_gb = number(&["memory", "memorymb", "memorymib"])
+            .map(|mib| {
+                // RVTools writes host memory in MiB ("# Memory").
+                (mib / 1024.0 * 100.0).round() / 100.0
+            })
+            .and_then(|gb| catalogue::within_range("memory_gb", gb));
         let id = db::new_id();
         self.conn.execute(
             "INSERT INTO assets (id, client_account_id, engagement_id, master_flow_id, discovery_flow_id,
@@ -349,9 +358,9 @@ impl Phase<'_> {
                 get(&["cluster"]).or(guest_cluster),
                 get(&["datacenter"]).or(guest_datacenter),
                 get(&["cpumodel"]),
-                number(&["cpu"]).map(|n| n as i64),
-                number(&["cores"]).map(|n| n as i64),
-                number(&["speed"]),
+                count(&["cpu"], "cpu_sockets"),
+                count(&["cores"], "cpu_cores"),
+                number(&["speed"]).and_then(|n| catalogue::within_range("cpu_speed_mhz", n)),
                 memory_gb,
                 get(&["vendor"]),
                 get(&["model"]),

@@ -11,11 +11,15 @@
 mod writers;
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
+use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
+
+use crate::json_entries::Entries;
 
 use crate::map::review::{self, ReviewError};
 
@@ -59,6 +63,8 @@ pub enum ExportError {
     UnknownFlow(String),
     #[error("{0} is a binary format: give --output FILE")]
     OutputRequired(&'static str),
+    #[error("--output {0} is the database (or one of its files); writing the export there would replace the inventory. Choose another file name")]
+    OutputIsDatabase(PathBuf),
     #[error("cannot write {path}: {source}; check the directory exists and is writable")]
     Io {
         path: PathBuf,
@@ -91,19 +97,28 @@ pub enum Cell {
     Text(String),
 }
 
-/// The assets to export, as rows of cells under named, typed columns.
+/// The assets to export: named, typed columns and how to read the rows.
+/// Rows are streamed (`each_row`), never held: an export's memory does not
+/// grow with the inventory.
 #[derive(Debug, Clone)]
 pub struct AssetTable {
+    /// The `assets` columns, then one `custom.<header>` column per custom
+    /// attribute in the order they first appear.
     pub columns: Vec<(String, ColumnKind)>,
-    pub rows: Vec<Vec<Cell>>,
-    /// Each row's custom_attributes as stored (JSON output keeps them nested).
-    pub custom: Vec<Map<String, Value>>,
+    /// How many of `columns` are `assets` columns.
+    plain: usize,
+    custom_keys: Vec<String>,
+    select: String,
+    key: String,
+    /// The number of assets.
+    pub rows: usize,
     /// The master flow the selection came from.
     pub master_flow_id: String,
 }
 
 /// Which assets: every asset of the latest flow's engagement, or with
-/// `flow` the assets that flow created or last updated.
+/// `flow` the assets that flow created or last updated. Reads the columns
+/// and the custom attributes' names; the rows are read by `each_row`.
 pub fn load(conn: &Connection, flow: Option<&str>) -> Result<AssetTable, ExportError> {
     let ids = review::resolve_flow(conn, flow).map_err(|e| match e {
         ReviewError::NoFlow => ExportError::NoFlow,
@@ -138,60 +153,114 @@ pub fn load(conn: &Connection, flow: Option<&str>) -> Result<AssetTable, ExportE
             ids.discovery_flow_id.clone(),
         ),
     };
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {list}, custom_attributes FROM assets WHERE {filter} ORDER BY asset_type, name, id"
-    ))?;
-    let width = plain.len();
-    let mut rows = Vec::new();
-    let mut custom = Vec::new();
+    let order = "ORDER BY asset_type, name, id";
+    // The custom attributes' names, in the order rows are exported.
     let mut custom_keys: Vec<String> = Vec::new();
-    let mut query = stmt.query([key])?;
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut rows = 0;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT custom_attributes FROM assets WHERE {filter} {order}"
+    ))?;
+    let mut query = stmt.query([&key])?;
     while let Some(r) = query.next()? {
-        let mut row = Vec::with_capacity(width);
-        for i in 0..width {
-            row.push(match r.get::<_, SqlValue>(i)? {
-                SqlValue::Null => Cell::Null,
-                SqlValue::Integer(n) => Cell::Integer(n),
-                SqlValue::Real(x) => Cell::Real(x),
-                SqlValue::Text(t) => Cell::Text(t),
-                SqlValue::Blob(b) => Cell::Text(String::from_utf8_lossy(&b).into_owned()),
-            });
+        rows += 1;
+        let text: String = r.get(0)?;
+        if text == "{}" {
+            continue;
         }
-        let attributes: String = r.get(width)?;
-        let attributes: Map<String, Value> = serde_json::from_str(&attributes).unwrap_or_default();
-        for k in attributes.keys() {
-            if !custom_keys.contains(k) {
-                custom_keys.push(k.clone());
+        if let Ok(Entries(entries)) = serde_json::from_str::<Entries<IgnoredAny>>(&text) {
+            for (k, _) in entries {
+                if !seen.contains(k.as_ref()) {
+                    seen.insert(k.to_string());
+                    custom_keys.push(k.into_owned());
+                }
             }
         }
-        rows.push(row);
-        custom.push(attributes);
     }
     let mut columns = plain;
+    let plain_count = columns.len();
     for k in &custom_keys {
         columns.push((format!("custom.{k}"), ColumnKind::Text));
     }
-    for (row, attributes) in rows.iter_mut().zip(&custom) {
-        for k in &custom_keys {
-            row.push(match attributes.get(k) {
-                None | Some(Value::Null) => Cell::Null,
-                Some(Value::String(s)) => Cell::Text(s.clone()),
-                Some(other) => Cell::Text(other.to_string()),
-            });
-        }
-    }
     Ok(AssetTable {
         columns,
+        plain: plain_count,
+        custom_keys,
+        select: format!("SELECT {list}, custom_attributes FROM assets WHERE {filter} {order}"),
+        key,
         rows,
-        custom,
         master_flow_id: ids.master_flow_id,
     })
 }
 
-/// Text a spreadsheet would execute gets a leading apostrophe; a number
-/// written as text ("-12.5", "+3") is left as it is.
+impl AssetTable {
+    /// How many columns are custom attributes.
+    pub fn custom_count(&self) -> usize {
+        self.columns.len() - self.plain
+    }
+
+    /// Calls `f` with each asset's cells (one per column) and its custom
+    /// attributes as stored, in export order.
+    pub fn each_row(
+        &self,
+        conn: &Connection,
+        mut f: impl FnMut(&[Cell], &Map<String, Value>) -> Result<(), ExportError>,
+    ) -> Result<(), ExportError> {
+        let mut stmt = conn.prepare(&self.select)?;
+        let mut query = stmt.query([&self.key])?;
+        let mut row = Vec::with_capacity(self.columns.len());
+        while let Some(r) = query.next()? {
+            row.clear();
+            for i in 0..self.plain {
+                row.push(match r.get::<_, SqlValue>(i)? {
+                    SqlValue::Null => Cell::Null,
+                    SqlValue::Integer(n) => Cell::Integer(n),
+                    SqlValue::Real(x) => Cell::Real(x),
+                    SqlValue::Text(t) => Cell::Text(t),
+                    SqlValue::Blob(b) => Cell::Text(String::from_utf8_lossy(&b).into_owned()),
+                });
+            }
+            let attributes: String = r.get(self.plain)?;
+            let attributes: Map<String, Value> =
+                serde_json::from_str(&attributes).unwrap_or_default();
+            for k in &self.custom_keys {
+                row.push(match attributes.get(k) {
+                    None | Some(Value::Null) => Cell::Null,
+                    Some(Value::String(s)) => Cell::Text(s.clone()),
+                    Some(other) => Cell::Text(other.to_string()),
+                });
+            }
+            f(&row, &attributes)?;
+        }
+        Ok(())
+    }
+}
+
+/// Refuses an output path that is the database itself or one of its
+/// journals: an export renamed over it would replace the inventory.
+pub fn check_output(output: &Path, database: &Path) -> Result<(), ExportError> {
+    let database = crate::db::canonical_path(database);
+    let target = crate::db::canonical_path(output);
+    let mut protected = vec![database.clone()];
+    for suffix in ["-journal", "-wal", "-shm", ".lock"] {
+        let mut name = database.clone().into_os_string();
+        name.push(suffix);
+        protected.push(PathBuf::from(name));
+    }
+    if protected.contains(&target) {
+        return Err(ExportError::OutputIsDatabase(output.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// Text a spreadsheet would execute gets a leading apostrophe, also when
+/// spaces or line breaks come before the formula character (spreadsheets
+/// skip them); a number written as text ("-12.5", "+3") is left as it is.
 pub fn neutralise(text: &str) -> Cow<'_, str> {
-    let risky = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let risky = text.starts_with(['\t', '\r'])
+        || text
+            .trim_start_matches(|c: char| c.is_whitespace())
+            .starts_with(['=', '+', '-', '@']);
     if risky && text.trim().parse::<f64>().is_err() {
         Cow::Owned(format!("'{text}"))
     } else {
@@ -217,5 +286,9 @@ mod tests {
         assert_eq!(neutralise("-12.5"), "-12.5");
         assert_eq!(neutralise("+3"), "+3");
         assert_eq!(neutralise("web-01"), "web-01");
+        assert_eq!(neutralise(" =1+1"), "' =1+1");
+        assert_eq!(neutralise("\n=cmd()"), "'\n=cmd()");
+        assert_eq!(neutralise("  @SUM(A1)"), "'  @SUM(A1)");
+        assert_eq!(neutralise(" -5"), " -5");
     }
 }

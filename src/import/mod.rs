@@ -351,11 +351,21 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
         .filter(|p| !p.as_os_str().is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
+    // Named after the database, so only a run holding its lock removes them.
+    let spool_prefix = format!(
+        ".{}.stdin-",
+        request
+            .db_path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+    );
+    read::remove_stale_spools(&spool_dir, &spool_prefix);
     let read::Inputs {
         files: inputs,
         ignored,
         stdin_spools: _spools,
-    } = read::expand_inputs(&request.paths, &spool_dir)?;
+    } = read::expand_inputs(&request.paths, &spool_dir, &spool_prefix)?;
     if inputs.is_empty() {
         tracing::warn!("no supported files found in the given paths");
     }

@@ -1,6 +1,6 @@
 //! Mapping and cleansing while a table is staged, so a million-row file is
 //! written once rather than written and then rewritten. The writer holds back
-//! a table's first `SAMPLE_ROWS` rows, profiles them, stores the mapping
+//! a table's first rows (`profile::sample_rows`), profiles them, stores the mapping
 //! suggestions, and from then on every row is inserted with its cleansing.
 //! The cleanser is shared with the reader threads, which cleanse their later
 //! batches themselves; a batch that arrives without its cleansing is cleansed
@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 use crate::cleanse::{CleansedRecord, Cleanser, Tally};
 use crate::flow::FlowIds;
 use crate::inventory::{AssetsOnStage, MachineShaper, StagedMachine};
-use crate::map::profile::{self, SAMPLE_ROWS};
+use crate::map::profile::{self, SAMPLE_BYTES};
 use crate::map::{ImportMapping, ImportToMap, MapError, Mapper};
 use crate::read::layout::Role;
 use crate::read::Row;
@@ -121,7 +121,11 @@ impl<'o> OnStage<'o> {
         match &mut self.states[file] {
             State::Sampling(held) => {
                 held.extend(rows);
-                if held.len() >= SAMPLE_ROWS {
+                // Rows enough to profile, or as much text as a sample may hold.
+                let columns = header.map_or(0, |h| h.columns.len());
+                let full = held.len() >= profile::sample_rows(columns)
+                    || held.iter().map(|r| r.raw_data.len()).sum::<usize>() >= SAMPLE_BYTES;
+                if full {
                     self.map_table(stager, file, table, header)?;
                 }
                 Ok(())
@@ -199,8 +203,9 @@ impl<'o> OnStage<'o> {
             self.insert(stager, file, table, None, &held, Cleansed::default())?;
             return Ok(());
         }
-        let mut values = vec![Vec::with_capacity(held.len()); columns.len()];
-        for row in &held {
+        let sampled = held.len().min(profile::sample_rows(columns.len()));
+        let mut values = vec![Vec::with_capacity(sampled); columns.len()];
+        for row in &held[..sampled] {
             profile::push_values(&mut values, &columns, &row.raw_data);
         }
         let profiles = profile::profile_values(&columns, values)?;

@@ -1060,24 +1060,32 @@ impl RowShape {
             .or_else(|| text("serial_number"))
             .or_else(|| text("mac_address"))
             .unwrap_or_else(|| "unnamed".into());
-        let asset_type = text("asset_type").unwrap_or_else(|| "server".into());
+        let asset_type = text("asset_type")
+            .filter(|t| catalogue::ASSET_TYPES.contains(&t.as_str()))
+            .unwrap_or_else(|| "server".into());
         let conflicted = !build.conflicts.is_empty();
         let mut custom = build.custom;
         if conflicted {
             custom.insert("_conflicts".into(), Value::Object(build.conflicts));
         }
+        // Cleansing keeps values out of their field's domain; records
+        // cleansed by an older intake may still hold one. It is kept aside,
+        // never written where the schema would refuse the whole row.
+        let mut rejected = Map::new();
         // Columns: name, asset_type, the other fields, custom_attributes.
         let mut out = vec![Sql::Null; self.columns.len()];
         out[0] = Sql::Text(name);
         out[1] = Sql::Text(asset_type);
-        // Straight to bytes: Value's Display goes through the formatter.
-        let custom = serde_json::to_string(&custom).unwrap_or_else(|_| "{}".into());
-        out[self.columns.len() - 1] = Sql::Text(custom);
         for (index, value, _) in build.fields {
             // name and asset_type were chosen above.
             let Some(column) = self.column_of_field[index].filter(|c| *c > 1) else {
                 continue;
             };
+            let field = &catalogue::FIELDS[index];
+            if !field.accepts(&value) {
+                rejected.insert(field.name.to_string(), value);
+                continue;
+            }
             out[column] = match (value, catalogue::FIELDS[index].kind) {
                 (Value::Null, _) => Sql::Null,
                 (Value::Bool(b), _) => Sql::Integer(i64::from(b)),
@@ -1089,6 +1097,12 @@ impl RowShape {
                 (other, _) => Sql::Text(other.to_string()),
             };
         }
+        if !rejected.is_empty() {
+            custom.insert("_rejected".into(), Value::Object(rejected));
+        }
+        // Straight to bytes: Value's Display goes through the formatter.
+        let custom = serde_json::to_string(&custom).unwrap_or_else(|_| "{}".into());
+        out[self.columns.len() - 1] = Sql::Text(custom);
         AssetRow {
             values: out,
             conflicted,

@@ -16,6 +16,22 @@ use serde::Serialize;
 /// for 42 columns).
 pub const SAMPLE_ROWS: usize = 25_000;
 
+/// Values profiled per import at most: a table ten thousand columns wide is
+/// profiled over fewer rows, so memory follows the cells, not rows × columns.
+pub const SAMPLE_CELLS: usize = 2_000_000;
+
+/// Raw text held while a table's sample fills, at most: a file of very long
+/// rows is mapped from fewer of them.
+pub const SAMPLE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Columns profiled in one polars query.
+const COLUMNS_PER_QUERY: usize = 32;
+
+/// The rows profiled for a table of `columns` columns.
+pub fn sample_rows(columns: usize) -> usize {
+    SAMPLE_ROWS.min((SAMPLE_CELLS / columns.max(1)).max(50))
+}
+
 /// A value pattern the profile counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -175,13 +191,14 @@ pub fn profile_import(
         |r| r.get(0),
     )?;
     // Every step-th record, so a file sorted by site or type is seen whole.
-    let step = (total / SAMPLE_ROWS as i64).max(1);
+    let sample = sample_rows(columns.len()) as i64;
+    let step = (total / sample).max(1);
     let mut stmt = conn.prepare(
         "SELECT raw_data FROM raw_import_records
          WHERE data_import_id = ?1 AND (?2 = 1 OR record_index % ?2 = 0)
          ORDER BY record_index LIMIT ?3",
     )?;
-    let mut rows = stmt.query(rusqlite::params![data_import_id, step, SAMPLE_ROWS as i64])?;
+    let mut rows = stmt.query(rusqlite::params![data_import_id, step, sample])?;
     while let Some(row) = rows.next()? {
         let raw: String = row.get(0)?;
         push_values(&mut values, columns, &raw);
@@ -202,8 +219,23 @@ pub fn push_values(values: &mut [Vec<Option<String>>], columns: &[String], raw_d
     }
 }
 
-/// Profiles columns given as values (None for empty).
+/// Profiles columns given as values (None for empty), a few columns per
+/// query: one query over thousands of columns held every intermediate
+/// result at once.
 pub fn profile_values(
+    columns: &[String],
+    values: Vec<Vec<Option<String>>>,
+) -> Result<Vec<ColumnProfile>, ProfileError> {
+    let mut profiles = Vec::with_capacity(columns.len());
+    let mut values = values.into_iter();
+    for names in columns.chunks(COLUMNS_PER_QUERY) {
+        let chunk: Vec<Vec<Option<String>>> = values.by_ref().take(names.len()).collect();
+        profiles.extend(profile_chunk(names, chunk)?);
+    }
+    Ok(profiles)
+}
+
+fn profile_chunk(
     columns: &[String],
     values: Vec<Vec<Option<String>>>,
 ) -> Result<Vec<ColumnProfile>, ProfileError> {

@@ -164,8 +164,10 @@ pub struct CsvSource {
     header_line: u64,
     encoder: RowEncoder,
     record: csv::ByteRecord,
-    /// Records read ahead while looking for the header, replayed as data.
-    lookahead: VecDeque<(u64, csv::ByteRecord)>,
+    /// Records read ahead while looking for the header, replayed as data:
+    /// (line, record, blank records just before it). Blank records are
+    /// counted, never held: a file of blank lines holds no memory.
+    lookahead: VecDeque<(u64, csv::ByteRecord, u64)>,
     /// The line the current record starts on.
     line: u64,
     preamble: Vec<PreambleRow>,
@@ -228,20 +230,26 @@ impl CsvSource {
             blank_rows: 0,
         };
         // Read ahead to find the header under any title rows.
-        let mut filled_rows = 0;
-        while filled_rows < HEADER_SCAN_RECORDS && source.read_record()? {
-            filled_rows += usize::from(!source.record_is_blank());
+        let mut blanks = 0;
+        while source.lookahead.len() < HEADER_SCAN_RECORDS && source.read_record()? {
+            if source.record_is_blank() {
+                blanks += 1;
+                continue;
+            }
             source
                 .lookahead
-                .push_back((source.line, source.record.clone()));
+                .push_back((source.line, source.record.clone(), blanks));
+            blanks = 0;
         }
+        // Blank records after the last one read ahead, at the end of the file.
+        source.blank_rows = blanks;
         let filled: Vec<usize> = source
             .lookahead
             .iter()
-            .map(|(_, r)| non_empty_positions(r).len())
+            .map(|(_, r, _)| non_empty_positions(r).len())
             .collect();
         let widest = filled.iter().copied().max().unwrap_or(0);
-        while let Some((_, first)) = source.lookahead.front() {
+        while let Some((_, first, _)) = source.lookahead.front() {
             let positions = non_empty_positions(first);
             if positions.is_empty() {
                 source.lookahead.pop_front(); // blank lines above the header
@@ -253,7 +261,7 @@ impl CsvSource {
             if !is_title {
                 break;
             }
-            let (line, title) = source.lookahead.pop_front().expect("front exists");
+            let (line, title, _) = source.lookahead.pop_front().expect("front exists");
             source.preamble.push(PreambleRow {
                 line,
                 text: title
@@ -266,7 +274,7 @@ impl CsvSource {
         }
         let mut lossy = false;
         match source.lookahead.pop_front() {
-            Some((line, header)) => {
+            Some((line, header, _)) => {
                 source.line = line;
                 source.record = header;
             }
@@ -390,9 +398,10 @@ impl CsvSource {
             return Ok(None);
         }
         loop {
-            if let Some((line, record)) = self.lookahead.pop_front() {
+            if let Some((line, record, blanks_before)) = self.lookahead.pop_front() {
                 self.line = line;
                 self.record = record;
+                self.blank_rows += blanks_before;
             } else if !self.read_record()? {
                 return Ok(None);
             }

@@ -3,7 +3,7 @@
 //! row longer than its header are kept under `column_N` names, so no value is
 //! ever dropped. `raw_data` is a JSON object keyed by these names, in file order.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -19,18 +19,14 @@ pub struct HeaderWarning {
 
 /// Gives every column a unique, non-blank name.
 pub fn name_columns(written: &[String]) -> (Vec<String>, Vec<HeaderWarning>) {
-    let mut taken: HashSet<String> = written
-        .iter()
-        .filter(|w| !w.trim().is_empty())
-        .cloned()
-        .collect();
+    let mut taken = UniqueNames::new(written.iter().filter(|w| !w.trim().is_empty()).cloned());
     let mut seen: HashSet<&str> = HashSet::new();
     let mut names = Vec::with_capacity(written.len());
     let mut warnings = Vec::new();
     for (i, w) in written.iter().enumerate() {
         let position = i + 1;
         if w.trim().is_empty() {
-            let named = unique(&mut taken, format!("column_{position}"));
+            let named = taken.unique(format!("column_{position}"));
             warnings.push(HeaderWarning {
                 column: position,
                 written: w.clone(),
@@ -41,7 +37,7 @@ pub fn name_columns(written: &[String]) -> (Vec<String>, Vec<HeaderWarning>) {
             });
             names.push(named);
         } else if !seen.insert(w.as_str()) {
-            let named = unique(&mut taken, format!("{w}_2"));
+            let named = taken.unique(format!("{w}_2"));
             warnings.push(HeaderWarning {
                 column: position,
                 written: w.clone(),
@@ -58,21 +54,52 @@ pub fn name_columns(written: &[String]) -> (Vec<String>, Vec<HeaderWarning>) {
     (names, warnings)
 }
 
-fn unique(taken: &mut HashSet<String>, wanted: String) -> String {
-    if taken.insert(wanted.clone()) {
-        return wanted;
-    }
-    // "Name_2" taken: try "Name_3", ...; "column_7" taken: "column_7_2", ...
-    let (stem, start) = match wanted.rsplit_once('_') {
-        Some((stem, n)) if n.parse::<usize>().is_ok() && !stem.starts_with("column") => {
-            (stem.to_string(), n.parse::<usize>().unwrap_or(2) + 1)
+/// Names handed out so far, and for each stem the suffix to try next, so
+/// that ten thousand columns called "Name" are named in linear time rather
+/// than each probing upward from `Name_2`.
+struct UniqueNames {
+    taken: HashSet<String>,
+    /// stem → (the first suffix tried for it, the next suffix to try); every
+    /// suffix from the first up to the next is taken.
+    next: HashMap<String, (usize, usize)>,
+}
+
+impl UniqueNames {
+    fn new(taken: impl Iterator<Item = String>) -> UniqueNames {
+        UniqueNames {
+            taken: taken.collect(),
+            next: HashMap::new(),
         }
-        _ => (wanted.clone(), 2),
-    };
-    (start..)
-        .map(|k| format!("{stem}_{k}"))
-        .find(|candidate| taken.insert(candidate.clone()))
-        .expect("an unbounded range always yields a free name")
+    }
+
+    /// `wanted` if free, else the first free `stem_k`: "Name_2" taken gives
+    /// "Name_3", ...; "column_7" taken gives "column_7_2", ...
+    fn unique(&mut self, wanted: String) -> String {
+        if self.taken.insert(wanted.clone()) {
+            return wanted;
+        }
+        let (stem, start) = match wanted.rsplit_once('_') {
+            Some((stem, n)) if n.parse::<usize>().is_ok() && !stem.starts_with("column") => (
+                stem.to_string(),
+                n.parse::<usize>().unwrap_or(2).saturating_add(1),
+            ),
+            _ => (wanted, 2),
+        };
+        let (first, next) = self.next.get(&stem).copied().unwrap_or((start, start));
+        // Only a start inside the run known taken may skip it.
+        let continues = (first..=next).contains(&start);
+        let mut k = if continues { next } else { start };
+        loop {
+            let candidate = format!("{stem}_{k}");
+            k += 1;
+            if self.taken.insert(candidate.clone()) {
+                if continues {
+                    self.next.insert(stem, (first, k));
+                }
+                return candidate;
+            }
+        }
+    }
 }
 
 /// Encodes rows as JSON objects keyed by the column names. The keys are escaped
@@ -80,7 +107,7 @@ fn unique(taken: &mut HashSet<String>, wanted: String) -> String {
 pub struct RowEncoder {
     keys: Vec<String>,
     names: Vec<String>,
-    taken: HashSet<String>,
+    taken: UniqueNames,
     header_len: usize,
     last_len: usize,
 }
@@ -90,7 +117,7 @@ impl RowEncoder {
         let mut encoder = RowEncoder {
             keys: Vec::with_capacity(names.len()),
             names: Vec::with_capacity(names.len()),
-            taken: names.iter().cloned().collect(),
+            taken: UniqueNames::new(names.iter().cloned()),
             header_len: names.len(),
             last_len: 256,
         };
@@ -117,7 +144,7 @@ impl RowEncoder {
     pub fn name(&mut self, index: usize) -> &str {
         while self.keys.len() <= index {
             let position = self.keys.len() + 1;
-            let name = unique(&mut self.taken, format!("column_{position}"));
+            let name = self.taken.unique(format!("column_{position}"));
             self.push_key(name);
         }
         &self.names[index]
@@ -197,6 +224,18 @@ mod tests {
             s(&["Name", "column_2", "Name_2", "IP", "Name_3", "column_6"])
         );
         assert_eq!(warnings.len(), 4);
+    }
+
+    #[test]
+    fn ten_thousand_duplicates_are_named_in_order() {
+        let written = vec!["Name".to_string(); 10_000];
+        let (names, warnings) = name_columns(&written);
+        assert_eq!(names[1], "Name_2");
+        assert_eq!(names[9_999], "Name_10000");
+        assert_eq!(warnings.len(), 9_999);
+        // Names written in the header are never given to another column.
+        let (names, _) = name_columns(&s(&["Name", "Name", "Name_2", "Name", "Name_3"]));
+        assert_eq!(names, s(&["Name", "Name_4", "Name_2", "Name_5", "Name_3"]));
     }
 
     #[test]

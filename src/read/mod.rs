@@ -112,14 +112,18 @@ pub struct Inputs {
 /// Turns the command-line paths into input files: a file as it is, a directory
 /// into every supported file under it (sorted, hidden files skipped), `-` into
 /// standard input spooled to a temporary file so it can be read twice.
-pub fn expand_inputs(paths: &[PathBuf], spool_dir: &Path) -> Result<Inputs, ImportError> {
+pub fn expand_inputs(
+    paths: &[PathBuf],
+    spool_dir: &Path,
+    spool_prefix: &str,
+) -> Result<Inputs, ImportError> {
     let mut files = Vec::new();
     let mut ignored = Vec::new();
     let mut spools = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
             let mut spool = tempfile::Builder::new()
-                .prefix(".intake-stdin-")
+                .prefix(spool_prefix)
                 .tempfile_in(spool_dir)
                 .or_else(|_| tempfile::NamedTempFile::new())
                 .map_err(ImportError::Stdin)?;
@@ -132,7 +136,8 @@ pub fn expand_inputs(paths: &[PathBuf], spool_dir: &Path) -> Result<Inputs, Impo
             spools.push(spool);
         } else if path.is_dir() {
             let mut found = Vec::new();
-            walk(path, &mut found, &mut ignored);
+            let mut visited = std::collections::HashSet::new();
+            walk(path, &mut found, &mut ignored, &mut visited);
             found.sort();
             files.extend(found.into_iter().map(|p| InputFile {
                 display: p.display().to_string(),
@@ -154,7 +159,60 @@ pub fn expand_inputs(paths: &[PathBuf], spool_dir: &Path) -> Result<Inputs, Impo
     })
 }
 
-fn walk(dir: &Path, found: &mut Vec<PathBuf>, ignored: &mut Vec<IgnoredPath>) {
+/// Collects the supported files under `dir`. Symbolic links are followed,
+/// but a directory already visited (`a -> .`, or two links to one place) is
+/// listed as ignored instead of walked again, so a link loop ends.
+/// Removes standard-input spools named `spool_prefix...` in `spool_dir` that
+/// a killed run left behind. Called only by the run that holds the
+/// database's writer lock, so no live run owns one.
+pub fn remove_stale_spools(spool_dir: &Path, spool_prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(spool_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(spool_prefix)
+        {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::info!(
+                    "removed {}, standard input spooled by a run that was killed",
+                    entry.path().display()
+                ),
+                Err(e) => tracing::warn!("cannot remove {}: {e}", entry.path().display()),
+            }
+        }
+    }
+}
+
+fn walk(
+    dir: &Path,
+    found: &mut Vec<PathBuf>,
+    ignored: &mut Vec<IgnoredPath>,
+    visited: &mut std::collections::HashSet<PathBuf>,
+) {
+    match std::fs::canonicalize(dir) {
+        Ok(real) => {
+            if !visited.insert(real.clone()) {
+                ignored.push(IgnoredPath {
+                    path: dir.display().to_string(),
+                    reason: format!(
+                        "a link to {}, which is already read (a symbolic link loop or a second link)",
+                        real.display()
+                    ),
+                });
+                return;
+            }
+        }
+        Err(e) => {
+            ignored.push(IgnoredPath {
+                path: dir.display().to_string(),
+                reason: format!("cannot resolve directory: {e}"),
+            });
+            return;
+        }
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
@@ -172,7 +230,7 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>, ignored: &mut Vec<IgnoredPath>) {
             continue; // hidden files and Office lock files
         }
         if path.is_dir() {
-            walk(&path, found, ignored);
+            walk(&path, found, ignored, visited);
             continue;
         }
         let ext = path

@@ -217,20 +217,13 @@ pub fn probe(file: &InputFile, options: &ReadOptions) -> Result<Option<WorkbookP
     }))
 }
 
-/// Reads the declared size and the first rows of a sheet to find its header.
+/// Reads the declared size (reported, never trusted: a streamed sheet costs
+/// the cells it holds) and the first rows of a sheet to find its header.
 fn inspect_sheet(book: &mut Book, sheet: &mut SheetProbe) {
     match book.declared_size(&sheet.name) {
         Ok(Some((rows, cols))) => {
             sheet.declared_rows = Some(rows);
             sheet.declared_columns = Some(cols);
-            let cells = rows.saturating_mul(cols);
-            if cells > guard::LIMITS.max_declared_cells {
-                sheet.status = SheetStatus::Failed(format!(
-                    "the sheet declares {rows} rows × {cols} columns ({cells} cells), more than the {} cells intake reads from one sheet; the file is damaged or hostile. If the sheet really holds this much, save it as CSV",
-                    guard::LIMITS.max_declared_cells
-                ));
-                return;
-            }
         }
         Ok(None) => {}
         Err(message) => {

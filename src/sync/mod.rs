@@ -45,10 +45,10 @@ pub enum SyncError {
     UnknownFlow(String),
     #[error("flow {flow} is {status}, and only a completed flow is synced; finish it with `intake import` (a later run resumes it)")]
     NotCompleted { flow: String, status: String },
-    #[error("cannot connect to the central database ({target}): {source}. Check DATABASE_URL or --database-url and that the server is reachable")]
+    #[error("cannot connect to the central database ({target}): {source}. Check DATABASE_URL or --database-url (user, password, database name) and that the server is reachable")]
     Connect {
         target: String,
-        source: postgres::Error,
+        source: CentralError,
     },
     #[error("the central schema does not match this intake's:\n  {}\nRun `intake sync --create-schema` to create what is missing, or have the platform team migrate the central database", .0.join("\n  "))]
     SchemaMismatch(Vec<String>),
@@ -64,10 +64,65 @@ pub enum SyncError {
     Conflict { table: &'static str, detail: String },
     #[error("verification of {table} failed before commit: {detail}; nothing was synced")]
     Verification { table: &'static str, detail: String },
+    #[error("{table} row {key} refers to {parent} {id}, which belongs to another client or engagement centrally; nothing was synced. Check that --db is the right local file")]
+    ForeignReference {
+        table: &'static str,
+        key: String,
+        parent: &'static str,
+        id: String,
+    },
     #[error("central database error: {0}; nothing was synced")]
-    Postgres(#[from] postgres::Error),
+    Postgres(#[from] CentralError),
     #[error("local database error: {0}")]
     Local(#[from] rusqlite::Error),
+}
+
+impl From<postgres::Error> for SyncError {
+    fn from(error: postgres::Error) -> Self {
+        SyncError::Postgres(CentralError(error))
+    }
+}
+
+/// An error of the central database with its cause: the SQLSTATE and the
+/// server's message, detail and hint, or what failed on the way to the
+/// server. postgres' own Display says only "db error". The connection
+/// string (and so a password) is never part of it.
+#[derive(Debug)]
+pub struct CentralError(pub postgres::Error);
+
+impl std::fmt::Display for CentralError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(db) = self.0.as_db_error() {
+            write!(f, "{} (SQLSTATE {}", db.message(), db.code().code())?;
+            if let Some(table) = db.table() {
+                write!(f, ", table {table}")?;
+            }
+            if let Some(constraint) = db.constraint() {
+                write!(f, ", constraint {constraint}")?;
+            }
+            write!(f, ")")?;
+            if let Some(detail) = db.detail() {
+                write!(f, "; {detail}")?;
+            }
+            if let Some(hint) = db.hint() {
+                write!(f, "; hint: {hint}")?;
+            }
+            return Ok(());
+        }
+        write!(f, "{}", self.0)?;
+        let mut cause = std::error::Error::source(&self.0);
+        while let Some(inner) = cause {
+            write!(f, ": {inner}")?;
+            cause = inner.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CentralError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }
 
 impl SyncError {
@@ -79,6 +134,7 @@ impl SyncError {
             | SyncError::NotCompleted { .. }
             | SyncError::SchemaMismatch(_)
             | SyncError::OtherTenant { .. }
+            | SyncError::ForeignReference { .. }
             | SyncError::Conflict { .. } => exit_code::REFUSED,
             SyncError::Locked { .. } => exit_code::LOCKED,
             _ => exit_code::FAILED,
@@ -152,9 +208,13 @@ struct FlowToSync {
 /// nothing anywhere.
 pub fn run(conn: &Connection, request: &SyncRequest) -> Result<SyncOutcome, SyncError> {
     let started = Instant::now();
+    // One read transaction: every table is read as of one moment, even if
+    // an import writes to the file meanwhile (it waits to commit).
+    let snapshot = conn.unchecked_transaction()?;
     let flow = flow_to_sync(conn, request.flow)?;
     let target = describe_target(request.database_url);
     let result = sync_flow(conn, request, &flow, &target, started);
+    snapshot.rollback()?;
     if request.dry_run {
         return result;
     }
@@ -195,7 +255,7 @@ fn sync_flow(
     let mut client =
         Client::connect(request.database_url, NoTls).map_err(|source| SyncError::Connect {
             target: target.to_string(),
-            source,
+            source: CentralError(source),
         })?;
     let mut tx = client.transaction()?;
     // Local times without a zone (first_discovered_at from an export) are UTC.
@@ -327,7 +387,16 @@ fn load_and_apply(
             0
         };
         step("upserted", spec.name, started);
+        // The upsert never takes over another tenant's row (its conflict
+        // update is guarded by tenant); one that appeared since the first
+        // check is found here, in the same transaction, and refuses it all.
+        tables::refuse_other_tenants(tx, spec, columns)?;
         tables::verify(tx, spec, &scope, plan, written)?;
+    }
+    // Every row this flow refers to (a dependency's two assets, a record's
+    // import) is this tenant's, as the transaction is about to commit it.
+    for (spec, _, _, _) in &loaded {
+        tables::refuse_foreign_references(tx, spec, &scope)?;
     }
     Ok(loaded.into_iter().map(|(.., plan)| plan).collect())
 }

@@ -27,6 +27,8 @@ pub struct TableSpec {
     /// Rows that a later flow of the engagement may take over (assets are
     /// rebuilt per engagement), so "not in this flow" is not "gone".
     moves: bool,
+    /// (column, table, key) of each reference to a row that has a tenant.
+    references: &'static [(&'static str, &'static str, &'static str)],
 }
 
 impl TableSpec {
@@ -37,10 +39,12 @@ impl TableSpec {
 
 const BY_FLOW: &str = "master_flow_id = p.flow";
 
+const TO_FLOW: (&str, &str, &str) = ("master_flow_id", "crewai_flow_state_extensions", "flow_id");
+
 /// Parents before children.
 pub const TABLES: &[TableSpec] = &[
-    TableSpec { name: "client_accounts", key: "id", local_scope: "id = p.client", deletable: false, moves: false },
-    TableSpec { name: "engagements", key: "id", local_scope: "id = p.engagement", deletable: false, moves: false },
+    TableSpec { name: "client_accounts", key: "id", local_scope: "id = p.client", deletable: false, moves: false, references: &[] },
+    TableSpec { name: "engagements", key: "id", local_scope: "id = p.engagement", deletable: false, moves: false, references: &[] },
     TableSpec {
         name: "users",
         key: "id",
@@ -49,14 +53,43 @@ pub const TABLES: &[TableSpec] = &[
                              UNION SELECT imported_by FROM data_imports WHERE master_flow_id = p.flow)",
         deletable: false,
         moves: false,
+        references: &[],
     },
-    TableSpec { name: "crewai_flow_state_extensions", key: "flow_id", local_scope: "flow_id = p.flow", deletable: false, moves: false },
-    TableSpec { name: "discovery_flows", key: "id", local_scope: BY_FLOW, deletable: true, moves: false },
-    TableSpec { name: "data_imports", key: "id", local_scope: BY_FLOW, deletable: true, moves: false },
-    TableSpec { name: "import_field_mappings", key: "id", local_scope: BY_FLOW, deletable: true, moves: false },
-    TableSpec { name: "raw_import_records", key: "id", local_scope: BY_FLOW, deletable: true, moves: false },
-    TableSpec { name: "assets", key: "id", local_scope: BY_FLOW, deletable: true, moves: true },
-    TableSpec { name: "asset_dependencies", key: "id", local_scope: BY_FLOW, deletable: true, moves: true },
+    TableSpec { name: "crewai_flow_state_extensions", key: "flow_id", local_scope: "flow_id = p.flow", deletable: false, moves: false, references: &[] },
+    TableSpec { name: "discovery_flows", key: "id", local_scope: BY_FLOW, deletable: true, moves: false, references: &[TO_FLOW] },
+    TableSpec { name: "data_imports", key: "id", local_scope: BY_FLOW, deletable: true, moves: false, references: &[TO_FLOW] },
+    TableSpec {
+        name: "import_field_mappings",
+        key: "id",
+        local_scope: BY_FLOW,
+        deletable: true,
+        moves: false,
+        references: &[TO_FLOW, ("data_import_id", "data_imports", "id")],
+    },
+    TableSpec {
+        name: "raw_import_records",
+        key: "id",
+        local_scope: BY_FLOW,
+        deletable: true,
+        moves: false,
+        references: &[TO_FLOW, ("data_import_id", "data_imports", "id")],
+    },
+    TableSpec {
+        name: "assets",
+        key: "id",
+        local_scope: BY_FLOW,
+        deletable: true,
+        moves: true,
+        references: &[TO_FLOW, ("discovery_flow_id", "discovery_flows", "id")],
+    },
+    TableSpec {
+        name: "asset_dependencies",
+        key: "id",
+        local_scope: BY_FLOW,
+        deletable: true,
+        moves: true,
+        references: &[TO_FLOW, ("asset_id", "assets", "id"), ("depends_on_asset_id", "assets", "id")],
+    },
 ];
 
 /// Binds the flow and tenant (?1, ?2, ?3) once for a local scope clause.
@@ -301,6 +334,25 @@ pub fn stage_kept_ids(
     Ok(())
 }
 
+/// The columns that say whose a row is: its tenant, or for raw records,
+/// which carry none, its flow; and what to call that owner.
+fn owner_columns(columns: &[String]) -> Option<(Vec<&'static str>, &'static str)> {
+    let has = |c: &str| columns.iter().any(|x| x == c);
+    if has("client_account_id") {
+        Some((
+            ["client_account_id", "engagement_id"]
+                .into_iter()
+                .filter(|c| has(c))
+                .collect(),
+            "client or engagement",
+        ))
+    } else if has("master_flow_id") {
+        Some((vec!["master_flow_id"], "flow"))
+    } else {
+        None
+    }
+}
+
 /// Refuses when a staged row exists centrally under another tenant (or, for
 /// raw records, which carry no tenant, under another flow).
 pub fn refuse_other_tenants(
@@ -308,18 +360,7 @@ pub fn refuse_other_tenants(
     spec: &TableSpec,
     columns: &[String],
 ) -> Result<(), SyncError> {
-    let has = |c: &str| columns.iter().any(|x| x == c);
-    let (owner_columns, owner): (Vec<&str>, &'static str) = if has("client_account_id") {
-        (
-            ["client_account_id", "engagement_id"]
-                .into_iter()
-                .filter(|c| has(c))
-                .collect(),
-            "client or engagement",
-        )
-    } else if has("master_flow_id") {
-        (vec!["master_flow_id"], "flow")
-    } else {
+    let Some((owner_columns, owner)) = owner_columns(columns) else {
         return Ok(());
     };
     let differs: Vec<String> = owner_columns
@@ -344,6 +385,36 @@ pub fn refuse_other_tenants(
         }),
         None => Ok(()),
     }
+}
+
+/// Refuses when a staged row refers to a central row (a flow, an import, an
+/// asset) of another tenant.
+pub fn refuse_foreign_references(
+    tx: &mut Transaction,
+    spec: &TableSpec,
+    scope: &Scope,
+) -> Result<(), SyncError> {
+    for &(column, parent, parent_key) in spec.references {
+        let found = tx.query_opt(
+            &format!(
+                "SELECT s.{key}, s.{column} FROM {stage} s JOIN {parent} r ON r.{parent_key} = s.{column}::uuid
+                 WHERE (r.client_account_id, r.engagement_id) IS DISTINCT FROM ($1::text::uuid, $2::text::uuid)
+                 LIMIT 1",
+                key = spec.key,
+                stage = staging(spec),
+            ),
+            &[&scope.client_account_id, &scope.engagement_id],
+        )?;
+        if let Some(row) = found {
+            return Err(SyncError::ForeignReference {
+                table: spec.name,
+                key: row.get(0),
+                parent,
+                id: row.get(1),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// WHERE clause of the central rows of this flow that are gone locally.
@@ -436,11 +507,22 @@ pub fn upsert(
         .iter()
         .map(|c| format!("EXCLUDED.\"{c}\""))
         .collect();
+    // A row is updated only while it is still this tenant's: the check and
+    // the write are one statement, so a row another tenant inserted after
+    // `refuse_other_tenants` is left alone (and refused after the upsert).
+    let same_owner: String = owner_columns(columns)
+        .map(|(owner, _)| {
+            owner
+                .iter()
+                .map(|c| format!("t.\"{c}\" = EXCLUDED.\"{c}\" AND "))
+                .collect()
+        })
+        .unwrap_or_default();
     let on_conflict = if only_inserts {
         String::new()
     } else {
         format!(
-            "ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE ({target}) IS DISTINCT FROM ({excluded})",
+            "ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE {same_owner}({target}) IS DISTINCT FROM ({excluded})",
             key = spec.key,
             sets = sets.join(", "),
             target = target.join(", "),
@@ -461,7 +543,7 @@ pub fn upsert(
                 detail: db.detail().unwrap_or(db.message()).to_string(),
             }
         }
-        _ => SyncError::Postgres(e),
+        _ => SyncError::from(e),
     })
 }
 

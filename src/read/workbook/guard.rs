@@ -42,8 +42,6 @@ pub struct Limits {
     pub ratio_floor_bytes: u64,
     /// Largest grid (rows × columns) a sheet read as a whole may allocate (.xls, .ods).
     pub max_grid_cells: u64,
-    /// Largest declared dimension of a streamed sheet (.xlsx, .xlsb).
-    pub max_declared_cells: u64,
 }
 
 pub const LIMITS: Limits = Limits {
@@ -53,7 +51,6 @@ pub const LIMITS: Limits = Limits {
     max_ratio: 250,
     ratio_floor_bytes: 16 << 20,
     max_grid_cells: 5_000_000,
-    max_declared_cells: 200_000_000,
 };
 
 /// Why a file was refused or could not be opened.

@@ -229,7 +229,7 @@ impl RowAssembler {
     ) -> Visit {
         if self.current.as_ref().is_some_and(|r| r.row != row) {
             let done = self.current.take().expect("checked above");
-            if f(done) == Visit::Stop {
+            if f(in_column_order(done)) == Visit::Stop {
                 return Visit::Stop;
             }
         }
@@ -245,9 +245,28 @@ impl RowAssembler {
 
     fn finish(&mut self, f: &mut dyn FnMut(SheetRow) -> Visit) {
         if let Some(last) = self.current.take() {
-            f(last);
+            f(in_column_order(last));
         }
     }
+}
+
+/// A row's cells sorted by column, one per column (the last written wins):
+/// a sheet's XML may list C1 before A1, or a cell twice, though Excel never
+/// writes it so.
+fn in_column_order(mut row: SheetRow) -> SheetRow {
+    if !row.cells.is_sorted_by(|a, b| a.0 < b.0) {
+        // Stable, so of one column's cells the last written stays last.
+        row.cells.sort_by_key(|(col, _)| *col);
+        let mut deduped: Vec<(u32, CellValue)> = Vec::with_capacity(row.cells.len());
+        for cell in row.cells.drain(..) {
+            match deduped.last_mut() {
+                Some(last) if last.0 == cell.0 => *last = cell,
+                _ => deduped.push(cell),
+            }
+        }
+        row.cells = deduped;
+    }
+    row
 }
 
 fn visit_range(

@@ -17,6 +17,13 @@ use crate::read::{Row, RowWarning};
 /// Non-empty rows looked at to find the header.
 pub const HEADER_SCAN_ROWS: usize = 20;
 
+/// Excel's widest sheet (A..XFD). A table no wider keeps a column for every
+/// position between its first and last header cell, as Excel shows it; a
+/// wider one (only a damaged or hostile file declares a cell past XFD) keeps
+/// a column only where a cell exists, so memory follows the cells, never a
+/// declared coordinate.
+pub const MAX_COLUMNS: u32 = 16_384;
+
 /// What was decided about a sheet's header.
 #[derive(Debug, Clone, Serialize)]
 pub struct SheetHeader {
@@ -25,6 +32,9 @@ pub struct SheetHeader {
     /// 0-based column where the table starts.
     pub first_col: u32,
     pub columns: Vec<String>,
+    /// The sheet column of each of `columns`, ascending.
+    #[serde(skip)]
+    pub sheet_cols: Vec<u32>,
     #[serde(skip)]
     pub warnings: Vec<HeaderWarning>,
     pub preamble: Vec<PreambleRow>,
@@ -32,7 +42,18 @@ pub struct SheetHeader {
 
 /// Streams a sheet's rows into staged rows.
 pub struct SheetTable {
-    lookahead: Vec<SheetRow>,
+    /// Rows read ahead to find the header, each with the number of blank
+    /// rows just before it (counted, never held).
+    lookahead: Vec<(SheetRow, u64)>,
+    blanks_ahead: u64,
+    /// The last record_index given: rows whose XML comes out of order are
+    /// numbered after it, so record indexes stay unique.
+    last_record_index: i64,
+    /// Merged ranges (sorted by first row) not yet reached, and those
+    /// covering the current row.
+    next_merged: usize,
+    active_merged: Vec<usize>,
+    merged_row: u32,
     header: Option<SheetHeader>,
     encoder: RowEncoder,
     merged: Vec<Merged>,
@@ -46,8 +67,15 @@ pub struct SheetTable {
 
 impl SheetTable {
     pub fn new(merged: Vec<Merged>) -> SheetTable {
+        let mut merged = merged;
+        merged.sort_unstable();
         SheetTable {
             lookahead: Vec::new(),
+            blanks_ahead: 0,
+            last_record_index: 0,
+            next_merged: 0,
+            active_merged: Vec::new(),
+            merged_row: 0,
             header: None,
             encoder: RowEncoder::new(&[]),
             merged,
@@ -65,16 +93,13 @@ impl SheetTable {
             self.emit(row);
             return;
         }
-        if row.cells.is_empty() && self.lookahead.is_empty() {
-            return; // blank rows above the table
+        if row.cells.is_empty() {
+            self.blanks_ahead += 1;
+            return;
         }
-        self.lookahead.push(row);
-        let filled = self
-            .lookahead
-            .iter()
-            .filter(|r| !r.cells.is_empty())
-            .count();
-        if filled >= HEADER_SCAN_ROWS {
+        self.lookahead
+            .push((row, std::mem::take(&mut self.blanks_ahead)));
+        if self.lookahead.len() >= HEADER_SCAN_ROWS {
             self.decide();
         }
     }
@@ -83,6 +108,10 @@ impl SheetTable {
     pub fn finish(&mut self) {
         if self.header.is_none() && !self.lookahead.is_empty() {
             self.decide();
+        }
+        if self.header.is_some() {
+            // Blank rows below the last one read ahead.
+            self.blank_rows += std::mem::take(&mut self.blanks_ahead);
         }
     }
 
@@ -115,7 +144,7 @@ impl SheetTable {
 
     fn decide(&mut self) {
         let rows = std::mem::take(&mut self.lookahead);
-        let header = find_header(&rows);
+        let header = find_header(rows.iter().map(|(row, _)| row));
         self.encoder = RowEncoder::new(&header.columns);
         // The header row, or the last title row of a sheet without one: rows up
         // to it are not data.
@@ -125,10 +154,11 @@ impl SheetTable {
             .or_else(|| header.preamble.last().map(|p| p.line))
             .unwrap_or(0);
         self.header = Some(header);
-        for row in rows {
+        for (row, blanks_before) in rows {
             if u64::from(row.row) < skip_through {
                 continue;
             }
+            self.blank_rows += blanks_before;
             self.emit(row);
         }
     }
@@ -140,47 +170,65 @@ impl SheetTable {
             .expect("emit runs after the header is decided");
         let first_col = header.first_col;
         let header_row0 = header.row.map(|r| r - 1);
-        self.fill_merged(&mut row, header_row0);
+        let sheet_cols = std::mem::take(&mut self.header.as_mut().expect("decided").sheet_cols);
+        self.fill_merged(&mut row, header_row0, &sheet_cols);
         if row.cells.is_empty() {
+            self.header.as_mut().expect("decided").sheet_cols = sheet_cols;
             self.blank_rows += 1;
             return;
         }
-        let record_index = i64::from(row.row) + 1;
         let line = u64::from(row.row) + 1;
+        let mut record_index = i64::from(row.row) + 1;
+        if record_index <= self.last_record_index {
+            record_index = self.last_record_index + 1;
+            self.warnings.push(RowWarning {
+                record_index,
+                line,
+                column: None,
+                code: "row_out_of_order",
+                message: format!(
+                    "row {line} comes after row {} in the sheet's XML; it is kept as record {record_index}. Open and save the workbook in Excel or LibreOffice to put its rows in order",
+                    self.last_record_index
+                ),
+            });
+        }
+        self.last_record_index = record_index;
         let header_len = self.encoder.header_len();
         let mut values: Vec<Option<&str>> = vec![Some(""); header_len];
         let mut outside = Vec::new();
+        let mut right = Vec::new();
         for (col, value) in &row.cells {
-            let Some(index) = col.checked_sub(first_col) else {
+            if *col < first_col {
                 outside.push(*col);
                 continue;
-            };
-            let index = index as usize;
-            if index >= values.len() {
-                values.resize(index + 1, Some(""));
             }
+            // Contiguous columns are placed by subtraction, others looked up.
+            let index = match sheet_cols.get((col - first_col) as usize) {
+                Some(c) if c == col => Some((col - first_col) as usize),
+                _ => sheet_cols.binary_search(col).ok(),
+            };
+            let Some(index) = index else {
+                // Right of the header (or in a column only a hostile sheet
+                // has): kept after the header's values, without gaps.
+                right.push(*col);
+                values.push(value.text.as_deref());
+                let index = values.len() - 1;
+                if let Some((code, held)) = &value.problem {
+                    let column = self.encoder.name(index).to_string();
+                    let warning =
+                        cell_warning(*code, held, row.row, *col, column, record_index, line);
+                    self.warnings.push(warning);
+                }
+                continue;
+            };
             values[index] = value.text.as_deref();
             if let Some((code, held)) = &value.problem {
                 let column = self.encoder.name(index).to_string();
-                let at = cell_ref(row.row, *col);
-                let message = match *code {
-                    "error_cell" => format!(
-                        "{at} ({column}) holds the error {held}; stored as null. Fix the formula or value in the workbook"
-                    ),
-                    _ => format!(
-                        "{at} ({column}) holds {held} but the file stores no computed value; stored as null. Open the workbook in Excel or LibreOffice, let it recalculate, save, and import again"
-                    ),
-                };
-                self.warnings.push(RowWarning {
-                    record_index,
-                    line,
-                    column: Some(column),
-                    code,
-                    message,
-                });
+                let warning = cell_warning(*code, held, row.row, *col, column, record_index, line);
+                self.warnings.push(warning);
             }
         }
-        if values.len() > header_len {
+        if let Some(&first_right) = right.first() {
             let extra = self.encoder.name(header_len).to_string();
             self.warnings.push(RowWarning {
                 record_index,
@@ -188,7 +236,9 @@ impl SheetTable {
                 column: Some(extra.clone()),
                 code: "ragged_row",
                 message: format!(
-                    "row {line} has values right of the header's last column; they are kept as {extra}.."
+                    "row {line} has {} value(s) outside the header's columns, from {}; they are kept as {extra}..",
+                    right.len(),
+                    cell_ref(row.row, first_right)
                 ),
             });
         }
@@ -216,6 +266,7 @@ impl SheetTable {
             });
         }
         let raw_data = self.encoder.encode_nullable(values.into_iter());
+        self.header.as_mut().expect("decided").sheet_cols = sheet_cols;
         self.rows.push(Row {
             record_index,
             raw_data,
@@ -224,14 +275,41 @@ impl SheetTable {
 
     /// Copies the top-left value of each merged range into the cells it covers,
     /// for ranges that start below the header.
-    fn fill_merged(&mut self, row: &mut SheetRow, header_row0: Option<u32>) {
+    /// Only the table's columns are filled, and only in rows the sheet
+    /// holds: a range declared over `A2:XFD5000` costs what the table has.
+    fn fill_merged(&mut self, row: &mut SheetRow, header_row0: Option<u32>, sheet_cols: &[u32]) {
         if self.merged.is_empty() {
             return;
         }
         let r = row.row;
-        let mut added = false;
-        for (i, &(r0, c0, r1, c1)) in self.merged.iter().enumerate() {
-            if r < r0 || r > r1 || header_row0.is_some_and(|h| r0 <= h) {
+        if r < self.merged_row {
+            // Rows out of order: sweep the ranges again from the top.
+            self.next_merged = 0;
+            self.active_merged.clear();
+        }
+        self.merged_row = r;
+        while let Some(&(r0, ..)) = self.merged.get(self.next_merged) {
+            if r0 > r {
+                break;
+            }
+            self.active_merged.push(self.next_merged);
+            self.next_merged += 1;
+        }
+        let merged = &self.merged;
+        let anchors = &mut self.anchors;
+        self.active_merged.retain(|&i| {
+            let keep = merged[i].2 >= r;
+            if !keep {
+                anchors.remove(&i);
+            }
+            keep
+        });
+        let mut present: std::collections::HashSet<u32> =
+            row.cells.iter().map(|(c, _)| *c).collect();
+        let mut added = Vec::new();
+        for &i in &self.active_merged {
+            let (r0, c0, r1, c1) = self.merged[i];
+            if header_row0.is_some_and(|h| r0 <= h) {
                 continue;
             }
             if r == r0 {
@@ -242,19 +320,21 @@ impl SheetTable {
             let Some(anchor) = self.anchors.get(&i) else {
                 continue;
             };
-            for col in c0..=c1 {
-                if (r, col) == (r0, c0) || row.cells.iter().any(|(c, _)| *c == col) {
+            let from = sheet_cols.partition_point(|&c| c < c0);
+            let to = sheet_cols.partition_point(|&c| c <= c1);
+            for &col in &sheet_cols[from..to] {
+                if (r, col) == (r0, c0) || !present.insert(col) {
                     continue;
                 }
-                row.cells.push((col, anchor.clone()));
-                self.filled_cells += 1;
-                added = true;
+                added.push((col, anchor.clone()));
             }
             if r == r1 {
                 self.anchors.remove(&i);
             }
         }
-        if added {
+        if !added.is_empty() {
+            self.filled_cells += added.len() as u64;
+            row.cells.extend(added);
             row.cells.sort_by_key(|(c, _)| *c);
         }
     }
@@ -264,8 +344,8 @@ impl SheetTable {
 /// left of a table at least four columns wide) are skipped into the preamble;
 /// the next row is the header unless most of its cells are numbers, dates or
 /// booleans, in which case the sheet has no header and columns are numbered.
-pub fn find_header(rows: &[SheetRow]) -> SheetHeader {
-    let filled: Vec<&SheetRow> = rows.iter().filter(|r| !r.cells.is_empty()).collect();
+pub fn find_header<'r>(rows: impl Iterator<Item = &'r SheetRow>) -> SheetHeader {
+    let filled: Vec<&SheetRow> = rows.filter(|r| !r.cells.is_empty()).collect();
     let widest = filled.iter().map(|r| r.cells.len()).max().unwrap_or(0);
     let first_col = filled
         .iter()
@@ -307,6 +387,7 @@ pub fn find_header(rows: &[SheetRow]) -> SheetHeader {
             row: None,
             first_col,
             columns: Vec::new(),
+            sheet_cols: Vec::new(),
             warnings,
             preamble,
         };
@@ -327,8 +408,10 @@ pub fn find_header(rows: &[SheetRow]) -> SheetHeader {
             .filter_map(|r| r.cells.last().map(|(c, _)| *c))
             .max()
             .unwrap_or(first_col);
-        let columns: Vec<String> = (1..=(last_col - first_col + 1))
-            .map(|i| format!("column_{i}"))
+        let sheet_cols = table_columns(first_col, last_col, &filled);
+        let columns: Vec<String> = sheet_cols
+            .iter()
+            .map(|c| format!("column_{}", c - first_col + 1))
             .collect();
         warnings.push(sheet_warning(format!(
             "no header row found: row {} holds values ({} of its {} cells are numbers, dates or booleans), not column names; every row is kept as data under column_1..column_{}. Add a header row to the sheet and import it again to map the columns by name",
@@ -341,14 +424,18 @@ pub fn find_header(rows: &[SheetRow]) -> SheetHeader {
             row: None,
             first_col,
             columns,
+            sheet_cols,
             warnings,
             preamble,
         };
     }
     let last_col = candidate.cells.last().map_or(first_col, |(c, _)| *c);
-    let mut written = vec![String::new(); (last_col - first_col + 1) as usize];
+    let sheet_cols = table_columns(first_col, last_col, &filled[at..at + 1]);
+    let mut written = vec![String::new(); sheet_cols.len()];
     for (col, value) in &candidate.cells {
-        written[(col - first_col) as usize] = value.text.clone().unwrap_or_default();
+        if let Ok(index) = sheet_cols.binary_search(col) {
+            written[index] = value.text.clone().unwrap_or_default();
+        }
     }
     let (columns, renamed) = name_columns(&written);
     warnings.extend(renamed);
@@ -356,8 +443,57 @@ pub fn find_header(rows: &[SheetRow]) -> SheetHeader {
         row: Some(candidate.row + 1),
         first_col,
         columns,
+        sheet_cols,
         warnings,
         preamble,
+    }
+}
+
+/// The sheet columns of a table from `first` to `last`: every one when the
+/// table is no wider than Excel allows, else only those where `rows` hold a
+/// cell.
+fn table_columns(first: u32, last: u32, rows: &[&SheetRow]) -> Vec<u32> {
+    if last < first {
+        return Vec::new();
+    }
+    if last - first < MAX_COLUMNS {
+        return (first..=last).collect();
+    }
+    let mut cols: Vec<u32> = rows
+        .iter()
+        .flat_map(|r| r.cells.iter().map(|(c, _)| *c))
+        .filter(|c| (first..=last).contains(c))
+        .collect();
+    cols.sort_unstable();
+    cols.dedup();
+    cols
+}
+
+/// The warning for a cell whose value could not be kept.
+fn cell_warning(
+    code: &'static str,
+    held: &str,
+    row: u32,
+    col: u32,
+    column: String,
+    record_index: i64,
+    line: u64,
+) -> RowWarning {
+    let at = cell_ref(row, col);
+    let message = match code {
+        "error_cell" => format!(
+            "{at} ({column}) holds the error {held}; stored as null. Fix the formula or value in the workbook"
+        ),
+        _ => format!(
+            "{at} ({column}) holds {held} but the file stores no computed value; stored as null. Open the workbook in Excel or LibreOffice, let it recalculate, save, and import again"
+        ),
+    };
+    RowWarning {
+        record_index,
+        line,
+        column: Some(column),
+        code,
+        message,
     }
 }
 
@@ -400,7 +536,7 @@ mod tests {
             row(3, (1..6).map(|c| (c, text(&format!("H{c}")))).collect()),
             row(4, (1..6).map(|c| (c, number("1"))).collect()),
         ];
-        let header = find_header(&rows);
+        let header = find_header(rows.iter());
         assert_eq!(header.row, Some(4));
         assert_eq!(header.first_col, 1);
         assert_eq!(header.columns, vec!["H1", "H2", "H3", "H4", "H5"]);
@@ -420,7 +556,7 @@ mod tests {
                 vec![(0, text("web02")), (1, number("8")), (2, number("32"))],
             ),
         ];
-        let header = find_header(&rows);
+        let header = find_header(rows.iter());
         assert_eq!(header.row, None);
         assert_eq!(header.columns, vec!["column_1", "column_2", "column_3"]);
         assert!(header.warnings[0].message.contains("no header row found"));

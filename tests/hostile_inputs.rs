@@ -1,0 +1,551 @@
+//! Files nobody controls: one test per hostile input, each run through the
+//! real binary, asserting what intake does, its exit code, that its memory
+//! stays under 400 MB where the input tried to exhaust it, and that a good
+//! file still imports into the same engagement afterwards.
+
+mod common;
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+/// The most memory any command may take (the issue's bound).
+const MAX_RSS_KB: i64 = 400 * 1024;
+
+fn hostile(name: &str) -> PathBuf {
+    fixture(&format!("hostile/{name}"))
+}
+
+/// Runs `intake ARGS` in the work dir and watches its high-water RSS
+/// (`VmHWM` in /proc, polled until it exits; wait4's figure would include
+/// the test process it was spawned from): (exit code, stdout, stderr, peak
+/// RSS in KB).
+fn measured(work: &Work, args: &[&str]) -> (i32, String, String, i64) {
+    let out_path = work.path("measured.out");
+    let err_path = work.path("measured.err");
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("intake"))
+        .args(args)
+        .current_dir(work.dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .expect("start intake");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path) {
+            let hwm = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok());
+            peak = peak.max(hwm.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    (
+        status.code().unwrap_or(-1),
+        std::fs::read_to_string(out_path).unwrap(),
+        std::fs::read_to_string(err_path).unwrap(),
+        peak,
+    )
+}
+
+/// A good export still imports into the engagement the hostile one went to.
+fn a_good_file_still_imports(work: &Work) {
+    let (code, out) =
+        work.import_json(&[sample("servicenow_cmdb_ci_server.csv").to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["files"][0]["status"], "completed", "{out}");
+    let conn = work.conn();
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM discovery_flows WHERE status <> 'completed'"
+        ),
+        0,
+        "every flow finished"
+    );
+}
+
+/// The validation errors of the record whose raw_data names `server`.
+fn errors_of(work: &Work, server: &str) -> Vec<Value> {
+    let text: String = work
+        .conn()
+        .query_row(
+            "SELECT validation_errors FROM raw_import_records WHERE raw_data LIKE ?1",
+            [format!("%\"{server}\"%")],
+            |r| r.get(0),
+        )
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn has_error(errors: &[Value], code: &str, raw: &str) -> bool {
+    errors
+        .iter()
+        .any(|e| e["code"] == code && e["raw_value"] == raw)
+}
+
+#[test]
+fn minus_one_and_unknown_read_as_missing_and_impossible_numbers_are_refused() {
+    let work = Work::new();
+    let file = hostile("azure_migrate_minus_one_for_unknown.csv");
+    let (code, out) = work.import_json(&[file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["files"][0]["status"], "completed", "{out}");
+    let conn = work.conn();
+    let value = |name: &str, column: &str| -> Option<f64> {
+        conn.query_row(
+            &format!("SELECT {column} FROM assets WHERE name = ?1"),
+            [name],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    // Every machine is an asset; unknown values are empty, not -1.
+    assert_eq!(count(&conn, "SELECT count(*) FROM assets"), 5);
+    assert_eq!(value("AZWEB000", "memory_gb"), Some(32.0));
+    assert_eq!(value("AZWEB000", "cpu_cores"), Some(16.0));
+    for column in [
+        "memory_gb",
+        "cpu_cores",
+        "storage_used_gb",
+        "cpu_utilization_percent",
+    ] {
+        assert_eq!(value("AZWEB001", column), None, "{column}");
+        assert_eq!(value("AZWEB003", column), None, "{column}");
+    }
+    assert_eq!(value("AZWEB002", "memory_gb"), None);
+    // The raw values are kept with a reason.
+    let errors = errors_of(&work, "AZWEB001");
+    assert!(has_error(&errors, "missing_marker", "-1"), "{errors:?}");
+    let errors = errors_of(&work, "AZWEB002");
+    assert!(
+        has_error(&errors, "missing_marker", "unknown"),
+        "{errors:?}"
+    );
+    assert!(has_error(&errors, "missing_marker", "N/A"), "{errors:?}");
+    let errors = errors_of(&work, "AZWEB003");
+    assert!(
+        has_error(&errors, "out_of_range", "8999999999999999"),
+        "{errors:?}"
+    );
+    assert!(has_error(&errors, "out_of_range", "-4096"), "{errors:?}");
+    assert!(has_error(&errors, "out_of_range", "250"), "{errors:?}");
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM assets WHERE memory_gb < 0 OR cpu_cores < 0 OR storage_used_gb < 0"),
+        0
+    );
+    a_good_file_still_imports(&work);
+}
+
+#[test]
+fn values_an_older_intake_stored_out_of_range_do_not_break_the_engagement() {
+    let work = Work::new();
+    let file = sample("servicenow_cmdb_ci_server.csv");
+    work.run_ok(&["import", file.to_str().unwrap(), "-q"]);
+    // Records cleansed by a version that let -1 through, as such a database holds them.
+    work.conn()
+        .execute_batch(
+            "UPDATE raw_import_records SET cleansed_data = json_set(cleansed_data, '$.memory_gb', -1, '$.cpu_cores', -8)",
+        )
+        .unwrap();
+    // The next import rebuilds the engagement's assets from those records too.
+    let other = hostile("impossible_dates.csv");
+    let (code, out) = work.import_json(&[other.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let conn = work.conn();
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM assets WHERE memory_gb < 0 OR cpu_cores < 0"
+        ),
+        0
+    );
+    assert!(
+        count(
+            &conn,
+            "SELECT count(*) FROM assets WHERE json_extract(custom_attributes, '$._rejected.memory_gb') = -1"
+        ) > 0,
+        "the refused value is kept aside"
+    );
+}
+
+#[test]
+fn os_names_that_change_length_when_lowercased_are_read() {
+    let work = Work::new();
+    let file = hostile("os_names_that_change_length_when_lowercased.csv");
+    // Mapped by a rule: the names are too odd for the content check to agree.
+    let rules = work.write(
+        "rules.toml",
+        "[columns]\n\"Operating System\" = \"operating_system\"\n",
+    );
+    let (code, out) =
+        work.import_json(&[file.to_str().unwrap(), "--rules", rules.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let conn = work.conn();
+    assert_eq!(count(&conn, "SELECT count(*) FROM assets"), 3);
+    let (os, version): (String, Option<String>) = conn
+        .query_row(
+            "SELECT operating_system, os_version FROM assets WHERE name = 'web02'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(os, "Red Hat Enterprise Linux");
+    assert_eq!(version.as_deref(), Some("8"));
+    a_good_file_still_imports(&work);
+}
+
+#[test]
+fn impossible_dates_are_refused_not_truncated() {
+    let work = Work::new();
+    let file = hostile("impossible_dates.csv");
+    let (code, out) = work.import_json(&[file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let errors = errors_of(&work, "web01");
+    assert!(
+        has_error(&errors, "not_a_date", "01.257.2024"),
+        "{errors:?}"
+    );
+    assert!(has_error(&errors, "not_a_date", "2024-02-30"), "{errors:?}");
+    let errors = errors_of(&work, "web02");
+    assert!(has_error(&errors, "not_a_date", "0001-01-01"), "{errors:?}");
+    let conn = work.conn();
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM assets WHERE last_discovered_at LIKE '2024-01-01%'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM assets WHERE last_discovered_at = '2024-03-01'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn workbook_cells_out_of_order_are_placed_by_their_column() {
+    let work = Work::new();
+    let file = hostile("cells_out_of_order.xlsx");
+    let (code, out) = work.import_json(&[file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let rows = raw_rows(&work.conn(), "cells_out_of_order");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let by_name = |name: &str| rows.iter().find(|(_, r)| r["Server Name"] == name);
+    // A cell written twice keeps its last value; row 2 came after row 3.
+    let second = by_name("web02b").expect("row 2");
+    assert_eq!(second.1["Memory GB"], "16");
+    assert_eq!(second.1["IP Address"], "10.0.0.2");
+    assert_eq!(by_name("web03").unwrap().1["IP Address"], "10.0.0.3");
+    let indexes: std::collections::HashSet<i64> = rows.iter().map(|(i, _)| *i).collect();
+    assert_eq!(indexes.len(), 3, "record indexes stay unique");
+    assert!(
+        out.to_string().contains("row_out_of_order") || out.to_string().contains("out of order"),
+        "{out}"
+    );
+    a_good_file_still_imports(&work);
+}
+
+#[test]
+fn a_cell_at_column_zzzzzz_costs_one_cell() {
+    let work = Work::new();
+    let file = hostile("cell_at_column_zzzzzz.xlsx");
+    let (code, stdout, stderr, rss) =
+        measured(&work, &["import", file.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(rss < MAX_RSS_KB, "peak RSS {rss} KB");
+    let rows = raw_rows(&work.conn(), "cell_at_column_zzzzzz");
+    assert_eq!(rows.len(), 2);
+    // The stray values are kept, without 321 million columns in between.
+    let first = &rows[0].1;
+    assert!(first.as_object().unwrap().len() <= 5, "{first}");
+    assert!(
+        first.as_object().unwrap().values().any(|v| v == "far away"),
+        "{first}"
+    );
+    a_good_file_still_imports(&work);
+}
+
+#[test]
+fn a_merged_range_over_the_whole_width_fills_only_the_table() {
+    let work = Work::new();
+    let file = hostile("merged_range_whole_width.xlsx");
+    let (code, stdout, stderr, rss) =
+        measured(&work, &["import", file.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(rss < MAX_RSS_KB, "peak RSS {rss} KB");
+    let rows = raw_rows(&work.conn(), "merged_range_whole_width");
+    assert_eq!(rows.len(), 4999);
+    assert!(rows.iter().all(|(_, r)| r.as_object().unwrap().len() == 3));
+    let size = std::fs::metadata(work.db()).unwrap().len();
+    assert!(size < 32 * 1024 * 1024, "the database is {size} bytes");
+    a_good_file_still_imports(&work);
+}
+
+#[test]
+fn blank_records_before_the_header_hold_no_memory() {
+    let work = Work::new();
+    let path = work.path("blank_records_before_header.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    for _ in 0..20_000_000 {
+        out.write_all(b",\n").unwrap();
+    }
+    out.write_all(b"Server Name,IP Address\nweb01,10.0.0.1\n\n,\nweb02,10.0.0.2\n")
+        .unwrap();
+    drop(out);
+    let (code, stdout, stderr, rss) =
+        measured(&work, &["import", path.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(rss < MAX_RSS_KB, "peak RSS {rss} KB");
+    let out: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(out["files"][0]["rows"], 2, "{out}");
+    a_good_file_still_imports(&work);
+}
+
+#[test]
+fn ten_thousand_duplicate_headers_are_named_in_linear_time() {
+    let work = Work::new();
+    let path = work.path("ten_thousand_duplicate_headers.csv");
+    let header = vec!["Name"; 10_000].join(",");
+    let row = (0..10_000)
+        .map(|i| format!("v{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    std::fs::write(&path, format!("{header}\n{row}\n{row}\n")).unwrap();
+    let (code, stdout, stderr, rss) =
+        measured(&work, &["import", path.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(rss < MAX_RSS_KB, "peak RSS {rss} KB");
+    let rows = raw_rows(&work.conn(), "ten_thousand_duplicate_headers");
+    assert_eq!(rows[0].1["Name"], "v0");
+    assert_eq!(rows[0].1["Name_10000"], "v9999");
+}
+
+#[test]
+fn ten_thousand_distinct_columns_are_mapped_in_bounded_memory() {
+    let work = Work::new();
+    let path = work.path("ten_thousand_distinct_columns.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let header: Vec<String> = std::iter::once("Server Name".to_string())
+        .chain((1..10_000).map(|i| format!("metric_{i}")))
+        .collect();
+    writeln!(out, "{}", header.join(",")).unwrap();
+    for r in 0..300 {
+        let row: Vec<String> = std::iter::once(format!("srv{r:04}"))
+            .chain((1..10_000).map(|i| format!("{}", (i * r) % 977)))
+            .collect();
+        writeln!(out, "{}", row.join(",")).unwrap();
+    }
+    drop(out);
+    let (code, stdout, stderr, rss) =
+        measured(&work, &["import", path.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(rss < MAX_RSS_KB, "peak RSS {rss} KB");
+    let conn = work.conn();
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM import_field_mappings"),
+        10_000
+    );
+    assert_eq!(count(&conn, "SELECT count(*) FROM assets"), 300);
+}
+
+#[test]
+fn a_directory_that_links_to_itself_is_walked_once() {
+    let work = Work::new();
+    let dir = work.path("exports");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(
+        sample("servicenow_cmdb_ci_server.csv"),
+        dir.join("servers.csv"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(".", dir.join("a")).unwrap();
+    std::os::unix::fs::symlink("../exports", dir.join("b")).unwrap();
+    let (code, out) = work.import_json(&[dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["files"].as_array().unwrap().len(), 1, "{out}");
+    let ignored = out["ignored_paths"].to_string();
+    assert!(ignored.contains("already read"), "{out}");
+}
+
+/// Whether printed text holds a control character other than a line break.
+fn holds_controls(text: &str) -> bool {
+    text.chars().any(|c| c.is_control() && c != '\n')
+}
+
+#[test]
+fn escape_sequences_in_the_data_are_shown_escaped() {
+    let work = Work::new();
+    let file = hostile("terminal_escape_sequences.csv");
+    let out = work.run_ok(&["import", file.to_str().unwrap()]);
+    let summary = String::from_utf8(out.stdout).unwrap();
+    assert!(!holds_controls(&summary), "{summary:?}");
+    let out = work.run_ok(&["mappings"]);
+    let mappings = String::from_utf8(out.stdout).unwrap();
+    assert!(!holds_controls(&mappings), "{mappings:?}");
+    assert!(mappings.contains("\\u{1b}"), "shown escaped: {mappings}");
+    let out = work.run_ok(&["assets"]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(!holds_controls(&table), "{table:?}");
+    // JSON keeps the values, every control character written as an escape.
+    let out = work.run_ok(&["assets", "--format", "json"]);
+    let json = String::from_utf8(out.stdout).unwrap();
+    assert!(!holds_controls(&json), "{json:?}");
+    let assets: Value = serde_json::from_str(&json).unwrap();
+    let owners: Vec<String> = assets
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["custom_attributes"].as_object().unwrap().values())
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    assert!(owners.iter().any(|o| o.contains('\u{9b}')), "{owners:?}");
+}
+
+#[test]
+fn exports_neutralise_formulas_cap_excel_cells_and_keep_the_database() {
+    let work = Work::new();
+    let file = hostile("formula_after_leading_whitespace.csv");
+    work.run_ok(&["import", file.to_str().unwrap(), "-q"]);
+    let long = "x".repeat(40_000);
+    let path = work.write(
+        "long_value.csv",
+        &format!("Server Name,Description\nweb09,{long}\n"),
+    );
+    work.run_ok(&["import", path.to_str().unwrap(), "-q"]);
+
+    let out = work.run_ok(&["assets", "--format", "csv"]);
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.contains("\"' =HYPERLINK("), "{csv}");
+    assert!(csv.contains("\"'\n@SUM(1+1)\""), "{csv}");
+    assert!(
+        csv.contains(",-12.5,") || csv.contains(",-12.5\n"),
+        "a number stays a number: {csv}"
+    );
+    assert!(csv.contains(&long), "CSV keeps the whole value");
+
+    work.run_ok(&["assets", "--output", "assets.xlsx"]);
+    let mut book: calamine::Xlsx<_> = calamine::open_workbook(work.path("assets.xlsx")).unwrap();
+    use calamine::Reader;
+    let range = book.worksheet_range("assets").unwrap();
+    let longest = range
+        .rows()
+        .flat_map(|r| r.iter())
+        .map(|c| c.to_string())
+        .max_by_key(|s| s.chars().count())
+        .unwrap();
+    assert!(longest.chars().count() <= 32_767);
+    assert!(
+        longest.contains("cut at Excel's limit: 40000 characters"),
+        "{}",
+        &longest[longest.len() - 120..]
+    );
+
+    // The database itself, by its name or through a link, is refused.
+    let before = std::fs::read(work.db()).unwrap();
+    expect_failure(
+        &work,
+        &["assets", "--output", "intake.db", "--format", "csv"],
+        2,
+        "is the database",
+    );
+    std::os::unix::fs::symlink(work.db(), work.path("link.csv")).unwrap();
+    expect_failure(
+        &work,
+        &["assets", "--output", "link.csv"],
+        2,
+        "is the database",
+    );
+    expect_failure(
+        &work,
+        &["report", "--output", "intake.db"],
+        2,
+        "is the database",
+    );
+    assert_eq!(std::fs::read(work.db()).unwrap(), before);
+}
+
+#[test]
+fn a_closed_pipe_ends_an_export_quietly() {
+    let work = Work::new();
+    let export = work.path("cmdb.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&export).unwrap());
+    intake::synth::write_cmdb_csv(&mut out, 3_000, 1.0, 3).unwrap();
+    drop(out);
+    work.run_ok(&["import", export.to_str().unwrap(), "-q"]);
+    for format in ["table", "csv", "json"] {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("intake"))
+            .args([
+                "--db",
+                work.db().to_str().unwrap(),
+                "assets",
+                "--format",
+                format,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        // `| head -1`: the reader is gone after one line.
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{format}: {stderr}");
+        assert!(
+            !stderr.contains("Broken pipe") && !stderr.contains("error"),
+            "{format}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_killed_runs_stdin_spool_is_removed_by_the_next_run() {
+    let work = Work::new();
+    let stale = work.path(".intake.db.stdin-Xy12ab");
+    std::fs::write(&stale, "Server Name\nweb01\n").unwrap();
+    let file = sample("servicenow_cmdb_ci_server.csv");
+    work.run_ok(&["import", file.to_str().unwrap(), "-q"]);
+    assert!(!stale.exists(), "the spool a killed run left is gone");
+    // A spool of another database in the same directory is left alone.
+    let other = work.path(".other.db.stdin-Ab34cd");
+    std::fs::write(&other, "x").unwrap();
+    let (code, _) = work.import_json(&["-"]);
+    assert!(code == 0 || code == 3);
+    assert!(other.exists());
+}
+
+#[test]
+fn a_database_reached_through_a_link_takes_the_same_writer_lock() {
+    let work = Work::new();
+    let file = sample("servicenow_cmdb_ci_server.csv");
+    work.run_ok(&["import", file.to_str().unwrap(), "-q"]);
+    std::os::unix::fs::symlink(work.db(), work.path("linked.db")).unwrap();
+    work.run_ok(&[
+        "--db",
+        "linked.db",
+        "import",
+        "--force",
+        file.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(work.path("intake.db.lock").exists());
+    assert!(
+        !work.path("linked.db.lock").exists(),
+        "the lock is the database's own"
+    );
+}
