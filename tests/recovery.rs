@@ -111,9 +111,12 @@ fn completed_phases(db: &std::path::Path) -> i64 {
 fn a_kill_in_any_phase_is_finished_by_the_next_run() {
     let source = Work::new();
     // Every server names its application: the dependencies phase has work.
+    // Two files in one run: the inventory phase builds them (not staging).
     let export = write_export(&source, 30_000);
+    let cmdb = sample("servicenow_cmdb_ci_server.csv");
+    let files = [export.to_str().unwrap(), cmdb.to_str().unwrap()];
     let clean = Work::new();
-    let (code, out) = clean.import_json(&[export.to_str().unwrap()]);
+    let (code, out) = clean.import_json(&files);
     assert_eq!(code, 0, "{out}");
     let expected = asset_digest(&clean.conn());
     assert!(count(&clean.conn(), "SELECT count(*) FROM asset_dependencies") > 0);
@@ -127,7 +130,13 @@ fn a_kill_in_any_phase_is_finished_by_the_next_run() {
             seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
             let delay = Duration::from_millis(u64::from(seed >> 16) % 60);
             let work = Work::new();
-            let mut child = work.spawn_import(&export);
+            let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("intake"))
+                .args(["--db", work.db().to_str().unwrap(), "import", "--quiet"])
+                .args(files)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
             let deadline = Instant::now() + Duration::from_secs(120);
             while completed_phases(&work.db()) < phase
                 && child.try_wait().unwrap().is_none()
@@ -136,11 +145,18 @@ fn a_kill_in_any_phase_is_finished_by_the_next_run() {
                 std::thread::sleep(Duration::from_millis(2));
             }
             std::thread::sleep(delay);
-            child.kill().unwrap(); // SIGKILL, or nothing if it already ended
+            let done = completed_phases(&work.db());
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before it could be killed after {phase} phases"
+            );
+            child.kill().unwrap(); // SIGKILL: no cleanup code runs
             child.wait().unwrap();
-            let context = format!("killed in phase {phase} after {delay:?} (attempt {attempt})");
+            let context = format!(
+                "killed {delay:?} after phase {phase} began, with {done} phases done (attempt {attempt})"
+            );
 
-            let (code, out) = work.import_json(&[export.to_str().unwrap()]);
+            let (code, out) = work.import_json(&files);
             assert_eq!(code, 0, "{context}: {out}");
             let conn = work.conn();
             let integrity: String = conn

@@ -209,12 +209,17 @@ struct FlowToSync {
 pub fn run(conn: &Connection, request: &SyncRequest) -> Result<SyncOutcome, SyncError> {
     let started = Instant::now();
     // One read transaction: every table is read as of one moment, even if
-    // an import writes to the file meanwhile (it waits to commit).
-    let snapshot = conn.unchecked_transaction()?;
-    let flow = flow_to_sync(conn, request.flow)?;
-    let target = describe_target(request.database_url);
-    let result = sync_flow(conn, request, &flow, &target, started);
-    snapshot.rollback()?;
+    // an import writes to the file meanwhile (its commit waits). It ends
+    // once every table is staged centrally (`load_and_apply`), or here.
+    conn.execute_batch("BEGIN")?;
+    let flow = flow_to_sync(conn, request.flow);
+    let result = flow.and_then(|flow| {
+        let target = describe_target(request.database_url);
+        let result = sync_flow(conn, request, &flow, &target, started);
+        Ok((flow, target, result))
+    });
+    end_snapshot(conn)?;
+    let (flow, target, result) = result?;
     if request.dry_run {
         return result;
     }
@@ -243,6 +248,15 @@ pub fn run(conn: &Connection, request: &SyncRequest) -> Result<SyncOutcome, Sync
         ],
     )?;
     result
+}
+
+/// Ends the local read transaction if it is still open.
+fn end_snapshot(conn: &Connection) -> rusqlite::Result<()> {
+    if conn.is_autocommit() {
+        Ok(())
+    } else {
+        conn.execute_batch("ROLLBACK")
+    }
 }
 
 fn sync_flow(
@@ -372,6 +386,8 @@ fn load_and_apply(
         plan.checksum = sent.checksum;
         loaded.push((spec, columns, central, plan));
     }
+    // Everything local is read: local writers need not wait for the rest.
+    end_snapshot(conn)?;
     // Deletes first, children before parents; then upserts, parents first, each
     // verified as it is written.
     for (spec, _, _, plan) in loaded.iter().rev() {
