@@ -55,6 +55,13 @@ pub enum ReadError {
         line: u64,
         limit: usize,
     },
+    #[error("{file}: line {line}: a row of {columns} values, more than the {limit} columns intake reads from one table. Split the table, or transpose it so that columns become rows")]
+    TooWide {
+        file: String,
+        line: u64,
+        columns: usize,
+        limit: usize,
+    },
     #[error("{file}: line {line}: {message}")]
     Malformed {
         file: String,
@@ -92,6 +99,7 @@ impl ReadError {
             ReadError::Io { .. } => "io",
             ReadError::Empty { .. } => "empty_file",
             ReadError::RecordTooLarge { .. } => "record_too_large",
+            ReadError::TooWide { .. } => "too_many_columns",
             ReadError::Malformed { .. } => "malformed",
             ReadError::UnknownEncoding { .. } => "unknown_encoding",
             ReadError::Unsupported { .. } => "unsupported_format",
@@ -106,9 +114,9 @@ impl ReadError {
     /// The line of the file the error points at, when there is one.
     pub fn line(&self) -> Option<u64> {
         match self {
-            ReadError::RecordTooLarge { line, .. } | ReadError::Malformed { line, .. } => {
-                Some(*line)
-            }
+            ReadError::RecordTooLarge { line, .. }
+            | ReadError::TooWide { line, .. }
+            | ReadError::Malformed { line, .. } => Some(*line),
             _ => None,
         }
     }

@@ -362,6 +362,41 @@ fn ten_thousand_distinct_columns_are_mapped_in_bounded_memory() {
 }
 
 #[test]
+fn a_table_wider_than_the_column_limit_fails_its_file_only() {
+    let work = Work::new();
+    let path = work.path("one_hundred_thousand_and_one_columns.csv");
+    let columns = intake::read::MAX_COLUMNS + 1;
+    let header = (0..columns)
+        .map(|i| format!("c{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    std::fs::write(&path, format!("{header}\n")).unwrap();
+    let good = sample("servicenow_cmdb_ci_server.csv");
+    let (code, stdout, stderr, rss) = measured(
+        &work,
+        &[
+            "import",
+            path.to_str().unwrap(),
+            good.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(code, 3, "{stdout}{stderr}");
+    assert!(rss < MAX_RSS_KB, "peak RSS {rss} KB");
+    let out: Value = serde_json::from_str(&stdout).unwrap();
+    let wide = file_entry(&out, "one_hundred_thousand_and_one_columns.csv");
+    assert_eq!(wide["error_code"], "too_many_columns", "{wide}");
+    assert!(
+        wide["error"].as_str().unwrap().contains("100000 columns"),
+        "{wide}"
+    );
+    assert_eq!(
+        file_entry(&out, "servicenow_cmdb_ci_server.csv")["status"],
+        "completed"
+    );
+}
+
+#[test]
 fn a_directory_that_links_to_itself_is_walked_once() {
     let work = Work::new();
     let dir = work.path("exports");

@@ -335,19 +335,9 @@ fn a_mapping_change_updates_and_removed_rows_are_deleted_on_resync() {
 fn a_row_of_another_tenant_refuses_the_sync_and_changes_nothing() {
     let work = Work::new();
     let central = Central::new();
-    imported(&work, &[sample("servicenow_cmdb_ci_server.csv")]);
-    let (code, _, stderr) = sync(&work, &central, &["--create-schema"]);
-    assert_eq!(code, 0, "{stderr}");
+    synced_sample_beside_another_tenant(&work, &central);
     // Centrally, one of the assets now belongs to another client's engagement.
     let mut client = central.client();
-    client
-        .batch_execute(
-            "INSERT INTO client_accounts (id, name, created_at, updated_at)
-               VALUES ('00000000-0000-7000-8000-000000000001', 'Other', now(), now());
-             INSERT INTO engagements (id, client_account_id, name, created_at, updated_at)
-               VALUES ('00000000-0000-7000-8000-000000000002', '00000000-0000-7000-8000-000000000001', 'E', now(), now());",
-        )
-        .unwrap();
     let taken: String = client
         .query_one(
             "UPDATE assets SET client_account_id = '00000000-0000-7000-8000-000000000001',
@@ -590,6 +580,15 @@ fn a_client_name_taken_centrally_by_another_id_refuses_the_sync() {
     assert_eq!(central.count("SELECT count(*) FROM raw_import_records"), 0);
 }
 
+/// The sample CMDB export imported and synced once (the central schema
+/// created), with another client and engagement present centrally.
+fn synced_sample_beside_another_tenant(work: &Work, central: &Central) {
+    imported(work, &[sample("servicenow_cmdb_ci_server.csv")]);
+    let (code, _, stderr) = sync(work, central, &["--create-schema"]);
+    assert_eq!(code, 0, "{stderr}");
+    central.execute(OTHER_TENANT);
+}
+
 /// Another client and engagement, created centrally.
 const OTHER_TENANT: &str = "INSERT INTO client_accounts (id, name, created_at, updated_at)
        VALUES ('00000000-0000-7000-8000-000000000001', 'Other', now(), now());
@@ -623,10 +622,7 @@ fn backend_waiting_on_a_lock(admin: &mut Client, database: &str, child: &mut std
 fn a_row_another_tenant_inserts_mid_sync_is_refused_not_taken_over() {
     let work = Work::new();
     let central = Central::new();
-    imported(&work, &[sample("servicenow_cmdb_ci_server.csv")]);
-    let (code, _, stderr) = sync(&work, &central, &["--create-schema"]);
-    assert_eq!(code, 0, "{stderr}");
-    central.execute(OTHER_TENANT);
+    synced_sample_beside_another_tenant(&work, &central);
     // Locally: a changed asset (so the sync updates) and a new one (so it inserts).
     let conn = work.conn();
     conn.execute("UPDATE assets SET description = 'changed'", [])
@@ -678,10 +674,7 @@ fn a_row_another_tenant_inserts_mid_sync_is_refused_not_taken_over() {
 fn a_dependency_on_another_tenants_asset_is_refused() {
     let work = Work::new();
     let central = Central::new();
-    imported(&work, &[sample("servicenow_cmdb_ci_server.csv")]);
-    let (code, _, stderr) = sync(&work, &central, &["--create-schema"]);
-    assert_eq!(code, 0, "{stderr}");
-    central.execute(OTHER_TENANT);
+    synced_sample_beside_another_tenant(&work, &central);
     let conn = work.conn();
     let ids: Vec<String> = conn
         .prepare("SELECT id FROM assets ORDER BY id LIMIT 2")

@@ -35,7 +35,7 @@ pub enum SchemaCommand {
 pub fn run(command: SchemaCommand, db_path: &Path) -> anyhow::Result<i32> {
     match command {
         SchemaCommand::Print => {
-            super::print_text(&db::SCHEMA_SQL)?;
+            super::print_text(db::SCHEMA_SQL)?;
             Ok(0)
         }
         SchemaCommand::Check { json } => {

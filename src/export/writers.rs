@@ -302,7 +302,6 @@ fn write_parquet(
     if !batch.is_empty() || table.rows == 0 {
         flush(&mut batch)?;
     }
-    drop(flush);
     if let Some(writer) = writer {
         writer.finish()?;
     }

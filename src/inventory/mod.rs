@@ -976,9 +976,20 @@ impl<'de, 'h> Visitor<'de> for UnmappedVisitor<'h> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found = Vec::new();
+        // The keys come in column order, as the unmapped headers are listed:
+        // a search resumes where the last one ended, so a file ten thousand
+        // columns wide is read in linear time.
+        let mut next = 0;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            match self.unmapped.iter().find(|h| **h == key) {
-                Some(header) => {
+            let (earlier, from_next) = self.unmapped.split_at(next.min(self.unmapped.len()));
+            let at = from_next
+                .iter()
+                .position(|h| *h == key)
+                .map(|i| next + i)
+                .or_else(|| earlier.iter().position(|h| *h == key));
+            match at.map(|i| (i, &self.unmapped[i])) {
+                Some((i, header)) => {
+                    next = i + 1;
                     if let Some(Key(value)) = map.next_value::<Option<Key<'de>>>()? {
                         if !value.trim().is_empty() {
                             found.push((header.as_str(), value));

@@ -243,9 +243,12 @@ fn store(
     let now = db::now();
     let suggested_by = format!("intake {}", env!("CARGO_PKG_VERSION"));
     {
-        let mut human = tx.prepare(
-            "SELECT 1 FROM import_field_mappings WHERE data_import_id = ?1 AND source_field = ?2",
-        )?;
+        // What is left after the delete is a person's: read once, not per
+        // column (a lookup per column was quadratic in a wide file).
+        let human: std::collections::HashSet<String> = tx
+            .prepare("SELECT source_field FROM import_field_mappings WHERE data_import_id = ?1")?
+            .query_map([&import.id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         let mut insert = tx.prepare(
             "INSERT INTO import_field_mappings
                (id, client_account_id, engagement_id, data_import_id, master_flow_id, source_field, target_field,
@@ -254,7 +257,7 @@ fn store(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
         )?;
         for s in suggestions {
-            if human.exists(params![import.id, s.source])? {
+            if human.contains(&s.source) {
                 continue;
             }
             insert.execute(params![

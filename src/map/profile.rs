@@ -29,7 +29,7 @@ const COLUMNS_PER_QUERY: usize = 32;
 
 /// The rows profiled for a table of `columns` columns.
 pub fn sample_rows(columns: usize) -> usize {
-    SAMPLE_ROWS.min((SAMPLE_CELLS / columns.max(1)).max(50))
+    SAMPLE_ROWS.min((SAMPLE_CELLS / columns.max(1)).max(10))
 }
 
 /// A value pattern the profile counts.

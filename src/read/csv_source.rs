@@ -281,6 +281,7 @@ impl CsvSource {
             None => return Ok(source), // no header: the caller reports an empty file
         }
         source.header_line = source.line();
+        source.check_width()?;
         let written: Vec<String> = source
             .record
             .iter()
@@ -344,6 +345,19 @@ impl CsvSource {
 
     fn line(&self) -> u64 {
         self.line
+    }
+
+    /// Refuses a record wider than a table may be (`MAX_COLUMNS`).
+    fn check_width(&self) -> Result<(), ReadError> {
+        if self.record.len() > super::MAX_COLUMNS {
+            return Err(ReadError::TooWide {
+                file: self.name.clone(),
+                line: self.line,
+                columns: self.record.len(),
+                limit: super::MAX_COLUMNS,
+            });
+        }
+        Ok(())
     }
 
     fn record_is_blank(&self) -> bool {
@@ -411,6 +425,7 @@ impl CsvSource {
             }
             break;
         }
+        self.check_width()?;
         let line = self.line();
         let record_index = line as i64;
         let fields = self.record.len();

@@ -101,6 +101,11 @@ pub struct IgnoredPath {
     pub reason: String,
 }
 
+/// The most columns one table may have (about 200 MB of memory to map,
+/// measured at 100,000). A wider row fails its file with a message saying
+/// so; the other files import. Excel's own limit is 16,384.
+pub const MAX_COLUMNS: usize = 100_000;
+
 /// The inputs of a run.
 pub struct Inputs {
     pub files: Vec<InputFile>,

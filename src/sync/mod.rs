@@ -213,10 +213,10 @@ pub fn run(conn: &Connection, request: &SyncRequest) -> Result<SyncOutcome, Sync
     // once every table is staged centrally (`load_and_apply`), or here.
     conn.execute_batch("BEGIN")?;
     let flow = flow_to_sync(conn, request.flow);
-    let result = flow.and_then(|flow| {
+    let result = flow.map(|flow| {
         let target = describe_target(request.database_url);
         let result = sync_flow(conn, request, &flow, &target, started);
-        Ok((flow, target, result))
+        (flow, target, result)
     });
     end_snapshot(conn)?;
     let (flow, target, result) = result?;

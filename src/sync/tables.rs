@@ -41,6 +41,9 @@ const BY_FLOW: &str = "master_flow_id = p.flow";
 
 const TO_FLOW: (&str, &str, &str) = ("master_flow_id", "crewai_flow_state_extensions", "flow_id");
 
+/// The references of the rows of one import (its mappings and records).
+const TO_IMPORT: &[(&str, &str, &str)] = &[TO_FLOW, ("data_import_id", "data_imports", "id")];
+
 /// Parents before children.
 pub const TABLES: &[TableSpec] = &[
     TableSpec { name: "client_accounts", key: "id", local_scope: "id = p.client", deletable: false, moves: false, references: &[] },
@@ -64,7 +67,7 @@ pub const TABLES: &[TableSpec] = &[
         local_scope: BY_FLOW,
         deletable: true,
         moves: false,
-        references: &[TO_FLOW, ("data_import_id", "data_imports", "id")],
+        references: TO_IMPORT,
     },
     TableSpec {
         name: "raw_import_records",
@@ -72,7 +75,7 @@ pub const TABLES: &[TableSpec] = &[
         local_scope: BY_FLOW,
         deletable: true,
         moves: false,
-        references: &[TO_FLOW, ("data_import_id", "data_imports", "id")],
+        references: TO_IMPORT,
     },
     TableSpec {
         name: "assets",

@@ -183,7 +183,7 @@ impl Book {
                         }
                         (value, _) => cells::from_ref(value),
                     };
-                    if rows.push(record.pos, value, f) == Visit::Stop {
+                    if rows.push(record.pos, value, f)? == Visit::Stop {
                         return Ok(());
                     }
                 }
@@ -194,7 +194,7 @@ impl Book {
                 let mut rows = RowAssembler::default();
                 while let Some(cell) = reader.next_cell().map_err(|e| e.to_string())? {
                     let value = cells::from_ref(cell.get_value());
-                    if rows.push(cell.get_position(), value, f) == Visit::Stop {
+                    if rows.push(cell.get_position(), value, f)? == Visit::Stop {
                         return Ok(());
                     }
                 }
@@ -226,11 +226,11 @@ impl RowAssembler {
         (row, col): (u32, u32),
         value: Option<CellValue>,
         f: &mut dyn FnMut(SheetRow) -> Visit,
-    ) -> Visit {
+    ) -> Result<Visit, String> {
         if self.current.as_ref().is_some_and(|r| r.row != row) {
             let done = self.current.take().expect("checked above");
             if f(in_column_order(done)) == Visit::Stop {
-                return Visit::Stop;
+                return Ok(Visit::Stop);
             }
         }
         let current = self.current.get_or_insert_with(|| SheetRow {
@@ -238,9 +238,16 @@ impl RowAssembler {
             cells: Vec::new(),
         });
         if let Some(value) = value {
+            if current.cells.len() >= crate::read::MAX_COLUMNS {
+                return Err(format!(
+                    "row {} holds more than {} cells, more than the columns intake reads from one table. Split the table, or transpose it so that columns become rows",
+                    row + 1,
+                    crate::read::MAX_COLUMNS
+                ));
+            }
             current.cells.push((col, value));
         }
-        Visit::Continue
+        Ok(Visit::Continue)
     }
 
     fn finish(&mut self, f: &mut dyn FnMut(SheetRow) -> Visit) {

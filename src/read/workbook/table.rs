@@ -216,7 +216,7 @@ impl SheetTable {
                 if let Some((code, held)) = &value.problem {
                     let column = self.encoder.name(index).to_string();
                     let warning =
-                        cell_warning(*code, held, row.row, *col, column, record_index, line);
+                        cell_warning(code, held, row.row, *col, column, record_index, line);
                     self.warnings.push(warning);
                 }
                 continue;
@@ -224,7 +224,7 @@ impl SheetTable {
             values[index] = value.text.as_deref();
             if let Some((code, held)) = &value.problem {
                 let column = self.encoder.name(index).to_string();
-                let warning = cell_warning(*code, held, row.row, *col, column, record_index, line);
+                let warning = cell_warning(code, held, row.row, *col, column, record_index, line);
                 self.warnings.push(warning);
             }
         }
@@ -530,7 +530,7 @@ mod tests {
 
     #[test]
     fn header_under_a_title_and_blank_rows() {
-        let rows = vec![
+        let rows = [
             row(0, vec![(1, text("Server inventory"))]),
             row(1, vec![]),
             row(3, (1..6).map(|c| (c, text(&format!("H{c}")))).collect()),
@@ -546,7 +546,7 @@ mod tests {
 
     #[test]
     fn numbers_in_the_first_row_mean_no_header() {
-        let rows = vec![
+        let rows = [
             row(
                 0,
                 vec![(0, text("web01")), (1, number("4")), (2, number("16"))],
