@@ -756,3 +756,21 @@ fn central_errors_say_their_cause_and_never_the_password() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_nul_byte_in_a_source_file_does_not_make_the_flow_unsyncable() {
+    let work = Work::new();
+    let central = Central::new();
+    imported(&work, &[work.fixture("nul_bytes.csv")]);
+    let (code, _, stderr) = sync(&work, &central, &["--create-schema"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        central.count(
+            "SELECT count(*) FROM raw_import_records WHERE raw_data->>'notes' = 'ab' || chr(9216) || 'cd'"
+        ),
+        1
+    );
+    // A second sync finds nothing to change: what was sent is what is there.
+    let (code, _, stderr) = sync(&work, &central, &[]);
+    assert_eq!(code, 3, "{stderr}");
+}

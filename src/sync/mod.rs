@@ -361,7 +361,7 @@ fn load_and_apply(
         let columns = tables::local_columns(conn, spec.name)?;
         let central = tables::central_columns(tx, spec.name)?;
         let started = Instant::now();
-        let sent = tables::stage(tx, conn, spec, &scope, &columns, &bars)?;
+        let sent = tables::stage(tx, conn, spec, &scope, &columns, &central, &bars)?;
         step("copied", spec.name, started);
         let started = Instant::now();
         let arrived = tables::staged_summary(tx, spec, &columns)?;

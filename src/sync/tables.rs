@@ -186,13 +186,51 @@ fn count_local(conn: &Connection, spec: &TableSpec, scope: &Scope) -> rusqlite::
 }
 
 /// The text a value is sent as: what PostgreSQL casts to the column's type.
-fn as_text(value: ValueRef) -> Option<String> {
+/// PostgreSQL text holds no NUL character, and jsonb no `\u0000`: a NUL
+/// that a source file held (kept locally, with a warning) is sent as U+2400
+/// SYMBOL FOR NULL, so one byte can never make a flow unsyncable.
+fn as_text(value: ValueRef, json: bool) -> Option<String> {
     match value {
         ValueRef::Null => None,
         ValueRef::Integer(i) => Some(i.to_string()),
         ValueRef::Real(f) => Some(f.to_string()),
-        ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Text(t) | ValueRef::Blob(t) => {
+            let text = String::from_utf8_lossy(t);
+            let text = if text.contains('\0') {
+                text.replace('\0', "\u{2400}")
+            } else {
+                text.into_owned()
+            };
+            Some(if json {
+                without_nul_escapes(text)
+            } else {
+                text
+            })
+        }
     }
+}
+
+/// JSON text with each `\u0000` escape written `\u2400`; an escaped
+/// backslash followed by `u0000` is left as it is.
+fn without_nul_escapes(json: String) -> String {
+    if !json.contains("\\u0000") {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len());
+    let mut rest = json.as_str();
+    while let Some(at) = rest.find("\\u0000") {
+        let backslashes = rest[..at].bytes().rev().take_while(|b| *b == b'\\').count();
+        out.push_str(&rest[..at]);
+        // An odd run of backslashes before this one means it is escaped itself.
+        out.push_str(if backslashes % 2 == 0 {
+            "\\u2400"
+        } else {
+            "\\u0000"
+        });
+        rest = &rest[at + 6..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Both sides' checksum: per row the MD5 of its values joined by U+001F (NULL
@@ -235,8 +273,13 @@ pub fn stage(
     spec: &TableSpec,
     scope: &Scope,
     columns: &[String],
+    central: &CentralColumns,
     bars: &crate::progress::TableBars,
 ) -> Result<Summary, SyncError> {
+    let json: Vec<bool> = columns
+        .iter()
+        .map(|c| central.get(c).is_some_and(|t| t == "jsonb" || t == "json"))
+        .collect();
     let total = count_local(conn, spec, scope)?;
     let bar: ProgressBar = bars.add(spec.name, total);
     let table = staging(spec);
@@ -269,7 +312,7 @@ pub fn stage(
     while let Some(row) = rows.next()? {
         values.clear();
         for i in 0..columns.len() {
-            values.push(as_text(row.get_ref(i)?));
+            values.push(as_text(row.get_ref(i)?, json[i]));
         }
         checksum.add(&values);
         let refs: Vec<&(dyn ToSql + Sync)> =
@@ -605,4 +648,24 @@ pub fn verify(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_characters_are_sent_as_the_symbol_for_null() {
+        let sent = |text: &str, json| as_text(ValueRef::Text(text.as_bytes()), json).unwrap();
+        assert_eq!(sent("ab\0cd", false), "ab\u{2400}cd");
+        assert_eq!(sent(r#"{"n":"ab\u0000cd"}"#, true), r#"{"n":"ab\u2400cd"}"#);
+        // An escaped backslash before "u0000" is text, not an escape.
+        assert_eq!(sent(r#"{"n":"a\\u0000"}"#, true), r#"{"n":"a\\u0000"}"#);
+        assert_eq!(sent(r#"{"n":"a\\\u0000"}"#, true), r#"{"n":"a\\\u2400"}"#);
+        assert_eq!(
+            sent(r#"{"n":"\u0000\u0000"}"#, true),
+            r#"{"n":"\u2400\u2400"}"#
+        );
+        assert_eq!(sent(r#"plain \u0000"#, false), r#"plain \u0000"#);
+    }
 }
