@@ -311,8 +311,8 @@ pub fn stage(
     let mut values: Vec<Option<String>> = Vec::with_capacity(columns.len());
     while let Some(row) = rows.next()? {
         values.clear();
-        for i in 0..columns.len() {
-            values.push(as_text(row.get_ref(i)?, json[i]));
+        for (i, &json) in json.iter().enumerate() {
+            values.push(as_text(row.get_ref(i)?, json));
         }
         checksum.add(&values);
         let refs: Vec<&(dyn ToSql + Sync)> =
