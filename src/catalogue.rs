@@ -1457,6 +1457,19 @@ const RANGES: &[(&str, f64, f64)] = &[
     ("estimated_cloud_cost", 0.0, 1e12),
 ];
 
+/// `RANGES` by field index, looked up once per numeric value cleansed.
+static RANGE_BY_INDEX: LazyLock<Vec<Option<(f64, f64)>>> = LazyLock::new(|| {
+    FIELDS
+        .iter()
+        .map(|f| {
+            RANGES
+                .iter()
+                .find(|(name, _, _)| *name == f.name)
+                .map(|&(_, min, max)| (min, max))
+        })
+        .collect()
+});
+
 /// The years a stored date may fall in: `0001-01-01` (.NET's empty date) and
 /// two-digit-year accidents are not dates of a machine's life.
 pub const DATE_YEARS: std::ops::RangeInclusive<i32> = 1900..=9999;
@@ -1464,10 +1477,7 @@ pub const DATE_YEARS: std::ops::RangeInclusive<i32> = 1900..=9999;
 impl Field {
     /// The inclusive range of a numeric field's stored values.
     pub fn range(&self) -> Option<(f64, f64)> {
-        RANGES
-            .iter()
-            .find(|(name, _, _)| *name == self.name)
-            .map(|&(_, min, max)| (min, max))
+        RANGE_BY_INDEX[index_of(self)]
     }
 
     /// Whether a stored value is in this field's domain: the schema's CHECKs
@@ -1507,20 +1517,29 @@ pub fn within_range(field: &str, n: f64) -> Option<f64> {
 
 /// `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS`, a real calendar date in `DATE_YEARS`.
 fn is_stored_date(s: &str) -> bool {
-    let date = s.get(..10).unwrap_or("");
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let Ok(day) = time::Date::parse(date, &format) else {
+    let b = s.as_bytes();
+    let number = |at: std::ops::Range<usize>| -> Option<u32> {
+        b.get(at)?.iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let date = (b.len() == 10 || b.len() == 19) && b[4] == b'-' && b[7] == b'-';
+    let (Some(y), Some(m), Some(d)) = (number(0..4), number(5..7), number(8..10)) else {
         return false;
     };
-    let time_ok = match s.get(10..) {
-        Some("") => true,
-        Some(rest) => {
-            let format = time::macros::format_description!("T[hour]:[minute]:[second]");
-            time::Time::parse(rest, &format).is_ok()
-        }
-        None => false,
+    let real = date
+        && DATE_YEARS.contains(&(y as i32))
+        && time::Month::try_from(m as u8)
+            .ok()
+            .and_then(|m| time::Date::from_calendar_date(y as i32, m, d as u8).ok())
+            .is_some();
+    if !real || b.len() == 10 {
+        return real;
+    }
+    let (Some(h), Some(min), Some(sec)) = (number(11..13), number(14..16), number(17..19)) else {
+        return false;
     };
-    time_ok && DATE_YEARS.contains(&day.year())
+    b[10] == b'T' && b[13] == b':' && b[16] == b':' && h < 24 && min < 60 && sec < 60
 }
 
 /// An alias of a field, as the matcher sees it.
@@ -1575,6 +1594,37 @@ pub fn all_aliases() -> impl Iterator<Item = (&'static str, &'static AliasHit)> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_accepted_only_in_their_fields_domain() {
+        use serde_json::json;
+        let f = |name| field(name).unwrap();
+        assert!(f("memory_gb").accepts(&json!(16)));
+        assert!(!f("memory_gb").accepts(&json!(-1)));
+        assert!(!f("memory_gb").accepts(&json!(1e9)));
+        assert!(f("cpu_cores").accepts(&json!(64)));
+        assert!(!f("cpu_cores").accepts(&json!(4.5)));
+        assert!(!f("cpu_cores").accepts(&json!("8")));
+        assert!(!f("cpu_utilization_percent").accepts(&json!(100.5)));
+        assert!(f("environment").accepts(&json!("production")));
+        assert!(!f("environment").accepts(&json!("prod")));
+        assert!(f("is_virtual").accepts(&json!(true)));
+        assert!(f("end_of_life_date").accepts(&json!("2024-02-29")));
+        assert!(f("end_of_life_date").accepts(&json!("2024-02-29T23:59:59")));
+        for bad in [
+            "2023-02-29",
+            "0001-01-01",
+            "2024-13-01",
+            "2024-01-01T24:00:00",
+            "2024-1-01",
+            "2024-01-01 10:00:00",
+            "soon",
+        ] {
+            assert!(!f("end_of_life_date").accepts(&json!(bad)), "{bad}");
+        }
+        assert!(f("name").accepts(&json!("anything")));
+        assert!(f("memory_gb").accepts(&serde_json::Value::Null));
+    }
 
     #[test]
     fn a_field_set_is_one_bit_of_the_catalogue() {

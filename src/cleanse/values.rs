@@ -135,66 +135,77 @@ pub fn parse_percent(raw: &str) -> Option<f64> {
 /// value is left out of the record with a note, never parsed: `-1` GB is not
 /// a size and a hundred hosts named `unknown` are not one machine.
 pub fn means_missing(text: &str, kind: FieldKind) -> bool {
+    let t = text.trim();
     let numeric = matches!(
         kind,
         FieldKind::Integer | FieldKind::Decimal | FieldKind::Size | FieldKind::Percent
     );
-    if numeric && matches!(text.trim(), "-1" | "-1.0" | "-1,0" | "-1.00" | "-1,00") {
+    if numeric && matches!(t, "-1" | "-1.0" | "-1,0" | "-1.00" | "-1,00") {
         return true;
     }
-    let s = text.trim();
-    // The markers are short: anything longer is data.
-    if s.len() > 20 {
+    // Cleansing asks this of every value: most are numbers, names and
+    // addresses, turned away by their length or first byte, and the rest
+    // compared lower-cased on the stack.
+    let s = t.trim_matches(|c: char| matches!(c, '<' | '>' | '(' | ')' | '[' | ']'));
+    let bytes = s.as_bytes();
+    if bytes.is_empty() || bytes.len() > 16 || bytes[0].is_ascii_digit() {
         return false;
     }
-    let lower = s.to_lowercase();
-    let lower = lower.trim_matches(|c: char| {
-        c == '<' || c == '>' || c == '(' || c == ')' || c == '[' || c == ']'
-    });
+    let first = bytes[0].to_ascii_lowercase();
+    if !matches!(
+        first,
+        b'n' | b'#' | b'u' | b'-' | b'?' | b't' | b'e' | b'b' | b'k' | b'i' | b'd' | b'o' | b's'
+    ) {
+        return false;
+    }
+    let mut lower = [0u8; 16];
+    for (to, from) in lower.iter_mut().zip(bytes) {
+        *to = from.to_ascii_lowercase();
+    }
+    // Not "na": in a location or business unit it is North America.
     matches!(
-        lower,
-        // Not "NA": in a location or business unit it is North America.
-        "n/a"
-            | "n.a."
-            | "n.a"
-            | "#n/a"
-            | "n/v"
-            | "n.v."
-            | "none"
-            | "null"
-            | "nil"
-            | "unknown"
-            | "unk"
-            | "-"
-            | "--"
-            | "---"
-            | "?"
-            | "??"
-            | "???"
-            | "tbd"
-            | "tba"
-            | "not available"
-            | "not applicable"
-            | "not set"
-            | "undefined"
-            | "empty"
-            | "blank"
-            | "k.a."
-            | "k. a."
-            | "unbekannt"
-            | "keine angabe"
-            | "inconnu"
-            | "inconnue"
-            | "non disponible"
-            | "n/d"
-            | "desconocido"
-            | "desconocida"
-            | "no disponible"
-            | "onbekend"
-            | "desconhecido"
-            | "desconhecida"
-            | "sconosciuto"
-            | "non disponibile"
+        &lower[..bytes.len()],
+        b"n/a"
+            | b"n.a."
+            | b"n.a"
+            | b"#n/a"
+            | b"n/v"
+            | b"n.v."
+            | b"none"
+            | b"null"
+            | b"nil"
+            | b"unknown"
+            | b"unk"
+            | b"-"
+            | b"--"
+            | b"---"
+            | b"?"
+            | b"??"
+            | b"???"
+            | b"tbd"
+            | b"tba"
+            | b"not available"
+            | b"not applicable"
+            | b"not set"
+            | b"undefined"
+            | b"empty"
+            | b"blank"
+            | b"k.a."
+            | b"k. a."
+            | b"unbekannt"
+            | b"keine angabe"
+            | b"inconnu"
+            | b"inconnue"
+            | b"non disponible"
+            | b"n/d"
+            | b"desconocido"
+            | b"desconocida"
+            | b"no disponible"
+            | b"onbekend"
+            | b"desconhecido"
+            | b"desconhecida"
+            | b"sconosciuto"
+            | b"non disponibile"
     )
 }
 
