@@ -233,6 +233,7 @@ fn impossible_dates_are_refused_not_truncated() {
         ),
         1
     );
+    a_good_file_still_imports(&work);
 }
 
 #[test]
@@ -331,6 +332,7 @@ fn ten_thousand_duplicate_headers_are_named_in_linear_time() {
     let rows = raw_rows(&work.conn(), "ten_thousand_duplicate_headers");
     assert_eq!(rows[0].1["Name"], "v0");
     assert_eq!(rows[0].1["Name_10000"], "v9999");
+    a_good_file_still_imports(&work);
 }
 
 #[test]
@@ -359,6 +361,7 @@ fn ten_thousand_distinct_columns_are_mapped_in_bounded_memory() {
         10_000
     );
     assert_eq!(count(&conn, "SELECT count(*) FROM assets"), 300);
+    a_good_file_still_imports(&work);
 }
 
 #[test]
@@ -447,6 +450,7 @@ fn escape_sequences_in_the_data_are_shown_escaped() {
         .filter_map(|v| v.as_str().map(str::to_string))
         .collect();
     assert!(owners.iter().any(|o| o.contains('\u{9b}')), "{owners:?}");
+    a_good_file_still_imports(&work);
 }
 
 #[test]
