@@ -19,7 +19,7 @@ fn main() -> ExitCode {
                 "error: {}",
                 intake::printable::escape_controls(&format!("{error:#}"))
             );
-            ExitCode::from(intake::import::exit_code::RUN_FAILED as u8)
+            ExitCode::from(cli::exit::FAILED as u8)
         }
     }
 }

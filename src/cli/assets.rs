@@ -29,8 +29,8 @@ use intake::export::{self, ExportError, Format};
 /// export quietly with 0.
 ///
 /// Exit codes: 0 written, 1 the file could not be written, 2 usage (a binary
-/// format without --output, an --output that is the database), 3 no flow (or
-/// no such flow).
+/// format without --output, an --output that is the database), 3 no database,
+/// no flow (or no such flow).
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct AssetsArgs {
@@ -53,27 +53,27 @@ pub fn run(args: AssetsArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32>
         .or_else(|| args.output.as_deref().and_then(Format::from_path))
         .unwrap_or(Format::Table);
     let Some(conn) = super::open_existing(db_path)? else {
-        return Ok(3);
+        return Ok(super::exit::NOT_FOUND);
     };
     let table = match export::load(&conn, args.flow.as_deref()) {
         Ok(table) => table,
         Err(error @ (ExportError::NoFlow | ExportError::UnknownFlow(_))) => {
             super::say(&format!("error: {error}"));
-            return Ok(3);
+            return Ok(super::exit::NOT_FOUND);
         }
         Err(error) => return Err(error.into()),
     };
     if let Some(output) = &args.output {
         if let Err(error) = export::check_output(output, db_path) {
             super::say(&format!("error: {error}"));
-            return Ok(2);
+            return Ok(super::exit::USAGE);
         }
     }
     match export::write(&conn, &table, format, args.output.as_deref()) {
         Ok(()) => {}
         Err(error @ ExportError::OutputRequired(_)) => {
             super::say(&format!("error: {error}"));
-            return Ok(2);
+            return Ok(super::exit::USAGE);
         }
         Err(error) => return Err(error.into()),
     }
@@ -92,5 +92,5 @@ pub fn run(args: AssetsArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32>
             None => {}
         }
     }
-    Ok(0)
+    Ok(super::exit::SUCCESS)
 }

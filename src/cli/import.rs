@@ -124,7 +124,7 @@ pub fn run(args: ImportArgs, db: &Path, quiet: bool) -> anyhow::Result<i32> {
             Ok(rules) => rules,
             Err(error) => {
                 super::say(&format!("error: {error}"));
-                return Ok(import::exit_code::USAGE);
+                return Ok(super::exit::USAGE);
             }
         },
         None => Rules::default(),
@@ -160,7 +160,7 @@ pub fn run(args: ImportArgs, db: &Path, quiet: bool) -> anyhow::Result<i32> {
     } else if !quiet {
         super::print_text(&report::import_summary(&outcome))?;
     }
-    Ok(outcome.exit_code(args.strict))
+    Ok(super::exit::of_import(&outcome, args.strict))
 }
 
 fn parse_score(s: &str) -> Result<f64, String> {

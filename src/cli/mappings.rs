@@ -72,8 +72,7 @@ pub enum MappingsAction {
     Fields,
 }
 
-/// Exit code when the flow, column or field named does not exist.
-const NOT_FOUND: i32 = 3;
+use super::exit::{NOT_FOUND, SUCCESS};
 
 pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
     if let Some(MappingsAction::Fields) = args.action {
@@ -82,13 +81,10 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
         } else {
             super::print_text(&report::fields_table())?;
         }
-        return Ok(0);
+        return Ok(SUCCESS);
     }
-    if !db_path.exists() {
-        anyhow::bail!(
-            "{} does not exist; run `intake import` first",
-            db_path.display()
-        );
+    if super::open_existing(db_path)?.is_none() {
+        return Ok(NOT_FOUND);
     }
     let conn = db::open(db_path)?;
     let flow = match review::resolve_flow(&conn, args.flow.as_deref()) {
@@ -133,7 +129,7 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
                 Some(path) => std::fs::write(&path, text)?,
                 None => super::print_text(&text)?,
             }
-            return Ok(0);
+            return Ok(SUCCESS);
         }
     };
     if let Some((source, decision)) = decision {
@@ -175,5 +171,5 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
     } else {
         super::print_text(&report::mapping_table(&flow.master_flow_id, &rows))?;
     }
-    Ok(0)
+    Ok(SUCCESS)
 }

@@ -1,6 +1,7 @@
 //! Command-line definitions shared by every subcommand, and dispatch.
 
 mod assets;
+pub mod exit;
 mod import;
 mod mappings;
 mod report;
@@ -14,23 +15,12 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use intake::printable::{escape_controls, escape_json_controls};
 
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  success (row-level warnings are reported, not failures)
-  1  the run failed (database unusable, newer schema, I/O error, a phase failed)
-  2  the command line is wrong (also: an invalid --rules file)
-  3  import: a file or sheet could not be imported (the others were);
-     sniff: a file could not be read; mappings: no such flow, column or field
-  4  import --strict: rows had warnings; sync: refused
-  5  sync: another sync of the engagement is running
-  (sync: 3 means nothing to do; `intake sync --help` lists its codes)";
-
 #[derive(Parser, Debug)]
 #[command(
     name = "intake",
     version,
     about = "Turn inventory exports into a deduplicated asset inventory in a local SQLite file",
-    after_help = EXIT_CODES
+    after_help = exit::TABLE
 )]
 pub struct Cli {
     /// The SQLite database file (created on first use)

@@ -20,7 +20,8 @@ use intake::html_report::{self, ReportError};
 ///   intake report --output report.html
 ///   intake report --flow 01935a2c --output acme-discovery.html
 ///
-/// Exit codes: 0 written, 1 the file could not be written, 3 no flow (or no such flow).
+/// Exit codes: 0 written, 1 the file could not be written, 2 an --output that
+/// is the database, 3 no database, no flow (or no such flow).
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct ReportArgs {
@@ -35,19 +36,19 @@ pub struct ReportArgs {
 
 pub fn run(args: ReportArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32> {
     let Some(conn) = super::open_existing(db_path)? else {
-        return Ok(3);
+        return Ok(super::exit::NOT_FOUND);
     };
     let (html, facts) = match html_report::build(&conn, args.flow.as_deref()) {
         Ok(built) => built,
         Err(error @ (ReportError::NoFlow | ReportError::UnknownFlow(_))) => {
             super::say(&format!("error: {error}"));
-            return Ok(3);
+            return Ok(super::exit::NOT_FOUND);
         }
         Err(error) => return Err(error.into()),
     };
     if let Err(error) = intake::export::check_output(&args.output, db_path) {
         super::say(&format!("error: {error}"));
-        return Ok(2);
+        return Ok(super::exit::USAGE);
     }
     let dir = match args.output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -69,5 +70,5 @@ pub fn run(args: ReportArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32>
             facts.assets
         );
     }
-    Ok(0)
+    Ok(super::exit::SUCCESS)
 }

@@ -14,7 +14,8 @@ pub enum SchemaCommand {
     /// Checks that no v3_* table exists, that every required table and column is
     /// present, and that none of the removed tables and columns (is_mock,
     /// session_id, workflow_states, discovery_assets, ...) is there. Exits 1 and
-    /// lists the problems when the schema is not valid.
+    /// lists the problems when the schema is not valid, 3 when there is no
+    /// database.
     ///
     /// Example:
     ///   intake schema check --db intake.db
@@ -36,16 +37,12 @@ pub fn run(command: SchemaCommand, db_path: &Path) -> anyhow::Result<i32> {
     match command {
         SchemaCommand::Print => {
             super::print_text(db::SCHEMA_SQL)?;
-            Ok(0)
+            Ok(super::exit::SUCCESS)
         }
         SchemaCommand::Check { json } => {
-            if !db_path.exists() {
-                anyhow::bail!(
-                    "{} does not exist. Run `intake import` first or give --db FILE",
-                    db_path.display()
-                );
-            }
-            let conn = db::open_read_only(db_path)?;
+            let Some(conn) = super::open_existing(db_path)? else {
+                return Ok(super::exit::NOT_FOUND);
+            };
             let result = schema_check::validate_schema(&conn)
                 .with_context(|| format!("reading the schema of {}", db_path.display()))?;
             if json {
@@ -53,7 +50,11 @@ pub fn run(command: SchemaCommand, db_path: &Path) -> anyhow::Result<i32> {
             } else {
                 super::print_text(&report::schema_report(&result))?;
             }
-            Ok(if result.is_valid() { 0 } else { 1 })
+            Ok(if result.is_valid() {
+                super::exit::SUCCESS
+            } else {
+                super::exit::FAILED
+            })
         }
     }
 }

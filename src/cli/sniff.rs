@@ -42,9 +42,6 @@ pub struct SniffArgs {
     pub json: bool,
 }
 
-/// Exit code when a file could not be read.
-const FILE_FAILED: i32 = 3;
-
 pub fn run(args: SniffArgs) -> anyhow::Result<i32> {
     let options = ReadOptions {
         encoding: match &args.encoding {
@@ -73,8 +70,8 @@ pub fn run(args: SniffArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(if reports.iter().any(|r| r.error.is_some()) {
-        FILE_FAILED
+        super::exit::NOT_FOUND
     } else {
-        0
+        super::exit::SUCCESS
     })
 }

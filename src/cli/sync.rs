@@ -25,10 +25,11 @@ use intake::sync::{self, SyncRequest};
 ///   intake sync --create-schema --json
 ///
 /// Exit codes:
-///   0  synced (or, with --dry-run, planned)
+///   0  synced, planned (--dry-run), or nothing to do: the central rows
+///      already equal the local flow (--json's "outcome" says which)
 ///   1  failed (connection lost, server error); nothing was changed centrally
 ///   2  the command line is wrong (also: no DATABASE_URL)
-///   3  nothing to do: the central rows already equal the local flow
+///   3  no flow in the local database, or no such flow
 ///   4  refused: the flow is not completed, the central schema differs, or a
 ///      row belongs to another client or engagement centrally
 ///   5  locked: another sync of the same engagement is running
@@ -63,7 +64,7 @@ pub struct SyncArgs {
 pub fn run(args: SyncArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32> {
     let Some(url) = args.database_url.as_deref() else {
         eprintln!("error: no central database: set DATABASE_URL or pass --database-url");
-        return Ok(2);
+        return Ok(super::exit::USAGE);
     };
     let conn = db::open(db_path)?;
     let request = SyncRequest {
@@ -103,10 +104,10 @@ pub fn run(args: SyncArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32> {
                     outcome.master_flow_id, outcome.target, outcome.seconds, outcome.checksum
                 ));
             }
-            Ok(outcome.exit_code())
+            Ok(super::exit::of_sync(&outcome))
         }
         Err(error) => {
-            let code = error.exit_code();
+            let code = super::exit::of_sync_error(&error);
             if args.json {
                 super::print_json(
                     &serde_json::json!({ "outcome": error.outcome(), "error": error.to_string() }),

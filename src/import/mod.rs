@@ -205,33 +205,6 @@ pub struct Totals {
     pub warnings: u64,
 }
 
-/// Documented exit codes of `intake import`.
-pub mod exit_code {
-    /// Every file was imported or skipped as already imported.
-    pub const OK: i32 = 0;
-    /// The run could not start or the database failed (nothing or only complete imports written).
-    pub const RUN_FAILED: i32 = 1;
-    /// The command line was wrong (clap's code).
-    pub const USAGE: i32 = 2;
-    /// At least one file could not be imported; the others were.
-    pub const FILE_FAILED: i32 = 3;
-    /// --strict: files were imported but rows had warnings.
-    pub const STRICT_WARNINGS: i32 = 4;
-}
-
-impl ImportOutcome {
-    /// The exit code for this outcome; `strict` makes row-level warnings a failure.
-    pub fn exit_code(&self, strict: bool) -> i32 {
-        if self.totals.failed > 0 {
-            exit_code::FILE_FAILED
-        } else if strict && self.totals.warnings > 0 {
-            exit_code::STRICT_WARNINGS
-        } else {
-            exit_code::OK
-        }
-    }
-}
-
 /// Messages from reader threads to the writer.
 enum ReaderMessage {
     Started {

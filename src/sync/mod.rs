@@ -126,37 +126,19 @@ impl std::error::Error for CentralError {
 }
 
 impl SyncError {
-    /// The exit code of the command (see `intake sync --help`).
-    pub fn exit_code(&self) -> i32 {
+    /// refused, locked or failed: the outcome the sync logs record (the
+    /// command's exit code follows from it).
+    pub fn outcome(&self) -> &'static str {
         match self {
-            SyncError::NoFlow
-            | SyncError::UnknownFlow(_)
-            | SyncError::NotCompleted { .. }
+            SyncError::NotCompleted { .. }
             | SyncError::SchemaMismatch(_)
             | SyncError::OtherTenant { .. }
             | SyncError::ForeignReference { .. }
-            | SyncError::Conflict { .. } => exit_code::REFUSED,
-            SyncError::Locked { .. } => exit_code::LOCKED,
-            _ => exit_code::FAILED,
-        }
-    }
-
-    /// refused, locked or failed: the outcome the sync logs record.
-    pub fn outcome(&self) -> &'static str {
-        match self.exit_code() {
-            exit_code::REFUSED => "refused",
-            exit_code::LOCKED => "locked",
+            | SyncError::Conflict { .. } => "refused",
+            SyncError::Locked { .. } => "locked",
             _ => "failed",
         }
     }
-}
-
-pub mod exit_code {
-    pub const SYNCED: i32 = 0;
-    pub const FAILED: i32 = 1;
-    pub const UNCHANGED: i32 = 3;
-    pub const REFUSED: i32 = 4;
-    pub const LOCKED: i32 = 5;
 }
 
 /// What one table's sync did (or, in a dry run, would do).
@@ -183,16 +165,6 @@ pub struct SyncOutcome {
     pub tables: Vec<TablePlan>,
     pub checksum: String,
     pub seconds: f64,
-}
-
-impl SyncOutcome {
-    pub fn exit_code(&self) -> i32 {
-        if self.outcome == "unchanged" {
-            exit_code::UNCHANGED
-        } else {
-            exit_code::SYNCED
-        }
-    }
 }
 
 /// The flow being synced and its tenant.

@@ -2,11 +2,9 @@
 //! .xlsx, .xls and .ods files, checked in the SQLite file it writes. Hostile
 //! archives (zip bombs, absurd dimensions) are made by the tests themselves.
 
-mod common;
-
 use std::io::Write;
 
-use common::{count, file_entry, fixture, import_field, raw_rows, sample, Work};
+use crate::common::{count, file_entry, fixture, import_field, raw_rows, sample, Work};
 use serde_json::{json, Value};
 
 fn wb(name: &str) -> String {

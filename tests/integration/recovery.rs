@@ -1,11 +1,9 @@
 //! A run killed in the middle leaves a consistent file, and the next run finishes
 //! the job: same rows as an uninterrupted run, nothing half-counted.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use rusqlite::{Connection, OpenFlags};
 
 fn write_export(work: &Work, rows: u64) -> std::path::PathBuf {

@@ -3,9 +3,7 @@
 //! fields, content evidence maps unnamed columns and lowers contradicted ones,
 //! rules files, mapping memory, review commands and the flow record.
 
-mod common;
-
-use common::{count, fixture, sample, Work};
+use crate::common::{count, fixture, sample, Work};
 use serde_json::Value;
 
 /// (source column, expected field or None when no asset field corresponds).

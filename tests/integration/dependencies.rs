@@ -4,9 +4,7 @@
 //! source,target,type list become edges with unresolvable ends reported on
 //! their rows, and re-runs change nothing or follow the data.
 
-mod common;
-
-use common::{sample, Work};
+use crate::common::{sample, Work};
 use serde_json::Value;
 
 fn fixture(name: &str) -> String {

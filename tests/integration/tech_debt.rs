@@ -2,9 +2,7 @@
 //! and database strings as exports write them, judged on a fixed day;
 //! sixr_ready; the flow's tech_debt_analysis; and re-runs that change nothing.
 
-mod common;
-
-use common::Work;
+use crate::common::Work;
 use serde_json::Value;
 
 fn fixture() -> String {

@@ -1,8 +1,6 @@
 //! `intake schema check|print` and schema versioning, on real SQLite files.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rusqlite::Connection;
 use serde_json::Value;
 
@@ -370,8 +368,8 @@ fn check_on_a_missing_file_says_so() {
     expect_failure(
         &work,
         &["schema", "check", "--db", "absent.db"],
-        1,
-        "absent.db does not exist",
+        3,
+        "no database absent.db",
     );
     assert!(!work.path("absent.db").exists());
 }

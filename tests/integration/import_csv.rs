@@ -1,9 +1,7 @@
 //! `intake import` on CSV files: every quirk fixture is imported by the real
 //! binary and checked row by row in the SQLite file.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn import_one(work: &Work, name: &str, extra: &[&str]) -> (i32, Value) {
@@ -650,6 +648,38 @@ fn summary_table_goes_to_stdout_and_json_has_the_flow() {
 
 fn uuid_like(s: &str) -> bool {
     s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4 && &s[14..15] == "7"
+}
+
+#[test]
+fn one_failure_has_one_exit_code_in_every_command() {
+    let work = Work::new();
+    // No database: 3, whichever command reads one.
+    for args in [
+        &["assets"][..],
+        &["report", "--output", "r.html"],
+        &["mappings"],
+        &["schema", "check"],
+    ] {
+        let out = work.intake().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(stderr.contains("no database"), "{args:?}: {stderr}");
+        assert!(!work.db().exists(), "{args:?} created the database");
+    }
+    // Nothing to do is success, and --json says so.
+    let file = sample("servicenow_cmdb_ci_server.csv");
+    work.run_ok(&["import", file.to_str().unwrap(), "-q"]);
+    let (code, out) = work.import_json(&[file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["files"][0]["status"], "skipped", "{out}");
+    // No such flow: 3 again.
+    for args in [
+        &["assets", "--flow", "ffffffff"][..],
+        &["mappings", "--flow", "ffffffff"],
+    ] {
+        let out = work.intake().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+    }
 }
 
 #[test]

@@ -3,9 +3,7 @@
 //! workbook, re-import idempotence, a newer export updating in place, invalid
 //! rows counted, unmapped columns kept, and mapping decisions re-running both.
 
-mod common;
-
-use common::{count, sample, Work};
+use crate::common::{count, sample, Work};
 use serde_json::Value;
 
 fn asset(work: &Work, name: &str) -> serde_json::Map<String, Value> {

@@ -3,11 +3,9 @@
 //! PDF offline and its text read back with pdftotext, so the checks see what
 //! a person would see, charts included. The file must fetch nothing.
 
-mod common;
-
 use std::process::Command;
 
-use common::{sample, Work};
+use crate::common::{sample, Work};
 
 fn chromium() -> String {
     std::env::var("INTAKE_TEST_CHROMIUM").unwrap_or_else(|_| "chromium".into())

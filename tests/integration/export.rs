@@ -3,10 +3,8 @@
 //! table column by column, custom attributes included, and cells a
 //! spreadsheet would execute are neutralised while numbers stay numbers.
 
-mod common;
-
+use crate::common::{sample, Work};
 use calamine::{open_workbook, Data, Reader, Xlsx};
-use common::{sample, Work};
 use rusqlite::types::Value as Sql;
 use serde_json::Value;
 

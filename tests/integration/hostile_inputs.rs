@@ -3,13 +3,11 @@
 //! stays under 400 MB where the input tried to exhaust it, and that a good
 //! file still imports into the same engagement afterwards.
 
-mod common;
-
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// The most memory any command may take (the bound).
