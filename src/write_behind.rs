@@ -39,6 +39,8 @@ const QUEUE_PAGES: usize = 64;
 struct RealVfs(*mut ffi::sqlite3_vfs);
 // SAFETY: a registered VFS is immutable and lives for the process.
 unsafe impl Send for RealVfs {}
+// SAFETY: as for Send: it is only read, and SQLite's VFS methods are
+// thread-safe in its serialized and multi-thread modes.
 unsafe impl Sync for RealVfs {}
 
 static REAL: OnceLock<RealVfs> = OnceLock::new();
@@ -97,15 +99,23 @@ fn inner(file: *mut ffi::sqlite3_file) -> *mut ffi::sqlite3_file {
     file.cast::<u8>().wrapping_add(INNER_OFFSET).cast()
 }
 
-fn inner_methods(file: *mut ffi::sqlite3_file) -> &'static ffi::sqlite3_io_methods {
+/// The methods of the default VFS's file inside a shim file.
+///
+/// # Safety
+/// `file` is a shim file whose inner file is open (its methods are set).
+unsafe fn inner_methods(file: *mut ffi::sqlite3_file) -> &'static ffi::sqlite3_io_methods {
     // SAFETY: an open inner file's methods are static tables of its VFS.
     unsafe { &*(*inner(file)).pMethods }
 }
 
 /// The queue of a main database file, if `file` is one.
-fn behind<'f>(file: *mut ffi::sqlite3_file) -> Option<&'f mut Behind> {
-    // SAFETY: SQLite calls a file's methods from one thread at a time, and
-    // `behind` is null or a live Box owned by the file.
+///
+/// # Safety
+/// `file` is a shim file set up by `shim_open`, and no other reference to
+/// its queue is alive: SQLite calls a file's methods from one thread at a
+/// time, and the queue is a Box the file owns until `shim_close`.
+unsafe fn behind<'f>(file: *mut ffi::sqlite3_file) -> Option<&'f mut Behind> {
+    // SAFETY: `behind` is null or a live Box owned by the file (above).
     unsafe { (*file.cast::<ShimFile>()).behind.as_mut() }
 }
 
@@ -263,30 +273,35 @@ unsafe extern "C" fn shim_open(
     flags: c_int,
     out_flags: *mut c_int,
 ) -> c_int {
-    let real = REAL.get().expect("registered before use").0;
-    let shim = file.cast::<ShimFile>();
-    (*shim).base.pMethods = std::ptr::null();
-    (*shim).behind = std::ptr::null_mut();
-    // Null until the inner open succeeds, so a failed open is recognised.
-    (*inner(file)).pMethods = std::ptr::null();
-    let open = (*real).xOpen.expect("every VFS opens files");
-    let rc = open(real, name, inner(file), flags, out_flags);
-    if rc != ffi::SQLITE_OK || (*inner(file)).pMethods.is_null() {
-        // SQLite closes a file whose open failed only if its methods are
-        // set, and ours are not: close the inner one here if it is open.
-        if let Some(close) = (*inner(file)).pMethods.as_ref().and_then(|m| m.xClose) {
-            close(inner(file));
+    // SAFETY: SQLite passes `file`, szOsFile bytes it allocated for this
+    // VFS (a ShimFile and the inner file after it), `name` and `out_flags`
+    // as its xOpen contract says; REAL is the VFS registered over.
+    unsafe {
+        let real = REAL.get().expect("registered before use").0;
+        let shim = file.cast::<ShimFile>();
+        (*shim).base.pMethods = std::ptr::null();
+        (*shim).behind = std::ptr::null_mut();
+        // Null until the inner open succeeds, so a failed open is recognised.
+        (*inner(file)).pMethods = std::ptr::null();
+        let open = (*real).xOpen.expect("every VFS opens files");
+        let rc = open(real, name, inner(file), flags, out_flags);
+        if rc != ffi::SQLITE_OK || (*inner(file)).pMethods.is_null() {
+            // SQLite closes a file whose open failed only if its methods are
+            // set, and ours are not: close the inner one here if it is open.
+            if let Some(close) = (*inner(file)).pMethods.as_ref().and_then(|m| m.xClose) {
+                close(inner(file));
+            }
+            return rc;
         }
-        return rc;
+        if flags & ffi::SQLITE_OPEN_MAIN_DB != 0 {
+            (*shim).behind = Box::into_raw(Box::new(Behind {
+                running: None,
+                in_place: false,
+            }));
+        }
+        (*shim).base.pMethods = &SHIM_METHODS;
+        rc
     }
-    if flags & ffi::SQLITE_OPEN_MAIN_DB != 0 {
-        (*shim).behind = Box::into_raw(Box::new(Behind {
-            running: None,
-            in_place: false,
-        }));
-    }
-    (*shim).base.pMethods = &SHIM_METHODS;
-    rc
 }
 
 /// Waits for the queue of `file` (if it has one) and calls the default
@@ -303,21 +318,26 @@ macro_rules! after_queue {
 }
 
 unsafe extern "C" fn shim_close(file: *mut ffi::sqlite3_file) -> c_int {
-    let shim = file.cast::<ShimFile>();
-    let queued = match (*shim).behind.as_mut() {
-        Some(behind) => behind.stop(),
-        None => ffi::SQLITE_OK,
-    };
-    let close = inner_methods(file).xClose.expect("every VFS closes files");
-    let rc = close(inner(file));
-    if !(*shim).behind.is_null() {
-        drop(Box::from_raw((*shim).behind));
-        (*shim).behind = std::ptr::null_mut();
-    }
-    if queued != ffi::SQLITE_OK {
-        queued
-    } else {
-        rc
+    // SAFETY: SQLite calls this only on a file `shim_open` opened (its
+    // methods are set only then), from one thread at a time, with
+    // pointers valid for the call as the VFS contract says.
+    unsafe {
+        let shim = file.cast::<ShimFile>();
+        let queued = match (*shim).behind.as_mut() {
+            Some(behind) => behind.stop(),
+            None => ffi::SQLITE_OK,
+        };
+        let close = inner_methods(file).xClose.expect("every VFS closes files");
+        let rc = close(inner(file));
+        if !(*shim).behind.is_null() {
+            drop(Box::from_raw((*shim).behind));
+            (*shim).behind = std::ptr::null_mut();
+        }
+        if queued != ffi::SQLITE_OK {
+            queued
+        } else {
+            rc
+        }
     }
 }
 
@@ -327,7 +347,10 @@ unsafe extern "C" fn shim_read(
     amount: c_int,
     offset: ffi::sqlite3_int64,
 ) -> c_int {
-    after_queue!(file, xRead(buf, amount, offset))
+    // SAFETY: SQLite calls this only on a file `shim_open` opened (its
+    // methods are set only then), from one thread at a time, with
+    // pointers valid for the call as the VFS contract says.
+    unsafe { after_queue!(file, xRead(buf, amount, offset)) }
 }
 
 unsafe extern "C" fn shim_write(
@@ -336,41 +359,46 @@ unsafe extern "C" fn shim_write(
     amount: c_int,
     offset: ffi::sqlite3_int64,
 ) -> c_int {
-    let write_now = |file| {
-        let write = inner_methods(file).xWrite.expect("every VFS writes");
-        write(inner(file), buf, amount, offset)
-    };
-    let Some(behind) = behind(file) else {
-        return write_now(file);
-    };
-    let Some(running) = behind.start(file) else {
-        return write_now(file);
-    };
-    {
-        // A write that failed since the last wait fails this one.
-        let mut state = lock(&running.progress.state);
-        if state.1 != ffi::SQLITE_OK {
-            return std::mem::replace(&mut state.1, ffi::SQLITE_OK);
+    // SAFETY: SQLite calls this only on a file `shim_open` opened (its
+    // methods are set only then), from one thread at a time, with
+    // pointers valid for the call as the VFS contract says.
+    unsafe {
+        let write_now = |file| {
+            let write = inner_methods(file).xWrite.expect("every VFS writes");
+            write(inner(file), buf, amount, offset)
+        };
+        let Some(behind) = behind(file) else {
+            return write_now(file);
+        };
+        let Some(running) = behind.start(file) else {
+            return write_now(file);
+        };
+        {
+            // A write that failed since the last wait fails this one.
+            let mut state = lock(&running.progress.state);
+            if state.1 != ffi::SQLITE_OK {
+                return std::mem::replace(&mut state.1, ffi::SQLITE_OK);
+            }
         }
-    }
-    let mut data = running.spare.try_recv().unwrap_or_default();
-    data.clear();
-    data.extend_from_slice(std::slice::from_raw_parts(
-        buf.cast::<u8>(),
-        amount.max(0) as usize,
-    ));
-    let sent = running
-        .jobs
-        .as_ref()
-        .is_some_and(|jobs| jobs.send(Job { offset, data }).is_ok());
-    if sent {
-        running.queued += 1;
-        ffi::SQLITE_OK
-    } else {
-        // The thread is gone: write in place from now on.
-        behind.stop();
-        behind.in_place = true;
-        write_now(file)
+        let mut data = running.spare.try_recv().unwrap_or_default();
+        data.clear();
+        data.extend_from_slice(std::slice::from_raw_parts(
+            buf.cast::<u8>(),
+            amount.max(0) as usize,
+        ));
+        let sent = running
+            .jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(Job { offset, data }).is_ok());
+        if sent {
+            running.queued += 1;
+            ffi::SQLITE_OK
+        } else {
+            // The thread is gone: write in place from now on.
+            behind.stop();
+            behind.in_place = true;
+            write_now(file)
+        }
     }
 }
 
@@ -378,36 +406,53 @@ unsafe extern "C" fn shim_truncate(
     file: *mut ffi::sqlite3_file,
     size: ffi::sqlite3_int64,
 ) -> c_int {
-    after_queue!(file, xTruncate(size))
+    // SAFETY: SQLite calls this only on a file `shim_open` opened (its
+    // methods are set only then), from one thread at a time, with
+    // pointers valid for the call as the VFS contract says.
+    unsafe { after_queue!(file, xTruncate(size)) }
 }
 
 unsafe extern "C" fn shim_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    after_queue!(file, xSync(flags))
+    // SAFETY: SQLite calls this only on a file `shim_open` opened (its
+    // methods are set only then), from one thread at a time, with
+    // pointers valid for the call as the VFS contract says.
+    unsafe { after_queue!(file, xSync(flags)) }
 }
 
 unsafe extern "C" fn shim_file_size(
     file: *mut ffi::sqlite3_file,
     size: *mut ffi::sqlite3_int64,
 ) -> c_int {
-    after_queue!(file, xFileSize(size))
+    // SAFETY: SQLite calls this only on a file `shim_open` opened (its
+    // methods are set only then), from one thread at a time, with
+    // pointers valid for the call as the VFS contract says.
+    unsafe { after_queue!(file, xFileSize(size)) }
 }
 
 unsafe extern "C" fn shim_lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    after_queue!(file, xLock(level))
+    // SAFETY: SQLite calls this only on a file `shim_open` opened (its
+    // methods are set only then), from one thread at a time, with
+    // pointers valid for the call as the VFS contract says.
+    unsafe { after_queue!(file, xLock(level)) }
 }
 
 unsafe extern "C" fn shim_unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // Unlocking must happen whatever the queue says, and SQLite does not act
-    // on an unlock's failure: a failed write is left for the next call.
-    if let Some(behind) = behind(file) {
-        let queued = behind.drain();
-        if queued != ffi::SQLITE_OK {
-            behind.report_later(queued);
+    // SAFETY: SQLite calls this only on a file `shim_open` opened (its
+    // methods are set only then), from one thread at a time, with
+    // pointers valid for the call as the VFS contract says.
+    unsafe {
+        // Unlocking must happen whatever the queue says, and SQLite does not act
+        // on an unlock's failure: a failed write is left for the next call.
+        if let Some(behind) = behind(file) {
+            let queued = behind.drain();
+            if queued != ffi::SQLITE_OK {
+                behind.report_later(queued);
+            }
         }
-    }
-    match inner_methods(file).xUnlock {
-        Some(unlock) => unlock(inner(file), level),
-        None => ffi::SQLITE_OK,
+        match inner_methods(file).xUnlock {
+            Some(unlock) => unlock(inner(file), level),
+            None => ffi::SQLITE_OK,
+        }
     }
 }
 
@@ -415,7 +460,10 @@ unsafe extern "C" fn shim_check_reserved_lock(
     file: *mut ffi::sqlite3_file,
     out: *mut c_int,
 ) -> c_int {
-    after_queue!(file, xCheckReservedLock(out))
+    // SAFETY: SQLite calls this only on a file `shim_open` opened (its
+    // methods are set only then), from one thread at a time, with
+    // pointers valid for the call as the VFS contract says.
+    unsafe { after_queue!(file, xCheckReservedLock(out)) }
 }
 
 unsafe extern "C" fn shim_file_control(
@@ -423,25 +471,40 @@ unsafe extern "C" fn shim_file_control(
     op: c_int,
     arg: *mut c_void,
 ) -> c_int {
-    if op == ffi::SQLITE_FCNTL_SIZE_HINT && behind(file).is_some() {
-        // A hint SQLite gives before each spill as the file grows; acting
-        // on it would wait for the queue every time. Declining is allowed.
-        return ffi::SQLITE_NOTFOUND;
+    // SAFETY: SQLite calls this only on a file `shim_open` opened (its
+    // methods are set only then), from one thread at a time, with
+    // pointers valid for the call as the VFS contract says.
+    unsafe {
+        if op == ffi::SQLITE_FCNTL_SIZE_HINT && behind(file).is_some() {
+            // A hint SQLite gives before each spill as the file grows; acting
+            // on it would wait for the queue every time. Declining is allowed.
+            return ffi::SQLITE_NOTFOUND;
+        }
+        after_queue!(file, xFileControl(op, arg))
     }
-    after_queue!(file, xFileControl(op, arg))
 }
 
 unsafe extern "C" fn shim_sector_size(file: *mut ffi::sqlite3_file) -> c_int {
-    match inner_methods(file).xSectorSize {
-        Some(method) => method(inner(file)),
-        None => 4096,
+    // SAFETY: SQLite calls this only on a file `shim_open` opened (its
+    // methods are set only then), from one thread at a time, with
+    // pointers valid for the call as the VFS contract says.
+    unsafe {
+        match inner_methods(file).xSectorSize {
+            Some(method) => method(inner(file)),
+            None => 4096,
+        }
     }
 }
 
 unsafe extern "C" fn shim_device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
-    match inner_methods(file).xDeviceCharacteristics {
-        Some(method) => method(inner(file)),
-        None => 0,
+    // SAFETY: SQLite calls this only on a file `shim_open` opened (its
+    // methods are set only then), from one thread at a time, with
+    // pointers valid for the call as the VFS contract says.
+    unsafe {
+        match inner_methods(file).xDeviceCharacteristics {
+            Some(method) => method(inner(file)),
+            None => 0,
+        }
     }
 }
 
@@ -452,7 +515,10 @@ unsafe extern "C" fn shim_shm_map(
     extend: c_int,
     out: *mut *mut c_void,
 ) -> c_int {
-    after_queue!(file, xShmMap(region, size, extend, out))
+    // SAFETY: SQLite calls this only on a file `shim_open` opened (its
+    // methods are set only then), from one thread at a time, with
+    // pointers valid for the call as the VFS contract says.
+    unsafe { after_queue!(file, xShmMap(region, size, extend, out)) }
 }
 
 unsafe extern "C" fn shim_shm_lock(
@@ -461,20 +527,31 @@ unsafe extern "C" fn shim_shm_lock(
     n: c_int,
     flags: c_int,
 ) -> c_int {
-    after_queue!(file, xShmLock(offset, n, flags))
+    // SAFETY: SQLite calls this only on a file `shim_open` opened (its
+    // methods are set only then), from one thread at a time, with
+    // pointers valid for the call as the VFS contract says.
+    unsafe { after_queue!(file, xShmLock(offset, n, flags)) }
 }
 
 unsafe extern "C" fn shim_shm_barrier(file: *mut ffi::sqlite3_file) {
-    if let Some(behind) = behind(file) {
-        behind.drain();
-    }
-    if let Some(method) = inner_methods(file).xShmBarrier {
-        method(inner(file));
+    // SAFETY: SQLite calls this only on a file `shim_open` opened (its
+    // methods are set only then), from one thread at a time, with
+    // pointers valid for the call as the VFS contract says.
+    unsafe {
+        if let Some(behind) = behind(file) {
+            behind.drain();
+        }
+        if let Some(method) = inner_methods(file).xShmBarrier {
+            method(inner(file));
+        }
     }
 }
 
 unsafe extern "C" fn shim_shm_unmap(file: *mut ffi::sqlite3_file, delete: c_int) -> c_int {
-    after_queue!(file, xShmUnmap(delete))
+    // SAFETY: SQLite calls this only on a file `shim_open` opened (its
+    // methods are set only then), from one thread at a time, with
+    // pointers valid for the call as the VFS contract says.
+    unsafe { after_queue!(file, xShmUnmap(delete)) }
 }
 
 unsafe extern "C" fn shim_fetch(
@@ -483,12 +560,17 @@ unsafe extern "C" fn shim_fetch(
     amount: c_int,
     out: *mut *mut c_void,
 ) -> c_int {
-    // No memory map: SQLite then reads the page with xRead.
-    if inner_methods(file).iVersion < 3 {
-        *out = std::ptr::null_mut();
-        return ffi::SQLITE_OK;
+    // SAFETY: SQLite calls this only on a file `shim_open` opened (its
+    // methods are set only then), from one thread at a time, with
+    // pointers valid for the call as the VFS contract says.
+    unsafe {
+        // No memory map: SQLite then reads the page with xRead.
+        if inner_methods(file).iVersion < 3 {
+            *out = std::ptr::null_mut();
+            return ffi::SQLITE_OK;
+        }
+        after_queue!(file, xFetch(offset, amount, out))
     }
-    after_queue!(file, xFetch(offset, amount, out))
 }
 
 unsafe extern "C" fn shim_unfetch(
@@ -496,10 +578,15 @@ unsafe extern "C" fn shim_unfetch(
     offset: ffi::sqlite3_int64,
     page: *mut c_void,
 ) -> c_int {
-    if inner_methods(file).iVersion < 3 {
-        return ffi::SQLITE_OK;
+    // SAFETY: SQLite calls this only on a file `shim_open` opened (its
+    // methods are set only then), from one thread at a time, with
+    // pointers valid for the call as the VFS contract says.
+    unsafe {
+        if inner_methods(file).iVersion < 3 {
+            return ffi::SQLITE_OK;
+        }
+        after_queue!(file, xUnfetch(offset, page))
     }
-    after_queue!(file, xUnfetch(offset, page))
 }
 
 static SHIM_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
@@ -678,6 +765,7 @@ mod tests {
         }
         let old = limit.rlim_cur;
         limit.rlim_cur = 1 << 20;
+        // SAFETY: setrlimit on this child process's own limit, with a live struct.
         unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0) };
         conn.execute_batch("BEGIN").unwrap();
         let result = insert(&conn, 100..5100).and_then(|()| conn.execute_batch("COMMIT"));
@@ -686,6 +774,7 @@ mod tests {
         let _ = conn.execute_batch("ROLLBACK");
         drop(conn);
         limit.rlim_cur = old;
+        // SAFETY: setrlimit on this child process's own limit, with a live struct.
         unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0) };
         assert_eq!(committed(&path), 100);
     }
