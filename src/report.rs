@@ -27,12 +27,48 @@ fn right(value: impl ToString) -> Cell {
     Cell::new(value.to_string()).set_alignment(CellAlignment::Right)
 }
 
-/// The summary of an import run.
-pub fn import_summary(outcome: &ImportOutcome) -> String {
+/// The summary of an import run: one line per file or sheet; with
+/// `every_column` also the mapping of every column (else `intake mappings`
+/// shows it).
+pub fn import_summary(outcome: &ImportOutcome, every_column: bool) -> String {
     let mut out = String::new();
     let mut files = table(&[
-        "file", "status", "rows", "warnings", "read as", "layout", "columns", "seconds",
+        "file",
+        "status",
+        "rows",
+        "mapped",
+        "to review",
+        "warnings",
+        "read as",
+        "layout",
+        "seconds",
     ]);
+    // Mapped and to-review columns by import.
+    let mapped = |id: Option<&String>| -> (String, String) {
+        let found = outcome
+            .mapping
+            .as_ref()
+            .and_then(|m| m.imports.iter().find(|i| Some(&i.data_import_id) == id));
+        match found {
+            Some(import) => {
+                let approved = import
+                    .suggestions
+                    .iter()
+                    .filter(|s| s.status == crate::map::Status::Approved && s.target.is_some())
+                    .count();
+                let review = import
+                    .suggestions
+                    .iter()
+                    .filter(|s| s.status == crate::map::Status::Suggested && s.target.is_some())
+                    .count();
+                (
+                    format!("{approved}/{}", import.suggestions.len()),
+                    review.to_string(),
+                )
+            }
+            None => ("-".into(), "-".into()),
+        }
+    };
     for f in &outcome.files {
         let status = match f.status {
             FileStatus::Completed => "imported",
@@ -58,14 +94,16 @@ pub fn import_summary(outcome: &ImportOutcome) -> String {
                 Role::Relationships => format!("{} (dependencies)", l.layout.label()),
             },
         );
+        let (mapped, review) = mapped(f.data_import_id.as_ref());
         files.add_row(vec![
             Cell::new(file_label(f)),
             Cell::new(status),
             right(f.rows),
+            right(mapped),
+            right(review),
             right(f.warnings),
             Cell::new(read_as),
             Cell::new(layout),
-            right(f.columns),
             right(format!("{:.2}", f.seconds)),
         ]);
     }
@@ -128,7 +166,7 @@ pub fn import_summary(outcome: &ImportOutcome) -> String {
         ));
     }
     if let Some(mapping) = &outcome.mapping {
-        out.push_str(&mapping_summary(mapping));
+        out.push_str(&mapping_summary(mapping, every_column));
     }
     if let Some(cleansing) = &outcome.cleansing {
         out.push_str(&format!(
@@ -388,8 +426,15 @@ pub fn fields_table() -> String {
 }
 
 /// The mapping part of an import summary: every column's decision, then the counts.
-fn mapping_summary(mapping: &crate::map::MappingOutcome) -> String {
+fn mapping_summary(mapping: &crate::map::MappingOutcome, every_column: bool) -> String {
     let mut out = String::new();
+    if !every_column {
+        out.push_str(&format!(
+            "mapping: {} approved (confidence >= {:.2}), {} to review, {} unmapped, {} ignored; `intake mappings` (or -v) lists every column\n",
+            mapping.approved, mapping.auto_approve_threshold, mapping.suggested, mapping.unmapped, mapping.ignored
+        ));
+        return out;
+    }
     let mut t = table(&[
         "file",
         "source column",

@@ -106,7 +106,7 @@ pub struct ImportArgs {
     pub threads: usize,
 }
 
-pub fn run(args: ImportArgs, db: &Path, quiet: bool) -> anyhow::Result<i32> {
+pub fn run(args: ImportArgs, db: &Path, quiet: bool, verbose: bool) -> anyhow::Result<i32> {
     let encoding = match &args.encoding {
         Some(label) => Some(encoding_for_label(label).ok_or_else(|| {
             anyhow::anyhow!(
@@ -158,7 +158,7 @@ pub fn run(args: ImportArgs, db: &Path, quiet: bool) -> anyhow::Result<i32> {
     if args.json {
         super::print_json(&outcome)?;
     } else if !quiet {
-        super::print_text(&report::import_summary(&outcome))?;
+        super::print_text(&report::import_summary(&outcome, verbose))?;
     }
     Ok(super::exit::of_import(&outcome, args.strict))
 }

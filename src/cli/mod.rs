@@ -125,7 +125,7 @@ pub fn init_logging(cli: &Cli) {
 
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Import(args) => import::run(args, &cli.db, cli.quiet),
+        Command::Import(args) => import::run(args, &cli.db, cli.quiet, cli.verbose > 0),
         Command::Assets(args) => assets::run(args, &cli.db, cli.quiet),
         Command::Mappings(args) => mappings::run(args, &cli.db),
         Command::Sniff(args) => sniff::run(args),

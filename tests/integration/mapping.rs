@@ -853,21 +853,27 @@ fn the_phase_is_recorded_in_the_flow_and_the_threshold_is_configurable() {
     let default = Work::new();
     let (_, json) = default.import_json(&[sample("azure_migrate_import.csv").to_str().unwrap()]);
     assert!(json["mapping"]["approved"].as_u64().unwrap() > strict_approved);
-    // The summary shows the mapping table.
-    let out = Work::new()
-        .intake()
-        .args([
-            "import",
-            sample("azure_migrate_import.csv").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let summary = String::from_utf8_lossy(&out.stdout);
+    // The summary counts the mappings per file; -v adds every column's.
+    let summary = |args: &[&str]| {
+        let out = Work::new()
+            .intake()
+            .arg("import")
+            .arg(sample("azure_migrate_import.csv"))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let short = summary(&[]);
     assert!(
-        summary.contains("*Memory (In MB)")
-            && summary.contains("memory_gb")
-            && summary.contains("mapping:"),
-        "{summary}"
+        short.contains("mapping:") && short.contains("to review"),
+        "{short}"
+    );
+    assert!(!short.contains("*Memory (In MB)"), "{short}");
+    let full = summary(&["-v"]);
+    assert!(
+        full.contains("*Memory (In MB)") && full.contains("memory_gb") && full.contains("mapping:"),
+        "{full}"
     );
 }
 
