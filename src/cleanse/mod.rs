@@ -527,16 +527,6 @@ pub fn cleanse_record<'r>(
         if text.is_empty() {
             continue;
         }
-        if values::means_missing(text, m.field.kind) {
-            errors.push(ValidationError {
-                field: m.field.name.to_string(),
-                column: m.source.clone(),
-                raw_value: text.to_string(),
-                code: "missing_marker",
-                message: format!("'{text}' means unknown; {} is left empty", m.field.name),
-            });
-            continue;
-        }
         let mut fail = |code: &'static str, message: String| {
             errors.push(ValidationError {
                 field: m.field.name.to_string(),
@@ -546,6 +536,13 @@ pub fn cleanse_record<'r>(
                 message,
             })
         };
+        if values::means_missing(text, m.field.kind) {
+            fail(
+                "missing_marker",
+                format!("'{text}' means unknown; {} is left empty", m.field.name),
+            );
+            continue;
+        }
         let rule = |key: &str| m.rules.get(key);
         match m.field.kind {
             FieldKind::Name | FieldKind::Text | FieldKind::Version => {

@@ -76,18 +76,13 @@ fn say(text: &str) {
 }
 
 /// Whether an error is stdout's reader having gone (`intake assets | head`):
-/// the command ends quietly then, as Unix tools do.
+/// the command ends quietly then, as Unix tools do. The library's errors
+/// keep their I/O cause as their source, so the chain reaches it.
 pub fn is_closed_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            || cause
-                .downcast_ref::<csv::Error>()
-                .is_some_and(|e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe))
-            || cause
-                .downcast_ref::<intake::export::ExportError>()
-                .is_some_and(|e| matches!(e, intake::export::ExportError::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe))
     })
 }
 

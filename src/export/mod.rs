@@ -71,13 +71,28 @@ pub enum ExportError {
         source: std::io::Error,
     },
     #[error("cannot write the CSV: {0}")]
-    Csv(#[from] csv::Error),
+    Csv(String),
     #[error("cannot write the workbook: {0}")]
     Xlsx(#[from] rust_xlsxwriter::XlsxError),
     #[error("cannot write the Parquet file: {0}")]
     Parquet(#[from] polars::error::PolarsError),
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),
+}
+
+/// An I/O failure under the CSV writer stays an I/O error (its source kept,
+/// so a closed pipe is recognised as one); anything else is the CSV's.
+impl From<csv::Error> for ExportError {
+    fn from(error: csv::Error) -> Self {
+        let message = error.to_string();
+        match error.into_kind() {
+            csv::ErrorKind::Io(source) => ExportError::Io {
+                path: "the output".into(),
+                source,
+            },
+            _ => ExportError::Csv(message),
+        }
+    }
 }
 
 /// The kind of a column's values.

@@ -64,8 +64,9 @@ pub struct Cleansed {
 }
 
 enum State {
-    /// The first rows, held until the mapping is known.
-    Sampling(Vec<Row>),
+    /// The first rows, held until the mapping is known, and their raw text's
+    /// length in bytes.
+    Sampling(Vec<Row>, usize),
     /// Mapped; rows are cleansed when there is work.
     Mapped(Option<Arc<TableWork>>),
 }
@@ -100,7 +101,9 @@ impl<'o> OnStage<'o> {
             engagement_id: engagement_id.to_string(),
             cleanse,
             inventory_follows: cleanse && inventory_follows,
-            states: (0..tables).map(|_| State::Sampling(Vec::new())).collect(),
+            states: (0..tables)
+                .map(|_| State::Sampling(Vec::new(), 0))
+                .collect(),
             tallies: vec![Tally::default(); tables],
             mappings: Vec::new(),
             assets: None,
@@ -119,12 +122,12 @@ impl<'o> OnStage<'o> {
         cleansed: Cleansed,
     ) -> Result<(), MapError> {
         match &mut self.states[file] {
-            State::Sampling(held) => {
+            State::Sampling(held, bytes) => {
+                *bytes += rows.iter().map(|r| r.raw_data.len()).sum::<usize>();
                 held.extend(rows);
                 // Rows enough to profile, or as much text as a sample may hold.
                 let columns = header.map_or(0, |h| h.columns.len());
-                let full = held.len() >= profile::sample_rows(columns)
-                    || held.iter().map(|r| r.raw_data.len()).sum::<usize>() >= SAMPLE_BYTES;
+                let full = held.len() >= profile::sample_rows(columns) || *bytes >= SAMPLE_BYTES;
                 if full {
                     self.map_table(stager, file, table, header)?;
                 }
@@ -147,7 +150,7 @@ impl<'o> OnStage<'o> {
         table: &Planned,
         header: Option<&HeaderInfo>,
     ) -> Result<Option<(Arc<TableWork>, Tally)>, MapError> {
-        if matches!(self.states[file], State::Sampling(_)) {
+        if matches!(self.states[file], State::Sampling(..)) {
             self.map_table(stager, file, table, header)?;
         }
         Ok(match &self.states[file] {
@@ -192,7 +195,8 @@ impl<'o> OnStage<'o> {
         table: &Planned,
         header: Option<&HeaderInfo>,
     ) -> Result<(), MapError> {
-        let State::Sampling(held) = std::mem::replace(&mut self.states[file], State::Mapped(None))
+        let State::Sampling(held, _) =
+            std::mem::replace(&mut self.states[file], State::Mapped(None))
         else {
             return Ok(());
         };
