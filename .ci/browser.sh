@@ -10,4 +10,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 "${INTAKE_TEST_CHROMIUM:-chromium}" --version
-pdftotext -v 2>&1 | head -1
+# sed reads to the end: head would close the pipe and pipefail would fail the run (SIGPIPE, 141)
+pdftotext -v 2>&1 | sed -n 1p
