@@ -130,8 +130,7 @@ fn run_phases(
     }
     if runs(Phase::DataCleansing) {
         let started = std::time::Instant::now();
-        let cleansing =
-            cleanse::run(conn, &ids.master_flow_id).map_err(wrap(Phase::DataCleansing))?;
+        let cleansing = cleanse::run(conn, ids).map_err(wrap(Phase::DataCleansing))?;
         tracing::debug!(
             "cleansed {} records in {:.2}s",
             cleansing.records,

@@ -19,6 +19,7 @@ use serde_json::{json, Map, Value};
 
 use crate::catalogue::{self, Field, FieldKind};
 use crate::db;
+use crate::flow::FlowIds;
 use crate::json_entries::Entries;
 
 /// Changes whenever the cleansing of a value changes (the version alone
@@ -69,7 +70,7 @@ pub struct CleanseOutcome {
 /// Cleanses every completed import of a master flow. An import whose rows were
 /// already cleansed with its current mappings (during staging, or by an
 /// earlier run) is counted from what was recorded and not rewritten.
-pub fn run(conn: &Connection, master_flow_id: &str) -> rusqlite::Result<CleanseOutcome> {
+pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<CleanseOutcome> {
     let imports: Vec<(String, String, Option<String>, Option<String>)> = conn
         .prepare(
             "SELECT id, filename, sheet_name, json_extract(read_metadata, '$.cleansing')
@@ -79,7 +80,7 @@ pub fn run(conn: &Connection, master_flow_id: &str) -> rusqlite::Result<CleanseO
                AND coalesce(json_extract(read_metadata, '$.layout.role'), '') <> 'relationships'
              ORDER BY created_at, id",
         )?
-        .query_map([master_flow_id], |r| {
+        .query_map([&ids.master_flow_id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<rusqlite::Result<_>>()?;
