@@ -7,7 +7,39 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
-use crate::error::DbError;
+/// Errors that stop a command as a whole (the database cannot be used).
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(
+        "cannot open database {path}: {source}. Check the path and that the directory is writable"
+    )]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("{path} was written by a newer intake (schema version {found}; this build knows up to {known}). Upgrade intake, or use another --db file")]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("{path} is a SQLite file that intake did not create (it has tables but no intake schema version). Use another --db file")]
+    ForeignDatabase { path: PathBuf },
+    #[error("migrating {path} from schema version {from} to {to} failed: {source}. The file was left at version {from}")]
+    Migration {
+        path: PathBuf,
+        from: i64,
+        to: i64,
+        source: rusqlite::Error,
+    },
+    #[error("cannot lock {path} for writing: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
 
 /// The DDL of the current schema, also printed by `intake schema print`.
 pub const SCHEMA_SQL: &str = include_str!("../schema.sql");

@@ -3,7 +3,7 @@
 //! (the boolean flag, current_phase, phases_completed, progress_percentage, and
 //! the master's phase_progression).
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::json;
 
 use crate::db;
@@ -194,6 +194,51 @@ pub fn complete_phase(
         )?;
     }
     tx.commit()
+}
+
+/// Why no flow was found.
+#[derive(Debug, thiserror::Error)]
+pub enum FindFlowError {
+    #[error("no discovery flow in this database yet; run `intake import` first")]
+    NoFlow,
+    #[error("no flow {0}; `intake mappings` without --flow shows the latest")]
+    UnknownFlow(String),
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// The flow named by `flow` (a master or discovery flow id, or a unique prefix),
+/// or the latest one.
+pub fn find(conn: &Connection, flow: Option<&str>) -> Result<FlowIds, FindFlowError> {
+    let row = |r: &rusqlite::Row| {
+        Ok(FlowIds {
+            discovery_flow_id: r.get(0)?,
+            master_flow_id: r.get(1)?,
+        })
+    };
+    match flow {
+        None => conn
+            .query_row(
+                "SELECT id, master_flow_id FROM discovery_flows ORDER BY created_at DESC, id DESC LIMIT 1",
+                [],
+                row,
+            )
+            .optional()?
+            .ok_or(FindFlowError::NoFlow),
+        Some(wanted) => {
+            let found: Vec<FlowIds> = conn
+                .prepare(
+                    "SELECT id, master_flow_id FROM discovery_flows
+                     WHERE master_flow_id LIKE ?1 || '%' OR id LIKE ?1 || '%'",
+                )?
+                .query_map([wanted], row)?
+                .collect::<rusqlite::Result<_>>()?;
+            match found.as_slice() {
+                [one] => Ok(one.clone()),
+                _ => Err(FindFlowError::UnknownFlow(wanted.to_string())),
+            }
+        }
+    }
 }
 
 /// Stores the inventory summary in discovered_assets.

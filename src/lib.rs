@@ -8,19 +8,20 @@
 //! after the import, in order), `import` (the run that drives them as one
 //! discovery flow), `sync` (a finished flow to the central PostgreSQL);
 //! `catalogue` is the asset field table every phase uses; `db`, `tenant` and
-//! `flow` hold the shared bookkeeping, `schema_check` validates a database,
-//! `report` prints outcomes, `printable` keeps data's control characters
-//! off the terminal.
+//! `flow` hold the shared bookkeeping, `phase` the shape every phase shares,
+//! `schema_check` validates a database, `console` prints outcomes as tables,
+//! `html_report` writes `intake report`, `printable` keeps data's control
+//! characters off the terminal. ARCHITECTURE.md draws the map.
 
 // Every unsafe operation sits in a block whose SAFETY comment says why it
-// holds (write_behind and static_insert are the crate's FFI).
+// holds (write_behind and no_copy_insert are the crate's FFI).
 #![deny(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
 
 pub mod catalogue;
 pub mod cleanse;
+pub mod console;
 pub mod db;
 pub mod dependencies;
-pub mod error;
 pub mod export;
 pub mod flow;
 pub mod html_report;
@@ -28,14 +29,14 @@ pub mod import;
 pub mod inventory;
 pub mod json_entries;
 pub mod map;
+mod no_copy_insert;
+pub mod phase;
 pub mod pipeline;
 pub mod printable;
 pub mod progress;
 pub mod read;
-pub mod report;
 pub mod schema_check;
 pub mod stage;
-mod static_insert;
 pub mod sync;
 pub mod synth;
 pub mod tech_debt;

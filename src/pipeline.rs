@@ -4,6 +4,8 @@
 //! entry point re-runs the later phases after a mapping decision, and finishes
 //! flows a killed run left part-way.
 
+use std::time::Instant;
+
 use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::json;
@@ -11,8 +13,10 @@ use serde_json::json;
 use crate::cleanse::{self, CleanseOutcome};
 use crate::dependencies::{self, DependenciesOutcome};
 use crate::flow::{self, FlowIds, Phase};
-use crate::inventory::{self, AssetsOnStage, InventoryOutcome};
+use crate::inventory::{self, FirstBuild, InventoryOutcome};
+use crate::map::review::{self, Decision, ReviewError};
 use crate::map::{self, ImportMapping, MapOptions, MappingOutcome};
+use crate::phase::{PhaseCtx, PhaseOutcome};
 use crate::tech_debt::{self, TechDebtOutcome};
 
 /// What the phases of one flow did.
@@ -58,20 +62,21 @@ pub fn run_from(
         from,
         Phase::TechDebt,
         options,
-        OnStage::default(),
+        StagedWork::default(),
     )
 }
 
-/// What was done while the files were staged: the imports mapped, and the
-/// assets built (see `inventory::AssetsOnStage`).
+/// The phases' work done while the files were staged (composed by
+/// `import::staging_work`): the imports mapped from their first rows, and the
+/// assets of an engagement's first build (see `inventory::FirstBuild`).
 #[derive(Default)]
-pub struct OnStage<'c> {
+pub struct StagedWork<'c> {
     pub mappings: Vec<ImportMapping>,
-    pub assets: Option<AssetsOnStage<'c>>,
+    pub assets: Option<FirstBuild<'c>>,
 }
 
 /// Runs the phases from `from` through `until`; the flow stays running when
-/// `until` is before tech_debt, and a later run finishes it. `on_stage` holds
+/// `until` is before tech_debt, and a later run finishes it. `staged` holds
 /// what was done while the files were staged.
 pub fn run_between(
     conn: &Connection,
@@ -79,10 +84,10 @@ pub fn run_between(
     from: Phase,
     until: Phase,
     options: &PhaseOptions,
-    on_stage: OnStage,
+    staged: StagedWork,
 ) -> Result<PhaseOutcomes, PipelineError> {
     let mut outcomes = PhaseOutcomes::default();
-    let result = run_phases(conn, ids, (from, until), options, on_stage, &mut outcomes);
+    let result = run_phases(conn, ids, (from, until), options, staged, &mut outcomes);
     if let Err((phase, error)) = result {
         let message = error.to_string();
         let _ = flow::fail(
@@ -102,106 +107,101 @@ fn run_phases(
     ids: &FlowIds,
     (from, until): (Phase, Phase),
     options: &PhaseOptions,
-    on_stage: OnStage,
+    staged: StagedWork,
     outcomes: &mut PhaseOutcomes,
 ) -> Result<(), (Phase, PipelineError)> {
-    let OnStage {
+    let StagedWork {
         mappings: premapped,
-        assets: mut staged,
-    } = on_stage;
+        assets: mut staged_assets,
+    } = staged;
     let order = |p: Phase| Phase::ALL.iter().position(|x| *x == p).unwrap_or(0);
     let runs = |p: Phase| order(from) <= order(p) && order(p) <= order(until);
-    let wrap = |phase: Phase| {
-        move |source| {
-            (
-                phase,
-                PipelineError::Phase {
-                    phase: phase.name(),
-                    source,
-                },
-            )
-        }
-    };
+    let ctx = PhaseCtx::of_flow(conn, ids).map_err(failed_in(from))?;
     if runs(Phase::AttributeMapping) {
-        outcomes.mapping = Some(
-            map::run(conn, ids, &options.mapping, premapped)
-                .map_err(|e| (Phase::AttributeMapping, e.into()))?,
-        );
+        let started = Instant::now();
+        let mapping = map::run(&ctx, &options.mapping, premapped)
+            .map_err(|e| (Phase::AttributeMapping, e.into()));
+        outcomes.mapping = Some(record(&ctx, started, mapping)?);
     }
     if runs(Phase::DataCleansing) {
-        let started = std::time::Instant::now();
-        let cleansing = cleanse::run(conn, ids).map_err(wrap(Phase::DataCleansing))?;
-        tracing::debug!(
-            "cleansed {} records in {:.2}s",
-            cleansing.records,
-            started.elapsed().as_secs_f64()
-        );
-        let summary = json!({ "records": cleansing.records, "valid": cleansing.valid, "invalid": cleansing.invalid });
-        flow::complete_phase(conn, ids, Phase::DataCleansing, &summary)
-            .map_err(wrap(Phase::DataCleansing))?;
-        outcomes.cleansing = Some(cleansing);
+        let started = Instant::now();
+        let cleansing = cleanse::run(&ctx).map_err(failed_in(Phase::DataCleansing));
+        outcomes.cleansing = Some(record(&ctx, started, cleansing)?);
     }
     if runs(Phase::Inventory) {
-        let started = std::time::Instant::now();
-        let inventory = inventory::run(conn, ids, staged.take()).map_err(wrap(Phase::Inventory))?;
-        tracing::debug!(
-            "built {} assets from {} records in {:.2}s",
-            inventory.assets,
-            inventory.records,
-            started.elapsed().as_secs_f64()
-        );
-        let summary = inventory_summary(&inventory);
-        flow::complete_phase(conn, ids, Phase::Inventory, &summary)
-            .map_err(wrap(Phase::Inventory))?;
-        flow::record_discovered(conn, ids, &summary).map_err(wrap(Phase::Inventory))?;
-        outcomes.inventory = Some(inventory);
+        let started = Instant::now();
+        let inventory =
+            inventory::run(&ctx, staged_assets.take()).map_err(failed_in(Phase::Inventory));
+        outcomes.inventory = Some(record(&ctx, started, inventory)?);
     }
     if runs(Phase::Dependencies) {
-        let started = std::time::Instant::now();
-        let found = dependencies::run(conn, ids).map_err(wrap(Phase::Dependencies))?;
-        tracing::debug!(
-            "derived {} dependencies in {:.2}s",
-            found.edges,
-            started.elapsed().as_secs_f64()
-        );
-        dependencies::record(conn, ids, &found).map_err(wrap(Phase::Dependencies))?;
-        let summary = json!({
-            "edges": found.edges, "created": found.created, "updated": found.updated,
-            "removed": found.removed, "unchanged": found.unchanged, "by_type": found.by_type,
-            "hosts_created": found.hosts_created, "applications_created": found.applications_created,
-            "unresolved": found.unresolved,
-        });
-        flow::complete_phase(conn, ids, Phase::Dependencies, &summary)
-            .map_err(wrap(Phase::Dependencies))?;
-        outcomes.dependencies = Some(found);
+        let started = Instant::now();
+        let found = dependencies::run(&ctx).map_err(failed_in(Phase::Dependencies));
+        outcomes.dependencies = Some(record(&ctx, started, found)?);
     }
     if runs(Phase::TechDebt) {
-        let started = std::time::Instant::now();
-        let verdicts = tech_debt::run(conn, ids, options.support_as_of.as_deref())
-            .map_err(wrap(Phase::TechDebt))?;
-        tracing::debug!(
-            "judged the support of {} assets in {:.2}s",
-            verdicts.assets,
-            started.elapsed().as_secs_f64()
-        );
-        let analysis = tech_debt::analysis(conn, ids, &verdicts).map_err(wrap(Phase::TechDebt))?;
-        tech_debt::record(conn, ids, &analysis).map_err(wrap(Phase::TechDebt))?;
-        let summary = json!({ "as_of": verdicts.as_of, "assets": verdicts.assets, "updated": verdicts.updated,
-            "by_status": verdicts.by_status, "sixr_ready": verdicts.sixr_ready });
-        flow::complete_phase(conn, ids, Phase::TechDebt, &summary)
-            .map_err(wrap(Phase::TechDebt))?;
-        flow::finish(conn, ids).map_err(wrap(Phase::TechDebt))?;
-        outcomes.tech_debt = Some(verdicts);
+        let started = Instant::now();
+        let verdicts = tech_debt::run(&ctx, options.support_as_of.as_deref())
+            .map_err(failed_in(Phase::TechDebt));
+        outcomes.tech_debt = Some(record(&ctx, started, verdicts)?);
+        flow::finish(conn, ids).map_err(failed_in(Phase::TechDebt))?;
     }
     Ok(())
 }
 
-fn inventory_summary(inventory: &InventoryOutcome) -> serde_json::Value {
-    json!({
-        "assets": inventory.assets, "created": inventory.created, "updated": inventory.updated,
-        "unchanged": inventory.unchanged, "records": inventory.records, "merged_records": inventory.merged_records,
-        "by_type": inventory.by_type,
-    })
+/// A database error of `phase`, as the pipeline reports it.
+fn failed_in(phase: Phase) -> impl Fn(rusqlite::Error) -> (Phase, PipelineError) {
+    move |source| {
+        (
+            phase,
+            PipelineError::Phase {
+                phase: phase.name(),
+                source,
+            },
+        )
+    }
+}
+
+/// Records a phase's outcome in the flow (the phase is then complete) and
+/// hands it back; what it did and the time since `started` are logged.
+fn record<O: PhaseOutcome>(
+    ctx: &PhaseCtx,
+    started: Instant,
+    outcome: Result<O, (Phase, PipelineError)>,
+) -> Result<O, (Phase, PipelineError)> {
+    let outcome = outcome?;
+    tracing::debug!(
+        "{} done in {:.2}s: {}",
+        O::PHASE.name(),
+        started.elapsed().as_secs_f64(),
+        outcome.summary()
+    );
+    outcome.record(ctx).map_err(failed_in(O::PHASE))?;
+    Ok(outcome)
+}
+
+/// Why a mapping decision was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum DecisionError {
+    #[error(transparent)]
+    Review(#[from] ReviewError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+/// Applies a person's decision on the mapping of column `source` of the flow
+/// `ids`, then runs cleansing and the later phases again so the assets follow
+/// it. Returns the mappings changed and what the phases did.
+pub fn apply_mapping_decision(
+    conn: &Connection,
+    ids: &FlowIds,
+    source: &str,
+    decision: &Decision,
+    user: &str,
+) -> Result<(usize, PhaseOutcomes), DecisionError> {
+    let changed = review::decide(conn, ids, source, decision, user)?;
+    let phases = run_from(conn, ids, Phase::DataCleansing, &PhaseOptions::default())?;
+    Ok((changed, phases))
 }
 
 /// Flows a killed run left after their import but before their inventory: the

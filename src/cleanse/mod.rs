@@ -4,23 +4,25 @@
 //! value that cannot be parsed stays out of cleansed_data and is kept raw in
 //! the errors; a row that identifies no machine is invalid. Nothing stops the
 //! run: the counts go to data_imports and the flow. Records are normally
-//! cleansed as they are staged (`Cleanser`, used by `import::on_stage`); the
+//! cleansed as they are staged (`Cleanser`, used by `import::staging_work`); the
 //! phase itself rewrites only imports whose mapping fingerprint has changed.
 
 pub mod values;
 
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::catalogue::{self, Field, FieldKind};
 use crate::db;
-use crate::flow::FlowIds;
+use crate::flow::Phase;
 use crate::json_entries::Entries;
+use crate::phase::{PhaseCtx, PhaseOutcome};
+use crate::stage::tables::{self, CleansingTally, RecordedCleansing};
+use crate::stage::CleansedRow;
 
 /// Changes whenever the cleansing of a value changes (the version alone
 /// does not between releases): records cleansed by older rules are then
@@ -55,7 +57,7 @@ pub struct ImportCleansing {
     pub file: String,
     pub sheet: Option<String>,
     #[serde(flatten)]
-    pub tally: Tally,
+    pub tally: CleansingTally,
 }
 
 /// What the phase did.
@@ -70,26 +72,20 @@ pub struct CleanseOutcome {
 /// Cleanses every completed import of a master flow. An import whose rows were
 /// already cleansed with its current mappings (during staging, or by an
 /// earlier run) is counted from what was recorded and not rewritten.
-pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<CleanseOutcome> {
-    let imports: Vec<(String, String, Option<String>, Option<String>)> = conn
-        .prepare(
-            "SELECT id, filename, sheet_name, json_extract(read_metadata, '$.cleansing')
-             FROM data_imports
-             WHERE master_flow_id = ?1 AND status = 'completed'
-               -- relationship exports are read by the dependencies phase instead
-               AND coalesce(json_extract(read_metadata, '$.layout.role'), '') <> 'relationships'
-             ORDER BY created_at, id",
-        )?
-        .query_map([&ids.master_flow_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+pub fn run(ctx: &PhaseCtx) -> rusqlite::Result<CleanseOutcome> {
+    let conn = ctx.conn;
+    let scope = tables::Scope::Flow {
+        master_flow_id: &ctx.ids.master_flow_id,
+    };
     let mut outcome = CleanseOutcome::default();
-    for (id, file, sheet, recorded) in imports {
+    // Relationship exports are read by the dependencies phase instead.
+    for table in tables::completed(conn, scope)?
+        .into_iter()
+        .filter(|t| !t.holds_relationships())
+    {
+        let id = table.data_import_id;
         let cleanser = Cleanser::for_import(conn, &id)?;
-        let recorded: Option<RecordedCleansing> =
-            recorded.and_then(|r| serde_json::from_str(&r).ok());
-        let tally = match recorded {
+        let tally = match table.cleansing {
             Some(r) if r.fingerprint == cleanser.fingerprint => r.tally,
             _ => cleanse_import(conn, &id, &cleanser)?,
         };
@@ -98,12 +94,20 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<CleanseOutcome>
         outcome.invalid += tally.invalid;
         outcome.imports.push(ImportCleansing {
             data_import_id: id,
-            file,
-            sheet,
+            file: table.filename,
+            sheet: table.sheet,
             tally,
         });
     }
     Ok(outcome)
+}
+
+impl PhaseOutcome for CleanseOutcome {
+    const PHASE: Phase = Phase::DataCleansing;
+
+    fn summary(&self) -> Value {
+        json!({ "records": self.records, "valid": self.valid, "invalid": self.invalid })
+    }
 }
 
 /// The approved mappings of an import.
@@ -139,46 +143,6 @@ pub struct Cleanser {
     fingerprint: String,
 }
 
-/// One record's cleansing, as it is stored.
-#[derive(Debug, Clone)]
-pub struct CleansedRecord {
-    pub cleansed_data: String,
-    pub validation_errors: String,
-    pub is_valid: bool,
-    codes: Vec<&'static str>,
-}
-
-/// The counts of an import's cleansing.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Tally {
-    pub records: u64,
-    pub valid: u64,
-    pub invalid: u64,
-    pub errors_by_code: BTreeMap<String, u64>,
-}
-
-impl Tally {
-    pub fn add(&mut self, record: &CleansedRecord) {
-        self.records += 1;
-        if record.is_valid {
-            self.valid += 1;
-        } else {
-            self.invalid += 1;
-        }
-        for code in &record.codes {
-            *self.errors_by_code.entry((*code).to_string()).or_default() += 1;
-        }
-    }
-}
-
-/// What data_imports.read_metadata.cleansing holds.
-#[derive(Debug, Serialize, Deserialize)]
-struct RecordedCleansing {
-    #[serde(flatten)]
-    tally: Tally,
-    fingerprint: String,
-}
-
 impl Cleanser {
     pub fn new(mappings: Vec<AppliedMapping>) -> Cleanser {
         let mut hasher = blake3::Hasher::new();
@@ -201,7 +165,7 @@ impl Cleanser {
     }
 
     /// Cleanses one record given as its raw_data JSON text.
-    pub fn cleanse_json(&self, raw_data: &str) -> CleansedRecord {
+    pub fn cleanse_json(&self, raw_data: &str) -> CleansedRow {
         self.cleanse_with(raw_data, |_, _| ()).0
     }
 
@@ -212,10 +176,10 @@ impl Cleanser {
         &self,
         raw_data: &str,
         also: impl FnOnce(CleansedFields, &RawRecord) -> T,
-    ) -> (CleansedRecord, Option<T>) {
+    ) -> (CleansedRow, Option<T>) {
         let raw = RawRecord::parse(raw_data);
         let (cleansed, errors, is_valid) = cleanse_record(|c| raw.get(c), &self.mappings);
-        let record = CleansedRecord {
+        let record = CleansedRow {
             cleansed_data: cleansed.to_json(),
             validation_errors: if errors.is_empty() {
                 "[]".into()
@@ -223,7 +187,7 @@ impl Cleanser {
                 serde_json::to_string(&errors).unwrap_or_else(|_| "[]".into())
             },
             is_valid,
-            codes: errors.iter().map(|e| e.code).collect(),
+            error_codes: errors.iter().map(|e| e.code).collect(),
         };
         // The fields are handed over once written out, so nothing is copied.
         let extra = is_valid.then(|| also(cleansed, &raw));
@@ -430,29 +394,18 @@ impl CleansedFields {
     }
 }
 
-/// Records an import's cleansing counts in data_imports.
+/// Records an import's cleansing counts and the fingerprint of its cleanser.
 pub fn record_cleansing(
     conn: &Connection,
     data_import_id: &str,
     cleanser: &Cleanser,
-    tally: &Tally,
+    tally: &CleansingTally,
 ) -> rusqlite::Result<()> {
-    let recorded = json!({
-        "records": tally.records, "valid": tally.valid, "invalid": tally.invalid,
-        "errors_by_code": tally.errors_by_code, "fingerprint": cleanser.fingerprint,
-    });
-    conn.execute(
-        "UPDATE data_imports SET failed_records = ?2, updated_at = ?3,
-           read_metadata = json_set(read_metadata, '$.cleansing', json(?4))
-         WHERE id = ?1",
-        params![
-            data_import_id,
-            tally.invalid as i64,
-            db::now(),
-            recorded.to_string()
-        ],
-    )?;
-    Ok(())
+    let recorded = RecordedCleansing {
+        tally: tally.clone(),
+        fingerprint: cleanser.fingerprint.clone(),
+    };
+    tables::record_cleansing(conn, data_import_id, &recorded)
 }
 
 /// Cleanses the stored records of one import in place.
@@ -460,8 +413,8 @@ fn cleanse_import(
     conn: &Connection,
     data_import_id: &str,
     cleanser: &Cleanser,
-) -> rusqlite::Result<Tally> {
-    let mut tally = Tally::default();
+) -> rusqlite::Result<CleansingTally> {
+    let mut tally = CleansingTally::default();
     let mut last_index = i64::MIN;
     loop {
         let batch = crate::stage::raw_records_after(conn, data_import_id, last_index, BATCH)?;

@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use intake::console;
 use intake::flow::Phase;
 use intake::import::{self, ImportRequest};
 use intake::map::{MapOptions, Rules};
 use intake::pipeline::PhaseOptions;
 use intake::read::{delimiter::parse_delimiter, encoding::encoding_for_label, ReadOptions};
-use intake::report;
 
 /// Import inventory exports into the database as one discovery flow
 ///
@@ -158,7 +158,7 @@ pub fn run(args: ImportArgs, db: &Path, quiet: bool, verbose: bool) -> anyhow::R
     if args.json {
         super::print_json(&outcome)?;
     } else if !quiet {
-        super::print_text(&report::import_summary(&outcome, verbose))?;
+        super::print_text(&console::import_summary(&outcome, verbose))?;
     }
     Ok(super::exit::of_import(&outcome, args.strict))
 }

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
-use intake::flow::Phase;
 use intake::map::memory;
-use intake::map::review::{self, Decision};
-use intake::{catalogue, db, pipeline, report, tenant};
+use intake::map::review::{self, Decision, ReviewError};
+use intake::pipeline::DecisionError;
+use intake::{catalogue, console, db, flow, pipeline, tenant};
 
 /// Review and decide the column → asset field mappings of a flow
 ///
@@ -79,7 +79,7 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
         if args.json {
             super::print_json(catalogue::FIELDS)?;
         } else {
-            super::print_text(&report::fields_table())?;
+            super::print_text(&console::fields_table())?;
         }
         return Ok(SUCCESS);
     }
@@ -87,7 +87,7 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
         return Ok(NOT_FOUND);
     }
     let conn = db::open(db_path)?;
-    let flow = match review::resolve_flow(&conn, args.flow.as_deref()) {
+    let flow = match flow::find(&conn, args.flow.as_deref()) {
         Ok(flow) => flow,
         Err(error) => {
             super::say(&format!("error: {error}"));
@@ -112,19 +112,13 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
             Some((source, Decision::Set { target }))
         }
         Some(MappingsAction::Export { client, output }) => {
-            let (client_id, client_name): (String, String) = match client {
-                Some(name) => conn.query_row(
-                    "SELECT id, name FROM client_accounts WHERE name = ?1",
-                    [&name],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?,
-                None => conn.query_row(
-                    "SELECT c.id, c.name FROM discovery_flows f JOIN client_accounts c ON c.id = f.client_account_id WHERE f.id = ?1",
-                    [&flow.discovery_flow_id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?,
+            let Some(text) = memory::export_rules_of(&conn, client.as_deref(), &flow)? else {
+                super::say(&format!(
+                    "error: no client named '{}' in this database",
+                    client.unwrap_or_default()
+                ));
+                return Ok(NOT_FOUND);
             };
-            let text = memory::export_rules(&conn, &client_id, &client_name)?;
             match output {
                 Some(path) => std::fs::write(&path, text)?,
                 None => super::print_text(&text)?,
@@ -135,26 +129,22 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
     if let Some((source, decision)) = decision {
         // A decision writes: one writer at a time, as for imports.
         let _lock = db::WriterLock::acquire(db_path)?;
-        match review::decide(&conn, &flow, &source, &decision, &user) {
-            Ok(changed) => {
+        match pipeline::apply_mapping_decision(&conn, &flow, &source, &decision, &user) {
+            Ok((changed, phases)) => {
                 super::say(&format!(
                     "{changed} mapping(s) of '{source}' updated in flow {}",
                     flow.master_flow_id
                 ));
-                // The assets follow the decision: cleansing and inventory run again.
-                let phases =
-                    pipeline::run_from(&conn, &flow, Phase::DataCleansing, &Default::default())?;
                 if let Some(inventory) = phases.inventory {
-                    eprintln!(
+                    super::say(&format!(
                         "cleansing and inventory re-run: {} assets created, {} updated, {} unchanged",
                         inventory.created, inventory.updated, inventory.unchanged
-                    );
+                    ));
                 }
             }
-            Err(
-                error @ (review::ReviewError::UnknownSource { .. }
-                | review::ReviewError::UnknownField(_)),
-            ) => {
+            Err(DecisionError::Review(
+                error @ (ReviewError::UnknownSource { .. } | ReviewError::UnknownField(_)),
+            )) => {
                 super::say(&format!("error: {error}"));
                 return Ok(NOT_FOUND);
             }
@@ -169,7 +159,7 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
             "mappings": rows,
         }))?;
     } else {
-        super::print_text(&report::mapping_table(&flow.master_flow_id, &rows))?;
+        super::print_text(&console::mapping_table(&flow.master_flow_id, &rows))?;
     }
     Ok(SUCCESS)
 }

@@ -3,7 +3,6 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::Args;
 
 use intake::html_report::{self, ReportError};
@@ -50,16 +49,14 @@ pub fn run(args: ReportArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32>
         super::say(&format!("error: {error}"));
         return Ok(super::exit::USAGE);
     }
-    let dir = match args.output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
     // Written beside the target and renamed, so a reader never sees half a report.
-    let mut temp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    temp.write_all(html.as_bytes())?;
-    temp.persist(&args.output)
-        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    intake::export::replace_file(&args.output, |file| {
+        file.write_all(html.as_bytes())
+            .map_err(|source| intake::export::ExportError::Io {
+                path: args.output.clone(),
+                source,
+            })
+    })?;
     if !quiet {
         eprintln!(
             "wrote {} ({} KB): flow {}, {} file(s), {} assets",

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 use clap::Subcommand;
 
-use intake::{db, report, schema_check};
+use intake::{console, db, schema_check};
 
 #[derive(Subcommand, Debug)]
 pub enum SchemaCommand {
@@ -48,7 +48,7 @@ pub fn run(command: SchemaCommand, db_path: &Path) -> anyhow::Result<i32> {
             if json {
                 super::print_json(&result)?;
             } else {
-                super::print_text(&report::schema_report(&result))?;
+                super::print_text(&console::schema_report(&result))?;
             }
             Ok(if result.is_valid() {
                 super::exit::SUCCESS

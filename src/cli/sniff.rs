@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use intake::console;
 use intake::read::sniff::sniff;
 use intake::read::{self, delimiter::parse_delimiter, encoding::encoding_for_label, ReadOptions};
-use intake::report;
 
 /// Show how files would be read: sheets, header rows, encoding, delimiter, layout
 ///
@@ -64,7 +64,7 @@ pub fn run(args: SniffArgs) -> anyhow::Result<i32> {
     if args.json {
         super::print_json(&reports)?;
     } else {
-        super::print_text(&report::sniff_report(&reports))?;
+        super::print_text(&console::sniff_report(&reports))?;
         for ignored in &inputs.ignored {
             super::print_text(&format!("ignored {}: {}\n", ignored.path, ignored.reason))?;
         }

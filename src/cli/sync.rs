@@ -79,19 +79,7 @@ pub fn run(args: SyncArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32> {
             if args.json {
                 super::print_json(&outcome)?;
             } else {
-                let mut table = comfy_table::Table::new();
-                table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-                table.set_header(["table", "rows", "inserts", "updates", "deletes"]);
-                for t in &outcome.tables {
-                    table.add_row([
-                        t.table.to_string(),
-                        t.rows.to_string(),
-                        t.inserts.to_string(),
-                        t.updates.to_string(),
-                        t.deletes.to_string(),
-                    ]);
-                }
-                super::print_text(&format!("{table}\n"))?;
+                super::print_text(&intake::console::sync_table(&outcome))?;
             }
             if !quiet {
                 let said = match outcome.outcome {

@@ -28,8 +28,10 @@ use serde_json::{json, Map, Value};
 use crate::catalogue;
 use crate::cleanse::values;
 use crate::db;
-use crate::flow::FlowIds;
+use crate::flow::{self, FlowIds, Phase};
+use crate::phase::{PhaseCtx, PhaseOutcome};
 use crate::read::layout::{self, Layout};
+use crate::stage;
 
 pub use relationship::{direction, RelationshipRow};
 
@@ -128,20 +130,15 @@ const DERIVED_EDGES: &str = "
     ) WITHOUT ROWID;
     DELETE FROM temp.derived_edges;";
 
-/// Runs the phase for the engagement of `ids`.
-pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<DependenciesOutcome> {
-    let (client, engagement): (String, String) = conn.query_row(
-        "SELECT client_account_id, engagement_id FROM discovery_flows WHERE id = ?1",
-        [&ids.discovery_flow_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let tx = conn.unchecked_transaction()?;
+/// Runs the phase for the engagement of the flow.
+pub fn run(ctx: &PhaseCtx) -> rusqlite::Result<DependenciesOutcome> {
+    let tx = ctx.conn.unchecked_transaction()?;
     tx.execute_batch(DERIVED_EDGES)?;
-    let mut phase = Phase {
+    let mut phase = EdgeBuilder {
         conn: &tx,
-        ids,
-        client,
-        engagement,
+        ids: &ctx.ids,
+        client: ctx.tenant.client_account_id.clone(),
+        engagement: ctx.tenant.engagement_id.clone(),
         now: db::now(),
         outcome: DependenciesOutcome::default(),
     };
@@ -169,7 +166,7 @@ pub fn run(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<DependenciesOut
     Ok(outcome)
 }
 
-struct Phase<'c> {
+struct EdgeBuilder<'c> {
     conn: &'c Connection,
     ids: &'c FlowIds,
     client: String,
@@ -201,7 +198,7 @@ const RELATIONSHIP_BATCH: i64 = 2_000;
 /// The cleansed row a relationship row gets: (cleansed_data, validation_errors).
 type RowVerdict = (String, Option<String>);
 
-impl Phase<'_> {
+impl EdgeBuilder<'_> {
     /// The host names the engagement's machines run on, as written, in the
     /// order their first guest (oldest first) names them, with that guest's
     /// cluster and datacenter.
@@ -279,21 +276,31 @@ impl Phase<'_> {
 
     /// The engagement's RVTools vHost rows by host name (newest import wins).
     fn vhost_rows(&self) -> rusqlite::Result<HashMap<String, Map<String, Value>>> {
+        let scope = stage::tables::Scope::Engagement {
+            engagement_id: &self.engagement,
+        };
+        let vhost_tables = stage::tables::completed(self.conn, scope)?
+            .into_iter()
+            .filter(|t| {
+                t.layout == Some(Layout::Rvtools)
+                    && t.sheet
+                        .as_deref()
+                        .is_some_and(|s| s.eq_ignore_ascii_case("vhost"))
+            });
         let mut stmt = self.conn.prepare(
-            "SELECT r.raw_data FROM raw_import_records r JOIN data_imports d ON d.id = r.data_import_id
-             WHERE d.engagement_id = ?1 AND d.status = 'completed' AND lower(d.sheet_name) = 'vhost'
-               AND json_extract(d.read_metadata, '$.layout.layout') = 'rvtools'
-             ORDER BY d.created_at, r.record_index",
+            "SELECT raw_data FROM raw_import_records WHERE data_import_id = ?1 ORDER BY record_index",
         )?;
-        let mut rows = stmt.query([&self.engagement])?;
         let mut hosts = HashMap::new();
-        while let Some(row) = rows.next()? {
-            let raw: String = row.get(0)?;
-            let Ok(Value::Object(record)) = serde_json::from_str::<Value>(&raw) else {
-                continue;
-            };
-            if let Some(name) = field(&record, &["host"]) {
-                hosts.insert(host_key(&name), record);
+        for table in vhost_tables {
+            let mut rows = stmt.query([&table.data_import_id])?;
+            while let Some(row) = rows.next()? {
+                let raw: String = row.get(0)?;
+                let Ok(Value::Object(record)) = serde_json::from_str::<Value>(&raw) else {
+                    continue;
+                };
+                if let Some(name) = field(&record, &["host"]) {
+                    hosts.insert(host_key(&name), record);
+                }
             }
         }
         Ok(hosts)
@@ -481,28 +488,19 @@ impl Phase<'_> {
 
     /// The engagement's relationship exports.
     fn relationship_imports(&self) -> rusqlite::Result<Vec<RelationshipImport>> {
-        let imports: Vec<(String, String, Option<String>, String)> = self
-            .conn
-            .prepare(
-                "SELECT id, filename, sheet_name, json_extract(read_metadata, '$.layout.layout')
-                 FROM data_imports
-                 WHERE engagement_id = ?1 AND status = 'completed'
-                   AND json_extract(read_metadata, '$.layout.role') = 'relationships'
-                 ORDER BY created_at, id",
-            )?
-            .query_map([&self.engagement], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(imports
+        let scope = stage::tables::Scope::Engagement {
+            engagement_id: &self.engagement,
+        };
+        Ok(stage::tables::completed(self.conn, scope)?
             .into_iter()
-            .filter_map(|(id, file, sheet, layout_name)| {
-                let layout = serde_json::from_value::<Layout>(Value::String(layout_name)).ok()?;
+            .filter(stage::tables::StagedTable::holds_relationships)
+            .filter_map(|table| {
+                let layout = table.layout?;
                 layout.relationship_columns()?;
                 Some(RelationshipImport {
-                    id,
-                    file,
-                    sheet,
+                    id: table.data_import_id,
+                    file: table.filename,
+                    sheet: table.sheet,
                     layout,
                 })
             })
@@ -825,17 +823,26 @@ pub fn graph_summary(outcome: &DependenciesOutcome) -> Value {
     })
 }
 
-/// Records the graph summary on the discovery flow.
-pub fn record(
-    conn: &Connection,
-    ids: &FlowIds,
-    outcome: &DependenciesOutcome,
-) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE discovery_flows SET dependencies = ?2 WHERE id = ?1",
-        params![ids.discovery_flow_id, graph_summary(outcome).to_string()],
-    )?;
-    Ok(())
+impl PhaseOutcome for DependenciesOutcome {
+    const PHASE: Phase = Phase::Dependencies;
+
+    fn summary(&self) -> Value {
+        json!({
+            "edges": self.edges, "created": self.created, "updated": self.updated,
+            "removed": self.removed, "unchanged": self.unchanged, "by_type": self.by_type,
+            "hosts_created": self.hosts_created, "applications_created": self.applications_created,
+            "unresolved": self.unresolved,
+        })
+    }
+
+    /// The graph's summary is also the flow's dependencies column.
+    fn record(&self, ctx: &PhaseCtx) -> rusqlite::Result<()> {
+        ctx.conn.execute(
+            "UPDATE discovery_flows SET dependencies = ?2 WHERE id = ?1",
+            params![ctx.ids.discovery_flow_id, graph_summary(self).to_string()],
+        )?;
+        flow::complete_phase(ctx.conn, &ctx.ids, Self::PHASE, &self.summary())
+    }
 }
 
 /// The names in an application column: one, or a list ("CRM, Billing").

@@ -21,9 +21,9 @@ use serde_json::{Map, Value};
 
 use crate::json_entries::Entries;
 
-use crate::map::review::{self, ReviewError};
+use crate::flow::{self, FindFlowError};
 
-pub use writers::write;
+pub use writers::{replace_file, write};
 
 /// The formats `intake assets` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -135,10 +135,10 @@ pub struct AssetTable {
 /// `flow` the assets that flow created or last updated. Reads the columns
 /// and the custom attributes' names; the rows are read by `each_row`.
 pub fn load(conn: &Connection, flow: Option<&str>) -> Result<AssetTable, ExportError> {
-    let ids = review::resolve_flow(conn, flow).map_err(|e| match e {
-        ReviewError::NoFlow => ExportError::NoFlow,
-        ReviewError::Sql(e) => ExportError::Sql(e),
-        _ => ExportError::UnknownFlow(flow.unwrap_or_default().to_string()),
+    let ids = flow::find(conn, flow).map_err(|e| match e {
+        FindFlowError::NoFlow => ExportError::NoFlow,
+        FindFlowError::Sql(e) => ExportError::Sql(e),
+        FindFlowError::UnknownFlow(wanted) => ExportError::UnknownFlow(wanted),
     })?;
     let declared: Vec<(String, String)> = conn
         .prepare("SELECT name, type FROM pragma_table_info('assets') ORDER BY cid")?

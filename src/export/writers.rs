@@ -61,6 +61,27 @@ pub fn write(
         write_text(conn, table, format, &mut out)?;
         return out.flush().map_err(io);
     };
+    replace_file(path, |file| match format {
+        Format::Xlsx => write_xlsx(conn, table, file),
+        Format::Parquet => write_parquet(conn, table, file),
+        text => {
+            let mut out = std::io::BufWriter::new(file);
+            write_text(conn, table, text, &mut out)?;
+            out.flush().map_err(|source| ExportError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    })
+}
+
+/// Writes a file beside `path` with `write` and renames it over `path` once
+/// complete, so a reader never sees half of it and a failed write leaves
+/// whatever `path` held before.
+pub fn replace_file(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> Result<(), ExportError>,
+) -> Result<(), ExportError> {
     let io = |source| ExportError::Io {
         path: path.to_path_buf(),
         source,
@@ -70,15 +91,7 @@ pub fn write(
         _ => Path::new("."),
     };
     let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    match format {
-        Format::Xlsx => write_xlsx(conn, table, temp.as_file_mut())?,
-        Format::Parquet => write_parquet(conn, table, temp.as_file_mut())?,
-        text => {
-            let mut out = std::io::BufWriter::new(temp.as_file_mut());
-            write_text(conn, table, text, &mut out)?;
-            out.flush().map_err(io)?;
-        }
-    }
+    write(temp.as_file_mut())?;
     temp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
 }

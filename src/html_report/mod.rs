@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use rusqlite::Connection;
 use serde_json::Value;
 
-use crate::map::review::{self, ReviewError};
+use crate::flow::{self, FindFlowError};
 
 /// Validation problems listed in the report (all of them are counted).
 const PROBLEMS_SHOWN: i64 = 200;
@@ -41,10 +41,10 @@ pub struct ReportFacts {
 
 /// Builds the report of `flow` (the latest when None) as one HTML document.
 pub fn build(conn: &Connection, flow: Option<&str>) -> Result<(String, ReportFacts), ReportError> {
-    let ids = review::resolve_flow(conn, flow).map_err(|e| match e {
-        ReviewError::NoFlow => ReportError::NoFlow,
-        ReviewError::Sql(e) => ReportError::Sql(e),
-        _ => ReportError::UnknownFlow(flow.unwrap_or_default().to_string()),
+    let ids = flow::find(conn, flow).map_err(|e| match e {
+        FindFlowError::NoFlow => ReportError::NoFlow,
+        FindFlowError::Sql(e) => ReportError::Sql(e),
+        FindFlowError::UnknownFlow(wanted) => ReportError::UnknownFlow(wanted),
     })?;
     let flow: FlowRow = conn.query_row(
         "SELECT f.status, c.name, e.name, f.engagement_id, f.created_at, f.completed_at, f.progress_percentage,

@@ -56,6 +56,36 @@ pub fn learned(
 }
 
 /// The client's decisions as a rules file (see `map::rules` for the format).
+/// The rules file of the client named `client`, or of the client of the flow
+/// `ids` when None; None when no client has that name.
+pub fn export_rules_of(
+    conn: &Connection,
+    client: Option<&str>,
+    ids: &crate::flow::FlowIds,
+) -> rusqlite::Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    let found: Option<(String, String)> = match client {
+        Some(name) => conn
+            .query_row(
+                "SELECT id, name FROM client_accounts WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?,
+        None => conn
+            .query_row(
+                "SELECT c.id, c.name FROM discovery_flows f JOIN client_accounts c ON c.id = f.client_account_id
+                 WHERE f.id = ?1",
+                [&ids.discovery_flow_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?,
+    };
+    found
+        .map(|(id, name)| export_rules(conn, &id, &name))
+        .transpose()
+}
+
 pub fn export_rules(
     conn: &Connection,
     client_account_id: &str,

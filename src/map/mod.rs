@@ -2,7 +2,8 @@
 //! the columns (`profile`), score each column against the field catalogue with
 //! the rules file and the client's mapping memory (`suggest`, `rules`,
 //! `memory`), store every suggestion in import_field_mappings with its
-//! evidence, and record the phase in the discovery flow. `review` is what
+//! evidence, and keep the approved ones in discovery_flows.field_mappings.
+//! The pipeline records the phase from `MappingOutcome`. `review` is what
 //! `intake mappings` does afterwards.
 
 pub mod memory;
@@ -16,8 +17,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::db;
-use crate::flow::{self, FlowIds, Phase};
+use crate::flow::{FlowIds, Phase};
+use crate::phase::{PhaseCtx, PhaseOutcome};
 use crate::read::layout::Layout;
+use crate::stage;
 pub use rules::{Rules, RulesError};
 pub use suggest::{MatchType, Settings, Status, Suggestion};
 
@@ -73,21 +76,21 @@ pub enum MapError {
     Profile(#[from] profile::ProfileError),
 }
 
-/// Maps every completed import of a flow and records the phase. Imports in
-/// `premapped` were mapped while they were staged (from their first rows) and
-/// are reported as they were, not profiled again.
+/// Maps every completed import of a flow. Imports in `premapped` were mapped
+/// while they were staged (from their first rows) and are reported as they
+/// were, not profiled again.
 pub fn run(
-    conn: &Connection,
-    ids: &FlowIds,
+    ctx: &PhaseCtx,
     options: &MapOptions,
     premapped: Vec<ImportMapping>,
 ) -> Result<MappingOutcome, MapError> {
-    let client: String = conn.query_row(
-        "SELECT client_account_id FROM discovery_flows WHERE id = ?1",
-        [&ids.discovery_flow_id],
-        |r| r.get(0),
+    let (conn, ids) = (ctx.conn, &ctx.ids);
+    let mapper = Mapper::new(
+        conn,
+        &ctx.tenant.client_account_id,
+        &ids.master_flow_id,
+        options,
     )?;
-    let mapper = Mapper::new(conn, &client, &ids.master_flow_id, options)?;
     let imports = completed_imports(conn, &ids.master_flow_id)?;
     let mut outcome = MappingOutcome {
         auto_approve_threshold: mapper.settings.auto_approve,
@@ -120,17 +123,23 @@ pub fn run(
         }
         outcome.imports.push(mapping);
     }
-    let summary = json!({
-        "auto_approve_threshold": mapper.settings.auto_approve,
-        "imports": outcome.imports.len(),
-        "approved": outcome.approved,
-        "suggested": outcome.suggested,
-        "unmapped": outcome.unmapped,
-        "ignored": outcome.ignored,
-    });
     record_field_mappings(conn, ids)?;
-    flow::complete_phase(conn, ids, Phase::AttributeMapping, &summary)?;
     Ok(outcome)
+}
+
+impl PhaseOutcome for MappingOutcome {
+    const PHASE: Phase = Phase::AttributeMapping;
+
+    fn summary(&self) -> serde_json::Value {
+        json!({
+            "auto_approve_threshold": self.auto_approve_threshold,
+            "imports": self.imports.len(),
+            "approved": self.approved,
+            "suggested": self.suggested,
+            "unmapped": self.unmapped,
+            "ignored": self.ignored,
+        })
+    }
 }
 
 /// What mapping needs for all imports of a run: the options and the client's
@@ -200,31 +209,21 @@ fn completed_imports(
     conn: &Connection,
     master_flow_id: &str,
 ) -> rusqlite::Result<Vec<ImportToMap>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, filename, sheet_name, client_account_id, engagement_id
-         FROM data_imports WHERE master_flow_id = ?1 AND status = 'completed'
-           AND coalesce(json_extract(read_metadata, '$.layout.role'), '') <> 'relationships'
-         ORDER BY created_at, id",
-    )?;
-    let rows: Vec<(String, String, Option<String>, String, String)> = stmt
-        .query_map([master_flow_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    rows.into_iter()
-        .map(|(id, filename, sheet, client_account_id, engagement_id)| {
-            let (columns, layout) = crate::stage::table_shape(conn, &id)?;
-            Ok(ImportToMap {
-                id,
-                filename,
-                sheet,
-                client_account_id,
-                engagement_id,
-                columns,
-                layout,
-            })
+    let scope = stage::tables::Scope::Flow { master_flow_id };
+    // Relationship exports are read by the dependencies phase instead.
+    Ok(stage::tables::completed(conn, scope)?
+        .into_iter()
+        .filter(|t| !t.holds_relationships())
+        .map(|t| ImportToMap {
+            id: t.data_import_id,
+            filename: t.filename,
+            sheet: t.sheet,
+            client_account_id: t.client_account_id,
+            engagement_id: t.engagement_id,
+            columns: t.columns,
+            layout: t.layout,
         })
-        .collect()
+        .collect())
 }
 
 /// Replaces the machine's suggestions of an import; decisions a person made

@@ -3,12 +3,12 @@
 //! approved_by and approved_at, keeps one column per target within an import,
 //! and refreshes the flow's field_mappings so the later phases follow it.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use crate::catalogue;
 use crate::db;
-use crate::flow::FlowIds;
+use crate::flow::{FindFlowError, FlowIds};
 
 /// One row of the mapping table.
 #[derive(Debug, Clone, Serialize)]
@@ -32,10 +32,8 @@ pub struct MappingRow {
 /// Why a review command could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
-    #[error("no discovery flow in this database yet; run `intake import` first")]
-    NoFlow,
-    #[error("no flow {0}; `intake mappings` without --flow shows the latest")]
-    UnknownFlow(String),
+    #[error(transparent)]
+    Flow(#[from] FindFlowError),
     #[error("flow {flow} has no mapping of column '{column}'{target}; its columns are: {columns}")]
     UnknownSource {
         flow: String,
@@ -47,40 +45,6 @@ pub enum ReviewError {
     UnknownField(String),
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
-}
-
-/// The flow named by `flow` (a master or discovery flow id, or a unique prefix),
-/// or the latest one.
-pub fn resolve_flow(conn: &Connection, flow: Option<&str>) -> Result<FlowIds, ReviewError> {
-    let row = |r: &rusqlite::Row| {
-        Ok(FlowIds {
-            discovery_flow_id: r.get(0)?,
-            master_flow_id: r.get(1)?,
-        })
-    };
-    match flow {
-        None => conn
-            .query_row(
-                "SELECT id, master_flow_id FROM discovery_flows ORDER BY created_at DESC, id DESC LIMIT 1",
-                [],
-                row,
-            )
-            .optional()?
-            .ok_or(ReviewError::NoFlow),
-        Some(wanted) => {
-            let found: Vec<FlowIds> = conn
-                .prepare(
-                    "SELECT id, master_flow_id FROM discovery_flows
-                     WHERE master_flow_id LIKE ?1 || '%' OR id LIKE ?1 || '%'",
-                )?
-                .query_map([wanted], row)?
-                .collect::<rusqlite::Result<_>>()?;
-            match found.as_slice() {
-                [one] => Ok(one.clone()),
-                _ => Err(ReviewError::UnknownFlow(wanted.to_string())),
-            }
-        }
-    }
 }
 
 /// The mapping table of a flow, in file and column order.
@@ -230,7 +194,7 @@ pub fn decide(
         // A new target gets the transforms its field needs for this import's layout.
         let new_rules = match (decision, &new_target) {
             (Decision::Set { .. }, Some(target)) if new_target != *current_target => {
-                let (columns, layout) = crate::stage::table_shape(&tx, import_id)?;
+                let (columns, layout) = crate::stage::tables::shape(&tx, import_id)?;
                 let field = catalogue::field(target).expect("checked above");
                 Some(super::suggest::rules_for(field, source, layout, &columns).to_string())
             }

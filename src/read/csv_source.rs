@@ -18,7 +18,7 @@ use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
 use super::encoding::EncodingSource;
 use super::header::{name_columns, HeaderWarning, RowEncoder};
 use super::{Row, RowWarning};
-use crate::error::ReadError;
+use crate::read::ReadError;
 
 /// Counts the raw bytes read from the file, for progress.
 struct CountingReader<R> {

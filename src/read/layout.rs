@@ -71,7 +71,7 @@ impl Layout {
 }
 
 /// Whether a table's rows become assets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Each row is a machine: becomes (or updates) an asset.

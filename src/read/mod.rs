@@ -5,9 +5,11 @@
 pub mod csv_source;
 pub mod delimiter;
 pub mod encoding;
+mod error;
 pub mod header;
 pub mod layout;
 pub mod sniff;
+pub mod stream;
 pub mod workbook;
 pub mod workbook_probe;
 
@@ -22,7 +24,8 @@ pub use delimiter::DelimiterSource;
 pub use encoding::{ContentScan, EncodingSource};
 pub use workbook_probe::{SheetProbe, SheetStatus, WorkbookProbe};
 
-use crate::error::{ImportError, ReadError};
+pub use error::{InputError, ReadError};
+pub use stream::{TableHeader, TableSink};
 
 /// Extensions read as delimited text when found in a directory.
 pub const DELIMITED_EXTENSIONS: &[&str] = &["csv", "tsv", "tab", "txt", "psv"];
@@ -121,7 +124,7 @@ pub fn expand_inputs(
     paths: &[PathBuf],
     spool_dir: &Path,
     spool_prefix: &str,
-) -> Result<Inputs, ImportError> {
+) -> Result<Inputs, InputError> {
     let mut files = Vec::new();
     let mut ignored = Vec::new();
     let mut spools = Vec::new();
@@ -131,9 +134,9 @@ pub fn expand_inputs(
                 .prefix(spool_prefix)
                 .tempfile_in(spool_dir)
                 .or_else(|_| tempfile::NamedTempFile::new())
-                .map_err(ImportError::Stdin)?;
-            std::io::copy(&mut std::io::stdin().lock(), &mut spool).map_err(ImportError::Stdin)?;
-            spool.flush().map_err(ImportError::Stdin)?;
+                .map_err(InputError::Stdin)?;
+            std::io::copy(&mut std::io::stdin().lock(), &mut spool).map_err(InputError::Stdin)?;
+            spool.flush().map_err(InputError::Stdin)?;
             files.push(InputFile {
                 path: spool.path().to_path_buf(),
                 display: "stdin".to_string(),
@@ -154,7 +157,7 @@ pub fn expand_inputs(
                 display: path.display().to_string(),
             });
         } else {
-            return Err(ImportError::NotFound { path: path.clone() });
+            return Err(InputError::NotFound { path: path.clone() });
         }
     }
     Ok(Inputs {

@@ -49,7 +49,7 @@ pub fn sniff(file: &InputFile, options: &ReadOptions) -> SniffReport {
         error: None,
         error_code: None,
     };
-    let fail = |report: &mut SniffReport, error: crate::error::ReadError| {
+    let fail = |report: &mut SniffReport, error: crate::read::ReadError| {
         report.error = Some(error.to_string());
         report.error_code = Some(error.code());
     };

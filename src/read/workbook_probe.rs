@@ -14,8 +14,8 @@ use super::workbook::guard::{self, Container, GuardError};
 use super::workbook::table::SheetTable;
 use super::workbook::{Book, Visibility, Visit};
 use super::{InputFile, ReadOptions};
-use crate::error::ReadError;
 use crate::read::workbook::table::SheetHeader;
+use crate::read::ReadError;
 
 /// A workbook as the probe found it.
 #[derive(Debug, Clone, Serialize)]

@@ -390,12 +390,11 @@ fn load_and_apply(
 }
 
 fn flow_to_sync(conn: &Connection, flow: Option<&str>) -> Result<FlowToSync, SyncError> {
-    use crate::map::review::{self, ReviewError};
-    let ids = review::resolve_flow(conn, flow).map_err(|e| match e {
-        ReviewError::NoFlow => SyncError::NoFlow,
-        ReviewError::UnknownFlow(f) => SyncError::UnknownFlow(f),
-        ReviewError::Sql(e) => SyncError::Local(e),
-        other => SyncError::UnknownFlow(other.to_string()),
+    use crate::flow::{self, FindFlowError};
+    let ids = flow::find(conn, flow).map_err(|e| match e {
+        FindFlowError::NoFlow => SyncError::NoFlow,
+        FindFlowError::UnknownFlow(f) => SyncError::UnknownFlow(f),
+        FindFlowError::Sql(e) => SyncError::Local(e),
     })?;
     let (status, client, engagement, user): (String, String, String, Option<String>) = conn
         .query_row(

@@ -25,7 +25,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::flow::FlowIds;
+use crate::flow::{self, Phase};
+use crate::phase::{PhaseCtx, PhaseOutcome};
 
 pub use catalogue::{Catalogue, CatalogueInfo, Component, ProductKind, CATALOGUE};
 
@@ -87,6 +88,10 @@ pub struct TechDebtOutcome {
     pub sixr_not_ready: u64,
     /// The worst assets: end of life first, oldest end first.
     pub worst: Vec<Offender>,
+    /// What discovery_flows.tech_debt_analysis keeps (by product, missing
+    /// 6R fields); `--json` shows the fields above instead.
+    #[serde(skip)]
+    pub analysis: Value,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -307,18 +312,10 @@ const WORST_KEPT: usize = 20;
 /// Machines are judged first, streamed and written as they are read; then
 /// each application with no product of its own takes the worst verdict of
 /// the machines it runs on, read back from the machines just written.
-pub fn run(
-    conn: &Connection,
-    ids: &FlowIds,
-    as_of: Option<&str>,
-) -> rusqlite::Result<TechDebtOutcome> {
+pub fn run(ctx: &PhaseCtx, as_of: Option<&str>) -> rusqlite::Result<TechDebtOutcome> {
     let as_of = as_of.map(str::to_string).unwrap_or_else(today);
-    let engagement: String = conn.query_row(
-        "SELECT engagement_id FROM discovery_flows WHERE id = ?1",
-        [&ids.discovery_flow_id],
-        |r| r.get(0),
-    )?;
-    let tx = conn.unchecked_transaction()?;
+    let engagement = &ctx.tenant.engagement_id;
+    let tx = ctx.conn.unchecked_transaction()?;
     let mut judge = Judge {
         conn: &tx,
         as_of: &as_of,
@@ -327,10 +324,11 @@ pub fn run(
             ..Default::default()
         },
     };
-    judge.assets(&engagement, false)?;
-    judge.assets(&engagement, true)?;
+    judge.assets(engagement, false)?;
+    judge.assets(engagement, true)?;
     let mut outcome = judge.outcome;
     sort_worst(&mut outcome.worst);
+    outcome.analysis = analysis(&tx, engagement, &outcome)?;
     tx.commit()?;
     Ok(outcome)
 }
@@ -520,16 +518,11 @@ fn stored_form(verdict: &Assessment) -> StoredForm {
 }
 
 /// The analysis stored in discovery_flows.tech_debt_analysis.
-pub fn analysis(
+fn analysis(
     conn: &Connection,
-    ids: &FlowIds,
+    engagement: &str,
     outcome: &TechDebtOutcome,
 ) -> rusqlite::Result<Value> {
-    let engagement: String = conn.query_row(
-        "SELECT engagement_id FROM discovery_flows WHERE id = ?1",
-        [&ids.discovery_flow_id],
-        |r| r.get(0),
-    )?;
     // Counts by product and version, from what each asset's verdict rests on.
     let by_product: BTreeMap<String, u64> = conn
         .prepare(
@@ -557,11 +550,20 @@ pub fn analysis(
     }))
 }
 
-/// Records the analysis on the discovery flow.
-pub fn record(conn: &Connection, ids: &FlowIds, analysis: &Value) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE discovery_flows SET tech_debt_analysis = ?2 WHERE id = ?1",
-        params![ids.discovery_flow_id, analysis.to_string()],
-    )?;
-    Ok(())
+impl PhaseOutcome for TechDebtOutcome {
+    const PHASE: Phase = Phase::TechDebt;
+
+    fn summary(&self) -> Value {
+        json!({ "as_of": self.as_of, "assets": self.assets, "updated": self.updated,
+            "by_status": self.by_status, "sixr_ready": self.sixr_ready })
+    }
+
+    /// The analysis is also the flow's tech_debt_analysis.
+    fn record(&self, ctx: &PhaseCtx) -> rusqlite::Result<()> {
+        ctx.conn.execute(
+            "UPDATE discovery_flows SET tech_debt_analysis = ?2 WHERE id = ?1",
+            params![ctx.ids.discovery_flow_id, self.analysis.to_string()],
+        )?;
+        flow::complete_phase(ctx.conn, &ctx.ids, Self::PHASE, &self.summary())
+    }
 }

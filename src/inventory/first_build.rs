@@ -21,6 +21,7 @@ use super::{
 use crate::cleanse::{CleansedFields, RawRecord};
 use crate::flow::FlowIds;
 use crate::map::profile::SAMPLE_ROWS;
+use crate::stage;
 
 /// A valid record made ready on a reader thread: its identity keys and the
 /// asset it makes if no other record describes the same machine.
@@ -76,7 +77,7 @@ impl MachineShaper {
 }
 
 /// The machines found so far in the staged table, and the assets written.
-pub struct AssetsOnStage<'c> {
+pub struct FirstBuild<'c> {
     pub(super) data_import_id: String,
     /// The cleansing the assets were built from.
     pub(super) fingerprint: String,
@@ -96,7 +97,7 @@ pub struct AssetsOnStage<'c> {
 /// usual): what the index is sized for.
 const KEYS_PER_RECORD: usize = 6;
 
-impl<'c> AssetsOnStage<'c> {
+impl<'c> FirstBuild<'c> {
     /// Starts building the assets of a table while it is staged, when this is
     /// an engagement's first build; `None` when the inventory phase must
     /// build them from the stored records.
@@ -105,7 +106,7 @@ impl<'c> AssetsOnStage<'c> {
         ids: &FlowIds,
         (data_import_id, expected_records): (&str, usize),
         fingerprint: &str,
-    ) -> rusqlite::Result<Option<(AssetsOnStage<'c>, MachineShaper)>> {
+    ) -> rusqlite::Result<Option<(FirstBuild<'c>, MachineShaper)>> {
         let (client, engagement, file, sheet, source): (
             String,
             String,
@@ -128,11 +129,7 @@ impl<'c> AssetsOnStage<'c> {
             return Ok(None);
         }
         // Read by a recovery of an interrupted run: these assets go with the table's rows.
-        conn.execute(
-            "UPDATE data_imports SET read_metadata = json_set(read_metadata, '$.assets_on_stage', json('true'))
-             WHERE id = ?1",
-            [data_import_id],
-        )?;
+        stage::tables::mark_assets_built_on_stage(conn, data_import_id)?;
         let table = super::describe_table(
             conn,
             data_import_id.to_string(),
@@ -147,7 +144,7 @@ impl<'c> AssetsOnStage<'c> {
             table: [table],
             shape: writer.shape.clone(),
         };
-        let staged = AssetsOnStage {
+        let staged = FirstBuild {
             data_import_id: data_import_id.to_string(),
             fingerprint: fingerprint.to_string(),
             discovery_flow_id: ids.discovery_flow_id.clone(),

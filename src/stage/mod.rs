@@ -11,12 +11,13 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::cleanse::CleansedRecord;
+pub mod tables;
+
 use crate::db;
-use crate::error::ReadError;
 use crate::flow::FlowIds;
-use crate::read::{Row, RowWarning};
-use crate::static_insert::StaticInsert;
+use crate::no_copy_insert::NoCopyInsert;
+use crate::read::ReadError;
+use crate::read::{Row, RowWarning, TableHeader};
 use crate::tenant::Tenant;
 
 /// How many row warnings of one import are kept with their details; the rest are counted.
@@ -126,10 +127,13 @@ pub fn recover_interrupted(conn: &Connection) -> rusqlite::Result<Vec<String>> {
         // Assets built while such an import was staged (an engagement's first
         // build) are only its records' machines: they go with the records.
         tx.execute(
-            "DELETE FROM assets WHERE discovery_flow_id IN
+            &format!(
+                "DELETE FROM assets WHERE discovery_flow_id IN
                (SELECT f.id FROM discovery_flows f JOIN data_imports i ON i.master_flow_id = f.master_flow_id
                 WHERE i.status IN ('pending', 'processing')
-                  AND json_extract(i.read_metadata, '$.assets_on_stage'))",
+                  AND {})",
+                tables::ASSETS_BUILT_ON_STAGE
+            ),
             [],
         )?;
         for table in ["raw_import_records", "import_field_mappings"] {
@@ -172,28 +176,6 @@ pub fn raw_records_after(
     .collect()
 }
 
-/// The column names a completed import recorded and the layout it was
-/// recognised as (both from read_metadata), read by the later phases.
-pub fn table_shape(
-    conn: &Connection,
-    data_import_id: &str,
-) -> rusqlite::Result<(Vec<String>, Option<crate::read::layout::Layout>)> {
-    conn.query_row(
-        "SELECT coalesce(json_extract(read_metadata, '$.columns'), '[]'),
-                json_extract(read_metadata, '$.layout.layout')
-         FROM data_imports WHERE id = ?1",
-        [data_import_id],
-        |r| {
-            let columns: String = r.get(0)?;
-            let layout: Option<String> = r.get(1)?;
-            Ok((
-                serde_json::from_str(&columns).unwrap_or_default(),
-                layout.and_then(|l| serde_json::from_value(serde_json::Value::String(l)).ok()),
-            ))
-        },
-    )
-}
-
 /// Marks an import failed before any row was read (the file could not be opened).
 pub fn fail_unread(
     conn: &Connection,
@@ -219,17 +201,16 @@ fn error_details(error: &ReadError) -> serde_json::Value {
     json!({ "type": error.code(), "line": error.line(), "message": error.to_string() })
 }
 
-/// The header of a file, recorded when its rows start.
-#[derive(Debug, Clone, Serialize)]
-pub struct HeaderInfo {
-    pub columns: Vec<String>,
-    pub header_line: u64,
-    pub header_warnings: Vec<crate::read::header::HeaderWarning>,
-    pub preamble: Vec<crate::read::csv_source::PreambleRow>,
-    /// Merged ranges of a sheet ("A2:A5").
-    pub merged_ranges: Vec<String>,
-    /// The layout the header was recognised as, if any.
-    pub layout: Option<crate::read::layout::TableRole>,
+/// A row's cleansing as raw_import_records stores it beside the raw data;
+/// made by `cleanse`, written by the `Stager` when a row is cleansed as it is
+/// staged.
+#[derive(Debug, Clone)]
+pub struct CleansedRow {
+    pub cleansed_data: String,
+    pub validation_errors: String,
+    pub is_valid: bool,
+    /// The codes of the row's validation errors, for the import's tally.
+    pub error_codes: Vec<&'static str>,
 }
 
 /// The counts of one import as the writer saw them.
@@ -240,7 +221,7 @@ pub struct ImportCounts {
     pub warning_count: u64,
     pub warnings_by_code: BTreeMap<&'static str, u64>,
     pub warnings: Vec<RowWarning>,
-    pub header: Option<HeaderInfo>,
+    pub header: Option<TableHeader>,
 }
 
 impl ImportCounts {
@@ -265,7 +246,7 @@ pub struct Stager<'c> {
     last_commit: Instant,
     now: String,
     /// Prepared on the first row.
-    insert: Option<StaticInsert<'c>>,
+    insert: Option<NoCopyInsert<'c>>,
 }
 
 impl<'c> Stager<'c> {
@@ -297,7 +278,7 @@ impl<'c> Stager<'c> {
     }
 
     /// Marks an import processing and records its header.
-    pub fn start(&mut self, data_import_id: &str, header: &HeaderInfo) -> rusqlite::Result<()> {
+    pub fn start(&mut self, data_import_id: &str, header: &TableHeader) -> rusqlite::Result<()> {
         self.begin()?;
         let now = db::now();
         self.conn.execute(
@@ -331,12 +312,12 @@ impl<'c> Stager<'c> {
         &mut self,
         data_import_id: &str,
         rows: &[Row],
-        cleansed: &[CleansedRecord],
+        cleansed: &[CleansedRow],
     ) -> rusqlite::Result<Vec<i64>> {
         self.begin()?;
         let insert = match &mut self.insert {
             Some(insert) => insert,
-            None => self.insert.insert(StaticInsert::prepare(
+            None => self.insert.insert(NoCopyInsert::prepare(
                 self.conn,
                 "INSERT INTO raw_import_records (id, data_import_id, master_flow_id, record_index, raw_data,
                    created_at, cleansed_data, is_valid, validation_errors, is_processed, processed_at)

@@ -15,13 +15,13 @@ use rusqlite::Connection;
 
 /// A prepared INSERT (or any statement that returns no rows), finalized
 /// when dropped; it borrows its connection, which therefore outlives it.
-pub struct StaticInsert<'c> {
+pub struct NoCopyInsert<'c> {
     conn: &'c Connection,
     stmt: NonNull<ffi::sqlite3_stmt>,
 }
 
-impl<'c> StaticInsert<'c> {
-    pub fn prepare(conn: &'c Connection, sql: &str) -> rusqlite::Result<StaticInsert<'c>> {
+impl<'c> NoCopyInsert<'c> {
+    pub fn prepare(conn: &'c Connection, sql: &str) -> rusqlite::Result<NoCopyInsert<'c>> {
         let sql = CString::new(sql)?;
         let mut stmt = std::ptr::null_mut();
         // SAFETY: the handle is the live connection's; the SQL is NUL-terminated.
@@ -44,7 +44,7 @@ impl<'c> StaticInsert<'c> {
                 Some("the statement is empty".into()),
             )
         })?;
-        Ok(StaticInsert { conn, stmt })
+        Ok(NoCopyInsert { conn, stmt })
     }
 
     /// Binds `values` to parameters 1, 2, … and runs the statement once.
@@ -119,7 +119,7 @@ impl<'c> StaticInsert<'c> {
     }
 }
 
-impl Drop for StaticInsert<'_> {
+impl Drop for NoCopyInsert<'_> {
     fn drop(&mut self) {
         // SAFETY: stmt was prepared on this connection and is finalized once.
         unsafe {
@@ -150,7 +150,7 @@ mod tests {
         )
         .unwrap();
         let mut insert =
-            StaticInsert::prepare(&conn, "INSERT INTO t VALUES (?1, ?2, ?3, ?4)").unwrap();
+            NoCopyInsert::prepare(&conn, "INSERT INTO t VALUES (?1, ?2, ?3, ?4)").unwrap();
         for i in 0..3 {
             let text = format!("row {i} ünïcode");
             insert

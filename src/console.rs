@@ -1,6 +1,7 @@
-//! Human-readable output: the per-file summary table of an import and the list
-//! of problems of a schema check. `--json` output is the serde form of the same
-//! structs, so both always say the same thing.
+//! What the commands print on a terminal: the per-file summary of an import,
+//! the mapping table, the field list, what `sniff` found, the problems of a
+//! schema check and the rows a sync wrote. `--json` output is the serde form
+//! of the same structs, so both always say the same thing.
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ContentArrangement, Table};
 
@@ -9,6 +10,7 @@ use crate::read::layout::Role;
 use crate::read::sniff::SniffReport;
 use crate::read::workbook_probe::SheetStatus;
 use crate::schema_check::SchemaReport;
+use crate::sync::SyncOutcome;
 
 fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
@@ -21,6 +23,21 @@ fn table(header: &[&str]) -> Table {
         table.set_content_arrangement(ContentArrangement::Dynamic);
     }
     table
+}
+
+/// The rows a sync wrote (or would write, for a dry run) per table.
+pub fn sync_table(outcome: &SyncOutcome) -> String {
+    let mut rows = table(&["table", "rows", "inserts", "updates", "deletes"]);
+    for t in &outcome.tables {
+        rows.add_row(vec![
+            Cell::new(t.table),
+            right(t.rows),
+            right(t.inserts),
+            right(t.updates),
+            right(t.deletes),
+        ]);
+    }
+    format!("{rows}\n")
 }
 
 fn right(value: impl ToString) -> Cell {

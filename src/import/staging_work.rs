@@ -9,20 +9,21 @@
 //! rewrites records whose mappings have changed since. When the run is an
 //! engagement's first build of one primary table, each valid row's machine
 //! is made with its cleansing and its asset written with it
-//! (`inventory::AssetsOnStage`).
+//! (`inventory::FirstBuild`).
 
 use std::sync::{Arc, OnceLock};
 
-use crate::cleanse::{CleansedRecord, Cleanser, Tally};
+use crate::cleanse::Cleanser;
 use crate::flow::FlowIds;
-use crate::inventory::{AssetsOnStage, MachineShaper, StagedMachine};
+use crate::inventory::{FirstBuild, MachineShaper, StagedMachine};
 use crate::map::profile::{self, SAMPLE_BYTES};
 use crate::map::{ImportMapping, ImportToMap, MapError, Mapper};
 use crate::read::layout::Role;
-use crate::read::Row;
-use crate::stage::{HeaderInfo, Stager};
+use crate::read::{Row, TableHeader};
+use crate::stage::tables::CleansingTally;
+use crate::stage::{CleansedRow, Stager};
 
-use super::Planned;
+use super::staging::Planned;
 
 /// What a table's rows go through once it is mapped: cleansing and, for an
 /// engagement's first build, the making of its machines.
@@ -59,7 +60,7 @@ pub type SharedWork = Arc<OnceLock<Arc<TableWork>>>;
 /// writer), with each valid row's machine when machines are being made.
 #[derive(Default)]
 pub struct Cleansed {
-    records: Vec<CleansedRecord>,
+    records: Vec<CleansedRow>,
     machines: Vec<Option<StagedMachine>>,
 }
 
@@ -72,7 +73,7 @@ enum State {
 }
 
 /// The writer's side: one state per table, and the mappings made so far.
-pub struct OnStage<'o> {
+pub struct StagingWork<'o> {
     mapper: Mapper<'o>,
     ids: FlowIds,
     client_account_id: String,
@@ -81,20 +82,20 @@ pub struct OnStage<'o> {
     /// The inventory phase follows in this run, so machines may be made now.
     inventory_follows: bool,
     states: Vec<State>,
-    tallies: Vec<Tally>,
+    tallies: Vec<CleansingTally>,
     mappings: Vec<ImportMapping>,
-    assets: Option<AssetsOnStage<'o>>,
+    assets: Option<FirstBuild<'o>>,
 }
 
-impl<'o> OnStage<'o> {
+impl<'o> StagingWork<'o> {
     pub fn new(
         mapper: Mapper<'o>,
         ids: &FlowIds,
         (client_account_id, engagement_id): (&str, &str),
         (cleanse, inventory_follows): (bool, bool),
         tables: usize,
-    ) -> OnStage<'o> {
-        OnStage {
+    ) -> StagingWork<'o> {
+        StagingWork {
             mapper,
             ids: ids.clone(),
             client_account_id: client_account_id.to_string(),
@@ -104,7 +105,7 @@ impl<'o> OnStage<'o> {
             states: (0..tables)
                 .map(|_| State::Sampling(Vec::new(), 0))
                 .collect(),
-            tallies: vec![Tally::default(); tables],
+            tallies: vec![CleansingTally::default(); tables],
             mappings: Vec::new(),
             assets: None,
         }
@@ -117,7 +118,7 @@ impl<'o> OnStage<'o> {
         stager: &mut Stager<'o>,
         file: usize,
         table: &Planned,
-        header: Option<&HeaderInfo>,
+        header: Option<&TableHeader>,
         rows: Vec<Row>,
         cleansed: Cleansed,
     ) -> Result<(), MapError> {
@@ -148,8 +149,8 @@ impl<'o> OnStage<'o> {
         stager: &mut Stager<'o>,
         file: usize,
         table: &Planned,
-        header: Option<&HeaderInfo>,
-    ) -> Result<Option<(Arc<TableWork>, Tally)>, MapError> {
+        header: Option<&TableHeader>,
+    ) -> Result<Option<(Arc<TableWork>, CleansingTally)>, MapError> {
         if matches!(self.states[file], State::Sampling(..)) {
             self.map_table(stager, file, table, header)?;
         }
@@ -170,7 +171,7 @@ impl<'o> OnStage<'o> {
         table: &Planned,
     ) -> rusqlite::Result<()> {
         self.states[file] = State::Mapped(None);
-        self.tallies[file] = Tally::default();
+        self.tallies[file] = CleansingTally::default();
         self.mappings
             .retain(|m| m.data_import_id != table.data_import_id);
         match self.assets.take() {
@@ -181,8 +182,8 @@ impl<'o> OnStage<'o> {
 
     /// The mappings made, for the attribute_mapping phase to report, and
     /// the assets built, for the inventory phase to complete.
-    pub fn into_done(self) -> crate::pipeline::OnStage<'o> {
-        crate::pipeline::OnStage {
+    pub fn into_staged_work(self) -> crate::pipeline::StagedWork<'o> {
+        crate::pipeline::StagedWork {
             mappings: self.mappings,
             assets: self.assets,
         }
@@ -193,7 +194,7 @@ impl<'o> OnStage<'o> {
         stager: &mut Stager<'o>,
         file: usize,
         table: &Planned,
-        header: Option<&HeaderInfo>,
+        header: Option<&TableHeader>,
     ) -> Result<(), MapError> {
         let State::Sampling(held, _) =
             std::mem::replace(&mut self.states[file], State::Mapped(None))
@@ -243,7 +244,7 @@ impl<'o> OnStage<'o> {
                 .and_then(|h| h.layout.as_ref())
                 .is_none_or(|role| role.role == Role::Primary);
             let machines = if self.inventory_follows && self.states.len() == 1 && primary {
-                AssetsOnStage::begin(
+                FirstBuild::begin(
                     conn,
                     &self.ids,
                     (&table.data_import_id, table.expected_rows()),
@@ -295,7 +296,7 @@ impl<'o> OnStage<'o> {
         if cleansed.records.len() != rows.len() {
             // Cleansed here a reader's batch at a time: the held sample at
             // once would hold its machines and their rows all together.
-            for chunk in rows.chunks(super::BATCH_ROWS) {
+            for chunk in rows.chunks(super::staging::BATCH_ROWS) {
                 self.insert(stager, file, table, Some(work), chunk, work.process(chunk))?;
             }
             return Ok(());

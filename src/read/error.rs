@@ -1,41 +1,8 @@
-//! Typed errors of the library. Each message says what went wrong and what to do
-//! next; the binary turns them into exit codes (see `ExitCode` in `import`).
+//! Why a file could not be read (`ReadError`, one file fails and the run goes
+//! on with the others) and why the command-line inputs could not be gathered
+//! (`InputError`, the run stops before any file is read).
 
 use std::path::PathBuf;
-
-/// Errors that stop a command as a whole (the database cannot be used).
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    #[error(
-        "cannot open database {path}: {source}. Check the path and that the directory is writable"
-    )]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
-    #[error("{path} was written by a newer intake (schema version {found}; this build knows up to {known}). Upgrade intake, or use another --db file")]
-    NewerSchema {
-        path: PathBuf,
-        found: i64,
-        known: i64,
-    },
-    #[error("{path} is a SQLite file that intake did not create (it has tables but no intake schema version). Use another --db file")]
-    ForeignDatabase { path: PathBuf },
-    #[error("migrating {path} from schema version {from} to {to} failed: {source}. The file was left at version {from}")]
-    Migration {
-        path: PathBuf,
-        from: i64,
-        to: i64,
-        source: rusqlite::Error,
-    },
-    #[error("cannot lock {path} for writing: {source}")]
-    Lock {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("database error: {0}")]
-    Sql(#[from] rusqlite::Error),
-}
 
 /// Why one input file could not be read. The run goes on with the other files.
 #[derive(Debug, thiserror::Error)]
@@ -122,23 +89,11 @@ impl ReadError {
     }
 }
 
-/// Errors of an import run as a whole.
+/// Why the inputs named on the command line could not be gathered.
 #[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error(transparent)]
-    Db(#[from] DbError),
+pub enum InputError {
     #[error("{path}: no such file or directory")]
     NotFound { path: PathBuf },
     #[error("reading standard input: {0}")]
     Stdin(std::io::Error),
-    #[error("invalid option: {0}")]
-    InvalidOption(String),
-    #[error(transparent)]
-    Pipeline(#[from] crate::pipeline::PipelineError),
-}
-
-impl From<rusqlite::Error> for ImportError {
-    fn from(e: rusqlite::Error) -> Self {
-        ImportError::Db(DbError::Sql(e))
-    }
 }

@@ -1,0 +1,215 @@
+//! What an import reports: per file or sheet (`FileOutcome`: its status,
+//! what the reader found, rows, warnings, the error that failed it) and for
+//! the run (`ImportOutcome`: the flow, the files, the totals and what each
+//! later phase did). The console summary and `--json` are both made from it.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::read::layout::TableRole;
+use crate::read::workbook::Container;
+use crate::read::workbook_probe::container_label;
+use crate::read::{self, delimiter::delimiter_name, ReadError, RowWarning, SheetProbe, TextProbe};
+use crate::stage::{ImportCounts, PriorImport};
+
+/// What became of one input file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    Completed,
+    Skipped,
+    Failed,
+}
+
+/// What became of one file or sheet.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileOutcome {
+    pub path: String,
+    /// The sheet, for a workbook (each sheet is its own import).
+    pub sheet: Option<String>,
+    /// xlsx, xlsb, xls, ods for a workbook; None for delimited text.
+    pub format: Option<&'static str>,
+    /// The recognised layout and what this table is in it.
+    pub layout: Option<TableRole>,
+    pub header_row: Option<u64>,
+    /// Things the reader decided that the user should know (a .xls that was CSV, ...).
+    pub notes: Vec<String>,
+    pub status: FileStatus,
+    pub data_import_id: Option<String>,
+    pub bytes: u64,
+    pub rows: u64,
+    pub blank_rows: u64,
+    pub columns: usize,
+    pub warnings: u64,
+    pub warnings_by_code: std::collections::BTreeMap<&'static str, u64>,
+    pub first_warnings: Vec<RowWarning>,
+    pub header_warnings: Vec<String>,
+    pub encoding: Option<String>,
+    pub encoding_source: Option<read::EncodingSource>,
+    pub delimiter: Option<String>,
+    pub delimiter_source: Option<read::DelimiterSource>,
+    pub content_hash: Option<String>,
+    pub error: Option<String>,
+    pub error_code: Option<&'static str>,
+    pub skipped_because: Option<String>,
+    pub previous_import: Option<PriorImport>,
+    pub seconds: f64,
+}
+
+impl FileOutcome {
+    pub(super) fn new(path: &str, status: FileStatus) -> FileOutcome {
+        FileOutcome {
+            path: path.to_string(),
+            sheet: None,
+            format: None,
+            layout: None,
+            header_row: None,
+            notes: Vec::new(),
+            status,
+            data_import_id: None,
+            bytes: 0,
+            rows: 0,
+            blank_rows: 0,
+            columns: 0,
+            warnings: 0,
+            warnings_by_code: Default::default(),
+            first_warnings: Vec::new(),
+            header_warnings: Vec::new(),
+            encoding: None,
+            encoding_source: None,
+            delimiter: None,
+            delimiter_source: None,
+            content_hash: None,
+            error: None,
+            error_code: None,
+            skipped_because: None,
+            previous_import: None,
+            seconds: 0.0,
+        }
+    }
+
+    pub(super) fn describe_text(&mut self, probe: &TextProbe) {
+        self.bytes = probe.scan.size;
+        let bom = if probe.scan.has_bom { " BOM" } else { "" };
+        self.encoding = Some(format!("{}{bom}", probe.scan.encoding.name()));
+        self.encoding_source = Some(probe.scan.encoding_source);
+        self.delimiter = Some(delimiter_name(probe.delimiter));
+        self.delimiter_source = Some(probe.delimiter_source);
+        self.content_hash = Some(probe.scan.hash.clone());
+        self.notes.extend(probe.note.clone());
+        self.layout = None;
+    }
+
+    pub(super) fn describe_sheet(
+        &mut self,
+        container: Container,
+        file_size: u64,
+        sheet: &SheetProbe,
+    ) {
+        self.bytes = file_size;
+        self.sheet = Some(sheet.name.clone());
+        self.format = Some(container_label(container));
+        self.layout = sheet.role.clone();
+        self.header_row = sheet.header.as_ref().and_then(|h| h.row.map(u64::from));
+        self.content_hash = Some(sheet.content_hash.clone());
+    }
+
+    pub(super) fn fail(&mut self, error: &ReadError) {
+        self.status = FileStatus::Failed;
+        self.error = Some(error.to_string());
+        self.error_code = Some(error.code());
+    }
+}
+
+/// The result of a run, printed as the summary table or as JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportOutcome {
+    pub db: String,
+    pub master_flow_id: Option<String>,
+    pub discovery_flow_id: Option<String>,
+    pub client: String,
+    pub engagement: String,
+    pub user: String,
+    pub flow_status: String,
+    pub files: Vec<FileOutcome>,
+    pub ignored_paths: Vec<read::IgnoredPath>,
+    pub recovered_imports: Vec<String>,
+    /// Flows a killed run left after their import whose mapping this run finished.
+    pub resumed_flows: Vec<String>,
+    pub totals: Totals,
+    /// The attribute_mapping phase of this run's flow.
+    pub mapping: Option<crate::map::MappingOutcome>,
+    /// The data_cleansing phase.
+    pub cleansing: Option<crate::cleanse::CleanseOutcome>,
+    /// The inventory phase: assets created, updated, unchanged.
+    pub inventory: Option<crate::inventory::InventoryOutcome>,
+    /// The dependencies phase: edges, hosts and applications found, unresolved ends.
+    pub dependencies: Option<crate::dependencies::DependenciesOutcome>,
+    /// The tech_debt phase: support status counts, 6R readiness, worst offenders.
+    pub tech_debt: Option<crate::tech_debt::TechDebtOutcome>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    pub files: usize,
+    pub completed: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub rows: u64,
+    pub warnings: u64,
+}
+
+/// The counts of a run over its files.
+pub(super) fn totals(files: &[FileOutcome]) -> Totals {
+    let count = |s| files.iter().filter(|f| f.status == s).count();
+    Totals {
+        files: files.len(),
+        completed: count(FileStatus::Completed),
+        skipped: count(FileStatus::Skipped),
+        failed: count(FileStatus::Failed),
+        rows: files
+            .iter()
+            .filter(|f| f.status == FileStatus::Completed)
+            .map(|f| f.rows)
+            .sum(),
+        warnings: files.iter().map(|f| f.warnings).sum(),
+    }
+}
+
+/// Fills a table's outcome from what the writer counted.
+pub(super) fn fill_outcome(
+    outcome: &mut FileOutcome,
+    counts: &ImportCounts,
+    started: Option<Instant>,
+) {
+    outcome.rows = if outcome.status == FileStatus::Failed {
+        0
+    } else {
+        counts.rows
+    };
+    outcome.blank_rows = counts.blank_rows;
+    outcome.warnings = counts.warning_count
+        + counts
+            .header
+            .as_ref()
+            .map_or(0, |h| h.header_warnings.len() as u64);
+    outcome.warnings_by_code = counts.warnings_by_code.clone();
+    outcome.first_warnings = counts.warnings.iter().take(20).cloned().collect();
+    if let Some(header) = &counts.header {
+        outcome.columns = header.columns.len();
+        if outcome.layout.is_none() {
+            outcome.layout = header.layout.clone();
+        }
+        if outcome.sheet.is_some() {
+            outcome.header_row = (header.header_line > 0).then_some(header.header_line);
+        }
+        outcome.header_warnings = header
+            .header_warnings
+            .iter()
+            .map(|w| w.message.clone())
+            .collect();
+    }
+    outcome.seconds = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+}
