@@ -96,32 +96,6 @@ pub fn completed(conn: &Connection, scope: Scope) -> rusqlite::Result<Vec<Staged
     rows.collect()
 }
 
-/// One completed table by its data_imports id.
-pub fn completed_by_id(
-    conn: &Connection,
-    data_import_id: &str,
-) -> rusqlite::Result<Option<StagedTable>> {
-    let master_flow_id: Option<String> = conn
-        .query_row(
-            "SELECT master_flow_id FROM data_imports WHERE id = ?1 AND status = 'completed'",
-            [data_import_id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let Some(master_flow_id) = master_flow_id else {
-        return Ok(None);
-    };
-    let tables = completed(
-        conn,
-        Scope::Flow {
-            master_flow_id: &master_flow_id,
-        },
-    )?;
-    Ok(tables
-        .into_iter()
-        .find(|t| t.data_import_id == data_import_id))
-}
-
 /// The column names an import recorded and the layout it was recognised as;
 /// empty for an import not staged yet.
 pub fn shape(
