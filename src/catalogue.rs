@@ -134,7 +134,10 @@ pub static FIELDS: &[Field] = &[
             "Servernaam",
             "Nome do servidor",
             "Nome",
-            "Rechner"
+            "Rechner",
+            "Server Machine",
+            "Nome server",
+            "Nome macchina"
         ]
     ),
     field!(
@@ -158,7 +161,8 @@ pub static FIELDS: &[Field] = &[
             "Nombre de equipo",
             "Hostnaam",
             "Nome do host",
-            "Nome do computador"
+            "Nome do computador",
+            "Nome host"
         ]
     ),
     field!(
@@ -253,7 +257,8 @@ pub static FIELDS: &[Field] = &[
             "Beschreibung",
             "Descripción",
             "Descrição",
-            "Omschrijving"
+            "Omschrijving",
+            "Descrizione"
         ]
     ),
     field!(
@@ -272,7 +277,8 @@ pub static FIELDS: &[Field] = &[
             "ProvisioningState",
             "Zustand",
             "État",
-            "Estado"
+            "Estado",
+            "Stato"
         ]
     ),
     field!(
@@ -315,7 +321,9 @@ pub static FIELDS: &[Field] = &[
             "Criticité",
             "Criticidad",
             "Criticiteit",
-            "Criticidade"
+            "Criticidade",
+            "Criticità",
+            "Criticita"
         ]
     ),
     field!(
@@ -392,7 +400,11 @@ pub static FIELDS: &[Field] = &[
             "Direccion IP",
             "IP-adres",
             "Endereço IP",
-            "Endereco IP"
+            "Endereco IP",
+            "Server IP",
+            "Host IP",
+            "Machine IP",
+            "Indirizzo IP"
         ]
     ),
     field!(
@@ -414,7 +426,8 @@ pub static FIELDS: &[Field] = &[
             "Adresse MAC",
             "Dirección MAC",
             "MAC-adres",
-            "Endereço MAC"
+            "Endereço MAC",
+            "Indirizzo MAC"
         ]
     ),
     field!(
@@ -483,7 +496,10 @@ pub static FIELDS: &[Field] = &[
             "Versión del SO",
             "Versión SO",
             "OS-versie",
-            "Versão do SO"
+            "Versão do SO",
+            "Versione SO",
+            "Versione OS",
+            "Versione sistema operativo"
         ]
     ),
     field!(
@@ -499,7 +515,8 @@ pub static FIELDS: &[Field] = &[
             "Architektur",
             "Arquitectura",
             "Architectuur",
-            "Arquitetura"
+            "Arquitetura",
+            "Architettura"
         ]
     ),
     field!(
@@ -533,7 +550,9 @@ pub static FIELDS: &[Field] = &[
             "Núcleos",
             "Nucleos",
             "Kernen",
-            "Aantal cores"
+            "Aantal cores",
+            "Numero di core",
+            "Numero core"
         ]
     ),
     field!(
@@ -555,7 +574,9 @@ pub static FIELDS: &[Field] = &[
             "Processeurs",
             "Procesadores",
             "Processoren",
-            "Processadores"
+            "Processadores",
+            "Processori",
+            "Numero di processori"
         ]
     ),
     field!(
@@ -574,7 +595,9 @@ pub static FIELDS: &[Field] = &[
             "Prozessor",
             "Processeur",
             "Procesador",
-            "Processador"
+            "Processador",
+            "Processore",
+            "Modello CPU"
         ]
     ),
     field!(
@@ -670,7 +693,10 @@ pub static FIELDS: &[Field] = &[
             "Disco (GB)",
             "Opslag",
             "Schijfruimte",
-            "Armazenamento"
+            "Armazenamento",
+            "Spazio disco",
+            "Capacità disco",
+            "Archiviazione"
         ]
     ),
     field!(
@@ -693,7 +719,9 @@ pub static FIELDS: &[Field] = &[
             "Belegt (GB)",
             "Espace utilisé",
             "Espacio usado",
-            "Gebruikt (GB)"
+            "Gebruikt (GB)",
+            "Spazio utilizzato",
+            "Spazio usato"
         ]
     ),
     field!(
@@ -717,7 +745,9 @@ pub static FIELDS: &[Field] = &[
             "Locatie",
             "Vestiging",
             "Localização",
-            "Localizacao"
+            "Localizacao",
+            "Posizione",
+            "Ubicazione"
         ]
     ),
     field!(
@@ -737,7 +767,10 @@ pub static FIELDS: &[Field] = &[
             "Centre de donnees",
             "Centro de datos",
             "Datacentrum",
-            "Centro de dados"
+            "Centro de dados",
+            "Centro dati",
+            "Centro elaborazione dati",
+            "CED"
         ]
     ),
     field!(
@@ -775,7 +808,10 @@ pub static FIELDS: &[Field] = &[
             "Numero de serie",
             "Número de serie",
             "Serienummer",
-            "Número de série"
+            "Número de série",
+            "Numero di serie",
+            "Numero seriale",
+            "Matricola"
         ]
     ),
     field!(
@@ -791,7 +827,9 @@ pub static FIELDS: &[Field] = &[
             "Inventory number",
             "Inventarnummer",
             "Numéro d'inventaire",
-            "Etiqueta de activo"
+            "Etiqueta de activo",
+            "Numero di inventario",
+            "Cespite"
         ]
     ),
     field!(
@@ -810,7 +848,9 @@ pub static FIELDS: &[Field] = &[
             "Fabricant",
             "Fabricante",
             "Fabrikant",
-            "Leverancier"
+            "Leverancier",
+            "Produttore",
+            "Costruttore"
         ]
     ),
     field!(
@@ -847,7 +887,8 @@ pub static FIELDS: &[Field] = &[
             "VM?",
             "Virtuell",
             "Virtuel",
-            "Virtual?"
+            "Virtual?",
+            "Virtuale"
         ]
     ),
     field!(
@@ -876,7 +917,8 @@ pub static FIELDS: &[Field] = &[
             "Host Server",
             "Hypervisor host",
             "Physical host",
-            "~Host"
+            "~Host",
+            "Host fisico"
         ]
     ),
     field!(
@@ -921,7 +963,8 @@ pub static FIELDS: &[Field] = &[
             "PowerState",
             "Power status",
             "MachineStatus",
-            "Betriebszustand"
+            "Betriebszustand",
+            "Stato alimentazione"
         ]
     ),
     field!(
@@ -953,7 +996,9 @@ pub static FIELDS: &[Field] = &[
             "Propietario",
             "Eigenaar",
             "Proprietário",
-            "Responsável"
+            "Responsável",
+            "Proprietario",
+            "Responsabile applicativo"
         ]
     ),
     field!(
@@ -974,7 +1019,9 @@ pub static FIELDS: &[Field] = &[
             "Technischer Ansprechpartner",
             "Administrateur",
             "Administrador",
-            "Beheerder"
+            "Beheerder",
+            "Referente tecnico",
+            "Amministratore"
         ]
     ),
     field!(
@@ -989,7 +1036,9 @@ pub static FIELDS: &[Field] = &[
             "Abteilung",
             "Département",
             "Departamento",
-            "Afdeling"
+            "Afdeling",
+            "Dipartimento",
+            "Reparto"
         ]
     ),
     field!(
@@ -1008,7 +1057,8 @@ pub static FIELDS: &[Field] = &[
             "Centro de coste",
             "Centro de costo",
             "Kostenplaats",
-            "Centro de custo"
+            "Centro de custo",
+            "Centro di costo"
         ]
     ),
     field!(
@@ -1023,7 +1073,8 @@ pub static FIELDS: &[Field] = &[
             "Support group",
             "Support Team",
             "Assignment group",
-            "Betriebsteam"
+            "Betriebsteam",
+            "Gruppo di supporto"
         ]
     ),
     field!(
@@ -1047,7 +1098,9 @@ pub static FIELDS: &[Field] = &[
             "Aplicacion",
             "Applicatie",
             "Aplicação",
-            "Aplicacao"
+            "Aplicacao",
+            "Applicazione",
+            "Nome applicazione"
         ]
     ),
     field!(
@@ -1061,7 +1114,8 @@ pub static FIELDS: &[Field] = &[
             "Technology Stack",
             "Tech Stack",
             "Middleware",
-            "Technologie"
+            "Technologie",
+            "Tecnologia"
         ]
     ),
     field!(
@@ -1077,7 +1131,8 @@ pub static FIELDS: &[Field] = &[
             "Geschäftsbereich",
             "Unité",
             "Unidad de negocio",
-            "Bedrijfsonderdeel"
+            "Bedrijfsonderdeel",
+            "Unità di business"
         ]
     ),
     field!(
@@ -1091,7 +1146,8 @@ pub static FIELDS: &[Field] = &[
             "Data Classification",
             "Confidentiality",
             "Schutzbedarf",
-            "Datenklassifizierung"
+            "Datenklassifizierung",
+            "Classificazione dati"
         ]
     ),
     // migration planning
@@ -1115,7 +1171,8 @@ pub static FIELDS: &[Field] = &[
             "Stratégie de migration",
             "Estrategia de migración",
             "Migratiestrategie",
-            "Estratégia de migração"
+            "Estratégia de migração",
+            "Strategia di migrazione"
         ]
     ),
     field!(
@@ -1133,7 +1190,8 @@ pub static FIELDS: &[Field] = &[
             "Vague",
             "Ola",
             "Golf",
-            "Onda"
+            "Onda",
+            "Ondata"
         ]
     ),
     field!(
@@ -1149,7 +1207,9 @@ pub static FIELDS: &[Field] = &[
             "Priorité",
             "Prioridad",
             "Prioriteit",
-            "Prioridade"
+            "Prioridade",
+            "Priorità",
+            "Priorita"
         ]
     ),
     field!(
@@ -1177,7 +1237,8 @@ pub static FIELDS: &[Field] = &[
             "EOL",
             "EOL date",
             "End-of-life date",
-            "Lebensende"
+            "Lebensende",
+            "Fine vita"
         ]
     ),
     field!(
@@ -1191,7 +1252,8 @@ pub static FIELDS: &[Field] = &[
             "EOS",
             "End of support date",
             "Supportende",
-            "Fin de support"
+            "Fin de support",
+            "Fine supporto"
         ]
     ),
     // performance
@@ -1215,7 +1277,8 @@ pub static FIELDS: &[Field] = &[
             "Utilisation CPU",
             "Uso de CPU",
             "CPU-gebruik",
-            "Uso de CPU (%)"
+            "Uso de CPU (%)",
+            "Utilizzo CPU"
         ]
     ),
     field!(
@@ -1232,7 +1295,8 @@ pub static FIELDS: &[Field] = &[
             "Memory utilization",
             "RAM-Auslastung",
             "Utilisation mémoire",
-            "Uso de memoria"
+            "Uso de memoria",
+            "Utilizzo memoria"
         ]
     ),
     field!(
@@ -1276,7 +1340,8 @@ pub static FIELDS: &[Field] = &[
             "Kosten per maand",
             "Custo mensal",
             "~Cost",
-            "~Kosten"
+            "~Kosten",
+            "Costo mensile"
         ]
     ),
     field!(

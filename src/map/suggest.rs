@@ -7,6 +7,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::header_words;
 use super::profile::{ColumnProfile, Pattern};
 use super::rules::{ColumnRule, Rules};
 use crate::catalogue::{self, Field, FieldKind};
@@ -99,6 +100,13 @@ const LAYOUT_ALIAS: f64 = 0.96;
 const EXACT: f64 = 0.95;
 const ALIAS: f64 = 0.92;
 const WEAK_ALIAS: f64 = 0.70;
+/// A header whose words are an alias's words (`OS Ver`, `u_rack`, `macaddr`).
+const SAME_WORDS: f64 = 0.90;
+/// The same once filler words are set aside (`TotalPhysical_Memory_GB`).
+const WITH_FILLER: f64 = 0.86;
+/// What a header's candidate reaches when its values are of a kind only that
+/// field holds (environment names, IP addresses, OS names, UUIDs ...).
+const CONFIRMED: f64 = 0.90;
 const FUZZY_MIN_SIMILARITY: f64 = 0.88;
 /// The highest a fuzzy match scores, below the default auto-approve threshold.
 const FUZZY_MAX: f64 = 0.84;
@@ -177,7 +185,13 @@ pub fn suggest(inputs: &Inputs) -> Vec<Suggestion> {
         }
         if let Some(profile) = inputs.profiles.get(candidate.column) {
             match content_fit(candidate.field, profile) {
-                Fit::Supports(why) => {
+                Fit::Confirms(why) if candidate.match_type != MatchType::Fuzzy => {
+                    // A header and values that say the same thing: approved
+                    // even when the header alone was ambiguous.
+                    candidate.score = (candidate.score + SUPPORT_BONUS).max(CONFIRMED).min(0.99);
+                    candidate.evidence.push(why);
+                }
+                Fit::Confirms(why) | Fit::Supports(why) => {
                     // A resemblance is never enough to approve without review.
                     let cap = if candidate.match_type == MatchType::Fuzzy {
                         FUZZY_MAX
@@ -272,6 +286,26 @@ fn header_candidates(i: usize, header: &str, inputs: &Inputs, out: &mut Vec<Cand
         ));
     }
     if hits.is_empty() {
+        if let Some((reading, understood, how)) = header_words::understand(header) {
+            for hit in understood {
+                let score = match (reading, hit.weak) {
+                    (_, true) => WEAK_ALIAS,
+                    (header_words::Reading::SameWords, false) => SAME_WORDS,
+                    (header_words::Reading::WithFiller, false) => WITH_FILLER,
+                };
+                hits.push((
+                    hit.field,
+                    score,
+                    MatchType::Alias,
+                    format!(
+                        "'{header}' reads as '{}' ({how}) for {}",
+                        hit.alias, hit.field.name
+                    ),
+                ));
+            }
+        }
+    }
+    if hits.is_empty() {
         // Fuzzy: the closest alias by Jaro-Winkler on normalised text.
         let mut best: Option<(f64, &'static Field, &str)> = None;
         for (alias, hit) in catalogue::all_aliases() {
@@ -323,6 +357,8 @@ fn layout_alias(layout: Option<Layout>, key: &str) -> Option<(&'static Field, St
             ("host", "virtualization_host"),
             ("dnsname", "fqdn"),
             ("cpus", "cpu_cores"),
+            // RVTools 4.1 vInfo counts vCPUs as "# CPU" (vHost, supplementary, counts sockets).
+            ("numcpu", "cpu_cores"),
             ("memory", "memory_gb"),
             ("vmid", "external_id"),
             ("annotation", "description"),
@@ -418,6 +454,8 @@ fn pattern_words(p: Pattern) -> &'static str {
 }
 
 enum Fit {
+    /// The values are of a kind only this field holds.
+    Confirms(String),
     Supports(String),
     Contradicts(String),
     Neutral(Option<String>),
@@ -440,15 +478,18 @@ fn content_fit(field: &Field, p: &ColumnProfile) -> Fit {
             Fit::Neutral(Some(format!("{pct:.0}% of values are {words}")))
         }
     };
+    // Support by values of a kind only this field holds confirms the header.
+    let confirm = |share: f64, words: &str, support: f64, contradict: f64| match judge(
+        share, words, support, contradict,
+    ) {
+        Fit::Supports(why) => Fit::Confirms(why),
+        other => other,
+    };
     let numeric = share_of(&[Pattern::Integer, Pattern::Decimal]);
+    let addresses = p.share(Pattern::Ipv4) + p.share(Pattern::Ipv6);
     match (field.kind, field.name) {
-        (FieldKind::IpAddress, _) => judge(
-            p.share(Pattern::Ipv4) + p.share(Pattern::Ipv6),
-            "IP addresses",
-            0.8,
-            0.3,
-        ),
-        (FieldKind::MacAddress, _) => judge(p.share(Pattern::Mac), "MAC addresses", 0.8, 0.3),
+        (FieldKind::IpAddress, _) => confirm(addresses, "IP addresses", 0.8, 0.3),
+        (FieldKind::MacAddress, _) => confirm(p.share(Pattern::Mac), "MAC addresses", 0.8, 0.3),
         (FieldKind::Fqdn, _) => {
             if p.share(Pattern::Ipv4) >= 0.5 {
                 Fit::Contradicts(format!(
@@ -456,22 +497,44 @@ fn content_fit(field: &Field, p: &ColumnProfile) -> Fit {
                     p.share(Pattern::Ipv4) * 100.0
                 ))
             } else {
-                judge(p.share(Pattern::Fqdn), "fully qualified names", 0.6, 0.05)
+                confirm(p.share(Pattern::Fqdn), "fully qualified names", 0.6, 0.05)
             }
         }
-        (FieldKind::Name | FieldKind::Hostname, _) => {
-            if p.share(Pattern::Ipv4) >= 0.5 || numeric >= 0.8 {
-                Fit::Contradicts("the values are addresses or numbers, not names".into())
+        // A name is whatever the source calls the machine: a host name, an
+        // IP address (machines added by address), a compound CI name. Only
+        // values that cannot be names contradict it.
+        (FieldKind::Name, _) => {
+            if numeric >= 0.8 || p.share(Pattern::Date) >= 0.8 || p.share(Pattern::Boolean) >= 0.8 {
+                Fit::Contradicts("the values are numbers, dates or yes/no, not names".into())
+            } else {
+                let hosts = p.share(Pattern::ShortHost) + p.share(Pattern::Fqdn) + addresses;
+                if hosts >= 0.8 {
+                    Fit::Supports(format!(
+                        "{:.0}% of values are host names or addresses",
+                        hosts * 100.0
+                    ))
+                } else {
+                    Fit::Neutral(Some(format!(
+                        "{:.0}% of values are host names or addresses",
+                        hosts * 100.0
+                    )))
+                }
+            }
+        }
+        // A host identifier: a host name, or the address a host was added by.
+        (FieldKind::Hostname, _) => {
+            if numeric >= 0.8 {
+                Fit::Contradicts("the values are numbers, not host names".into())
             } else {
                 judge(
-                    p.share(Pattern::ShortHost) + p.share(Pattern::Fqdn),
-                    "host names",
+                    p.share(Pattern::ShortHost) + p.share(Pattern::Fqdn) + addresses,
+                    "host names or addresses",
                     0.8,
                     0.2,
                 )
             }
         }
-        (FieldKind::Uuid, _) => judge(p.share(Pattern::Uuid), "UUIDs", 0.8, 0.3),
+        (FieldKind::Uuid, _) => confirm(p.share(Pattern::Uuid), "UUIDs", 0.8, 0.3),
         (FieldKind::Integer | FieldKind::Decimal, _) => judge(numeric, "numbers", 0.8, 0.3),
         (FieldKind::Size, _) => judge(
             share_of(&[Pattern::Integer, Pattern::Decimal, Pattern::SizeWithUnit]),
@@ -491,12 +554,12 @@ fn content_fit(field: &Field, p: &ColumnProfile) -> Fit {
             0.8,
             0.3,
         ),
-        (FieldKind::Date, _) => judge(p.share(Pattern::Date), "dates", 0.7, 0.2),
+        (FieldKind::Date, _) => confirm(p.share(Pattern::Date), "dates", 0.7, 0.2),
         (FieldKind::OperatingSystem, _) => {
             if p.share(Pattern::Ipv4) >= 0.5 || numeric >= 0.8 {
                 Fit::Contradicts("the values are addresses or numbers".into())
             } else {
-                judge(p.share(Pattern::OsName), "operating system names", 0.5, 0.1)
+                confirm(p.share(Pattern::OsName), "operating system names", 0.5, 0.1)
             }
         }
         (FieldKind::Version, _) => judge(
@@ -506,10 +569,10 @@ fn content_fit(field: &Field, p: &ColumnProfile) -> Fit {
             0.1,
         ),
         (FieldKind::Enumerated, "environment") => {
-            judge(p.share(Pattern::Environment), "environment names", 0.6, 0.2)
+            confirm(p.share(Pattern::Environment), "environment names", 0.6, 0.2)
         }
         (FieldKind::Enumerated, "six_r_strategy") => {
-            judge(p.share(Pattern::SixR), "6R strategies", 0.6, 0.2)
+            confirm(p.share(Pattern::SixR), "6R strategies", 0.6, 0.2)
         }
         (FieldKind::Enumerated, "criticality") => judge(
             share_of(&[Pattern::Criticality, Pattern::Integer]),
@@ -526,6 +589,8 @@ fn content_fit(field: &Field, p: &ColumnProfile) -> Fit {
                     field.name,
                     "external_id" | "cmdb_record_id" | "serial_number" | "asset_tag"
                 )
+                // A hypervisor added to vCenter by address is named by it.
+                && !(field.name == "virtualization_host" && addresses >= 0.9)
             {
                 Fit::Contradicts(format!(
                     "{:.0}% of values are addresses or UUIDs",
