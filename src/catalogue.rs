@@ -204,7 +204,9 @@ pub static FIELDS: &[Field] = &[
             "object_id",
             "correlation_id",
             "Instance ID",
-            "Resource ID"
+            "Resource ID",
+            "Device ID",
+            "Object ID"
         ]
     ),
     field!(
@@ -300,7 +302,8 @@ pub static FIELDS: &[Field] = &[
             "Entorno",
             "Ambiente",
             "Omgeving",
-            "Umgebungstyp"
+            "Umgebungstyp",
+            "~Service level"
         ]
     ),
     field!(
@@ -368,7 +371,11 @@ pub static FIELDS: &[Field] = &[
             "Last Seen",
             "Last seen",
             "Zuletzt gesehen",
-            "Dernière découverte"
+            "Dernière découverte",
+            "Last check-in",
+            "Last check in",
+            "Last contact",
+            "Last sync"
         ]
     ),
     // infrastructure
@@ -474,7 +481,9 @@ pub static FIELDS: &[Field] = &[
             "Systeme d'exploitation",
             "Sistema operativo",
             "Besturingssysteem",
-            "Sistema operacional"
+            "Sistema operacional",
+            "~Platform",
+            "OS Platform"
         ]
     ),
     field!(
@@ -597,7 +606,10 @@ pub static FIELDS: &[Field] = &[
             "Procesador",
             "Processador",
             "Processore",
-            "Modello CPU"
+            "Modello CPU",
+            "CPU String",
+            "CPU description",
+            "Processor name"
         ]
     ),
     field!(
@@ -829,7 +841,10 @@ pub static FIELDS: &[Field] = &[
             "Numéro d'inventaire",
             "Etiqueta de activo",
             "Numero di inventario",
-            "Cespite"
+            "Cespite",
+            "Asset number",
+            "Asset No",
+            "Asset No."
         ]
     ),
     field!(
@@ -850,7 +865,9 @@ pub static FIELDS: &[Field] = &[
             "Fabrikant",
             "Leverancier",
             "Produttore",
-            "Costruttore"
+            "Costruttore",
+            "Brand",
+            "Marca"
         ]
     ),
     field!(
@@ -918,7 +935,11 @@ pub static FIELDS: &[Field] = &[
             "Hypervisor host",
             "Physical host",
             "~Host",
-            "Host fisico"
+            "Host fisico",
+            "Virtual host",
+            "Virtual host name",
+            "Parent Host",
+            "VM Host"
         ]
     ),
     field!(
@@ -927,7 +948,12 @@ pub static FIELDS: &[Field] = &[
         None,
         &[],
         "Virtualisation cluster",
-        ["Cluster", "Cluster name", "VMware Cluster"]
+        [
+            "Cluster",
+            "Cluster name",
+            "VMware Cluster",
+            "Parent Cluster"
+        ]
     ),
     field!(
         "vm_uuid",
@@ -1388,15 +1414,26 @@ pub fn tokens(header: &str) -> Vec<String> {
         words.push(current);
     }
     // "IPAddress" splits as "ipaddress" (no lower→upper boundary): fine, it is
-    // compared joined. Drop units and markers that say nothing about the field.
-    words.retain(|w| !UNIT_WORDS.contains(&w.as_str()) && w != "optional");
-    words
+    // compared joined. Drop units and markers that say nothing about the field;
+    // "in" only where it introduces a unit ("Memory (In MB)", not "in_service").
+    let unit = |w: Option<&String>| w.is_some_and(|w| UNIT_WORDS.contains(&w.as_str()));
+    let mut kept = Vec::with_capacity(words.len());
+    for (i, w) in words.iter().enumerate() {
+        let before_unit = PREPOSITIONS.contains(&w.as_str()) && unit(words.get(i + 1));
+        if !unit(Some(w)) && !before_unit && w != "optional" {
+            kept.push(w.clone());
+        }
+    }
+    kept
 }
+
+/// Words that introduce a unit in a header ("in GB", "en Go", "em GB").
+const PREPOSITIONS: &[&str] = &["in", "en", "em"];
 
 /// Words of a header that name a unit; they do not identify the field.
 const UNIT_WORDS: &[&str] = &[
-    "mb", "mib", "gb", "gib", "tb", "tib", "kb", "kib", "go", "mo", "in", "en", "em", "inmb",
-    "ingb", "eur", "usd", "gbp", "chf",
+    "mb", "mib", "gb", "gib", "tb", "tib", "kb", "kib", "go", "mo", "inmb", "ingb", "eur", "usd",
+    "gbp", "chf",
 ];
 
 /// The unit a header states, if any ("RAM (MB)" → MB, "Memory MiB" → MiB).

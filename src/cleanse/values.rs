@@ -360,6 +360,17 @@ pub fn split_list(raw: &str) -> Vec<&str> {
 pub fn normalise_ip(raw: &str) -> Option<String> {
     let s = raw.trim().trim_start_matches('[').trim_end_matches(']');
     let s = s.split('%').next().unwrap_or(s); // zone id
+                                              // An interface address with its prefix length ("10.0.0.5/24", as NetBox writes it).
+    let s = match s.split_once('/') {
+        Some((address, prefix))
+            if !prefix.is_empty()
+                && prefix.bytes().all(|b| b.is_ascii_digit())
+                && prefix.len() <= 3 =>
+        {
+            address
+        }
+        _ => s,
+    };
     s.parse::<IpAddr>().ok().map(|ip| ip.to_string())
 }
 
@@ -478,18 +489,18 @@ pub fn environment(raw: &str) -> Option<&'static str> {
     let s = s.trim_start_matches("env-").trim();
     Some(match s {
         "prod" | "prd" | "production" | "productive" | "live" | "produktion" | "produktiv"
-        | "producción" | "produccion" | "productie" | "produção" | "producao" | "p" => {
-            "production"
-        }
+        | "producción" | "produccion" | "productie" | "produção" | "producao" | "produzione"
+        | "esercizio" | "p" => "production",
         "staging" | "stage" | "stg" | "preprod" | "pre-prod" | "pre-production" | "préprod"
         | "pré-production" | "preproducción" | "uat" | "acceptance" | "acceptatie"
-        | "homologação" | "homologacao" | "abnahme" | "recette" => "staging",
-        "test" | "testing" | "tst" | "qa" | "int" | "integration" | "pruebas" | "teste"
-        | "testumgebung" | "t" => "test",
-        "dev" | "development" | "develop" | "sandbox" | "lab" | "entwicklung" | "développement"
-        | "developpement" | "desarrollo" | "ontwikkeling" | "desenvolvimento" | "d" => {
-            "development"
+        | "homologação" | "homologacao" | "abnahme" | "recette" | "collaudo" | "preproduzione" => {
+            "staging"
         }
+        "test" | "testing" | "tst" | "qa" | "int" | "integration" | "pruebas" | "teste"
+        | "prova" | "testumgebung" | "t" => "test",
+        "dev" | "development" | "develop" | "sandbox" | "lab" | "entwicklung" | "développement"
+        | "developpement" | "desarrollo" | "ontwikkeling" | "desenvolvimento" | "sviluppo"
+        | "d" => "development",
         "dr" | "disaster recovery" | "disaster_recovery" | "disaster-recovery" | "notfall"
         | "reprise" => "disaster_recovery",
         _ => return None,

@@ -104,18 +104,28 @@ const FILLER_WORDS: &[&str] = &[
     "asset",
     "device",
     "server",
+    "ethernet",
+    "lan",
+    "family",
+    "component",
 ];
 
 /// A header's words: stop words dropped, abbreviations expanded, glued
 /// words split, singular.
 pub fn words(header: &str) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out: Vec<String> = Vec::new();
     for token in catalogue::tokens(header) {
         for word in expand(&token) {
             let word = singular(&word);
-            if !STOP_WORDS.contains(&word.as_str()) {
-                out.push(word);
+            if STOP_WORDS.contains(&word.as_str()) {
+                continue;
             }
+            // "Operating system" is written "OS" as often as not.
+            if word == "system" && out.last().is_some_and(|w| w == "operating") {
+                *out.last_mut().expect("checked") = "os".to_string();
+                continue;
+            }
+            out.push(word);
         }
     }
     out

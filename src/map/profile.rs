@@ -56,10 +56,12 @@ pub enum Pattern {
     PowerState,
     VirtualPhysical,
     Email,
+    /// The device-management service that manages a device (Intune, ConfigMgr, Jamf ...).
+    ManagementService,
 }
 
 impl Pattern {
-    pub const ALL: [Pattern; 20] = [
+    pub const ALL: [Pattern; 21] = [
         Pattern::Ipv4,
         Pattern::Ipv6,
         Pattern::Mac,
@@ -80,13 +82,16 @@ impl Pattern {
         Pattern::PowerState,
         Pattern::VirtualPhysical,
         Pattern::Email,
+        Pattern::ManagementService,
     ];
 
     /// The regular expression (Rust regex syntax) a whole value must match.
     /// Lists ("10.0.0.1, 10.0.0.2") count for the list patterns.
     pub fn regex(self) -> &'static str {
         match self {
-            Pattern::Ipv4 => r"^\s*\d{1,3}(\.\d{1,3}){3}(\s*[,;| ]\s*\d{1,3}(\.\d{1,3}){3})*\s*$",
+            Pattern::Ipv4 => {
+                r"^\s*\d{1,3}(\.\d{1,3}){3}(/\d{1,2})?(\s*[,;| ]\s*\d{1,3}(\.\d{1,3}){3}(/\d{1,2})?)*\s*$"
+            }
             Pattern::Ipv6 => {
                 r"(?i)^\s*([0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\s*$|^\s*[0-9a-fA-F:]*::[0-9a-fA-F:.]*\s*$"
             }
@@ -120,7 +125,7 @@ impl Pattern {
             }
             Pattern::Version => r"(?i)^\s*v?\d+(\.\d+){1,3}([ -]?\w+)?\s*$",
             Pattern::Environment => {
-                r"(?i)^\s*(prod|prd|production|productive|live|staging|stage|stg|uat|qa|preprod|pre-prod|test|testing|tst|int|integration|dev|development|sandbox|lab|dr|disaster recovery|produktion|produktiv|entwicklung|testumgebung|recette|pré-?production|developpement|développement|desarrollo|producción|produccion|pruebas|preproducción|ontwikkeling|productie|acceptatie|produção|producao|desenvolvimento|homologação|homologacao|teste)\s*$"
+                r"(?i)^\s*(prod|prd|production|productive|live|staging|stage|stg|uat|qa|preprod|pre-prod|test|testing|tst|int|integration|dev|development|sandbox|lab|dr|disaster recovery|produktion|produktiv|entwicklung|testumgebung|recette|pré-?production|developpement|développement|desarrollo|producción|produccion|pruebas|preproducción|ontwikkeling|productie|acceptatie|produção|producao|desenvolvimento|homologação|homologacao|teste|produzione|esercizio|sviluppo|collaudo|preproduzione|prova)\s*$"
             }
             Pattern::SixR => {
                 r"(?i)^\s*(rehost|re-host|lift[ -]and[ -]shift|replatform|re-platform|lift[ -]tinker[ -]and[ -]shift|refactor|re-factor|rearchitect|re-architect|rebuild|repurchase|re-purchase|replace|retire|decommission|retain|keep|relocate)\s*$"
@@ -135,6 +140,9 @@ impl Pattern {
                 r"(?i)^\s*(virtual|physical|vm|bare ?metal|virtuell|physisch|virtuel|physique|virtual|físico|fisico|virtueel|fysiek)\s*$"
             }
             Pattern::Email => r"(?i)^\s*[^@\s]+@[^@\s]+\.[a-z]{2,}\s*$",
+            Pattern::ManagementService => {
+                r"(?i)^\s*(intune|microsoft intune|co-?managed|configmgr|sccm|mecm|mdm|mdm/configmgr agent|intune and configmgr|exchange activesync|eas|jamf|jamf pro|airwatch|workspace one|mobileiron|kandji)\s*$"
+            }
         }
     }
 }

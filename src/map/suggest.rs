@@ -271,16 +271,16 @@ fn header_candidates(i: usize, header: &str, inputs: &Inputs, out: &mut Vec<Cand
     }
     for hit in catalogue::alias_hits(header) {
         let (score, strength) = if hit.weak {
-            (WEAK_ALIAS, "ambiguous")
+            (WEAK_ALIAS, "an ambiguous")
         } else {
-            (ALIAS, "known")
+            (ALIAS, "a known")
         };
         hits.push((
             hit.field,
             score,
             MatchType::Alias,
             format!(
-                "'{header}' is a {strength} header for {} ('{}')",
+                "'{header}' is {strength} header for {} ('{}')",
                 hit.field.name, hit.alias
             ),
         ));
@@ -450,6 +450,7 @@ fn pattern_words(p: Pattern) -> &'static str {
         Pattern::PowerState => "power states",
         Pattern::VirtualPhysical => "virtual/physical",
         Pattern::Email => "e-mail addresses",
+        Pattern::ManagementService => "device-management services",
     }
 }
 
@@ -580,6 +581,23 @@ fn content_fit(field: &Field, p: &ColumnProfile) -> Fit {
             0.6,
             0.2,
         ),
+        // People are named by their e-mail address as often as by name; a
+        // device-management service (Intune's "Managed by") is no person.
+        (FieldKind::Text, "business_owner" | "technical_owner") => {
+            if p.share(Pattern::ManagementService) >= 0.5 {
+                Fit::Contradicts(format!(
+                    "{:.0}% of values are device-management services, not people",
+                    p.share(Pattern::ManagementService) * 100.0
+                ))
+            } else if p.share(Pattern::Email) >= 0.6 {
+                Fit::Confirms(format!(
+                    "{:.0}% of values are e-mail addresses",
+                    p.share(Pattern::Email) * 100.0
+                ))
+            } else {
+                Fit::Neutral(None)
+            }
+        }
         (FieldKind::Text | FieldKind::Enumerated, _) => {
             // A text field holding addresses is a wrong match ("Host" full of IPs is fine
             // for a host, but not "Location" full of MACs).

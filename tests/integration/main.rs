@@ -9,6 +9,7 @@ mod common;
 
 mod dependencies;
 mod export;
+mod header_eval;
 mod hostile_inputs;
 mod import_csv;
 mod import_workbook;

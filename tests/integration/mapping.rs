@@ -209,7 +209,9 @@ const SERVICENOW_XLSX: Expected = &[
     ("Model ID", Some("model")),
     ("Location", Some("location")),
     ("Cost center", Some("cost_center")),
-    ("Used for", None),
+    // ServiceNow's used_for holds Production, Development, QA ...: an
+    // ambiguous header that its values confirm.
+    ("Used for", Some("environment")),
     ("Install Status", Some("status")),
     ("Operational status", None),
     ("Support group", Some("support_group")),

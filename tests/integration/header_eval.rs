@@ -1,0 +1,103 @@
+//! The header evaluation set (tests/fixtures/header_eval): exports laid out as
+//! the public documentation of their tools describes them (Intune,
+//! Lansweeper, NetBox, Snipe-IT, GLPI, iTop, Device42, Aria Operations, AWS
+//! Migration Evaluator, ServiceNow hardware CIs) and hand-made sheets (Italian,
+//! abbreviations and ServiceNow custom fields). `expected.json` gives each
+//! column's field (null: no field; "?": either is defensible, not scored) and
+//! the assets each file describes. Each file is imported alone; the test
+//! prints approved recall and precision, and the assets found.
+
+use std::collections::BTreeMap;
+
+use crate::common::*;
+use serde_json::Value;
+
+#[derive(Default)]
+struct Score {
+    wanted: usize,
+    found: usize,
+    approved: usize,
+    right: usize,
+}
+
+#[test]
+fn the_evaluation_set_maps_with_the_promised_precision_and_yields_its_assets() {
+    let dir = fixture("header_eval");
+    let expected: BTreeMap<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let mut total = Score::default();
+    let mut misses = Vec::new();
+    let mut short = Vec::new();
+    for (file, want) in &expected {
+        let work = Work::new();
+        let path = dir.join(file);
+        let (code, json) = work.import_json(&[path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{file}: {json}");
+        let out = work.run_ok(&["mappings", "--json"]);
+        let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut score = Score::default();
+        for (column, field) in want["columns"].as_object().unwrap() {
+            let row = rows["mappings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["source_field"] == *column)
+                .unwrap_or_else(|| panic!("{file}: no mapping row for '{column}'"));
+            let target = row["target_field"].as_str();
+            let approved = row["status"] == "approved" && target.is_some();
+            let described = format!(
+                "{file}: '{column}' → {target:?} ({}, {}), want {field}",
+                row["status"], row["confidence_score"]
+            );
+            match field.as_str() {
+                Some("?") => continue,
+                Some(field) => {
+                    score.wanted += 1;
+                    if approved && target == Some(field) {
+                        score.found += 1;
+                    } else {
+                        misses.push(described.clone());
+                    }
+                }
+                None => {}
+            }
+            if approved {
+                score.approved += 1;
+                if target == field.as_str() {
+                    score.right += 1;
+                } else {
+                    misses.push(format!("WRONG APPROVAL {described}"));
+                }
+            }
+        }
+        let conn = work.conn();
+        let assets = count(
+            &conn,
+            "SELECT count(*) FROM assets WHERE asset_type <> 'application'",
+        );
+        let wanted_assets = want["assets"].as_i64().unwrap();
+        eprintln!(
+            "{file}: {}/{} fields approved, {}/{} approvals right, {assets}/{wanted_assets} assets",
+            score.found, score.wanted, score.right, score.approved
+        );
+        if assets != wanted_assets {
+            short.push(format!("{file}: {assets} assets, want {wanted_assets}"));
+        }
+        total.wanted += score.wanted;
+        total.found += score.found;
+        total.approved += score.approved;
+        total.right += score.right;
+    }
+    let recall = total.found as f64 / total.wanted as f64;
+    let precision = total.right as f64 / total.approved as f64;
+    eprintln!(
+        "evaluation set: approved recall {:.3} ({}/{}), approved precision {:.3} ({}/{})",
+        recall, total.found, total.wanted, precision, total.right, total.approved
+    );
+    for miss in &misses {
+        eprintln!("  {miss}");
+    }
+    assert!(short.is_empty(), "{}", short.join("\n"));
+    assert!(precision >= 0.99, "approved precision {precision:.3}");
+    assert!(recall >= 0.97, "approved recall {recall:.3}");
+}
