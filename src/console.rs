@@ -6,6 +6,7 @@
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, ContentArrangement, Table};
 
 use crate::import::{FileOutcome, FileStatus, ImportOutcome};
+use crate::read::header::HeaderShape;
 use crate::read::layout::Role;
 use crate::read::sniff::SniffReport;
 use crate::read::workbook_probe::SheetStatus;
@@ -312,9 +313,19 @@ pub fn sniff_report(reports: &[SniffReport]) -> String {
             if let Some(note) = &text.note {
                 out.push_str(&format!("  note: {note}\n"));
             }
+            let header = match text.header_shape {
+                HeaderShape::Named => format!("line {}", text.header_line),
+                HeaderShape::Absent => {
+                    "none: the first line reads like the lines below it, so every line is data and the columns are numbered".to_string()
+                }
+                HeaderShape::TwoRows => format!(
+                    "lines {}..{} (group labels above the names, combined)",
+                    text.header_line.saturating_sub(1),
+                    text.header_line
+                ),
+            };
             out.push_str(&format!(
-                "  header: line {}, {} columns: {}\n",
-                text.header_line,
+                "  header: {header}; {} columns: {}\n",
                 text.columns.len(),
                 text.columns.join(", ")
             ));
@@ -357,9 +368,10 @@ pub fn sniff_report(reports: &[SniffReport]) -> String {
                 };
                 let header_row = sheet.header.as_ref().map_or_else(
                     || "-".to_string(),
-                    |h| {
-                        h.row
-                            .map_or_else(|| "none found".to_string(), |r| r.to_string())
+                    |h| match (h.row, h.shape) {
+                        (None, _) => "none found".to_string(),
+                        (Some(r), HeaderShape::TwoRows) => format!("{}..{r} combined", r - 1),
+                        (Some(r), _) => r.to_string(),
                     },
                 );
                 let import = match &sheet.status {

@@ -18,6 +18,7 @@ use crate::flow::FlowIds;
 use crate::inventory::{FirstBuild, MachineShaper, StagedMachine};
 use crate::map::profile::{self, SAMPLE_BYTES};
 use crate::map::{ImportMapping, ImportToMap, MapError, Mapper};
+use crate::read::header::HeaderShape;
 use crate::read::layout::Role;
 use crate::read::{Row, TableHeader};
 use crate::stage::tables::CleansingTally;
@@ -227,6 +228,7 @@ impl<'o> StagingWork<'o> {
                 engagement_id: self.engagement_id.clone(),
                 columns,
                 layout,
+                headerless: header.is_some_and(|h| h.shape == HeaderShape::Absent),
             },
             &profiles,
         )?;

@@ -224,6 +224,9 @@ pub enum Reading {
     SameWords,
     /// Its words are an alias's words once filler words are set aside.
     WithFiller,
+    /// The label under a group ("Server - Name") is an alias; the group may
+    /// change what it means ("Owner - Name"), so this alone is a suggestion.
+    UnderGroup,
 }
 
 /// The aliases a header's words name, and how they were found: the header as
@@ -271,7 +274,14 @@ pub fn understand(header: &str) -> Option<(Reading, &'static [AliasHit], String)
             return Some((Reading::WithFiller, hits.as_slice(), how));
         }
     }
-    None
+    // "Server - Name", "Memory|Usage (%)": a field under its group's label.
+    let (_, label) = header
+        .rsplit_once(" - ")
+        .or_else(|| header.rsplit_once('|'))?;
+    let set: BTreeSet<String> = words(label).into_iter().collect();
+    let hits = WORD_INDEX.get(&set)?;
+    let how = format!("its label under the group is {}", join(&set));
+    Some((Reading::UnderGroup, hits.as_slice(), how))
 }
 
 fn join(set: &BTreeSet<String>) -> String {

@@ -182,6 +182,7 @@ impl<'o> Mapper<'o> {
             rules: &self.options.rules,
             learned: &self.learned,
             settings: self.settings,
+            headerless: import.headerless,
         });
         store(conn, import, &self.master_flow_id, &suggestions)?;
         Ok(ImportMapping {
@@ -204,6 +205,8 @@ pub struct ImportToMap {
     pub engagement_id: String,
     pub columns: Vec<String>,
     pub layout: Option<Layout>,
+    /// The table had no header row: its columns are mapped by their values.
+    pub headerless: bool,
 }
 
 fn completed_imports(
@@ -223,6 +226,7 @@ fn completed_imports(
             engagement_id: t.engagement_id,
             columns: t.columns,
             layout: t.layout,
+            headerless: t.headerless,
         })
         .collect())
 }

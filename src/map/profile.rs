@@ -58,10 +58,14 @@ pub enum Pattern {
     Email,
     /// The device-management service that manages a device (Intune, ConfigMgr, Jamf ...).
     ManagementService,
+    /// A host-like word with a digit in it ("PC-0001", "web01").
+    NumberedName,
+    /// Upper-case letters and digits, both, 7 to 20 of them ("CZC1234ABC").
+    SerialCode,
 }
 
 impl Pattern {
-    pub const ALL: [Pattern; 21] = [
+    pub const ALL: [Pattern; 23] = [
         Pattern::Ipv4,
         Pattern::Ipv6,
         Pattern::Mac,
@@ -83,6 +87,8 @@ impl Pattern {
         Pattern::VirtualPhysical,
         Pattern::Email,
         Pattern::ManagementService,
+        Pattern::NumberedName,
+        Pattern::SerialCode,
     ];
 
     /// The regular expression (Rust regex syntax) a whole value must match.
@@ -140,6 +146,8 @@ impl Pattern {
                 r"(?i)^\s*(virtual|physical|vm|bare ?metal|virtuell|physisch|virtuel|physique|virtual|físico|fisico|virtueel|fysiek)\s*$"
             }
             Pattern::Email => r"(?i)^\s*[^@\s]+@[^@\s]+\.[a-z]{2,}\s*$",
+            Pattern::NumberedName => r"(?i)^\s*[a-z][a-z0-9_-]*[0-9][a-z0-9_-]*\s*$",
+            Pattern::SerialCode => r"^\s*(?:[A-Z]+[0-9]|[0-9]+[A-Z])[A-Z0-9]{5,18}\s*$",
             Pattern::ManagementService => {
                 r"(?i)^\s*(intune|microsoft intune|co-?managed|configmgr|sccm|mecm|mdm|mdm/configmgr agent|intune and configmgr|exchange activesync|eas|jamf|jamf pro|airwatch|workspace one|mobileiron|kandji)\s*$"
             }

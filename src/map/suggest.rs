@@ -104,6 +104,8 @@ const WEAK_ALIAS: f64 = 0.70;
 const SAME_WORDS: f64 = 0.90;
 /// The same once filler words are set aside (`TotalPhysical_Memory_GB`).
 const WITH_FILLER: f64 = 0.86;
+/// A label under a group whose words are an alias's ("Server - Name").
+const UNDER_GROUP: f64 = 0.80;
 /// What a header's candidate reaches when its values are of a kind only that
 /// field holds (environment names, IP addresses, OS names, UUIDs ...).
 const CONFIRMED: f64 = 0.90;
@@ -133,6 +135,8 @@ pub struct Inputs<'a> {
     /// Normalised header → field approved earlier for this client.
     pub learned: &'a std::collections::HashMap<String, String>,
     pub settings: Settings,
+    /// The table had no header row: values are all there is to go by.
+    pub headerless: bool,
 }
 
 /// Suggests a field for each column.
@@ -175,7 +179,7 @@ pub fn suggest(inputs: &Inputs) -> Vec<Suggestion> {
         }
         header_candidates(i, header, inputs, &mut candidates);
         if let Some(profile) = profile {
-            content_candidates(i, profile, &mut candidates);
+            content_candidates(i, profile, inputs.headerless, &mut candidates);
         }
     }
     // Values confirm or contradict what the header says.
@@ -292,6 +296,7 @@ fn header_candidates(i: usize, header: &str, inputs: &Inputs, out: &mut Vec<Cand
                     (_, true) => WEAK_ALIAS,
                     (header_words::Reading::SameWords, false) => SAME_WORDS,
                     (header_words::Reading::WithFiller, false) => WITH_FILLER,
+                    (header_words::Reading::UnderGroup, false) => UNDER_GROUP,
                 };
                 hits.push((
                     hit.field,
@@ -389,7 +394,12 @@ fn layout_alias(layout: Option<Layout>, key: &str) -> Option<(&'static Field, St
     ))
 }
 
-fn content_candidates(i: usize, profile: &ColumnProfile, out: &mut Vec<Candidate>) {
+fn content_candidates(
+    i: usize,
+    profile: &ColumnProfile,
+    headerless: bool,
+    out: &mut Vec<Candidate>,
+) {
     if profile.filled < 3 {
         return; // too few values to judge a column by them alone
     }
@@ -404,12 +414,37 @@ fn content_candidates(i: usize, profile: &ColumnProfile, out: &mut Vec<Candidate
         (Pattern::SixR, 0.8, "six_r_strategy", 0.80),
         (Pattern::PowerState, 0.8, "power_state", 0.75),
         (Pattern::VirtualPhysical, 0.8, "is_virtual", 0.70),
+        // Only where there is no header: distinct numbered names are the
+        // machines' names, versions beside an OS column its version, and
+        // letters-and-digits codes serial numbers (suggested, not approved).
+        (Pattern::NumberedName, 0.9, "name", 0.75),
+        (Pattern::Version, 0.9, "os_version", 0.60),
+        (Pattern::SerialCode, 0.9, "serial_number", 0.60),
     ];
     for &(pattern, min_share, field, score) in rules {
         let share = profile.share(pattern);
         if share < min_share || out.iter().any(|c| c.column == i && c.field.name == field) {
             continue;
         }
+        let header_only = matches!(
+            pattern,
+            Pattern::NumberedName | Pattern::Version | Pattern::SerialCode
+        );
+        if header_only && !headerless {
+            continue;
+        }
+        // A column of serial numbers is not the machines' names.
+        if pattern == Pattern::NumberedName && profile.share(Pattern::SerialCode) >= 0.5 {
+            continue;
+        }
+        // Without a header, values of a kind only one field holds decide:
+        // they are approved (names only when nearly every one is distinct).
+        let score = match pattern {
+            _ if !headerless => score,
+            Pattern::Mac | Pattern::Ipv4 | Pattern::Fqdn | Pattern::OsName => CONFIRMED,
+            Pattern::NumberedName if profile.distinct_share >= 0.9 => CONFIRMED,
+            _ => score,
+        };
         let field = catalogue::field(field).expect("content rules name catalogue fields");
         out.push(Candidate {
             column: i,
@@ -451,6 +486,8 @@ fn pattern_words(p: Pattern) -> &'static str {
         Pattern::VirtualPhysical => "virtual/physical",
         Pattern::Email => "e-mail addresses",
         Pattern::ManagementService => "device-management services",
+        Pattern::NumberedName => "numbered names",
+        Pattern::SerialCode => "serial numbers",
     }
 }
 

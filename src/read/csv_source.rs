@@ -16,7 +16,9 @@ use encoding_rs::Encoding;
 use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
 
 use super::encoding::EncodingSource;
-use super::header::{name_columns, HeaderWarning, RowEncoder};
+use super::header::{
+    combine_two_rows, header_shape, name_columns, HeaderShape, HeaderWarning, RowEncoder,
+};
 use super::{Row, RowWarning};
 use crate::read::ReadError;
 
@@ -162,6 +164,7 @@ pub struct CsvSource {
     columns: Vec<String>,
     header_warnings: Vec<HeaderWarning>,
     header_line: u64,
+    header_shape: HeaderShape,
     encoder: RowEncoder,
     record: csv::ByteRecord,
     /// Records read ahead while looking for the header, replayed as data:
@@ -222,6 +225,7 @@ impl CsvSource {
             columns: Vec::new(),
             header_warnings: Vec::new(),
             header_line: 0,
+            header_shape: HeaderShape::Named,
             encoder: RowEncoder::new(&[]),
             record: csv::ByteRecord::new(),
             lookahead: VecDeque::new(),
@@ -291,7 +295,49 @@ impl CsvSource {
                 text.into_owned()
             })
             .collect();
+        let texts = |r: &csv::ByteRecord| -> Vec<String> {
+            r.iter().map(|f| to_text(f).0.into_owned()).collect()
+        };
+        let mut first_rows = vec![written.clone()];
+        first_rows.extend(source.lookahead.iter().map(|(_, r, _)| texts(r)));
+        source.header_shape = header_shape(&first_rows);
+        let mut shape_warning = None;
+        let written = match source.header_shape {
+            HeaderShape::Named => written,
+            HeaderShape::Absent => {
+                // The first row is data: it goes back in front of the others.
+                let line = source.line;
+                let first = std::mem::take(&mut source.record);
+                let width = first_rows.iter().map(Vec::len).max().unwrap_or(0);
+                source.lookahead.push_front((line, first, 0));
+                source.header_line = 0;
+                shape_warning = Some(format!(
+                    "no header row found: line {} reads like the lines below it (dates, addresses, versions or values that repeat), so every line is data under column_1..column_{width}; the columns are mapped by their values. Add a header line to map them by name",
+                    line
+                ));
+                (1..=width).map(|i| format!("column_{i}")).collect()
+            }
+            HeaderShape::TwoRows => {
+                let (line, labels, _) = source.lookahead.pop_front().expect("two rows were read");
+                let group_line = source.header_line;
+                source.line = line;
+                source.header_line = source.line();
+                shape_warning = Some(format!(
+                    "two header rows (lines {group_line}..{}): the group labels above are combined with the names below, one name per column (\"CPU - Cores\")",
+                    source.header_line
+                ));
+                combine_two_rows(&written, &texts(&labels))
+            }
+        };
         let (columns, mut warnings) = name_columns(&written);
+        if let Some(message) = shape_warning {
+            warnings.push(HeaderWarning {
+                column: 0,
+                written: String::new(),
+                named: String::new(),
+                message,
+            });
+        }
         if let Some(last) = source.preamble.last() {
             warnings.push(HeaderWarning {
                 column: 0,
@@ -333,6 +379,11 @@ impl CsvSource {
     }
 
     /// The line the header was on (0 when the file has no header).
+    /// Whether the table has a header of one row, none, or two rows.
+    pub fn header_shape(&self) -> HeaderShape {
+        self.header_shape
+    }
+
     pub fn header_line(&self) -> u64 {
         self.header_line
     }

@@ -275,3 +275,276 @@ mod tests {
         assert_eq!(v["column_4"], "more");
     }
 }
+
+/// What the first rows of a table are, found by `header_shape`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeaderShape {
+    /// The first row names the columns.
+    Named,
+    /// The first row reads like the rows below it: there is no header, the
+    /// columns are numbered and every row is data.
+    Absent,
+    /// Group labels above the field labels (merged cells in a workbook): the
+    /// two rows are one header, combined into one name per column.
+    TwoRows,
+}
+
+impl HeaderShape {
+    /// As stored in data_imports.read_metadata.header_shape.
+    pub fn name(self) -> &'static str {
+        match self {
+            HeaderShape::Named => "named",
+            HeaderShape::Absent => "absent",
+            HeaderShape::TwoRows => "two_rows",
+        }
+    }
+}
+
+/// The kind of one cell's text, as far as telling a header from data needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CellShape {
+    Empty,
+    Number,
+    Date,
+    Address,
+    Version,
+    Email,
+    Text,
+}
+
+fn cell_shape(text: &str) -> CellShape {
+    let t = text.trim();
+    if t.is_empty() {
+        return CellShape::Empty;
+    }
+    let b = t.as_bytes();
+    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+    if t.contains('@') && !t.contains(' ') && t.contains('.') {
+        return CellShape::Email;
+    }
+    if t.parse::<std::net::IpAddr>().is_ok() || is_mac(t) {
+        return CellShape::Address;
+    }
+    // 2024-01-31, 31/01/2024, 31.01.2024, with an optional time.
+    let date_part = t.split([' ', 'T']).next().unwrap_or(t);
+    let parts: Vec<&str> = date_part.split(['-', '/', '.']).collect();
+    if parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+        && (parts[0].len() == 4 || parts[2].len() == 4)
+    {
+        return CellShape::Date;
+    }
+    if parts.len() >= 2
+        && parts.len() <= 4
+        && t.split('.').count() >= 2
+        && t.split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+        && t.split('.').count() != 2
+    {
+        return CellShape::Version;
+    }
+    let numeric = t.replace([',', '.', ' ', '-', '+'], "");
+    if !numeric.is_empty() && numeric.bytes().all(|c| c.is_ascii_digit()) && digits > 0 {
+        return CellShape::Number;
+    }
+    CellShape::Text
+}
+
+fn is_mac(t: &str) -> bool {
+    let hex: Vec<&str> = t.split([':', '-']).collect();
+    hex.len() == 6
+        && hex
+            .iter()
+            .all(|h| h.len() == 2 && h.bytes().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Whether the first of `rows` (a table's first non-blank rows, the first
+/// being the header candidate) names columns, is data, or is a group row
+/// above the names. A header's cells are words: a first row whose cells have
+/// the shapes of the cells below them (dates, addresses, versions, e-mail
+/// addresses, or several numbers), or repeat values found below them, is data.
+pub fn header_shape(rows: &[Vec<String>]) -> HeaderShape {
+    if rows.len() < 2 {
+        return HeaderShape::Named;
+    }
+    if reads_like_data(&rows[0], &rows[1..]) {
+        return HeaderShape::Absent;
+    }
+    // A group row: few cells over a row of labels that is itself no data.
+    let filled = |r: &[String]| r.iter().filter(|c| !c.trim().is_empty()).count();
+    let (groups, labels) = (filled(&rows[0]), filled(&rows[1]));
+    let labels_are_words = rows[1]
+        .iter()
+        .all(|c| matches!(cell_shape(c), CellShape::Text | CellShape::Empty));
+    if rows.len() >= 3
+        && labels >= 4
+        && groups >= 1
+        && groups * 5 <= labels * 3
+        && labels_are_words
+        && !reads_like_data(&rows[1], &rows[2..])
+        // The rows under the labels hold values, not more words.
+        && rows[2]
+            .iter()
+            .any(|c| !matches!(cell_shape(c), CellShape::Text | CellShape::Empty))
+        && rows[0]
+            .iter()
+            .all(|c| matches!(cell_shape(c), CellShape::Text | CellShape::Empty))
+    {
+        return HeaderShape::TwoRows;
+    }
+    HeaderShape::Named
+}
+
+fn reads_like_data(first: &[String], below: &[Vec<String>]) -> bool {
+    let mut typed = 0;
+    let mut numbers = 0;
+    let mut repeated = 0;
+    for (column, cell) in first.iter().enumerate() {
+        let shape = cell_shape(cell);
+        let under: Vec<&str> = below
+            .iter()
+            .filter_map(|r| r.get(column).map(String::as_str))
+            .filter(|c| !c.trim().is_empty())
+            .collect();
+        if under.is_empty() {
+            continue;
+        }
+        let alike = under.iter().filter(|c| cell_shape(c) == shape).count();
+        let mostly_alike = alike * 5 >= under.len() * 3;
+        match shape {
+            CellShape::Date | CellShape::Address | CellShape::Version | CellShape::Email
+                if mostly_alike =>
+            {
+                typed += 1
+            }
+            CellShape::Number if mostly_alike => numbers += 1,
+            CellShape::Text if under.iter().any(|c| c.trim() == cell.trim()) => repeated += 1,
+            _ => {}
+        }
+    }
+    typed >= 2 || (typed >= 1 && (numbers >= 1 || repeated >= 1)) || numbers >= 3 || repeated >= 2
+}
+
+/// One name per column from a group row and a label row: the label under its
+/// group ("CPU - Cores"), a group carried right until the next one, as a
+/// merged group cell covers the labels after it.
+pub fn combine_two_rows(groups: &[String], labels: &[String]) -> Vec<String> {
+    let width = groups.len().max(labels.len());
+    let mut group = String::new();
+    (0..width)
+        .map(|i| {
+            if let Some(g) = groups.get(i).filter(|g| !g.trim().is_empty()) {
+                group = g.trim().to_string();
+            }
+            let label = labels.get(i).map_or("", |l| l.trim());
+            match (group.is_empty(), label.is_empty()) {
+                (_, true) => group.clone(),
+                (true, false) => label.to_string(),
+                (false, false) => format!("{group} - {label}"),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod shape_tests {
+    use super::*;
+
+    fn rows(text: &[&[&str]]) -> Vec<Vec<String>> {
+        text.iter()
+            .map(|r| r.iter().map(|c| (*c).to_string()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_first_row_like_the_rows_below_is_data() {
+        let sccm = rows(&[
+            &[
+                "CZC1234ABC",
+                "PC-0001",
+                "Microsoft Windows 10 Enterprise",
+                "10.0.19045",
+                "HP EliteBook 840 G5",
+                "2024-01-05",
+            ],
+            &[
+                "CZC1234ABD",
+                "PC-0002",
+                "Microsoft Windows 11 Enterprise",
+                "10.0.22631",
+                "HP EliteBook 840 G8",
+                "2024-01-06",
+            ],
+            &[
+                "CZC1234ABE",
+                "PC-0003",
+                "Microsoft Windows 10 Enterprise",
+                "10.0.19045",
+                "Dell Latitude 5420",
+                "2024-02-01",
+            ],
+        ]);
+        assert_eq!(header_shape(&sccm), HeaderShape::Absent);
+        let named = rows(&[
+            &["Serial", "Name", "OS", "Version", "Model", "Last seen"],
+            &[
+                "CZC1234ABC",
+                "PC-0001",
+                "Windows 10",
+                "10.0.19045",
+                "HP",
+                "2024-01-05",
+            ],
+            &[
+                "CZC1234ABD",
+                "PC-0002",
+                "Windows 11",
+                "10.0.22631",
+                "HP",
+                "2024-01-06",
+            ],
+        ]);
+        assert_eq!(header_shape(&named), HeaderShape::Named);
+        // Years as column names over amounts are still a header.
+        let costs = rows(&[
+            &["Server", "2022", "2023"],
+            &["web01", "1200.50", "1300.00"],
+            &["web02", "800.00", "810.25"],
+        ]);
+        assert_eq!(header_shape(&costs), HeaderShape::Named);
+    }
+
+    #[test]
+    fn group_labels_above_field_labels_are_one_header() {
+        let cloudamize = rows(&[
+            &["Server", "", "", "CPU", "", "Memory", ""],
+            &[
+                "Name",
+                "IP Address",
+                "OS",
+                "Cores",
+                "Utilization %",
+                "GB",
+                "Utilization %",
+            ],
+            &[
+                "web01",
+                "10.0.0.1",
+                "Windows Server 2019",
+                "4",
+                "12.5",
+                "16",
+                "40",
+            ],
+            &["db01", "10.0.0.2", "RHEL 8", "8", "55.0", "64", "71"],
+        ]);
+        assert_eq!(header_shape(&cloudamize), HeaderShape::TwoRows);
+        let names = combine_two_rows(&cloudamize[0], &cloudamize[1]);
+        assert_eq!(names[0], "Server - Name");
+        assert_eq!(names[3], "CPU - Cores");
+        assert_eq!(names[6], "Memory - Utilization %");
+    }
+}

@@ -33,6 +33,8 @@ pub struct TextSniff {
     pub delimiter: String,
     pub delimiter_source: super::DelimiterSource,
     pub header_line: u64,
+    /// One header line, none (the columns are numbered), or two combined.
+    pub header_shape: super::header::HeaderShape,
     pub columns: Vec<String>,
     pub preamble: Vec<PreambleRow>,
     pub layout: Option<TableRole>,
@@ -76,6 +78,7 @@ pub fn sniff(file: &InputFile, options: &ReadOptions) -> SniffReport {
                         delimiter: delimiter_name(text.delimiter),
                         delimiter_source: text.delimiter_source,
                         header_line: source.header_line(),
+                        header_shape: source.header_shape(),
                         columns: source.columns().to_vec(),
                         preamble: source.preamble().to_vec(),
                         layout: layout::recognise_table(source.columns())

@@ -8,7 +8,7 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use crate::read::header::HeaderWarning;
+use crate::read::header::{HeaderShape, HeaderWarning};
 use crate::read::layout::{self, TableRole};
 use crate::read::workbook::cells::cell_ref;
 use crate::read::workbook::table::SheetTable;
@@ -30,6 +30,8 @@ pub struct TableHeader {
     pub merged_ranges: Vec<String>,
     /// The layout the header was recognised as, if any.
     pub layout: Option<TableRole>,
+    /// One header row, none (the columns are numbered), or two combined.
+    pub shape: HeaderShape,
 }
 
 /// Where a reader hands what it reads. Every method may say the sink has
@@ -85,6 +87,7 @@ pub fn stream_text<S: TableSink>(
         preamble: source.preamble().to_vec(),
         merged_ranges: Vec::new(),
         layout: layout::recognise_table(source.columns()).map(layout::single_table_role),
+        shape: source.header_shape(),
     })?;
     let mut rows = Vec::with_capacity(batch_rows);
     let mut warnings = Vec::new();
@@ -195,6 +198,7 @@ fn stream_sheet<S: TableSink>(
             preamble: header.preamble.clone(),
             merged_ranges: merged_ranges.clone(),
             layout: sheet.role.clone(),
+            shape: header.shape,
         })
     };
     let visited = book.visit(name, &mut |row| {

@@ -285,7 +285,8 @@ impl<'c> Stager<'c> {
             "UPDATE data_imports SET status = 'processing', started_at = ?2, updated_at = ?2,
                read_metadata = json_set(read_metadata, '$.columns', json(?3), '$.header_line', ?4,
                                         '$.header_warnings', json(?5), '$.preamble', json(?6),
-                                        '$.merged_ranges', json(?7), '$.layout', json(?8)),
+                                        '$.merged_ranges', json(?7), '$.layout', json(?8),
+                                        '$.header_shape', ?11),
                source_system = coalesce(source_system, ?9),
                description = coalesce(description, ?10)
              WHERE id = ?1",
@@ -299,7 +300,8 @@ impl<'c> Stager<'c> {
                 serde_json::to_string(&header.merged_ranges).unwrap_or_default(),
                 serde_json::to_string(&header.layout).unwrap_or_default(),
                 header.layout.as_ref().map(|l| l.layout.source_system()),
-                header.layout.as_ref().map(|l| l.describe())
+                header.layout.as_ref().map(|l| l.describe()),
+                header.shape.name()
             ],
         )?;
         Ok(())

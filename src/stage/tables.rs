@@ -40,6 +40,8 @@ pub struct StagedTable {
     pub role: Option<Role>,
     /// The cleansing recorded when the import was last cleansed.
     pub cleansing: Option<RecordedCleansing>,
+    /// The table had no header row: its columns are numbered.
+    pub headerless: bool,
 }
 
 impl StagedTable {
@@ -68,7 +70,8 @@ pub fn completed(conn: &Connection, scope: Scope) -> rusqlite::Result<Vec<Staged
                 coalesce(json_extract(read_metadata, '$.columns'), '[]'),
                 json_extract(read_metadata, '$.layout.layout'),
                 json_extract(read_metadata, '$.layout.role'),
-                json_extract(read_metadata, '$.cleansing')
+                json_extract(read_metadata, '$.cleansing'),
+                coalesce(json_extract(read_metadata, '$.header_shape') = 'absent', 0)
          FROM data_imports WHERE {condition} AND status = 'completed'
          ORDER BY created_at, id"
     );
@@ -91,6 +94,7 @@ pub fn completed(conn: &Connection, scope: Scope) -> rusqlite::Result<Vec<Staged
             layout: layout.and_then(named),
             role: role.and_then(named),
             cleansing: cleansing.and_then(|c| serde_json::from_str(&c).ok()),
+            headerless: r.get(12)?,
         })
     })?;
     rows.collect()

@@ -11,7 +11,9 @@ use serde::Serialize;
 use super::cells::{cell_ref, CellKind, CellValue};
 use super::{Merged, SheetRow};
 use crate::read::csv_source::PreambleRow;
-use crate::read::header::{name_columns, HeaderWarning, RowEncoder};
+use crate::read::header::{
+    combine_two_rows, header_shape, name_columns, HeaderShape, HeaderWarning, RowEncoder,
+};
 use crate::read::{Row, RowWarning};
 
 /// Non-empty rows looked at to find the header.
@@ -29,6 +31,8 @@ pub const MAX_COLUMNS: u32 = 16_384;
 pub struct SheetHeader {
     /// 1-based row of the header; None when the sheet has no header row.
     pub row: Option<u32>,
+    /// One header row, none, or group labels above the names.
+    pub shape: HeaderShape,
     /// 0-based column where the table starts.
     pub first_col: u32,
     pub columns: Vec<String>,
@@ -385,6 +389,7 @@ pub fn find_header<'r>(rows: impl Iterator<Item = &'r SheetRow>) -> SheetHeader 
     let Some(candidate) = filled.get(at) else {
         return SheetHeader {
             row: None,
+            shape: HeaderShape::Named,
             first_col,
             columns: Vec::new(),
             sheet_cols: Vec::new(),
@@ -402,7 +407,8 @@ pub fn find_header<'r>(rows: impl Iterator<Item = &'r SheetRow>) -> SheetHeader 
         .iter()
         .filter(|(_, v)| v.kind == CellKind::Text)
         .count();
-    if texts == 0 || typed * 2 > candidate.cells.len() {
+    let shape = header_shape(&as_text(&filled[at..], first_col));
+    if texts == 0 || typed * 2 > candidate.cells.len() || shape == HeaderShape::Absent {
         let last_col = filled
             .iter()
             .filter_map(|r| r.cells.last().map(|(c, _)| *c))
@@ -414,7 +420,7 @@ pub fn find_header<'r>(rows: impl Iterator<Item = &'r SheetRow>) -> SheetHeader 
             .map(|c| format!("column_{}", c - first_col + 1))
             .collect();
         warnings.push(sheet_warning(format!(
-            "no header row found: row {} holds values ({} of its {} cells are numbers, dates or booleans), not column names; every row is kept as data under column_1..column_{}. Add a header row to the sheet and import it again to map the columns by name",
+            "no header row found: row {} holds values ({} of its {} cells are numbers, dates or booleans, or it reads like the rows below it), not column names; every row is kept as data under column_1..column_{} and the columns are mapped by their values. Add a header row to the sheet and import it again to map the columns by name",
             candidate.row + 1,
             typed,
             candidate.cells.len(),
@@ -422,6 +428,7 @@ pub fn find_header<'r>(rows: impl Iterator<Item = &'r SheetRow>) -> SheetHeader 
         )));
         return SheetHeader {
             row: None,
+            shape: HeaderShape::Absent,
             first_col,
             columns,
             sheet_cols,
@@ -429,24 +436,74 @@ pub fn find_header<'r>(rows: impl Iterator<Item = &'r SheetRow>) -> SheetHeader 
             preamble,
         };
     }
-    let last_col = candidate.cells.last().map_or(first_col, |(c, _)| *c);
-    let sheet_cols = table_columns(first_col, last_col, &filled[at..at + 1]);
-    let mut written = vec![String::new(); sheet_cols.len()];
-    for (col, value) in &candidate.cells {
-        if let Ok(index) = sheet_cols.binary_search(col) {
-            written[index] = value.text.clone().unwrap_or_default();
+    // Group labels above the field labels: the label row is the header.
+    let (groups, candidate): (Option<&SheetRow>, &SheetRow) = match (shape, filled.get(at + 1)) {
+        (HeaderShape::TwoRows, Some(labels)) => (Some(*candidate), *labels),
+        _ => (None, *candidate),
+    };
+    let last_col = candidate.cells.last().map_or(first_col, |(c, _)| *c).max(
+        groups
+            .and_then(|g| g.cells.last())
+            .map_or(first_col, |(c, _)| *c),
+    );
+    let sheet_cols = table_columns(
+        first_col,
+        last_col,
+        &filled[at..at + 1 + usize::from(groups.is_some())],
+    );
+    let texts_of = |row: &SheetRow| {
+        let mut written = vec![String::new(); sheet_cols.len()];
+        for (col, value) in &row.cells {
+            if let Ok(index) = sheet_cols.binary_search(col) {
+                written[index] = value.text.clone().unwrap_or_default();
+            }
         }
+        written
+    };
+    let mut written = texts_of(candidate);
+    if let Some(groups) = groups {
+        written = combine_two_rows(&texts_of(groups), &written);
+        warnings.push(sheet_warning(format!(
+            "two header rows (rows {}..{}): the group labels above are combined with the names below, one name per column (\"CPU - Cores\")",
+            groups.row + 1,
+            candidate.row + 1
+        )));
     }
     let (columns, renamed) = name_columns(&written);
     warnings.extend(renamed);
     SheetHeader {
         row: Some(candidate.row + 1),
+        shape: if groups.is_some() {
+            HeaderShape::TwoRows
+        } else {
+            HeaderShape::Named
+        },
         first_col,
         columns,
         sheet_cols,
         warnings,
         preamble,
     }
+}
+
+/// The first rows of a table as text, one cell per column from `first_col`
+/// (at most 512 columns: enough to tell a header from data).
+fn as_text(rows: &[&SheetRow], first_col: u32) -> Vec<Vec<String>> {
+    rows.iter()
+        .take(HEADER_SCAN_ROWS)
+        .map(|row| {
+            let width = row.cells.last().map_or(0, |(c, _)| {
+                (c.saturating_sub(first_col) as usize + 1).min(512)
+            });
+            let mut texts = vec![String::new(); width];
+            for (col, value) in &row.cells {
+                if let Some(slot) = texts.get_mut(col.saturating_sub(first_col) as usize) {
+                    *slot = value.text.clone().unwrap_or_default();
+                }
+            }
+            texts
+        })
+        .collect()
 }
 
 /// The sheet columns of a table from `first` to `last`: every one when the
