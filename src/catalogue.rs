@@ -80,6 +80,34 @@ pub const IDENTITY_KEYS: &[&str] = &[
     "ip_address",
 ];
 
+/// What a table's rows describe, decided by the fields its columns map to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Describes {
+    /// Machines: a name or an identity key is mapped; each row is a server
+    /// (or network or storage) asset.
+    Machines,
+    /// Applications: an application name is mapped and nothing that names a
+    /// machine; each row is an application asset, identified by that name.
+    Applications,
+}
+
+/// What rows with these mapped fields describe.
+pub fn describes<'f>(fields: impl IntoIterator<Item = &'f str>) -> Describes {
+    let mut application = false;
+    for field in fields {
+        if field == "name" || IDENTITY_KEYS.contains(&field) {
+            return Describes::Machines;
+        }
+        application |= field == "application_name";
+    }
+    if application {
+        Describes::Applications
+    } else {
+        Describes::Machines
+    }
+}
+
 pub const ENVIRONMENTS: &[&str] = &[
     "production",
     "staging",
@@ -1126,7 +1154,12 @@ pub static FIELDS: &[Field] = &[
             "Aplicação",
             "Aplicacao",
             "Applicazione",
-            "Nome applicazione"
+            "Nome applicazione",
+            "Nombre de la aplicación",
+            "Nombre de aplicación",
+            "Nom de l'application",
+            "Anwendungsname",
+            "Nome da aplicação"
         ]
     ),
     field!(
@@ -1141,7 +1174,10 @@ pub static FIELDS: &[Field] = &[
             "Tech Stack",
             "Middleware",
             "Technologie",
-            "Tecnologia"
+            "Tecnologia",
+            "Tecnología",
+            "Tecnologia",
+            "Tecnologie"
         ]
     ),
     field!(

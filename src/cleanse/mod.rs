@@ -16,7 +16,7 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::catalogue::{self, Field, FieldKind};
+use crate::catalogue::{self, Describes, Field, FieldKind};
 use crate::db;
 use crate::flow::Phase;
 use crate::json_entries::Entries;
@@ -144,6 +144,11 @@ pub struct Cleanser {
 }
 
 impl Cleanser {
+    /// What the rows this cleanser cleanses describe.
+    pub fn describes(&self) -> Describes {
+        catalogue::describes(self.mappings.iter().map(|m| m.field.name))
+    }
+
     pub fn new(mappings: Vec<AppliedMapping>) -> Cleanser {
         let mut hasher = blake3::Hasher::new();
         hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
@@ -665,14 +670,23 @@ pub fn cleanse_record<'r>(
     }
     out.additional = extra;
     let identifies = |field: &str| field == "name" || catalogue::IDENTITY_KEYS.contains(&field);
-    let valid = out.names().any(identifies);
+    // A row of an application list is identified by its application's name.
+    let applications =
+        catalogue::describes(mappings.iter().map(|m| m.field.name)) == Describes::Applications;
+    let valid = if applications {
+        out.names().any(|f| f == "application_name")
+    } else {
+        out.names().any(identifies)
+    };
     if !valid {
         errors.push(ValidationError {
             field: String::new(),
             column: String::new(),
             raw_value: String::new(),
             code: "no_identity",
-            message: if mappings.iter().any(|m| identifies(m.field.name)) {
+            message: if applications {
+                "the row of this application list has no application name".into()
+            } else if mappings.iter().any(|m| identifies(m.field.name)) {
                 "the row has no name, host name, address or id, so it identifies no machine".into()
             } else {
                 "no column of this file is mapped to a name, host name, address or id; approve one with `intake mappings set`".into()

@@ -154,6 +154,7 @@ pub fn run(ctx: &PhaseCtx) -> rusqlite::Result<DependenciesOutcome> {
     let mut resolver = Resolver::build(&tx, &phase.engagement, &wanted)?;
     drop(wanted);
     phase.virtualization(first_guests, &mut resolver)?;
+    phase.application_lists(&mut resolver)?;
     phase.applications(&mut resolver)?;
     for import in &relationships {
         phase.relationship_export(import, &resolver)?;
@@ -404,6 +405,7 @@ impl EdgeBuilder<'_> {
                                 id: None,
                                 machines: 0,
                                 environment: Agreement::Nothing,
+                                listed: false,
                             });
                     entry.machines += 1;
                     if let Some(environment) = &environment {
@@ -455,6 +457,112 @@ impl EdgeBuilder<'_> {
         Ok(())
     }
 
+    /// The rows of the engagement's application lists (tables whose columns
+    /// name applications and no machine): each application becomes an
+    /// application asset, found by its name (case aside) or created, and
+    /// takes the list's description, owners, criticality and the other
+    /// fields its row fills (cleansing validated them).
+    fn application_lists(&mut self, resolver: &mut Resolver) -> rusqlite::Result<()> {
+        let scope = stage::tables::Scope::Engagement {
+            engagement_id: &self.engagement,
+        };
+        let mut lists = Vec::new();
+        for table in stage::tables::completed(self.conn, scope)? {
+            let mapped = crate::cleanse::approved_mappings(self.conn, &table.data_import_id)?;
+            if catalogue::describes(mapped.iter().map(|m| m.field.name))
+                == catalogue::Describes::Applications
+            {
+                lists.push(table.data_import_id);
+            }
+        }
+        let mut rows = self.conn.prepare(
+            "SELECT cleansed_data FROM raw_import_records
+             WHERE data_import_id = ?1 AND is_valid = 1 AND cleansed_data IS NOT NULL
+             ORDER BY record_index",
+        )?;
+        for list in &lists {
+            let cleansed: Vec<String> = rows
+                .query_map([list], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for text in cleansed {
+                let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&text) else {
+                    continue;
+                };
+                let Some(name) = fields
+                    .get("application_name")
+                    .and_then(Value::as_str)
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                else {
+                    continue;
+                };
+                let key = name.to_lowercase();
+                let id = match resolver.applications.get(&key) {
+                    Some(ids) if ids.len() == 1 => ids[0].clone(),
+                    Some(_) => continue, // the name is ambiguous
+                    None => {
+                        let mut environment = Agreement::Nothing;
+                        if let Some(e) = fields.get("environment").and_then(Value::as_str) {
+                            environment.see(e);
+                        }
+                        let created = self.create_application(&NamedApplication {
+                            name: name.to_string(),
+                            id: None,
+                            machines: 0,
+                            environment,
+                            listed: true,
+                        })?;
+                        resolver.applications.insert(key, vec![created.clone()]);
+                        created
+                    }
+                };
+                self.describe_application(&id, &fields)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills an application asset's descriptive fields from its list row.
+    fn describe_application(&self, id: &str, fields: &Map<String, Value>) -> rusqlite::Result<()> {
+        const DESCRIPTIVE: &[&str] = &[
+            "description",
+            "business_owner",
+            "technical_owner",
+            "department",
+            "cost_center",
+            "support_group",
+            "criticality",
+            "technology_stack",
+            "business_unit",
+            "data_classification",
+            "environment",
+            "operating_system",
+            "six_r_strategy",
+            "migration_wave",
+            "migration_priority",
+            "migration_complexity",
+            "current_monthly_cost",
+            "status",
+        ];
+        for field in DESCRIPTIVE {
+            let Some(value) = fields.get(*field).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            let value: rusqlite::types::Value = match value {
+                Value::String(s) => s.clone().into(),
+                Value::Number(n) if n.is_i64() => n.as_i64().unwrap_or_default().into(),
+                Value::Number(n) => n.as_f64().unwrap_or_default().into(),
+                Value::Bool(b) => i64::from(*b).into(),
+                _ => continue,
+            };
+            self.conn.execute(
+                &format!("UPDATE assets SET {field} = ?2, updated_at = ?3 WHERE id = ?1 AND {field} IS NOT ?2"),
+                params![id, value, self.now],
+            )?;
+        }
+        Ok(())
+    }
+
     fn create_application(&mut self, app: &NamedApplication) -> rusqlite::Result<String> {
         let environment = match &app.environment {
             Agreement::One(environment) => Some(environment.as_str()),
@@ -473,10 +581,14 @@ impl EdgeBuilder<'_> {
                 self.ids.master_flow_id,
                 self.ids.discovery_flow_id,
                 app.name,
-                format!(
-                    "Application named in the application column of {} machine(s)",
-                    app.machines
-                ),
+                if app.listed {
+                    "Application from an application list".to_string()
+                } else {
+                    format!(
+                        "Application named in the application column of {} machine(s)",
+                        app.machines
+                    )
+                },
                 APPLICATION_SOURCE,
                 environment,
                 self.now,
@@ -788,6 +900,8 @@ struct NamedApplication {
     id: Option<String>,
     machines: u64,
     environment: Agreement,
+    /// Found in an application list rather than in machines' columns.
+    listed: bool,
 }
 
 /// The value a set of machines agrees on, if they do.

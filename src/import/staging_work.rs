@@ -13,6 +13,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use crate::catalogue::Describes;
 use crate::cleanse::Cleanser;
 use crate::flow::FlowIds;
 use crate::inventory::{FirstBuild, MachineShaper, StagedMachine};
@@ -245,7 +246,11 @@ impl<'o> StagingWork<'o> {
             let primary = header
                 .and_then(|h| h.layout.as_ref())
                 .is_none_or(|role| role.role == Role::Primary);
-            let machines = if self.inventory_follows && self.states.len() == 1 && primary {
+            let machines = if self.inventory_follows
+                && self.states.len() == 1
+                && primary
+                && cleanser.describes() == Describes::Machines
+            {
                 FirstBuild::begin(
                     conn,
                     &self.ids,

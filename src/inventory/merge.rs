@@ -137,6 +137,19 @@ pub(super) fn merge_fields<K: AsRef<str>>(
             continue;
         }
         let name = catalogue::FIELDS[index].name;
+        // Rows of one table that name several applications for one machine
+        // (a server → application matrix): the machine runs them all.
+        if name == "application_name" && current_origin.table == origin.table {
+            if let (Value::String(current), Some(more)) = (&build.fields[at].1, value.as_str()) {
+                let known = current
+                    .split(',')
+                    .any(|a| a.trim().eq_ignore_ascii_case(more.trim()));
+                if !known && current.len() < 4096 {
+                    build.fields[at].1 = Value::String(format!("{current}, {}", more.trim()));
+                }
+                continue;
+            }
+        }
         let current_system = &tables[current_origin.table].source_system;
         let replace = *current_system == table.source_system
             || rank(&table.source_system, name) > rank(current_system, name);

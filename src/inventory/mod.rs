@@ -30,6 +30,7 @@ use foldhash::HashMap;
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
+use crate::catalogue::{self, Describes};
 use crate::flow::{self, Phase};
 use crate::phase::{PhaseCtx, PhaseOutcome};
 use crate::stage;
@@ -460,9 +461,21 @@ fn primary_tables(
     let scope = stage::tables::Scope::Engagement {
         engagement_id: engagement,
     };
-    stage::tables::completed(conn, scope)?
+    let mut tables = Vec::new();
+    for table in stage::tables::completed(conn, scope)?
         .into_iter()
         .filter(stage::tables::StagedTable::holds_machines)
+    {
+        // An application list's rows are applications (the dependencies phase
+        // makes them), not machines.
+        let mapped = crate::cleanse::approved_mappings(conn, &table.data_import_id)?;
+        if catalogue::describes(mapped.iter().map(|m| m.field.name)) == Describes::Applications {
+            continue;
+        }
+        tables.push(table);
+    }
+    tables
+        .into_iter()
         .map(|table| {
             let in_this_flow = table.master_flow_id == master_flow_id;
             describe_table(

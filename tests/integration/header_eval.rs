@@ -2,9 +2,11 @@
 //! the public documentation of their tools describes them (Intune,
 //! Lansweeper, NetBox, Snipe-IT, GLPI, iTop, Device42, Aria Operations, AWS
 //! Migration Evaluator, ServiceNow hardware CIs) and hand-made sheets (Italian,
-//! abbreviations and ServiceNow custom fields). `expected.json` gives each
-//! column's field (null: no field; "?": either is defensible, not scored) and
-//! the assets each file describes. Each file is imported alone; the test
+//! abbreviations and ServiceNow custom fields), a headerless SCCM export, a
+//! two-row Cloudamize header, an application portfolio and a server →
+//! application matrix. `expected.json` gives each column's field (null: no
+//! field; "?": either is defensible, not scored), the machine assets each
+//! file describes, and where given the applications and runs_on edges. Each file is imported alone; the test
 //! prints approved recall and precision, and the assets found.
 
 use std::collections::BTreeMap;
@@ -82,6 +84,25 @@ fn the_evaluation_set_maps_with_the_promised_precision_and_yields_its_assets() {
         );
         if assets != wanted_assets {
             short.push(format!("{file}: {assets} assets, want {wanted_assets}"));
+        }
+        // What an application list or a server → application matrix becomes.
+        for (what, sql) in [
+            (
+                "applications",
+                "SELECT count(*) FROM assets WHERE asset_type = 'application'",
+            ),
+            (
+                "edges",
+                "SELECT count(*) FROM asset_dependencies WHERE dependency_type = 'runs_on'",
+            ),
+        ] {
+            if let Some(wanted) = want[what].as_i64() {
+                let found = count(&conn, sql);
+                eprintln!("{file}: {found}/{wanted} {what}");
+                if found != wanted {
+                    short.push(format!("{file}: {found} {what}, want {wanted}"));
+                }
+            }
         }
         total.wanted += score.wanted;
         total.found += score.found;
