@@ -56,6 +56,7 @@ pub fn import_summary(outcome: &ImportOutcome, every_column: bool) -> String {
         "rows",
         "mapped",
         "to review",
+        "became",
         "warnings",
         "read as",
         "layout",
@@ -119,6 +120,13 @@ pub fn import_summary(outcome: &ImportOutcome, every_column: bool) -> String {
             right(f.rows),
             right(mapped),
             right(review),
+            Cell::new(match &f.yields {
+                Some(y) if y.kind == "nothing" => "nothing (see below)".to_string(),
+                Some(y) if y.kind == "edges" => "edges".to_string(),
+                Some(y) if y.kind == "machines" => format!("{} machine rows", y.rows),
+                Some(y) => format!("{} {}", y.rows, y.kind),
+                None => "-".to_string(),
+            }),
             right(f.warnings),
             Cell::new(read_as),
             Cell::new(layout),
@@ -140,6 +148,9 @@ pub fn import_summary(outcome: &ImportOutcome, every_column: bool) -> String {
         }
         for note in &f.notes {
             out.push_str(&format!("note: {name}: {note}\n"));
+        }
+        if let Some(why) = f.yields.as_ref().and_then(|y| y.why_nothing.as_ref()) {
+            out.push_str(&format!("warning: {name}: yields no asset: {why}\n"));
         }
         for w in &f.header_warnings {
             out.push_str(&format!("warning: {name}: {w}\n"));

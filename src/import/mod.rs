@@ -27,7 +27,7 @@ use crate::stage;
 use crate::tenant;
 pub use error::ImportError;
 use outcome::totals;
-pub use outcome::{FileOutcome, FileStatus, ImportOutcome, Totals};
+pub use outcome::{FileOutcome, FileStatus, ImportOutcome, Totals, Yield};
 
 /// What to import and where.
 #[derive(Debug, Clone)]
@@ -228,6 +228,9 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
                 };
                 match phases {
                     Ok(phases) => {
+                        if let Some(cleansing) = &phases.cleansing {
+                            outcome::fill_yields(&conn, &mut result.files, cleansing)?;
+                        }
                         result.mapping = phases.mapping;
                         result.cleansing = phases.cleansing;
                         if phases.tech_debt.is_some() {

@@ -54,7 +54,21 @@ pub struct FileOutcome {
     pub error_code: Option<&'static str>,
     pub skipped_because: Option<String>,
     pub previous_import: Option<PriorImport>,
+    /// What the table became once cleansed: machine rows, applications or
+    /// edges, or nothing and why (set when the data_cleansing phase ran).
+    pub yields: Option<Yield>,
     pub seconds: f64,
+}
+
+/// What one table became.
+#[derive(Debug, Clone, Serialize)]
+pub struct Yield {
+    /// machines, applications, edges or nothing.
+    pub kind: &'static str,
+    /// Valid rows (machines), or application rows.
+    pub rows: u64,
+    /// Why nothing, and the command that fixes it.
+    pub why_nothing: Option<String>,
 }
 
 impl FileOutcome {
@@ -85,6 +99,7 @@ impl FileOutcome {
             error_code: None,
             skipped_because: None,
             previous_import: None,
+            yields: None,
             seconds: 0.0,
         }
     }
@@ -212,4 +227,59 @@ pub(super) fn fill_outcome(
             .collect();
     }
     outcome.seconds = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+}
+
+/// What each completed table became, from its cleansing and what its mapped
+/// fields describe.
+pub(super) fn fill_yields(
+    conn: &rusqlite::Connection,
+    files: &mut [FileOutcome],
+    cleansing: &crate::cleanse::CleanseOutcome,
+) -> rusqlite::Result<()> {
+    use crate::catalogue::{self, Describes};
+    use crate::read::layout::Role;
+    for file in files
+        .iter_mut()
+        .filter(|f| f.status == FileStatus::Completed)
+    {
+        let Some(id) = &file.data_import_id else {
+            continue;
+        };
+        let role = file.layout.as_ref().map(|l| l.role);
+        if role == Some(Role::Relationships) {
+            file.yields = Some(Yield {
+                kind: "edges",
+                rows: file.rows,
+                why_nothing: None,
+            });
+            continue;
+        }
+        if matches!(role, Some(Role::Supplementary | Role::Reference)) {
+            continue; // detail for another table's machines, by design no asset
+        }
+        let Some(tally) = cleansing.imports.iter().find(|i| &i.data_import_id == id) else {
+            continue;
+        };
+        let mapped = crate::cleanse::approved_mappings(conn, id)?;
+        let describes = catalogue::describes(mapped.iter().map(|m| m.field.name));
+        let kind = match describes {
+            Describes::Machines => "machines",
+            Describes::Applications => "applications",
+        };
+        let why_nothing = (tally.tally.valid == 0 && file.rows > 0).then(|| match describes {
+            _ if mapped.is_empty() => "no column is mapped to an asset field; `intake mappings` shows the suggestions, `intake mappings approve COLUMN FIELD` accepts one".to_string(),
+            Describes::Applications => "no row has an application name; check the column mapped to application_name with `intake mappings`".to_string(),
+            Describes::Machines => "no row names a machine: no column is mapped to a name, host name, address or id, or their values are empty; `intake mappings` shows the suggestions, `intake mappings set COLUMN name` maps one".to_string(),
+        });
+        file.yields = Some(Yield {
+            kind: if why_nothing.is_some() {
+                "nothing"
+            } else {
+                kind
+            },
+            rows: tally.tally.valid,
+            why_nothing,
+        });
+    }
+    Ok(())
 }

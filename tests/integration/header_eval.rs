@@ -122,3 +122,45 @@ fn the_evaluation_set_maps_with_the_promised_precision_and_yields_its_assets() {
     assert!(precision >= 0.99, "approved precision {precision:.3}");
     assert!(recall >= 0.97, "approved recall {recall:.3}");
 }
+
+#[test]
+fn each_file_says_what_it_became_and_a_file_that_yields_nothing_says_why() {
+    let work = Work::new();
+    let nothing = work.write("colours.csv", "Colour,Flavour\nred,sweet\nblue,sour\n");
+    let dir = fixture("header_eval");
+    let portfolio = dir.join("application_portfolio_spanish.csv");
+    let matrix = dir.join("migration_planner_server_to_application.csv");
+    let (code, json) = work.import_json(&[
+        nothing.to_str().unwrap(),
+        portfolio.to_str().unwrap(),
+        matrix.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{json}");
+    let yields = |name: &str| file_entry(&json, name)["yields"].clone();
+    assert_eq!(yields("colours.csv")["kind"], "nothing", "{json}");
+    assert!(yields("colours.csv")["why_nothing"]
+        .as_str()
+        .unwrap()
+        .contains("intake mappings"));
+    assert_eq!(
+        yields("application_portfolio_spanish.csv")["kind"],
+        "applications"
+    );
+    assert_eq!(yields("application_portfolio_spanish.csv")["rows"], 4);
+    assert_eq!(
+        yields("migration_planner_server_to_application.csv")["kind"],
+        "machines"
+    );
+    // The console summary says the same, with the fix for the empty file.
+    let out = work
+        .intake()
+        .args(["import", "--force", nothing.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        format!("{stdout}{stderr}").contains("yields no asset"),
+        "{stdout}{stderr}"
+    );
+}
