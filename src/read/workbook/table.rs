@@ -620,6 +620,83 @@ mod tests {
     }
 
     #[test]
+    fn group_labels_above_the_names_are_combined_and_text_data_is_no_header() {
+        let groups = row(0, vec![(0, text("Server")), (2, text("CPU"))]);
+        let labels = row(
+            1,
+            vec![
+                (0, text("Name")),
+                (1, text("IP Address")),
+                (2, text("Cores")),
+                (3, text("Utilization %")),
+            ],
+        );
+        let data = [
+            row(
+                2,
+                vec![
+                    (0, text("web01")),
+                    (1, text("10.0.0.1")),
+                    (2, number("4")),
+                    (3, number("12.5")),
+                ],
+            ),
+            row(
+                3,
+                vec![
+                    (0, text("db01")),
+                    (1, text("10.0.0.2")),
+                    (2, number("8")),
+                    (3, number("55")),
+                ],
+            ),
+        ];
+        let rows: Vec<SheetRow> = [groups, labels].into_iter().chain(data).collect();
+        let header = find_header(rows.iter());
+        assert_eq!(header.shape, HeaderShape::TwoRows);
+        assert_eq!(header.row, Some(2));
+        assert_eq!(
+            header.columns,
+            vec![
+                "Server - Name",
+                "Server - IP Address",
+                "CPU - Cores",
+                "CPU - Utilization %"
+            ]
+        );
+        // Dates and versions written as text: the first row is data.
+        let sccm = [
+            row(
+                0,
+                vec![
+                    (0, text("PC-0001")),
+                    (1, text("10.0.19045")),
+                    (2, text("2024-01-05")),
+                ],
+            ),
+            row(
+                1,
+                vec![
+                    (0, text("PC-0002")),
+                    (1, text("10.0.22631")),
+                    (2, text("2024-01-06")),
+                ],
+            ),
+            row(
+                2,
+                vec![
+                    (0, text("PC-0003")),
+                    (1, text("10.0.19045")),
+                    (2, text("2024-02-01")),
+                ],
+            ),
+        ];
+        let header = find_header(sccm.iter());
+        assert_eq!(header.row, None);
+        assert_eq!(header.shape, HeaderShape::Absent);
+    }
+
+    #[test]
     fn merged_values_fill_down_below_the_header_only() {
         let mut table = SheetTable::new(vec![(0, 0, 0, 2), (1, 0, 2, 0)]);
         table.push(row(0, vec![(0, text("Name")), (1, text("DC"))]));
