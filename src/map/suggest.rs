@@ -192,7 +192,7 @@ pub fn suggest(inputs: &Inputs) -> Vec<Suggestion> {
                 Fit::Confirms(why) if candidate.match_type != MatchType::Fuzzy => {
                     // A header and values that say the same thing: approved
                     // even when the header alone was ambiguous.
-                    candidate.score = (candidate.score + SUPPORT_BONUS).max(CONFIRMED).min(0.99);
+                    candidate.score = (candidate.score + SUPPORT_BONUS).clamp(CONFIRMED, 0.99);
                     candidate.evidence.push(why);
                 }
                 Fit::Confirms(why) | Fit::Supports(why) => {
