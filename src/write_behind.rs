@@ -757,22 +757,19 @@ mod tests {
     }
 
     const CHILD_DB: &str = "INTAKE_WRITE_BEHIND_TEST_DB";
-    const CHILD: &str = "write_behind::tests::a_write_past_the_file_size_limit_in_this_process";
 
-    #[test]
-    fn a_failed_write_behind_fails_its_transaction_and_loses_nothing_committed() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("limited.db");
-        // The limit is per process: the test runs again in a child process.
+    /// Runs the ignored test `test` of this binary alone in a child process
+    /// on the database `path`; checks it passed and returns what it printed.
+    fn in_child_process(test: &str, path: &Path) -> String {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                CHILD,
+                test,
                 "--ignored",
                 "--nocapture",
                 "--test-threads=1",
             ])
-            .env(CHILD_DB, &path)
+            .env(CHILD_DB, path)
             .output()
             .unwrap();
         let said = format!(
@@ -781,6 +778,16 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(out.status.success(), "{said}");
+        said
+    }
+    const CHILD: &str = "write_behind::tests::a_write_past_the_file_size_limit_in_this_process";
+
+    #[test]
+    fn a_failed_write_behind_fails_its_transaction_and_loses_nothing_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("limited.db");
+        // The limit is per process: the test runs again in a child process.
+        let said = in_child_process(CHILD, &path);
         assert!(said.contains("the transaction failed:"), "{said}");
         assert_eq!(committed(&path), 100);
     }
@@ -830,23 +837,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("poisoned.db");
         // The injected failure is per process: the test runs again in a child.
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                CHILD_POISON,
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_DB, &path)
-            .output()
-            .unwrap();
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{said}");
+        let said = in_child_process(CHILD_POISON, &path);
         assert!(said.contains("the file control saw:"), "{said}");
         assert_eq!(committed(&path), 200, "{said}");
     }

@@ -110,6 +110,12 @@ impl PhaseOutcome for CleanseOutcome {
     }
 }
 
+/// What the rows of an import describe, from its approved mappings.
+pub fn describes_import(conn: &Connection, data_import_id: &str) -> rusqlite::Result<Describes> {
+    let mapped = approved_mappings(conn, data_import_id)?;
+    Ok(catalogue::describes(mapped.iter().map(|m| m.field.name)))
+}
+
 /// The approved mappings of an import.
 pub fn approved_mappings(
     conn: &Connection,
@@ -670,21 +676,19 @@ pub fn cleanse_record<'r>(
     }
     out.additional = extra;
     let identifies = |field: &str| field == "name" || catalogue::IDENTITY_KEYS.contains(&field);
-    // A row of an application list is identified by its application's name.
+    // A row of an application list (no column names a machine, so only rows
+    // without identity get this far) is identified by its application's name.
     let applications =
-        catalogue::describes(mappings.iter().map(|m| m.field.name)) == Describes::Applications;
-    let valid = if applications {
-        out.names().any(|f| f == "application_name")
-    } else {
-        out.names().any(identifies)
-    };
+        || catalogue::describes(mappings.iter().map(|m| m.field.name)) == Describes::Applications;
+    let valid = out.names().any(identifies)
+        || (applications() && out.names().any(|f| f == "application_name"));
     if !valid {
         errors.push(ValidationError {
             field: String::new(),
             column: String::new(),
             raw_value: String::new(),
             code: "no_identity",
-            message: if applications {
+            message: if applications() {
                 "the row of this application list has no application name".into()
             } else if mappings.iter().any(|m| identifies(m.field.name)) {
                 "the row has no name, host name, address or id, so it identifies no machine".into()

@@ -468,8 +468,7 @@ impl EdgeBuilder<'_> {
         };
         let mut lists = Vec::new();
         for table in stage::tables::completed(self.conn, scope)? {
-            let mapped = crate::cleanse::approved_mappings(self.conn, &table.data_import_id)?;
-            if catalogue::describes(mapped.iter().map(|m| m.field.name))
+            if crate::cleanse::describes_import(self.conn, &table.data_import_id)?
                 == catalogue::Describes::Applications
             {
                 lists.push(table.data_import_id);

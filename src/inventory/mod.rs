@@ -30,7 +30,7 @@ use foldhash::HashMap;
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use crate::catalogue::{self, Describes};
+use crate::catalogue::Describes;
 use crate::flow::{self, Phase};
 use crate::phase::{PhaseCtx, PhaseOutcome};
 use crate::stage;
@@ -468,8 +468,8 @@ fn primary_tables(
     {
         // An application list's rows are applications (the dependencies phase
         // makes them), not machines.
-        let mapped = crate::cleanse::approved_mappings(conn, &table.data_import_id)?;
-        if catalogue::describes(mapped.iter().map(|m| m.field.name)) == Describes::Applications {
+        if crate::cleanse::describes_import(conn, &table.data_import_id)? == Describes::Applications
+        {
             continue;
         }
         tables.push(table);
