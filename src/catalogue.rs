@@ -108,6 +108,31 @@ pub fn describes<'f>(fields: impl IntoIterator<Item = &'f str>) -> Describes {
     }
 }
 
+/// The fields an application asset carries from an application list besides
+/// its name: what a row of a portfolio says about the application. A table
+/// that maps only these and a name column holding no host names is an
+/// application list (`map::suggest`); the dependencies phase copies them.
+pub const APPLICATION_FIELDS: &[&str] = &[
+    "description",
+    "business_owner",
+    "technical_owner",
+    "department",
+    "cost_center",
+    "support_group",
+    "criticality",
+    "technology_stack",
+    "business_unit",
+    "data_classification",
+    "environment",
+    "operating_system",
+    "six_r_strategy",
+    "migration_wave",
+    "migration_priority",
+    "migration_complexity",
+    "current_monthly_cost",
+    "status",
+];
+
 pub const ENVIRONMENTS: &[&str] = &[
     "production",
     "staging",
@@ -606,6 +631,7 @@ pub static FIELDS: &[Field] = &[
             "# CPU",
             "Processors",
             "Number of processors",
+            "Number of sockets",
             "Prozessoren",
             "Sockel",
             "Processeurs",
@@ -756,6 +782,7 @@ pub static FIELDS: &[Field] = &[
             "Disk used",
             "Used GB",
             "Storage used (GB)",
+            "Used Capacity",
             "Belegt (GB)",
             "Espace utilisé",
             "Espacio usado",

@@ -123,8 +123,13 @@ pub fn import_summary(outcome: &ImportOutcome, every_column: bool) -> String {
             Cell::new(match &f.yields {
                 Some(y) if y.kind == "nothing" => "nothing (see below)".to_string(),
                 Some(y) if y.kind == "edges" => "edges".to_string(),
-                Some(y) if y.kind == "machines" => format!("{} machine rows", y.rows),
-                Some(y) => format!("{} {}", y.rows, y.kind),
+                Some(y) => match y.assets {
+                    Some(assets) if assets != y.rows => {
+                        format!("{assets} {} ({} rows)", y.kind, y.rows)
+                    }
+                    Some(assets) => format!("{assets} {}", y.kind),
+                    None => format!("{} {} rows", y.rows, y.kind),
+                },
                 None => "-".to_string(),
             }),
             right(f.warnings),

@@ -12,7 +12,7 @@ pub mod values;
 use std::borrow::Cow;
 use std::cell::Cell;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -146,6 +146,8 @@ pub fn approved_mappings(
 #[derive(Debug)]
 pub struct Cleanser {
     mappings: Vec<AppliedMapping>,
+    /// The asset type the table's title gives rows that name none.
+    table_kind: Option<&'static str>,
     fingerprint: String,
 }
 
@@ -156,9 +158,17 @@ impl Cleanser {
     }
 
     pub fn new(mappings: Vec<AppliedMapping>) -> Cleanser {
+        Cleanser::titled(mappings, None)
+    }
+
+    /// A cleanser for a table whose title gives its rows an asset type
+    /// (`values::table_kind`).
+    pub fn titled(mappings: Vec<AppliedMapping>, table_kind: Option<&'static str>) -> Cleanser {
         let mut hasher = blake3::Hasher::new();
         hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
         hasher.update(RULES_REVISION.as_bytes());
+        hasher.update(table_kind.unwrap_or_default().as_bytes());
+        hasher.update(&[0]);
         for m in &mappings {
             for part in [m.source.as_str(), m.field.name, &m.rules.to_string()] {
                 hasher.update(part.as_bytes());
@@ -167,12 +177,24 @@ impl Cleanser {
         }
         Cleanser {
             mappings,
+            table_kind,
             fingerprint: hasher.finalize().to_hex()[..16].to_string(),
         }
     }
 
     pub fn for_import(conn: &Connection, data_import_id: &str) -> rusqlite::Result<Cleanser> {
-        Ok(Cleanser::new(approved_mappings(conn, data_import_id)?))
+        let title: Option<String> = conn
+            .query_row(
+                "SELECT filename || coalesce(' / ' || sheet_name, '') FROM data_imports WHERE id = ?1",
+                [data_import_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let kind = title.as_deref().and_then(values::table_kind);
+        Ok(Cleanser::titled(
+            approved_mappings(conn, data_import_id)?,
+            kind,
+        ))
     }
 
     /// Cleanses one record given as its raw_data JSON text.
@@ -189,7 +211,8 @@ impl Cleanser {
         also: impl FnOnce(CleansedFields, &RawRecord) -> T,
     ) -> (CleansedRow, Option<T>) {
         let raw = RawRecord::parse(raw_data);
-        let (cleansed, errors, is_valid) = cleanse_record(|c| raw.get(c), &self.mappings);
+        let (cleansed, errors, is_valid) =
+            cleanse_record(|c| raw.get(c), &self.mappings, self.table_kind);
         let record = CleansedRow {
             cleansed_data: cleansed.to_json(),
             validation_errors: if errors.is_empty() {
@@ -480,6 +503,7 @@ fn out_of_range(field: &Field, n: f64) -> Option<String> {
 pub fn cleanse_record<'r>(
     raw: impl Fn(&str) -> Option<&'r str>,
     mappings: &[AppliedMapping],
+    table_kind: Option<&'static str>,
 ) -> (CleansedFields, Vec<ValidationError>, bool) {
     let mut out = CleansedFields::default();
     let mut extra: Map<String, Value> = Map::new();
@@ -674,6 +698,20 @@ pub fn cleanse_record<'r>(
     if let Some(version) = extra.remove("_os_version_from_name") {
         out.set_named("os_version", version);
     }
+    // Network gear and storage are known by their own values, else by the
+    // table they are listed in; without a word for it a machine is a server.
+    if out.get("asset_type").is_none() {
+        let text = |field: &str| out.get(field).and_then(Value::as_str);
+        let kind = values::device_kind(
+            text("operating_system"),
+            text("model"),
+            text("manufacturer"),
+        )
+        .or(table_kind);
+        if let Some(kind) = kind {
+            out.set_named("asset_type", json!(kind));
+        }
+    }
     out.additional = extra;
     let identifies = |field: &str| field == "name" || catalogue::IDENTITY_KEYS.contains(&field);
     // A row of an application list (no column names a machine, so only rows
@@ -776,7 +814,7 @@ mod tests {
             mapping("bad_date", "last_discovered_at", json!({})),
         ];
         let (out, errors, valid) =
-            cleanse_record(|c| raw.get(c).and_then(Value::as_str), &mappings);
+            cleanse_record(|c| raw.get(c).and_then(Value::as_str), &mappings, None);
         let out: Value = serde_json::from_str(&out.to_json()).unwrap();
         assert!(valid);
         assert_eq!(out["fqdn"], "win-dal-02.corp.example.com");
@@ -814,6 +852,7 @@ mod tests {
                 mapping("os", "operating_system", json!({})),
                 mapping("speed", "cpu_speed_mhz", json!({})),
             ],
+            None,
         );
         assert!(valid, "one bad value never invalidates the row");
         let json: Value = serde_json::from_str(&out.to_json()).unwrap();
@@ -833,11 +872,62 @@ mod tests {
     }
 
     #[test]
+    fn gear_is_typed_by_its_values_then_by_its_table_and_a_type_column_wins() {
+        let mappings = [
+            mapping("name", "name", json!({})),
+            mapping("type", "asset_type", json!({})),
+            mapping("platform", "operating_system", json!({})),
+            mapping("vendor", "manufacturer", json!({})),
+        ];
+        let type_of = |row: Value, table_kind: Option<&'static str>| {
+            let raw: Map<String, Value> = serde_json::from_value(row).unwrap();
+            let (out, _, _) = cleanse_record(
+                |c| raw.get(c).and_then(Value::as_str),
+                &mappings,
+                table_kind,
+            );
+            out.get("asset_type").cloned()
+        };
+        let json = |v: &str| Some(json!(v));
+        assert_eq!(
+            type_of(
+                json!({"name": "core-sw1", "platform": "Cisco NX-OS 9.3"}),
+                None
+            ),
+            json("network")
+        );
+        assert_eq!(
+            type_of(
+                json!({"name": "fas01", "vendor": "NetApp"}),
+                Some("network")
+            ),
+            json("storage")
+        );
+        assert_eq!(
+            type_of(json!({"name": "pdu-7"}), Some("network")),
+            json("network")
+        );
+        assert_eq!(
+            type_of(json!({"name": "web01", "platform": "Ubuntu 22.04"}), None),
+            None
+        );
+        assert_eq!(
+            type_of(
+                json!({"name": "fw1", "type": "Virtual Machine", "vendor": "Fortinet"}),
+                None
+            ),
+            json("server"),
+            "a type column says what the row is"
+        );
+    }
+
+    #[test]
     fn a_row_without_identity_is_invalid() {
         let raw: Map<String, Value> = serde_json::from_value(json!({"ram": "16"})).unwrap();
         let (_, errors, valid) = cleanse_record(
             |c| raw.get(c).and_then(Value::as_str),
             &[mapping("ram", "memory_gb", json!({}))],
+            None,
         );
         assert!(!valid);
         assert_eq!(errors.last().unwrap().code, "no_identity");
@@ -859,6 +949,7 @@ mod tests {
                 mapping("b", "hostname", json!({})),
                 mapping("c", "fqdn", json!({})),
             ],
+            None,
         );
         assert!(valid);
         // Both columns give a host name; the first mapped one is kept.

@@ -585,6 +585,222 @@ pub fn asset_type(raw: &str) -> Option<&'static str> {
     )
 }
 
+/// The asset type a machine's own values name when no column gives one:
+/// network gear and storage arrays by their operating system, model or
+/// maker. `None` is a server (or unknown). Cisco alone is not enough (UCS
+/// blades are servers), nor is a bare "iOS" (Intune lists phones).
+pub fn device_kind(
+    operating_system: Option<&str>,
+    model: Option<&str>,
+    manufacturer: Option<&str>,
+) -> Option<&'static str> {
+    const NETWORK_OS: &[&str] = &[
+        "cisco ios",
+        "ios-xe",
+        "ios xe",
+        "iosxe",
+        "ios-xr",
+        "ios xr",
+        "nx-os",
+        "nxos",
+        "junos",
+        "fortios",
+        "pan-os",
+        "panos",
+        "arista eos",
+        "aos-cx",
+        "arubaos",
+        "comware",
+        "routeros",
+        "vyos",
+        "big-ip",
+        "tmos",
+        "gaia",
+        "sonicos",
+        "cumulus",
+        "cisco asa",
+        "ftd",
+    ];
+    const STORAGE_OS: &[&str] = &[
+        "ontap",
+        "purity",
+        "onefs",
+        "powerstoreos",
+        "nimbleos",
+        "3par os",
+        "truenas",
+        "diskstation",
+        "spectrum virtualize",
+        "svos",
+        "unity os",
+    ];
+    const NETWORK_MODELS: &[&str] = &[
+        "catalyst",
+        "nexus",
+        "meraki",
+        "firepower",
+        "fortigate",
+        "big-ip",
+        "procurve",
+        "aruba",
+        "powerswitch",
+        "dcs-",
+        "isr4",
+        "asr1",
+        "asr9",
+        "asa55",
+        "srx",
+        "qfx",
+        "palo alto",
+        "router",
+        "switch",
+        "firewall",
+        "load balancer",
+        "wireless controller",
+    ];
+    const STORAGE_MODELS: &[&str] = &[
+        "powerstore",
+        "powermax",
+        "powervault",
+        "isilon",
+        "xtremio",
+        "vnx",
+        "vmax",
+        "data domain",
+        "flasharray",
+        "flashblade",
+        "3par",
+        "primera",
+        "alletra",
+        "nimble",
+        "storeonce",
+        "flashsystem",
+        "storwize",
+        "eternus",
+        "diskstation",
+        "rackstation",
+        "synology",
+        "qnap",
+        "netapp",
+        "storage array",
+        "unity xt",
+    ];
+    const NETWORK_MAKERS: &[&str] = &[
+        "juniper",
+        "arista",
+        "fortinet",
+        "palo alto",
+        "f5",
+        "brocade",
+        "extreme networks",
+        "ubiquiti",
+        "mikrotik",
+        "check point",
+        "checkpoint",
+        "sonicwall",
+        "ruckus",
+        "riverbed",
+        "aruba",
+    ];
+    const STORAGE_MAKERS: &[&str] = &[
+        "netapp",
+        "pure storage",
+        "purestorage",
+        "nimble storage",
+        "synology",
+        "qnap",
+        "infinidat",
+        "emc",
+        "emc corporation",
+        "hitachi vantara",
+        "tintri",
+    ];
+    let lower = |v: Option<&str>| v.map(|s| s.trim().to_lowercase()).unwrap_or_default();
+    let (os, model, maker) = (lower(operating_system), lower(model), lower(manufacturer));
+    let any =
+        |text: &str, words: &[&str]| !text.is_empty() && words.iter().any(|w| text.contains(w));
+    // A maker is named as a whole ("Fortinet", "F5 Networks, Inc."), not a part of a word.
+    let maker_is = |words: &[&str]| {
+        let first = maker
+            .trim_end_matches(['.', ','])
+            .trim_end_matches(" inc")
+            .trim_end_matches(',')
+            .to_string();
+        words.iter().any(|w| {
+            first == *w
+                || first.starts_with(&format!("{w} "))
+                || first.starts_with(&format!("{w},"))
+        })
+    };
+    if any(&os, STORAGE_OS) || any(&model, STORAGE_MODELS) || maker_is(STORAGE_MAKERS) {
+        return Some("storage");
+    }
+    let cisco_gear = maker_is(&["cisco", "cisco systems"])
+        && !model.is_empty()
+        && !any(&model, &["ucs", "hyperflex", "hx2"]);
+    if any(&os, NETWORK_OS) || any(&model, NETWORK_MODELS)
+        // Palo Alto's models: PA-3220, PA-5450.
+        || model.starts_with("pa-")
+        || maker_is(NETWORK_MAKERS) || cisco_gear
+    {
+        return Some("network");
+    }
+    None
+}
+
+/// The asset type a table's title (its file name and sheet) gives every row
+/// that names no type of its own: "switches.csv", a sheet "Storage Arrays".
+/// A title that also speaks of servers gives none.
+pub fn table_kind(title: &str) -> Option<&'static str> {
+    const NETWORK: &[&str] = &[
+        "switch",
+        "switches",
+        "router",
+        "routers",
+        "firewall",
+        "firewalls",
+        "network",
+        "networking",
+        "netzwerk",
+        "reseau",
+        "réseau",
+        "loadbalancers",
+    ];
+    const STORAGE: &[&str] = &[
+        "storage",
+        "arrays",
+        "nas",
+        "speicher",
+        "stockage",
+        "almacenamiento",
+        "armazenamento",
+    ];
+    const MACHINES: &[&str] = &[
+        "server",
+        "servers",
+        "vm",
+        "vms",
+        "host",
+        "hosts",
+        "machines",
+        "computers",
+        "workstations",
+        "laptops",
+        "vinfo",
+    ];
+    let lower = title.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let has = |list: &[&str]| words.iter().any(|w| list.contains(w));
+    match (has(NETWORK), has(STORAGE), has(MACHINES)) {
+        (true, false, false) => Some("network"),
+        (false, true, false) => Some("storage"),
+        _ => None,
+    }
+}
+
 fn round(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
@@ -755,6 +971,74 @@ mod tests {
         assert_eq!(asset_type("cmdb_ci_db_mssql_instance"), Some("database"));
         assert_eq!(asset_type("Virtual Machine"), Some("server"));
         assert_eq!(asset_type("Network Switch"), Some("network"));
+    }
+
+    #[test]
+    fn network_gear_and_storage_are_known_by_their_own_values() {
+        assert_eq!(
+            device_kind(Some("Cisco IOS-XE 17.9"), None, None),
+            Some("network")
+        );
+        assert_eq!(
+            device_kind(None, Some("Catalyst 9300-48P"), Some("Cisco")),
+            Some("network")
+        );
+        assert_eq!(
+            device_kind(None, Some("UCS C240 M5"), Some("Cisco Systems")),
+            None
+        );
+        assert_eq!(
+            device_kind(None, Some("SRX345"), Some("Juniper Networks")),
+            Some("network")
+        );
+        assert_eq!(
+            device_kind(None, None, Some("F5 Networks, Inc.")),
+            Some("network")
+        );
+        assert_eq!(
+            device_kind(Some("NetApp ONTAP 9.12"), None, None),
+            Some("storage")
+        );
+        assert_eq!(
+            device_kind(None, Some("FlashArray//X70"), Some("Pure Storage")),
+            Some("storage")
+        );
+        assert_eq!(
+            device_kind(None, Some("PowerStore 1000T"), Some("Dell EMC")),
+            Some("storage")
+        );
+        // Servers, phones and a maker inside another word are not gear.
+        assert_eq!(
+            device_kind(None, Some("PowerEdge R740"), Some("Dell EMC")),
+            None
+        );
+        assert_eq!(
+            device_kind(Some("iOS 17.2"), Some("iPhone 14"), Some("Apple")),
+            None
+        );
+        assert_eq!(
+            device_kind(
+                Some("Windows Server 2019"),
+                None,
+                Some("Hewlett Packard Enterprise")
+            ),
+            None
+        );
+        assert_eq!(device_kind(None, None, Some("Elf5 Corp")), None);
+    }
+
+    #[test]
+    fn a_table_title_names_its_rows_kind() {
+        assert_eq!(table_kind("core_switches.csv"), Some("network"));
+        assert_eq!(
+            table_kind("inventory.xlsx / Network Devices"),
+            Some("network")
+        );
+        assert_eq!(table_kind("hosts.xlsx / Network"), None);
+        assert_eq!(table_kind("Storage Arrays.csv"), Some("storage"));
+        assert_eq!(table_kind("servers_and_storage.xlsx"), None);
+        assert_eq!(table_kind("san_francisco_office.csv"), None);
+        assert_eq!(table_kind("cmdb_ci_server.csv"), None);
     }
 
     #[test]

@@ -523,27 +523,7 @@ impl EdgeBuilder<'_> {
 
     /// Fills an application asset's descriptive fields from its list row.
     fn describe_application(&self, id: &str, fields: &Map<String, Value>) -> rusqlite::Result<()> {
-        const DESCRIPTIVE: &[&str] = &[
-            "description",
-            "business_owner",
-            "technical_owner",
-            "department",
-            "cost_center",
-            "support_group",
-            "criticality",
-            "technology_stack",
-            "business_unit",
-            "data_classification",
-            "environment",
-            "operating_system",
-            "six_r_strategy",
-            "migration_wave",
-            "migration_priority",
-            "migration_complexity",
-            "current_monthly_cost",
-            "status",
-        ];
-        for field in DESCRIPTIVE {
+        for field in catalogue::APPLICATION_FIELDS {
             let Some(value) = fields.get(*field).filter(|v| !v.is_null()) else {
                 continue;
             };

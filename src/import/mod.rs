@@ -229,7 +229,12 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
                 match phases {
                     Ok(phases) => {
                         if let Some(cleansing) = &phases.cleansing {
-                            outcome::fill_yields(&conn, &mut result.files, cleansing)?;
+                            outcome::fill_yields(
+                                &conn,
+                                &mut result.files,
+                                cleansing,
+                                phases.inventory.as_ref(),
+                            )?;
                         }
                         result.mapping = phases.mapping;
                         result.cleansing = phases.cleansing;

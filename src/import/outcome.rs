@@ -67,6 +67,10 @@ pub struct Yield {
     pub kind: &'static str,
     /// Valid rows (machines), or application rows.
     pub rows: u64,
+    /// The distinct assets those rows describe: machines (several rows of
+    /// one machine count once) or applications by name. None for edges, or
+    /// when the inventory phase did not run.
+    pub assets: Option<u64>,
     /// Why nothing, and the command that fixes it.
     pub why_nothing: Option<String>,
 }
@@ -235,6 +239,7 @@ pub(super) fn fill_yields(
     conn: &rusqlite::Connection,
     files: &mut [FileOutcome],
     cleansing: &crate::cleanse::CleanseOutcome,
+    inventory: Option<&crate::inventory::InventoryOutcome>,
 ) -> rusqlite::Result<()> {
     use crate::catalogue::{self, Describes};
     use crate::read::layout::Role;
@@ -250,6 +255,7 @@ pub(super) fn fill_yields(
             file.yields = Some(Yield {
                 kind: "edges",
                 rows: file.rows,
+                assets: None,
                 why_nothing: None,
             });
             continue;
@@ -271,7 +277,18 @@ pub(super) fn fill_yields(
             Describes::Applications => "no row has an application name; check the column mapped to application_name with `intake mappings`".to_string(),
             Describes::Machines => "no row names a machine: no column is mapped to a name, host name, address or id, or their values are empty; `intake mappings` shows the suggestions, `intake mappings set COLUMN name` maps one".to_string(),
         });
+        let assets = match describes {
+            // Applications are made by the dependencies phase, one per name.
+            Describes::Applications => Some(conn.query_row(
+                "SELECT count(DISTINCT lower(trim(json_extract(cleansed_data, '$.application_name'))))
+                 FROM raw_import_records WHERE data_import_id = ?1 AND is_valid = 1",
+                [id],
+                |r| r.get::<_, i64>(0),
+            )? as u64),
+            Describes::Machines => inventory.and_then(|i| i.machines_by_import.get(id).copied()),
+        };
         file.yields = Some(Yield {
+            assets,
             kind: if why_nothing.is_some() {
                 "nothing"
             } else {

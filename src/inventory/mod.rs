@@ -62,6 +62,10 @@ pub struct InventoryOutcome {
     /// Assets where sources disagreed on a value (kept in custom_attributes._conflicts).
     pub conflicts: u64,
     pub by_type: BTreeMap<String, u64>,
+    /// Per import: the distinct machines its valid rows describe (several
+    /// rows of one machine count once; a machine in two files counts in each).
+    #[serde(skip)]
+    pub machines_by_import: BTreeMap<String, u64>,
 }
 
 impl PhaseOutcome for InventoryOutcome {
@@ -192,6 +196,7 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
         starts,
     } = matched;
     outcome.records = assignment.len() as u64;
+    outcome.machines_by_import = machines_per_table(&assignment, &starts, &tables, slots.len());
     tracing::debug!(
         "inventory: {} records matched to {} machines ({} keys) in {:.2}s",
         assignment.len(),
@@ -390,6 +395,33 @@ fn record_by_rowid(
 
 /// Completes the assets built while the only table was staged: machines
 /// that several of its records describe are merged from all of them now.
+/// The distinct machines of each table: `starts[t]` is where table t's
+/// records begin in `assignment`, the machine of each record.
+fn machines_per_table(
+    assignment: &[u32],
+    starts: &[usize],
+    tables: &[SourceTable],
+    machines: usize,
+) -> BTreeMap<String, u64> {
+    // The last table each machine was counted for, plus one.
+    let mut counted_for = vec![0u32; machines];
+    let mut out = BTreeMap::new();
+    for (number, table) in tables.iter().enumerate() {
+        let start = starts.get(number).copied().unwrap_or(assignment.len());
+        let end = starts.get(number + 1).copied().unwrap_or(assignment.len());
+        let mut distinct = 0;
+        for &slot in &assignment[start..end.max(start)] {
+            let seen = &mut counted_for[slot as usize];
+            if *seen != number as u32 + 1 {
+                *seen = number as u32 + 1;
+                distinct += 1;
+            }
+        }
+        out.insert(table.data_import_id.clone(), distinct);
+    }
+    out
+}
+
 fn finish_staged(
     conn: &Connection,
     tables: &[SourceTable],
@@ -402,6 +434,7 @@ fn finish_staged(
         assignment, rowids, ..
     } = matched;
     outcome.records = assignment.len() as u64;
+    outcome.machines_by_import = machines_per_table(&assignment, &[0], tables, asset_rowids.len());
     let Shared {
         total,
         several,

@@ -108,6 +108,9 @@ const FILLER_WORDS: &[&str] = &[
     "lan",
     "family",
     "component",
+    "array",
+    "appliance",
+    "node",
 ];
 
 /// A header's words: stop words dropped, abbreviations expanded, glued
@@ -249,6 +252,20 @@ pub fn understand(header: &str) -> Option<(Reading, &'static [AliasHit], String)
             }
         }
     }
+    // "Processor model/name": either alternative, with the words before it.
+    if let Some((before, after)) = header
+        .split_once('/')
+        .filter(|(b, a)| !b.trim().is_empty() && !a.trim().is_empty() && !a.contains('/'))
+    {
+        let before = words(before);
+        let after = words(after);
+        if let (Some((_, lead)), false) = (before.split_last(), after.is_empty()) {
+            variants.push((before.clone(), "the alternative after '/'"));
+            let mut other = lead.to_vec();
+            other.extend(after);
+            variants.push((other, "the alternative before '/'"));
+        }
+    }
     for (words, dropped) in &variants {
         let set: BTreeSet<String> = words.iter().cloned().collect();
         if let Some(hits) = WORD_INDEX.get(&set) {
@@ -258,6 +275,15 @@ pub fn understand(header: &str) -> Option<(Reading, &'static [AliasHit], String)
                 format!("without {dropped} its words are {}", join(&set))
             };
             return Some((Reading::SameWords, hits.as_slice(), how));
+        }
+    }
+    // "Number of sockets in a processor": what is counted, without where.
+    if let Some(at) = all.iter().position(|w| w == "in").filter(|&at| at > 0) {
+        let head = all[..at].to_vec();
+        let set: BTreeSet<String> = head.iter().cloned().collect();
+        if let Some(hits) = WORD_INDEX.get(&set) {
+            let how = format!("its words before 'in' are {}", join(&set));
+            return Some((Reading::WithFiller, hits.as_slice(), how));
         }
     }
     for (words, _) in &variants {
@@ -313,6 +339,9 @@ mod tests {
             ("cf_location", "location"),
             ("Serial No.", "serial_number"),
             ("Mfr", "manufacturer"),
+            ("Processor model/name", "cpu_model"),
+            ("Number of sockets in a processor", "cpu_sockets"),
+            ("Array Name", "name"),
         ] {
             assert_eq!(understood(header), Some(field), "{header}");
         }
@@ -324,5 +353,8 @@ mod tests {
         assert_ne!(understood("Mem %"), Some("memory_gb"));
         assert_ne!(understood("Disk used GB"), Some("storage_gb"));
         assert_eq!(understood("Favourite colour"), None);
+        // What follows "in" is where, not what: a used size stays used.
+        assert_eq!(understood("Disk used in GB"), Some("storage_used_gb"));
+        assert_ne!(understood("Cores per socket"), Some("cpu_cores"));
     }
 }

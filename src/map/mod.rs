@@ -175,7 +175,12 @@ impl<'o> Mapper<'o> {
         import: &ImportToMap,
         profiles: &[profile::ColumnProfile],
     ) -> rusqlite::Result<ImportMapping> {
+        let title = match &import.sheet {
+            Some(sheet) => format!("{} / {sheet}", import.filename),
+            None => import.filename.clone(),
+        };
         let suggestions = suggest::suggest(&suggest::Inputs {
+            title: &title,
             columns: &import.columns,
             profiles,
             layout: import.layout,

@@ -112,7 +112,7 @@ impl Pattern {
                 r"(?i)^\s*\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?\s*$|(?i)^\s*([0-9a-f]{2} ){7}[0-9a-f]{2}-([0-9a-f]{2} ){7}[0-9a-f]{2}\s*$"
             }
             Pattern::OsName => {
-                r"(?i)(windows|\bwin\s?(20\d\d|2k\d*|nt)\b|linux|red ?hat|\brhel\b|centos|ubuntu|debian|\bsuse\b|\bsles\b|oracle linux|\baix\b|solaris|hp-?ux|freebsd|esxi|rocky|almalinux|photon)"
+                r"(?i)(windows|\bwin\s?(20\d\d|2k\d*|nt)\b|linux|red ?hat|\brhel\b|centos|ubuntu|debian|\bsuse\b|\bsles\b|oracle linux|\baix\b|solaris|hp-?ux|freebsd|esxi|rocky|almalinux|photon|cisco ios|\bios[- ]?x[er]\b|nx-?os|junos|pan-?os|fortios|arista eos|aos-cx|arubaos|routeros|\btmos\b|ontap|purity//|\bonefs\b)"
             }
             Pattern::SizeWithUnit => {
                 r"(?i)^\s*\d+([.,]\d+)?\s*(k|m|g|t|p)i?b\s*$|(?i)^\s*\d+([.,]\d+)?\s*(go|mo|to)\s*$"

@@ -137,6 +137,8 @@ pub struct Inputs<'a> {
     pub settings: Settings,
     /// The table had no header row: values are all there is to go by.
     pub headerless: bool,
+    /// The file name and sheet: "applications.xlsx / Portfolio".
+    pub title: &'a str,
 }
 
 /// Suggests a field for each column.
@@ -218,6 +220,10 @@ pub fn suggest(inputs: &Inputs) -> Vec<Suggestion> {
         }
     }
     let mut suggestions = assign(inputs, candidates, fixed);
+    name_of_an_application_list(inputs, &mut suggestions);
+    if inputs.headerless {
+        approve_by_neighbours(&mut suggestions, inputs.profiles);
+    }
     for (suggestion, profile) in suggestions.iter_mut().zip(inputs.profiles) {
         suggestion.evidence.push(format!(
             "profile: {}, {:.0}% empty, {:.0}% distinct over {} rows",
@@ -831,6 +837,130 @@ fn assign(
             })
         })
         .collect()
+}
+
+/// In a table without a header, two content suggestions are approved by the
+/// columns around them: versions right after an approved OS column are its
+/// version, and letters-and-digits codes, one per row, beside an approved
+/// machine name are the machines' serial numbers.
+fn approve_by_neighbours(suggestions: &mut [Suggestion], profiles: &[ColumnProfile]) {
+    let approved =
+        |s: &Suggestion, field: &str| s.status == Status::Approved && s.target == Some(field);
+    let named = suggestions.iter().any(|s| approved(s, "name"));
+    for i in 0..suggestions.len() {
+        let s = &suggestions[i];
+        if s.status != Status::Suggested || s.match_type != MatchType::Content {
+            continue;
+        }
+        let why = match s.target {
+            Some("os_version") if i > 0 && approved(&suggestions[i - 1], "operating_system") => {
+                format!(
+                    "the column before, '{}', holds the operating system",
+                    suggestions[i - 1].source
+                )
+            }
+            Some("serial_number")
+                if named && profiles.get(i).is_some_and(|p| p.distinct_share >= 0.95) =>
+            {
+                "one distinct code per machine of a table whose names are approved".to_string()
+            }
+            _ => continue,
+        };
+        let s = &mut suggestions[i];
+        s.status = Status::Approved;
+        s.confidence = CONFIRMED;
+        s.evidence.push(format!("approved without a header: {why}"));
+    }
+}
+
+/// Fields a row of an application list may carry besides its name and the
+/// descriptive fields: the product's vendor and version, its dates, where it runs.
+const ALSO_ON_APPLICATIONS: &[&str] = &[
+    "manufacturer",
+    "os_version",
+    "end_of_life_date",
+    "end_of_support_date",
+    "estimated_cloud_cost",
+    "location",
+    "datacenter",
+    "first_discovered_at",
+    "last_discovered_at",
+];
+
+/// Words of a table title that say it lists applications.
+const APPLICATION_TITLE_WORDS: &[&str] = &[
+    "application",
+    "applications",
+    "apps",
+    "portfolio",
+    "catalog",
+    "catalogue",
+    "aplicaciones",
+    "applicazioni",
+    "anwendungen",
+    "applicaties",
+    "aplicacoes",
+    "aplicações",
+    "apm",
+];
+
+/// A `Name` column is an application's name, not a machine's, when nothing
+/// else in the table names a machine, every other approved field is one an
+/// application has, and its values are not host names: an application list
+/// in English ("Name, Description, Business Owner, Criticality").
+fn name_of_an_application_list(inputs: &Inputs, suggestions: &mut [Suggestion]) {
+    let mut name = None;
+    for (i, s) in suggestions.iter().enumerate() {
+        match s.target {
+            Some("name") if s.status == Status::Approved => name = Some(i),
+            Some(field) if s.status == Status::Approved => {
+                let fits_an_application = catalogue::APPLICATION_FIELDS.contains(&field)
+                    || ALSO_ON_APPLICATIONS.contains(&field);
+                if !fits_an_application {
+                    return;
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(i) = name else { return };
+    let Some(profile) = inputs.profiles.get(i) else {
+        return;
+    };
+    if matches!(
+        suggestions[i].match_type,
+        MatchType::Rule | MatchType::Learned
+    ) || profile.filled < 2
+    {
+        return;
+    }
+    let host_like = [
+        Pattern::NumberedName,
+        Pattern::Fqdn,
+        Pattern::Ipv4,
+        Pattern::Ipv6,
+    ]
+    .iter()
+    .map(|p| profile.share(*p))
+    .fold(0.0, f64::max);
+    let title = inputs.title.to_lowercase();
+    let titled = title
+        .split(|c: char| !c.is_alphanumeric())
+        .any(|w| APPLICATION_TITLE_WORDS.contains(&w));
+    // Host names are one word; application names often are several.
+    let spaced = profile.share(Pattern::ShortHost) < 0.7;
+    if host_like >= 0.3 || !(spaced || titled) {
+        return;
+    }
+    let field = catalogue::field("application_name").expect("application_name is in the catalogue");
+    let s = &mut suggestions[i];
+    s.target = Some(field.name);
+    s.transformation_rules = rules_for(field, &s.source, inputs.layout, inputs.columns);
+    s.evidence.push(format!(
+        "an application list: nothing else in the table names a machine and the values are not host names ({:.0}% host-like{}), so they name applications",
+        host_like * 100.0,
+        if titled { ", and the table's title says so" } else { "" }
+    ));
 }
 
 fn round(score: f64) -> f64 {

@@ -1,12 +1,13 @@
 //! The header evaluation set (tests/fixtures/header_eval): exports laid out as
 //! the public documentation of their tools describes them (Intune,
 //! Lansweeper, NetBox, Snipe-IT, GLPI, iTop, Device42, Aria Operations, AWS
-//! Migration Evaluator, ServiceNow hardware CIs) and hand-made sheets (Italian,
-//! abbreviations and ServiceNow custom fields), a headerless SCCM export, a
-//! two-row Cloudamize header, an application portfolio and a server →
-//! application matrix. `expected.json` gives each column's field (null: no
+//! Migration Evaluator, ServiceNow hardware CIs, Azure Migrate discovered
+//! servers) and hand-made sheets (Italian, abbreviations and ServiceNow custom
+//! fields, storage arrays, switches named only by the file), a headerless SCCM
+//! export, a two-row Cloudamize header, NetBox network gear, application
+//! lists in Spanish and in English (`Name`) and a server → application matrix. `expected.json` gives each column's field (null: no
 //! field; "?": either is defensible, not scored), the machine assets each
-//! file describes, and where given the applications and runs_on edges. Each file is imported alone; the test
+//! file describes, and where given their types, the applications and runs_on edges. Each file is imported alone; the test
 //! prints approved recall and precision, and the assets found.
 
 use std::collections::BTreeMap;
@@ -84,6 +85,21 @@ fn the_evaluation_set_maps_with_the_promised_precision_and_yields_its_assets() {
         );
         if assets != wanted_assets {
             short.push(format!("{file}: {assets} assets, want {wanted_assets}"));
+        }
+        // Network gear and storage become assets of their own type.
+        if let Some(types) = want["types"].as_object() {
+            for (asset_type, wanted) in types {
+                let found = count(
+                    &conn,
+                    &format!("SELECT count(*) FROM assets WHERE asset_type = '{asset_type}'"),
+                );
+                eprintln!("{file}: {found}/{wanted} {asset_type} assets");
+                if Some(found) != wanted.as_i64() {
+                    short.push(format!(
+                        "{file}: {found} {asset_type} assets, want {wanted}"
+                    ));
+                }
+            }
         }
         // What an application list or a server → application matrix becomes.
         for (what, sql) in [

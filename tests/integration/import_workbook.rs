@@ -301,6 +301,60 @@ fn header_is_found_under_title_rows_and_a_sheet_without_one_is_reported() {
 }
 
 #[test]
+fn a_sheet_with_group_labels_over_its_header_and_a_sheet_with_no_header_become_assets() {
+    let work = Work::new();
+    let (code, json) = work.import_json(&[
+        &wb("two_row_header_merged_groups.xlsx"),
+        &wb("headerless_typed_cells.xlsx"),
+    ]);
+    assert_eq!(code, 0, "{json}");
+    let conn = work.conn();
+    // The merged group row and the label row make one name per column.
+    let rows = raw_rows(&conn, "two_row_header_merged_groups.xlsx");
+    assert_eq!(rows.len(), 6, "the label row is a header, not a record");
+    assert_eq!(rows[0].1["Server - Name"], "cldsrv00");
+    assert_eq!(rows[0].1["Compute - RAM (GB)"], "8");
+    assert_eq!(rows[0].1["Utilisation - Memory Peak %"], "60");
+    let shape = |file: &str| {
+        let meta: Value =
+            serde_json::from_str(&import_field::<String>(&conn, file, "read_metadata")).unwrap();
+        meta["header_shape"].clone()
+    };
+    assert_eq!(shape("two_row_header_merged_groups.xlsx"), "two_rows");
+    // Every row of the headerless sheet is a record, mapped by its values.
+    let rows = raw_rows(&conn, "headerless_typed_cells.xlsx");
+    assert_eq!(rows.len(), 8, "the first row is data");
+    assert_eq!(rows[0].1["column_2"], "PC-1000");
+    assert_eq!(shape("headerless_typed_cells.xlsx"), "absent");
+    let mapped = |sql: &str| count(&conn, sql);
+    assert_eq!(
+        mapped(
+            "SELECT count(*) FROM assets a JOIN data_imports d ON d.engagement_id = a.engagement_id
+             WHERE d.filename LIKE '%two_row%' AND a.name LIKE 'cldsrv%' AND a.memory_gb IS NOT NULL
+               AND a.ip_address LIKE '10.60.0.%' AND a.operating_system IS NOT NULL"
+        ),
+        6,
+        "{json}"
+    );
+    assert_eq!(
+        mapped(
+            "SELECT count(*) FROM assets WHERE name LIKE 'PC-10%' AND serial_number LIKE 'CZC%'
+               AND operating_system LIKE 'Windows%'"
+        ),
+        8,
+        "{json}"
+    );
+    for (file, sheet, assets) in [
+        ("two_row_header_merged_groups.xlsx", "Servers", 6),
+        ("headerless_typed_cells.xlsx", "Devices", 8),
+    ] {
+        let yields = &sheet_entry(&json, file, sheet)["yields"];
+        assert_eq!(yields["kind"], "machines", "{file}: {yields}");
+        assert_eq!(yields["assets"], assets, "{file}: {yields}");
+    }
+}
+
+#[test]
 fn xls_ods_and_text_saved_as_xls_are_read() {
     let work = Work::new();
     let (code, json) = work.import_json(&[
