@@ -123,13 +123,7 @@ pub fn import_summary(outcome: &ImportOutcome, every_column: bool) -> String {
             Cell::new(match &f.yields {
                 Some(y) if y.kind == "nothing" => "nothing (see below)".to_string(),
                 Some(y) if y.kind == "edges" => "edges".to_string(),
-                Some(y) => match y.assets {
-                    Some(assets) if assets != y.rows => {
-                        format!("{assets} {} ({} rows)", y.kind, y.rows)
-                    }
-                    Some(assets) => format!("{assets} {}", y.kind),
-                    None => format!("{} {} rows", y.rows, y.kind),
-                },
+                Some(y) => became(y),
                 None => "-".to_string(),
             }),
             right(f.warnings),
@@ -528,4 +522,42 @@ pub fn schema_report(report: &SchemaReport) -> String {
         ]);
     }
     format!("{t}\n{} problem(s) found\n", report.problems.len())
+}
+
+/// What a table became, in words: "10 storage devices", "3 servers (5 rows)",
+/// "12 machines: 8 network, 4 storage".
+fn became(y: &crate::import::Yield) -> String {
+    let plural = |kind: &str, n: u64| {
+        let one = match kind {
+            "network" => "network device",
+            "storage" => "storage device",
+            "machines" => "machine",
+            "applications" => "application",
+            other => other,
+        };
+        if n == 1 {
+            one.to_string()
+        } else {
+            format!("{one}s")
+        }
+    };
+    let kind = match y.by_type.len() {
+        1 => y
+            .by_type
+            .keys()
+            .next()
+            .map(String::as_str)
+            .unwrap_or(y.kind),
+        _ => y.kind,
+    };
+    let count = y.assets.unwrap_or(y.rows);
+    let mut text = format!("{count} {}", plural(kind, count));
+    if y.assets.is_some_and(|a| a != y.rows) {
+        text.push_str(&format!(" ({} rows)", y.rows));
+    }
+    if y.by_type.len() > 1 {
+        let parts: Vec<String> = y.by_type.iter().map(|(t, n)| format!("{n} {t}")).collect();
+        text.push_str(&format!(": {} rows", parts.join(", ")));
+    }
+    text
 }

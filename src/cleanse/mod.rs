@@ -148,13 +148,14 @@ pub struct Cleanser {
     mappings: Vec<AppliedMapping>,
     /// The asset type the table's title gives rows that name none.
     table_kind: Option<&'static str>,
+    describes: Describes,
     fingerprint: String,
 }
 
 impl Cleanser {
     /// What the rows this cleanser cleanses describe.
     pub fn describes(&self) -> Describes {
-        catalogue::describes(self.mappings.iter().map(|m| m.field.name))
+        self.describes
     }
 
     pub fn new(mappings: Vec<AppliedMapping>) -> Cleanser {
@@ -176,6 +177,7 @@ impl Cleanser {
             }
         }
         Cleanser {
+            describes: catalogue::describes(mappings.iter().map(|m| m.field.name)),
             mappings,
             table_kind,
             fingerprint: hasher.finalize().to_hex()[..16].to_string(),
@@ -222,10 +224,24 @@ impl Cleanser {
             },
             is_valid,
             error_codes: errors.iter().map(|e| e.code).collect(),
+            becomes: is_valid.then(|| self.becomes(&cleansed)),
         };
         // The fields are handed over once written out, so nothing is copied.
         let extra = is_valid.then(|| also(cleansed, &raw));
         (record, extra)
+    }
+
+    /// What a valid row with these fields becomes.
+    fn becomes(&self, fields: &CleansedFields) -> &'static str {
+        if self.describes() == Describes::Applications {
+            return "application";
+        }
+        let named = fields.get("asset_type").and_then(Value::as_str);
+        catalogue::ASSET_TYPES
+            .iter()
+            .find(|t| Some(**t) == named)
+            .copied()
+            .unwrap_or("server")
     }
 
     /// Names the mappings this cleanser applies (recorded with the counts).

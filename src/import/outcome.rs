@@ -71,6 +71,9 @@ pub struct Yield {
     /// one machine count once) or applications by name. None for edges, or
     /// when the inventory phase did not run.
     pub assets: Option<u64>,
+    /// Valid rows by what they become: server, network, storage, database
+    /// or application.
+    pub by_type: std::collections::BTreeMap<String, u64>,
     /// Why nothing, and the command that fixes it.
     pub why_nothing: Option<String>,
 }
@@ -256,6 +259,7 @@ pub(super) fn fill_yields(
                 kind: "edges",
                 rows: file.rows,
                 assets: None,
+                by_type: Default::default(),
                 why_nothing: None,
             });
             continue;
@@ -289,6 +293,7 @@ pub(super) fn fill_yields(
         };
         file.yields = Some(Yield {
             assets,
+            by_type: tally.tally.valid_by_type.clone(),
             kind: if why_nothing.is_some() {
                 "nothing"
             } else {

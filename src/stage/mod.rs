@@ -211,6 +211,9 @@ pub struct CleansedRow {
     pub is_valid: bool,
     /// The codes of the row's validation errors, for the import's tally.
     pub error_codes: Vec<&'static str>,
+    /// What a valid row becomes: an asset type (`server` when it names none),
+    /// or `application` for a row of an application list.
+    pub becomes: Option<&'static str>,
 }
 
 /// The counts of one import as the writer saw them.

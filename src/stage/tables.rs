@@ -134,6 +134,10 @@ pub struct CleansingTally {
     pub valid: u64,
     pub invalid: u64,
     pub errors_by_code: BTreeMap<String, u64>,
+    /// Valid rows by what they become (server, network, storage, database,
+    /// application).
+    #[serde(default)]
+    pub valid_by_type: BTreeMap<String, u64>,
 }
 
 impl CleansingTally {
@@ -143,6 +147,9 @@ impl CleansingTally {
             self.valid += 1;
         } else {
             self.invalid += 1;
+        }
+        if let Some(kind) = row.becomes {
+            *self.valid_by_type.entry(kind.to_string()).or_default() += 1;
         }
         for code in &row.error_codes {
             *self.errors_by_code.entry((*code).to_string()).or_default() += 1;

@@ -94,6 +94,11 @@ fn the_evaluation_set_maps_with_the_promised_precision_and_yields_its_assets() {
                     &format!("SELECT count(*) FROM assets WHERE asset_type = '{asset_type}'"),
                 );
                 eprintln!("{file}: {found}/{wanted} {asset_type} assets");
+                let said = &json["files"][0]["yields"]["by_type"][asset_type];
+                assert_eq!(
+                    said, wanted,
+                    "{file}: the summary says what the rows became"
+                );
                 if Some(found) != wanted.as_i64() {
                     short.push(format!(
                         "{file}: {found} {asset_type} assets, want {wanted}"
@@ -163,10 +168,12 @@ fn each_file_says_what_it_became_and_a_file_that_yields_nothing_says_why() {
         "applications"
     );
     assert_eq!(yields("application_portfolio_spanish.csv")["rows"], 4);
-    assert_eq!(
-        yields("migration_planner_server_to_application.csv")["kind"],
-        "machines"
-    );
+    assert_eq!(yields("application_portfolio_spanish.csv")["assets"], 4);
+    let matrix = yields("migration_planner_server_to_application.csv");
+    assert_eq!(matrix["kind"], "machines");
+    // Several rows name one server: it is one asset.
+    assert_eq!(matrix["assets"], 3, "{matrix}");
+    assert!(matrix["rows"].as_u64().unwrap() > 3, "{matrix}");
     // The console summary says the same, with the fix for the empty file.
     let out = work
         .intake()
@@ -178,5 +185,49 @@ fn each_file_says_what_it_became_and_a_file_that_yields_nothing_says_why() {
     assert!(
         format!("{stdout}{stderr}").contains("yields no asset"),
         "{stdout}{stderr}"
+    );
+}
+
+#[test]
+fn a_name_column_of_host_names_or_beside_machine_fields_stays_a_machine_name() {
+    let work = Work::new();
+    // Host names with nothing else naming a machine: still machines.
+    let hosts = work.write(
+        "applications_owners.csv",
+        "Name,Description,Business Owner,Criticality\nweb01,Web tier,ana@example.com,High\nweb02,Web tier,ana@example.com,High\ndb01,Database,luis@example.com,Critical\n",
+    );
+    // Names with spaces, but an address beside them: machines.
+    let spaced = work.write(
+        "rooms.csv",
+        "Name,IP Address,Description\nReception PC,10.1.0.5,front desk\nMeeting Room Panel,10.1.0.6,room 2\nLab Scanner,10.1.0.7,lab\n",
+    );
+    // The same spaced names alone, in a file titled as a portfolio: applications.
+    let portfolio = work.write(
+        "portfolio.csv",
+        "Name,Description,Business Owner\nCustomer Portal,web shop,ana@example.com\nPayroll,salaries,luis@example.com\nData Warehouse,reporting,eva@example.com\n",
+    );
+    let (code, json) = work.import_json(&[
+        hosts.to_str().unwrap(),
+        spaced.to_str().unwrap(),
+        portfolio.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{json}");
+    let yields = |name: &str| file_entry(&json, name)["yields"].clone();
+    assert_eq!(
+        yields("applications_owners.csv")["kind"],
+        "machines",
+        "{json}"
+    );
+    assert_eq!(yields("applications_owners.csv")["assets"], 3);
+    assert_eq!(yields("rooms.csv")["kind"], "machines", "{json}");
+    assert_eq!(yields("portfolio.csv")["kind"], "applications", "{json}");
+    let conn = work.conn();
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM assets WHERE asset_type = 'application' AND name IN ('Customer Portal', 'Payroll', 'Data Warehouse')"),
+        3
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM assets WHERE asset_type = 'server' AND name IN ('web01', 'web02', 'db01', 'Reception PC', 'Meeting Room Panel', 'Lab Scanner')"),
+        6
     );
 }
