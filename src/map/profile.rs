@@ -129,7 +129,10 @@ impl Pattern {
             Pattern::Date => {
                 r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{4}/\d{1,2}/\d{1,2})([ T]\d{1,2}:\d{2}(:\d{2})?(\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})?\s*$"
             }
-            Pattern::Version => r"(?i)^\s*v?\d+(\.\d+){1,3}([ -]?\w+)?\s*$",
+            // "10.0.19045", "8.6 (Ootpa)", "10.0 (17763)", "7.9.2009", "2.4.1-beta".
+            Pattern::Version => {
+                r"(?i)^\s*v?\d+(\.\d+){1,4}(\s*\([^()]{1,40}\)|[ -]?[\w.+-]+){0,2}\s*$"
+            }
             Pattern::Environment => {
                 r"(?i)^\s*(prod|prd|production|productive|live|staging|stage|stg|uat|qa|preprod|pre-prod|test|testing|tst|int|integration|dev|development|sandbox|lab|dr|disaster recovery|produktion|produktiv|entwicklung|testumgebung|recette|pré-?production|developpement|développement|desarrollo|producción|produccion|pruebas|preproducción|ontwikkeling|productie|acceptatie|produção|producao|desenvolvimento|homologação|homologacao|teste|produzione|esercizio|sviluppo|collaudo|preproduzione|prova)\s*$"
             }
@@ -391,6 +394,21 @@ mod tests {
             "Solaris 11",
         ]);
         assert_eq!(os.share(Pattern::OsName), 1.0);
+        let gear = profile(&[
+            "Cisco IOS-XE 17.9",
+            "Junos 22.4R1",
+            "PAN-OS 10.2",
+            "NetApp ONTAP 9.12",
+        ]);
+        assert_eq!(gear.share(Pattern::OsName), 1.0);
+        let versions = profile(&[
+            "10.0 (17763)",
+            "8.6 (Ootpa)",
+            "10.0.19045.3803",
+            "2.4.1-beta",
+        ]);
+        assert_eq!(versions.share(Pattern::Version), 1.0);
+        assert_eq!(profile(&["2019", "Windows"]).share(Pattern::Version), 0.0);
         let env = profile(&["Production", "PROD", "Entwicklung", "UAT"]);
         assert_eq!(env.share(Pattern::Environment), 1.0);
         let sizes = profile(&["16 GB", "512MiB", "2 TB", "8"]);
