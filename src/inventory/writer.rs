@@ -11,6 +11,7 @@ use crate::catalogue::{self, FieldKind};
 use crate::db;
 use crate::flow::FlowIds;
 use crate::no_copy_insert::NoCopyInsert;
+use crate::tech_debt;
 
 use super::merge::Build;
 use super::InventoryOutcome;
@@ -43,11 +44,21 @@ pub(super) struct Writer<'c> {
 #[derive(Clone)]
 pub(super) struct RowShape {
     /// The asset columns the catalogue fills: name, asset_type, the other
-    /// fields, custom_attributes.
+    /// fields, the tech-debt verdict, custom_attributes.
     pub(super) columns: Vec<&'static str>,
     /// The position in `columns` of each catalogue field, by field index.
     pub(super) column_of_field: Vec<Option<usize>>,
+    /// The day machines' support is judged on, written with each row.
+    pub(super) as_of: String,
 }
+
+/// The tech-debt columns written with a machine's row, before custom_attributes.
+const VERDICT_COLUMNS: [&str; 4] = [
+    "support_status",
+    "tech_debt_score",
+    "sixr_ready",
+    "tech_debt_details",
+];
 
 /// An asset's column values, and whether its sources disagreed.
 pub(super) struct AssetRow {
@@ -63,6 +74,7 @@ pub(super) fn asset_columns() -> Vec<&'static str> {
             .map(|f| f.name)
             .filter(|n| !["name", "asset_type"].contains(n)),
     );
+    columns.extend(VERDICT_COLUMNS);
     columns.push("custom_attributes");
     columns
 }
@@ -125,6 +137,43 @@ impl RowShape {
         if !rejected.is_empty() {
             custom.insert("_rejected".into(), Value::Object(rejected));
         }
+        // The machine's tech debt, judged here on the merging thread so the
+        // tech_debt phase finds it stored and rewrites nothing.
+        let verdict = {
+            let written = |name: &str| {
+                catalogue::field_index(name)
+                    .and_then(|i| self.column_of_field[i])
+                    .and_then(|c| match &out[c] {
+                        Sql::Text(t) => Some(t.clone()),
+                        Sql::Null => None,
+                        _ => Some(String::new()),
+                    })
+            };
+            let facts = tech_debt::AssetFacts {
+                asset_type: match &out[1] {
+                    Sql::Text(t) => t.clone(),
+                    _ => String::new(),
+                },
+                name: match &out[0] {
+                    Sql::Text(t) => t.clone(),
+                    _ => String::new(),
+                },
+                operating_system: written("operating_system"),
+                os_version: written("os_version"),
+                technology_stack: written("technology_stack"),
+                description: written("description"),
+                model: written("model"),
+                end_of_support_date: written("end_of_support_date"),
+                end_of_life_date: written("end_of_life_date"),
+                present: tech_debt::presence(|name| written(name).is_some(), false),
+            };
+            tech_debt::verdict_to_store(&facts, &self.as_of)
+        };
+        let at = self.columns.len() - 1 - VERDICT_COLUMNS.len();
+        out[at] = Sql::Text(verdict.support_status.to_string());
+        out[at + 1] = verdict.score.map_or(Sql::Null, Sql::Real);
+        out[at + 2] = Sql::Text(verdict.sixr_ready.to_string());
+        out[at + 3] = Sql::Text(verdict.details);
         // Straight to bytes: Value's Display goes through the formatter.
         let custom = serde_json::to_string(&custom).unwrap_or_else(|_| "{}".into());
         out[self.columns.len() - 1] = Sql::Text(custom);
@@ -179,6 +228,7 @@ impl<'c> Writer<'c> {
                     .map(|f| columns.iter().position(|c| *c == f.name))
                     .collect(),
                 columns,
+                as_of: tech_debt::today(),
             },
         })
     }

@@ -92,6 +92,12 @@ pub struct TechDebtOutcome {
     /// 6R fields); `--json` shows the fields above instead.
     #[serde(skip)]
     pub analysis: Value,
+    /// Assets by what a known verdict rests on, and the 6R fields missing,
+    /// counted as the verdicts are made (for the analysis).
+    #[serde(skip)]
+    by_product: BTreeMap<String, u64>,
+    #[serde(skip)]
+    missing_fields: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -328,7 +334,7 @@ pub fn run(ctx: &PhaseCtx, as_of: Option<&str>) -> rusqlite::Result<TechDebtOutc
     judge.assets(engagement, true)?;
     let mut outcome = judge.outcome;
     sort_worst(&mut outcome.worst);
-    outcome.analysis = analysis(&tx, engagement, &outcome)?;
+    outcome.analysis = analysis(&outcome);
     tx.commit()?;
     Ok(outcome)
 }
@@ -365,9 +371,8 @@ impl Judge<'_> {
             "SELECT a.id, a.asset_type, a.name, a.operating_system, a.os_version, a.technology_stack,
                     a.description, a.model, a.end_of_support_date, a.end_of_life_date,
                     a.cpu_cores IS NOT NULL, a.memory_gb IS NOT NULL, a.storage_gb IS NOT NULL,
-                    a.environment IS NOT NULL,
-                    coalesce(a.business_owner, a.technical_owner) IS NOT NULL,
-                    coalesce(a.location, a.datacenter) IS NOT NULL,
+                    a.environment IS NOT NULL, a.business_owner IS NOT NULL,
+                    a.technical_owner IS NOT NULL, a.location IS NOT NULL, a.datacenter IS NOT NULL,
                     EXISTS (SELECT 1 FROM asset_dependencies d WHERE d.asset_id = a.id),
                     a.support_status, a.tech_debt_score, a.sixr_ready, a.tech_debt_details
              FROM assets a WHERE +a.engagement_id = ?1 AND (a.asset_type = 'application') = {}",
@@ -390,31 +395,30 @@ impl Judge<'_> {
                 model: r.get(7)?,
                 end_of_support_date: r.get(8)?,
                 end_of_life_date: r.get(9)?,
-                present: BTreeMap::from([
-                    ("operating_system", r.get::<_, Option<String>>(3)?.is_some()),
-                    ("cpu_cores", r.get(10)?),
-                    ("memory_gb", r.get(11)?),
-                    ("storage_gb", r.get(12)?),
-                    ("environment", r.get(13)?),
-                    ("owner", r.get(14)?),
-                    ("location", r.get(15)?),
-                    ("dependencies", r.get(16)?),
-                ]),
+                present: {
+                    let written: BTreeMap<&str, bool> = BTreeMap::from([
+                        ("operating_system", r.get::<_, Option<String>>(3)?.is_some()),
+                        ("cpu_cores", r.get(10)?),
+                        ("memory_gb", r.get(11)?),
+                        ("storage_gb", r.get(12)?),
+                        ("environment", r.get(13)?),
+                        ("business_owner", r.get(14)?),
+                        ("technical_owner", r.get(15)?),
+                        ("location", r.get(16)?),
+                        ("datacenter", r.get(17)?),
+                    ]);
+                    presence(|name| written.get(name) == Some(&true), r.get(18)?)
+                },
             };
-            let stored: Stored = (r.get(17)?, r.get(18)?, r.get(19)?, r.get(20)?);
+            let stored: Stored = (r.get(19)?, r.get(20)?, r.get(21)?, r.get(22)?);
             let mut verdict = assess(&facts, self.as_of);
             if applications && verdict.status == SupportStatus::Unknown {
                 self.inherit(&id, &mut verdict)?;
             }
             let fresh = stored_form(&verdict);
-            if self.record(&facts, &verdict, fresh, &stored) {
-                update.execute(params![
-                    id,
-                    fresh.0,
-                    fresh.1,
-                    fresh.2,
-                    verdict.details.to_string()
-                ])?;
+            let details = verdict.details.to_string();
+            if self.record(&facts, &verdict, fresh, &details, &stored) {
+                update.execute(params![id, fresh.0, fresh.1, fresh.2, details])?;
                 self.outcome.updated += 1;
             }
         }
@@ -462,6 +466,7 @@ impl Judge<'_> {
         facts: &AssetFacts,
         verdict: &Assessment,
         fresh: StoredForm,
+        fresh_details: &str,
         stored: &Stored,
     ) -> bool {
         let outcome = &mut self.outcome;
@@ -475,6 +480,17 @@ impl Judge<'_> {
             .by_status
             .entry(verdict.status.name().to_string())
             .or_default() += 1;
+        if verdict.status != SupportStatus::Unknown {
+            match outcome.by_product.get_mut(&verdict.based_on) {
+                Some(n) => *n += 1,
+                None => {
+                    outcome.by_product.insert(verdict.based_on.clone(), 1);
+                }
+            }
+        }
+        for field in &verdict.sixr_missing {
+            *outcome.missing_fields.entry(field).or_default() += 1;
+        }
         if matches!(
             verdict.status,
             SupportStatus::EndOfLife | SupportStatus::ExtendedSupport
@@ -491,18 +507,64 @@ impl Judge<'_> {
                 sort_worst(&mut outcome.worst);
             }
         }
-        // Compared as JSON values: SQLite may hand back the text re-spaced.
-        let same_details = stored
-            .3
-            .as_deref()
-            .and_then(|s| serde_json::from_str::<Value>(s).ok())
-            .as_ref()
-            == Some(&verdict.details);
+        // The text this program writes is compared as text; other text
+        // (an older intake's, re-spaced) as JSON values.
+        let same_details = match stored.3.as_deref() {
+            Some(text) if text == fresh_details => true,
+            Some(text) => {
+                serde_json::from_str::<Value>(text).ok().as_ref() == Some(&verdict.details)
+            }
+            None => false,
+        };
         stored.0.as_deref() != Some(fresh.0)
             || stored.1 != fresh.1
             || stored.2.as_deref() != Some(fresh.2)
             || !same_details
     }
+}
+
+/// A machine's verdict as the assets row stores it: support_status,
+/// tech_debt_score, sixr_ready and tech_debt_details. The inventory writes
+/// it with the row, so this phase rewrites a machine only when its verdict
+/// changed since (another day, `--as-of`, a catalogue update).
+pub struct StoredVerdict {
+    pub support_status: &'static str,
+    pub score: Option<f64>,
+    pub sixr_ready: &'static str,
+    pub details: String,
+}
+
+/// The verdict to store for an asset's facts on `as_of`.
+pub fn verdict_to_store(facts: &AssetFacts, as_of: &str) -> StoredVerdict {
+    let verdict = assess(facts, as_of);
+    let (support_status, score, sixr_ready) = stored_form(&verdict);
+    StoredVerdict {
+        support_status,
+        score,
+        sixr_ready,
+        details: verdict.details.to_string(),
+    }
+}
+
+/// The presence the 6R check reads, from a lookup of written columns: the
+/// same expressions as the phase's SELECT.
+pub fn presence(
+    written: impl Fn(&str) -> bool,
+    has_dependencies: bool,
+) -> BTreeMap<&'static str, bool> {
+    BTreeMap::from([
+        ("operating_system", written("operating_system")),
+        ("cpu_cores", written("cpu_cores")),
+        ("memory_gb", written("memory_gb")),
+        ("storage_gb", written("storage_gb")),
+        ("environment", written("environment")),
+        (
+            "owner",
+            written("business_owner") || written("technical_owner"),
+        ),
+        ("location", written("location") || written("datacenter")),
+        ("dependencies", has_dependencies),
+    ])
 }
 
 /// support_status, tech_debt_score and sixr_ready as stored.
@@ -518,36 +580,16 @@ fn stored_form(verdict: &Assessment) -> StoredForm {
 }
 
 /// The analysis stored in discovery_flows.tech_debt_analysis.
-fn analysis(
-    conn: &Connection,
-    engagement: &str,
-    outcome: &TechDebtOutcome,
-) -> rusqlite::Result<Value> {
-    // Counts by product and version, from what each asset's verdict rests on.
-    let by_product: BTreeMap<String, u64> = conn
-        .prepare(
-            "SELECT json_extract(tech_debt_details, '$.based_on'), count(*) FROM assets
-             WHERE engagement_id = ?1 AND support_status IN ('supported', 'extended_support', 'end_of_life')
-             GROUP BY 1",
-        )?
-        .query_map([&engagement], |r| Ok((r.get::<_, Option<String>>(0)?.unwrap_or_default(), r.get::<_, i64>(1)? as u64)))?
-        .collect::<rusqlite::Result<_>>()?;
-    let missing: BTreeMap<String, u64> = conn
-        .prepare(
-            "SELECT m.value, count(*) FROM assets, json_each(assets.tech_debt_details, '$.sixr_missing') m
-             WHERE engagement_id = ?1 GROUP BY 1",
-        )?
-        .query_map([&engagement], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(json!({
+fn analysis(outcome: &TechDebtOutcome) -> Value {
+    json!({
         "as_of": outcome.as_of,
         "catalogue": { "compiled": CATALOGUE.info.compiled, "source": CATALOGUE.info.source },
         "assets": outcome.assets,
         "by_status": outcome.by_status,
-        "by_product": by_product,
-        "sixr_ready": { "ready": outcome.sixr_ready, "not_ready": outcome.sixr_not_ready, "missing_fields": missing },
+        "by_product": outcome.by_product,
+        "sixr_ready": { "ready": outcome.sixr_ready, "not_ready": outcome.sixr_not_ready, "missing_fields": outcome.missing_fields },
         "worst": outcome.worst,
-    }))
+    })
 }
 
 impl PhaseOutcome for TechDebtOutcome {
