@@ -384,29 +384,44 @@ impl EdgeBuilder<'_> {
     /// twice (once to learn the applications, once for the edges) rather
     /// than held.
     fn applications(&mut self, resolver: &mut Resolver) -> rusqlite::Result<()> {
-        const MACHINES: &str = "SELECT id, name, application_name, environment FROM assets
-             WHERE engagement_id = ?1 AND application_name IS NOT NULL AND asset_type <> 'application'
-             ORDER BY created_at, id";
+        // In table order, not sorted: a million machines sorted twice cost
+        // seconds, and neither pass needs an order (the first keeps, per
+        // application, the spelling of the machine written first).
+        const MACHINES: &str = "SELECT id, name, application_name, environment, created_at FROM assets
+             WHERE engagement_id = ?1 AND application_name IS NOT NULL AND asset_type <> 'application'";
         // Application key → as first written, its machines, and the one
         // environment they all agree on.
         let mut named: BTreeMap<String, NamedApplication> = BTreeMap::new();
+        // Per application key, the (created_at, id) of the machine whose spelling is kept.
+        let mut first_written: HashMap<String, (String, String)> = HashMap::new();
         {
             let mut stmt = self.conn.prepare(MACHINES)?;
             let mut rows = stmt.query([&self.engagement])?;
             while let Some(r) = rows.next()? {
                 let list: String = r.get(2)?;
                 let environment: Option<String> = r.get(3)?;
+                let written: (String, String) = (r.get(4)?, r.get(0)?);
                 for app in application_names(&list) {
-                    let entry =
-                        named
-                            .entry(app.to_lowercase())
-                            .or_insert_with(|| NamedApplication {
-                                name: app.to_string(),
-                                id: None,
-                                machines: 0,
-                                environment: Agreement::Nothing,
-                                listed: false,
-                            });
+                    let key = app.to_lowercase();
+                    match first_written.get_mut(&key) {
+                        Some(first) if *first <= written => {}
+                        Some(first) => {
+                            *first = written.clone();
+                            if let Some(entry) = named.get_mut(&key) {
+                                entry.name = app.to_string();
+                            }
+                        }
+                        None => {
+                            first_written.insert(key.clone(), written.clone());
+                        }
+                    }
+                    let entry = named.entry(key).or_insert_with(|| NamedApplication {
+                        name: app.to_string(),
+                        id: None,
+                        machines: 0,
+                        environment: Agreement::Nothing,
+                        listed: false,
+                    });
                     entry.machines += 1;
                     if let Some(environment) = &environment {
                         entry.environment.see(environment);
@@ -719,11 +734,21 @@ impl EdgeBuilder<'_> {
                source, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
         )?;
+        // An engagement's first edges need no look-up of stored ones.
+        let none_stored: bool = self.conn.query_row(
+            "SELECT NOT EXISTS (SELECT 1 FROM asset_dependencies WHERE engagement_id = ?1)",
+            [&self.engagement],
+            |r| r.get(0),
+        )?;
+        let not_stored = if none_stored {
+            String::new()
+        } else {
+            format!("WHERE NOT EXISTS (SELECT 1 FROM asset_dependencies d WHERE {same_edge})")
+        };
         let mut new_edges = self.conn.prepare(&format!(
             "SELECT e.asset_id, e.depends_on_asset_id, e.dependency_type, e.description,
                     e.confidence_score, e.source
-             FROM temp.derived_edges e
-             WHERE NOT EXISTS (SELECT 1 FROM asset_dependencies d WHERE {same_edge})"
+             FROM temp.derived_edges e {not_stored}"
         ))?;
         // Inserting while the query reads is safe: an inserted edge has the
         // key of the derived row just read, which no later row shares.
