@@ -187,9 +187,14 @@ impl Cleanser {
     pub fn for_import(conn: &Connection, data_import_id: &str) -> rusqlite::Result<Cleanser> {
         let title: Option<String> = conn
             .query_row(
-                "SELECT filename || coalesce(' / ' || sheet_name, '') FROM data_imports WHERE id = ?1",
+                "SELECT filename, sheet_name FROM data_imports WHERE id = ?1",
                 [data_import_id],
-                |r| r.get(0),
+                |r| {
+                    Ok(tables::title(
+                        &r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?.as_deref(),
+                    ))
+                },
             )
             .optional()?;
         let kind = title.as_deref().and_then(values::table_kind);

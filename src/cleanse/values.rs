@@ -1039,6 +1039,11 @@ mod tests {
         assert_eq!(table_kind("servers_and_storage.xlsx"), None);
         assert_eq!(table_kind("san_francisco_office.csv"), None);
         assert_eq!(table_kind("cmdb_ci_server.csv"), None);
+        // Only the file's own name counts, not the directories it is in.
+        let title = crate::stage::tables::title("/mnt/storage/network/export.csv", None);
+        assert_eq!(table_kind(&title), None);
+        let title = crate::stage::tables::title("exports/switches.xlsx", Some("Core"));
+        assert_eq!(table_kind(&title), Some("network"));
     }
 
     #[test]

@@ -175,10 +175,7 @@ impl<'o> Mapper<'o> {
         import: &ImportToMap,
         profiles: &[profile::ColumnProfile],
     ) -> rusqlite::Result<ImportMapping> {
-        let title = match &import.sheet {
-            Some(sheet) => format!("{} / {sheet}", import.filename),
-            None => import.filename.clone(),
-        };
+        let title = stage::tables::title(&import.filename, import.sheet.as_deref());
         let suggestions = suggest::suggest(&suggest::Inputs {
             title: &title,
             columns: &import.columns,

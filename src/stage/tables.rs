@@ -102,6 +102,20 @@ pub fn completed(conn: &Connection, scope: Scope) -> rusqlite::Result<Vec<Staged
 
 /// The column names an import recorded and the layout it was recognised as;
 /// empty for an import not staged yet.
+/// A table's title for what its name says (`values::table_kind`, the
+/// application-list rule): the file's base name and the sheet, never the
+/// directories it was found in.
+pub fn title(filename: &str, sheet: Option<&str>) -> String {
+    let base = std::path::Path::new(filename).file_name().map_or_else(
+        || filename.to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    match sheet {
+        Some(sheet) => format!("{base} / {sheet}"),
+        None => base,
+    }
+}
+
 pub fn shape(
     conn: &Connection,
     data_import_id: &str,
