@@ -720,16 +720,15 @@ pub fn device_kind(
     let any =
         |text: &str, words: &[&str]| !text.is_empty() && words.iter().any(|w| text.contains(w));
     // A maker is named as a whole ("Fortinet", "F5 Networks, Inc."), not a part of a word.
+    let maker = maker
+        .trim_end_matches(['.', ','])
+        .trim_end_matches(" inc")
+        .trim_end_matches(',');
     let maker_is = |words: &[&str]| {
-        let first = maker
-            .trim_end_matches(['.', ','])
-            .trim_end_matches(" inc")
-            .trim_end_matches(',')
-            .to_string();
         words.iter().any(|w| {
-            first == *w
-                || first.starts_with(&format!("{w} "))
-                || first.starts_with(&format!("{w},"))
+            maker
+                .strip_prefix(w)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', ',']))
         })
     };
     if any(&os, STORAGE_OS) || any(&model, STORAGE_MODELS) || maker_is(STORAGE_MAKERS) {

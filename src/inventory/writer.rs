@@ -140,32 +140,27 @@ impl RowShape {
         // The machine's tech debt, judged here on the merging thread so the
         // tech_debt phase finds it stored and rewrites nothing.
         let verdict = {
-            let written = |name: &str| {
+            let cell = |name: &str| {
                 catalogue::field_index(name)
                     .and_then(|i| self.column_of_field[i])
-                    .and_then(|c| match &out[c] {
-                        Sql::Text(t) => Some(t.clone()),
-                        Sql::Null => None,
-                        _ => Some(String::new()),
-                    })
+                    .map(|c| &out[c])
             };
+            let text = |name: &str| match cell(name) {
+                Some(Sql::Text(t)) => Some(t.clone()),
+                _ => None,
+            };
+            let is_written = |name: &str| cell(name).is_some_and(|v| *v != Sql::Null);
             let facts = tech_debt::AssetFacts {
-                asset_type: match &out[1] {
-                    Sql::Text(t) => t.clone(),
-                    _ => String::new(),
-                },
-                name: match &out[0] {
-                    Sql::Text(t) => t.clone(),
-                    _ => String::new(),
-                },
-                operating_system: written("operating_system"),
-                os_version: written("os_version"),
-                technology_stack: written("technology_stack"),
-                description: written("description"),
-                model: written("model"),
-                end_of_support_date: written("end_of_support_date"),
-                end_of_life_date: written("end_of_life_date"),
-                present: tech_debt::presence(|name| written(name).is_some(), false),
+                asset_type: text("asset_type").unwrap_or_default(),
+                name: text("name").unwrap_or_default(),
+                operating_system: text("operating_system"),
+                os_version: text("os_version"),
+                technology_stack: text("technology_stack"),
+                description: text("description"),
+                model: text("model"),
+                end_of_support_date: text("end_of_support_date"),
+                end_of_life_date: text("end_of_life_date"),
+                present: tech_debt::presence(is_written, false),
             };
             tech_debt::verdict_to_store(&facts, &self.as_of)
         };

@@ -396,18 +396,27 @@ impl Judge<'_> {
                 end_of_support_date: r.get(8)?,
                 end_of_life_date: r.get(9)?,
                 present: {
-                    let written: BTreeMap<&str, bool> = BTreeMap::from([
-                        ("operating_system", r.get::<_, Option<String>>(3)?.is_some()),
-                        ("cpu_cores", r.get(10)?),
-                        ("memory_gb", r.get(11)?),
-                        ("storage_gb", r.get(12)?),
-                        ("environment", r.get(13)?),
-                        ("business_owner", r.get(14)?),
-                        ("technical_owner", r.get(15)?),
-                        ("location", r.get(16)?),
-                        ("datacenter", r.get(17)?),
-                    ]);
-                    presence(|name| written.get(name) == Some(&true), r.get(18)?)
+                    // Columns 10 to 17 say whether these are written.
+                    const WRITTEN: [&str; 8] = [
+                        "cpu_cores",
+                        "memory_gb",
+                        "storage_gb",
+                        "environment",
+                        "business_owner",
+                        "technical_owner",
+                        "location",
+                        "datacenter",
+                    ];
+                    let mut flags = [false; 8];
+                    for (i, flag) in flags.iter_mut().enumerate() {
+                        *flag = r.get(10 + i)?;
+                    }
+                    let has_os = r.get::<_, Option<String>>(3)?.is_some();
+                    let written = |name: &str| match WRITTEN.iter().position(|w| *w == name) {
+                        Some(i) => flags[i],
+                        None => name == "operating_system" && has_os,
+                    };
+                    presence(written, r.get(18)?)
                 },
             };
             let stored: Stored = (r.get(19)?, r.get(20)?, r.get(21)?, r.get(22)?);
