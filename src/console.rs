@@ -248,6 +248,17 @@ pub fn import_summary(outcome: &ImportOutcome, every_column: bool) -> String {
         "{} file(s) and sheet(s): {} imported, {} skipped, {} failed; {} rows, {} warnings in {:.2}s\n",
         t.files, t.completed, t.skipped, t.failed, t.rows, t.warnings, outcome.seconds
     ));
+    if every_column && !outcome.phase_costs.is_empty() {
+        let costs: Vec<String> = outcome
+            .phase_costs
+            .iter()
+            .map(|c| match c.peak_rss_bytes {
+                Some(bytes) => format!("{} {:.2}s ({} MB)", c.phase, c.seconds, bytes >> 20),
+                None => format!("{} {:.2}s", c.phase, c.seconds),
+            })
+            .collect();
+        out.push_str(&format!("phases (time, peak RSS): {}\n", costs.join(", ")));
+    }
     match &outcome.master_flow_id {
         Some(id) => out.push_str(&format!(
             "tenant {}/{}; master flow {id} ({}); database {}\n",

@@ -31,6 +31,7 @@ pub mod json_entries;
 pub mod map;
 mod no_copy_insert;
 pub mod phase;
+pub mod phase_cost;
 pub mod pipeline;
 pub mod printable;
 pub mod progress;

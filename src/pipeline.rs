@@ -4,8 +4,6 @@
 //! entry point re-runs the later phases after a mapping decision, and finishes
 //! flows a killed run left part-way.
 
-use std::time::Instant;
-
 use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::json;
@@ -17,6 +15,7 @@ use crate::inventory::{self, FirstBuild, InventoryOutcome};
 use crate::map::review::{self, Decision, ReviewError};
 use crate::map::{self, ImportMapping, MapOptions, MappingOutcome};
 use crate::phase::{PhaseCtx, PhaseOutcome};
+use crate::phase_cost::{Meter, PhaseCost};
 use crate::tech_debt::{self, TechDebtOutcome};
 
 /// What the phases of one flow did.
@@ -27,6 +26,8 @@ pub struct PhaseOutcomes {
     pub inventory: Option<InventoryOutcome>,
     pub dependencies: Option<DependenciesOutcome>,
     pub tech_debt: Option<TechDebtOutcome>,
+    /// Each phase run, in order: its time and peak memory.
+    pub costs: Vec<PhaseCost>,
 }
 
 /// What the phases after mapping need besides the mapping options.
@@ -118,32 +119,32 @@ fn run_phases(
     let runs = |p: Phase| order(from) <= order(p) && order(p) <= order(until);
     let ctx = PhaseCtx::of_flow(conn, ids).map_err(failed_in(from))?;
     if runs(Phase::AttributeMapping) {
-        let started = Instant::now();
+        let started = Meter::start();
         let mapping = map::run(&ctx, &options.mapping, premapped)
             .map_err(|e| (Phase::AttributeMapping, e.into()));
-        outcomes.mapping = Some(record(&ctx, started, mapping)?);
+        outcomes.mapping = Some(record(&ctx, started, mapping, &mut outcomes.costs)?);
     }
     if runs(Phase::DataCleansing) {
-        let started = Instant::now();
+        let started = Meter::start();
         let cleansing = cleanse::run(&ctx).map_err(failed_in(Phase::DataCleansing));
-        outcomes.cleansing = Some(record(&ctx, started, cleansing)?);
+        outcomes.cleansing = Some(record(&ctx, started, cleansing, &mut outcomes.costs)?);
     }
     if runs(Phase::Inventory) {
-        let started = Instant::now();
+        let started = Meter::start();
         let inventory =
             inventory::run(&ctx, staged_assets.take()).map_err(failed_in(Phase::Inventory));
-        outcomes.inventory = Some(record(&ctx, started, inventory)?);
+        outcomes.inventory = Some(record(&ctx, started, inventory, &mut outcomes.costs)?);
     }
     if runs(Phase::Dependencies) {
-        let started = Instant::now();
+        let started = Meter::start();
         let found = dependencies::run(&ctx).map_err(failed_in(Phase::Dependencies));
-        outcomes.dependencies = Some(record(&ctx, started, found)?);
+        outcomes.dependencies = Some(record(&ctx, started, found, &mut outcomes.costs)?);
     }
     if runs(Phase::TechDebt) {
-        let started = Instant::now();
+        let started = Meter::start();
         let verdicts = tech_debt::run(&ctx, options.support_as_of.as_deref())
             .map_err(failed_in(Phase::TechDebt));
-        outcomes.tech_debt = Some(record(&ctx, started, verdicts)?);
+        outcomes.tech_debt = Some(record(&ctx, started, verdicts, &mut outcomes.costs)?);
         flow::finish(conn, ids).map_err(failed_in(Phase::TechDebt))?;
     }
     Ok(())
@@ -163,20 +164,25 @@ fn failed_in(phase: Phase) -> impl Fn(rusqlite::Error) -> (Phase, PipelineError)
 }
 
 /// Records a phase's outcome in the flow (the phase is then complete) and
-/// hands it back; what it did and the time since `started` are logged.
+/// hands it back; what it did and what it cost since `started` are logged,
+/// and the cost is added to `costs`.
 fn record<O: PhaseOutcome>(
     ctx: &PhaseCtx,
-    started: Instant,
+    started: Meter,
     outcome: Result<O, (Phase, PipelineError)>,
+    costs: &mut Vec<PhaseCost>,
 ) -> Result<O, (Phase, PipelineError)> {
     let outcome = outcome?;
+    outcome.record(ctx).map_err(failed_in(O::PHASE))?;
+    let cost = started.stop(O::PHASE.name());
     tracing::debug!(
-        "{} done in {:.2}s: {}",
-        O::PHASE.name(),
-        started.elapsed().as_secs_f64(),
+        "{} done in {:.2}s (peak RSS {} MB): {}",
+        cost.phase,
+        cost.seconds,
+        cost.peak_rss_bytes.map_or(0, |b| b >> 20),
         outcome.summary()
     );
-    outcome.record(ctx).map_err(failed_in(O::PHASE))?;
+    costs.push(cost);
     Ok(outcome)
 }
 

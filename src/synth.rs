@@ -112,6 +112,10 @@ pub struct CmdbRecords {
     rows: u64,
     messy: f64,
     pending: Option<Vec<String>>,
+    /// Share of records changed as a newer export would change them, drawn
+    /// from their own generator so every other value stays the same.
+    changed: f64,
+    change_rng: StdRng,
 }
 
 impl CmdbRecords {
@@ -122,7 +126,18 @@ impl CmdbRecords {
             rows,
             messy: (messy_percent / 100.0).clamp(0.0, 1.0),
             pending: None,
+            changed: 0.0,
+            change_rng: StdRng::seed_from_u64(seed),
         }
+    }
+
+    /// The same records, except that about `percent` percent of the machines
+    /// (chosen by `seed`) report more memory, another operational status and
+    /// a later discovery date: the next export of the same CMDB.
+    pub fn with_changed(mut self, percent: f64, seed: u64) -> CmdbRecords {
+        self.changed = (percent / 100.0).clamp(0.0, 1.0);
+        self.change_rng = StdRng::seed_from_u64(seed);
+        self
     }
 }
 
@@ -258,6 +273,14 @@ impl Iterator for CmdbRecords {
                 _ => fields[17] = "16 GB".into(),
             }
         }
+        if self.changed > 0.0 && fields.len() == COLUMNS.len() && !fields[1].is_empty() {
+            let change = &mut self.change_rng;
+            if change.random_bool(self.changed) {
+                fields[17] = (1024u32 << change.random_range(8..10u32)).to_string();
+                fields[31] = "Repair in progress".into();
+                fields[38] = "2026-11-30 06:00:00".into();
+            }
+        }
         Some(fields)
     }
 }
@@ -269,10 +292,75 @@ pub fn write_cmdb_csv(
     messy_percent: f64,
     seed: u64,
 ) -> io::Result<()> {
+    write_records_csv(out, CmdbRecords::new(rows, messy_percent, seed))
+}
+
+/// Writes the header and `records` to `out` as CSV.
+pub fn write_records_csv(out: &mut impl Write, records: CmdbRecords) -> io::Result<()> {
     let mut w = csv::WriterBuilder::new().flexible(true).from_writer(out);
     w.write_record(COLUMNS)?;
-    for record in CmdbRecords::new(rows, messy_percent, seed) {
+    for record in records {
         w.write_record(&record)?;
+    }
+    w.flush()
+}
+
+/// The relationship types a CMDB's cmdb_rel_ci export holds between servers,
+/// as ServiceNow writes them ("parent descriptor::child descriptor"), with
+/// how often each is drawn.
+const SERVER_RELATIONS: &[(&str, u32)] = &[
+    ("Depends on::Used by", 6),
+    ("Connects to::Connected by", 2),
+    ("Used by::Depends on", 1),
+    ("Sends data to::Receives data from", 1),
+];
+
+/// Writes the cmdb_rel_ci export that goes with the CMDB export of the same
+/// `rows`, `messy_percent` and `seed` (parent, type, child,
+/// connection_strength, by display name): each server depends on one of the
+/// database tier (the first twentieth of the servers), every tenth also
+/// talks to another server, and one row in a thousand names a server the
+/// CMDB export does not have (decommissioned), as real exports do.
+pub fn write_relationships_csv(
+    out: &mut impl Write,
+    rows: u64,
+    messy_percent: f64,
+    seed: u64,
+) -> io::Result<()> {
+    let names: Vec<String> = CmdbRecords::new(rows, messy_percent, seed)
+        .filter_map(|mut record| {
+            (record.len() > 1 && !record[1].is_empty()).then(|| std::mem::take(&mut record[1]))
+        })
+        .collect();
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0f_7e1a);
+    let weights: u32 = SERVER_RELATIONS.iter().map(|(_, w)| w).sum();
+    let kind = |rng: &mut StdRng| {
+        let mut pick = rng.random_range(0..weights);
+        for (name, weight) in SERVER_RELATIONS {
+            if pick < *weight {
+                return *name;
+            }
+            pick -= weight;
+        }
+        SERVER_RELATIONS[0].0
+    };
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(["parent", "type", "child", "connection_strength"])?;
+    let tier = (names.len() / 20).max(1);
+    for (i, name) in names.iter().enumerate() {
+        let db = rng.random_range(0..tier);
+        if db != i {
+            let strength = ["Always", "Usually", "Occasionally"][rng.random_range(0..3)];
+            w.write_record([name.as_str(), kind(&mut rng), &names[db], strength])?;
+        }
+        if i % 10 == 0 {
+            let other = &names[rng.random_range(0..names.len())];
+            w.write_record([name.as_str(), kind(&mut rng), other, "Usually"])?;
+        }
+        if i % 1000 == 999 {
+            let gone = format!("DECOM{i:06}");
+            w.write_record([gone.as_str(), "Depends on::Used by", name, "Always"])?;
+        }
     }
     w.flush()
 }

@@ -3,8 +3,10 @@
 //! Examples:
 //!   gen-cmdb --rows 1000000 --out bench-data/cmdb_1m.csv
 //!   gen-cmdb --rows 100000 --format xlsx --columns 40 --out bench-data/cmdb_100k.xlsx
+//!   gen-cmdb --rows 1000000 --out cmdb.csv --relationships cmdb_rel_ci.csv
+//!   gen-cmdb --rows 1000000 --changed-percent 1 --out cmdb_next_week.csv
 
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
@@ -19,7 +21,7 @@ enum Format {
 #[derive(Parser)]
 #[command(
     version,
-    after_help = "Examples:\n  gen-cmdb --rows 1000000 --out bench-data/cmdb_1m.csv\n  gen-cmdb --rows 100000 --format xlsx --columns 40 --out bench-data/cmdb_100k.xlsx"
+    after_help = "Examples:\n  gen-cmdb --rows 1000000 --out bench-data/cmdb_1m.csv\n  gen-cmdb --rows 100000 --format xlsx --columns 40 --out bench-data/cmdb_100k.xlsx\n  gen-cmdb --rows 1000000 --out cmdb.csv --relationships cmdb_rel_ci.csv\n  gen-cmdb --rows 1000000 --changed-percent 1 --out cmdb_next_week.csv"
 )]
 struct Args {
     /// Data rows to write
@@ -40,6 +42,13 @@ struct Args {
     /// Output file; - for stdout (CSV only)
     #[arg(long, default_value = "-")]
     out: PathBuf,
+    /// Percent of machines changed as the next export of the same CMDB would
+    /// change them (more memory, another status, a later discovery date; CSV only)
+    #[arg(long, default_value_t = 0.0)]
+    changed_percent: f64,
+    /// Also write the export's cmdb_rel_ci relationships (parent, type, child) here
+    #[arg(long, value_name = "FILE")]
+    relationships: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +59,18 @@ fn main() -> anyhow::Result<()> {
             std::fs::create_dir_all(dir)?;
         }
     }
+    if let Some(path) = &args.relationships {
+        let mut out = BufWriter::new(std::fs::File::create(path)?);
+        intake::synth::write_relationships_csv(&mut out, args.rows, args.messy_percent, args.seed)?;
+        out.flush()?;
+    }
+    if args.changed_percent > 0.0 && matches!(args.format, Format::Xlsx) {
+        anyhow::bail!("--changed-percent writes CSV only");
+    }
+    let records = || {
+        intake::synth::CmdbRecords::new(args.rows, args.messy_percent, args.seed)
+            .with_changed(args.changed_percent, args.seed.wrapping_add(1))
+    };
     match args.format {
         Format::Xlsx if to_stdout => anyhow::bail!("--format xlsx needs --out FILE"),
         Format::Xlsx => intake::synth::write_cmdb_xlsx(
@@ -62,11 +83,12 @@ fn main() -> anyhow::Result<()> {
         Format::Csv if to_stdout => {
             let stdout = std::io::stdout();
             let mut out = BufWriter::new(stdout.lock());
-            intake::synth::write_cmdb_csv(&mut out, args.rows, args.messy_percent, args.seed)?;
+            intake::synth::write_records_csv(&mut out, records())?;
         }
         Format::Csv => {
             let mut out = BufWriter::new(std::fs::File::create(&args.out)?);
-            intake::synth::write_cmdb_csv(&mut out, args.rows, args.messy_percent, args.seed)?;
+            intake::synth::write_records_csv(&mut out, records())?;
+            out.flush()?;
         }
     }
     Ok(())

@@ -170,6 +170,8 @@ pub struct ImportOutcome {
     pub dependencies: Option<crate::dependencies::DependenciesOutcome>,
     /// The tech_debt phase: support status counts, 6R readiness, worst offenders.
     pub tech_debt: Option<crate::tech_debt::TechDebtOutcome>,
+    /// What each phase run cost (time, peak RSS), staging first.
+    pub phase_costs: Vec<crate::phase_cost::PhaseCost>,
     pub seconds: f64,
 }
 

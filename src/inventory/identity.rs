@@ -204,7 +204,7 @@ pub(super) fn seed_existing(
     let mut stored_ids = StoredIds::default();
     let columns = KEY_KINDS.join(", ");
     let mut stmt = conn.prepare(&format!(
-        "SELECT id, name, {columns} FROM assets WHERE engagement_id = ?1 AND asset_type <> 'application' ORDER BY created_at, id"
+        "SELECT id, name, {columns} FROM assets WHERE +engagement_id = ?1 AND asset_type <> 'application' ORDER BY created_at, id"
     ))?;
     let mut rows = stmt.query([engagement])?;
     while let Some(row) = rows.next()? {

@@ -330,8 +330,17 @@ pub fn run(ctx: &PhaseCtx, as_of: Option<&str>) -> rusqlite::Result<TechDebtOutc
             ..Default::default()
         },
     };
+    let started = std::time::Instant::now();
     judge.assets(engagement, false)?;
+    tracing::debug!(
+        "tech_debt: machines judged in {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
     judge.assets(engagement, true)?;
+    tracing::debug!(
+        "tech_debt: applications judged at {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
     let mut outcome = judge.outcome;
     sort_worst(&mut outcome.worst);
     outcome.analysis = analysis(&outcome);
