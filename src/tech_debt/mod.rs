@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 /// support_status, tech_debt_score, sixr_ready, tech_debt_details as stored.
 type Stored = (Option<String>, Option<f64>, Option<String>, Option<String>);
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -331,12 +331,13 @@ pub fn run(ctx: &PhaseCtx, as_of: Option<&str>) -> rusqlite::Result<TechDebtOutc
         },
     };
     let started = std::time::Instant::now();
-    judge.assets(engagement, false)?;
+    let machines = judge.machines(engagement)?;
     tracing::debug!(
         "tech_debt: machines judged in {:.2}s",
         started.elapsed().as_secs_f64()
     );
-    judge.assets(engagement, true)?;
+    judge.applications(engagement, &machines)?;
+    drop(machines);
     tracing::debug!(
         "tech_debt: applications judged at {:.2}s",
         started.elapsed().as_secs_f64()
@@ -360,9 +361,132 @@ fn sort_worst(worst: &mut Vec<Offender>) {
     worst.truncate(WORST_KEPT);
 }
 
-/// A machine's stored verdict: name, support_status, tech_debt_score,
-/// support_ends and based_on.
-type MachineVerdict = (String, String, Option<f64>, Option<String>, Option<String>);
+/// Assets judged per batch handed to the judging thread.
+const JUDGE_BATCH: usize = 1_000;
+/// Batches in flight each way between the reading and the judging thread.
+const JUDGE_QUEUE: usize = 4;
+
+/// An asset as read: id, facts, the verdict stored now.
+type ReadAsset = (String, AssetFacts, Stored);
+/// A verdict to write: id, support_status, score, sixr_ready, details.
+type Changed = (String, StoredForm, String);
+
+/// The machines' verdicts that an application can inherit (supported,
+/// extended support, end of life), found by a 64-bit hash of the machine's
+/// id. Kept compact (about 40 bytes a machine: the texts interned or in one
+/// arena, the index a sorted array) so a million machines cost tens of
+/// megabytes rather than their rows.
+#[derive(Default)]
+struct InheritableVerdicts {
+    /// (id hash, index into `verdicts`), sorted by `seal`.
+    by_id: Vec<(u64, u32)>,
+    verdicts: Vec<InheritableVerdict>,
+    /// Machine names, one after the other.
+    names: String,
+    /// What verdicts rest on ("Windows Server 2016") and the days support
+    /// ends, each kept once.
+    texts: Vec<String>,
+    text_index: foldhash::HashMap<String, u32>,
+}
+
+#[derive(Clone, Copy)]
+struct InheritableVerdict {
+    status: SupportStatus,
+    /// NaN when there is no score.
+    score: f64,
+    /// Into `texts`; u32::MAX when no end is known.
+    support_ends: u32,
+    based_on: u32,
+    /// Into `names`.
+    name_at: u32,
+    name_len: u32,
+}
+
+/// A machine's verdict as an application takes it.
+struct MachineVerdict<'v> {
+    status: SupportStatus,
+    score: Option<f64>,
+    support_ends: Option<&'v str>,
+    based_on: &'v str,
+    name: &'v str,
+}
+
+impl InheritableVerdicts {
+    fn key(id: &str) -> u64 {
+        use std::hash::BuildHasher;
+        foldhash::fast::FixedState::with_seed(0x7ec4_deb7).hash_one(id)
+    }
+
+    fn text(&mut self, text: &str) -> u32 {
+        if let Some(&i) = self.text_index.get(text) {
+            return i;
+        }
+        let i = self.texts.len() as u32;
+        self.texts.push(text.to_string());
+        self.text_index.insert(text.to_string(), i);
+        i
+    }
+
+    fn note(&mut self, id: &str, name: &str, verdict: &Assessment) {
+        if verdict.status == SupportStatus::Unknown {
+            return;
+        }
+        let based_on = self.text(&verdict.based_on);
+        let support_ends = match &verdict.support_ends {
+            Some(day) => self.text(day),
+            None => u32::MAX,
+        };
+        let name_at = self.names.len() as u32;
+        self.names.push_str(name);
+        self.by_id.push((Self::key(id), self.verdicts.len() as u32));
+        self.verdicts.push(InheritableVerdict {
+            status: verdict.status,
+            score: verdict.score.unwrap_or(f64::NAN),
+            support_ends,
+            based_on,
+            name_at,
+            name_len: name.len() as u32,
+        });
+    }
+
+    /// Readies the look-up once every machine is noted.
+    fn seal(&mut self) {
+        self.by_id.sort_unstable();
+        self.text_index = Default::default();
+    }
+
+    fn get(&self, id: &str) -> Option<MachineVerdict<'_>> {
+        let key = Self::key(id);
+        let at = self.by_id.partition_point(|(k, _)| *k < key);
+        let &(found, i) = self.by_id.get(at)?;
+        if found != key {
+            return None;
+        }
+        let v = self.verdicts[i as usize];
+        let at = v.name_at as usize;
+        Some(MachineVerdict {
+            status: v.status,
+            score: (!v.score.is_nan()).then_some(v.score),
+            support_ends: self.texts.get(v.support_ends as usize).map(String::as_str),
+            based_on: &self.texts[v.based_on as usize],
+            name: &self.names[at..at + v.name_len as usize],
+        })
+    }
+}
+
+/// Which of two machines' verdicts an application takes: the worse status;
+/// of two equally bad, one with no end date, then the earliest end, then by
+/// name (the order the phase has always used).
+fn worse(a: &MachineVerdict, b: &MachineVerdict) -> bool {
+    let order = a
+        .status
+        .cmp(&b.status)
+        .reverse()
+        .then_with(|| a.support_ends.is_some().cmp(&b.support_ends.is_some()))
+        .then_with(|| a.support_ends.cmp(&b.support_ends))
+        .then_with(|| a.name.cmp(b.name));
+    order == std::cmp::Ordering::Less
+}
 
 struct Judge<'c> {
     conn: &'c Connection,
@@ -370,175 +494,273 @@ struct Judge<'c> {
     outcome: TechDebtOutcome,
 }
 
+/// The phase's reading of an engagement's assets, machines or applications.
+/// Updating a row just read is safe during SQLite's table scan; the unary +
+/// keeps SQLite from walking an index and seeking each row.
+fn select_assets(applications: bool) -> String {
+    format!(
+        "SELECT a.id, a.asset_type, a.name, a.operating_system, a.os_version, a.technology_stack,
+                a.description, a.model, a.end_of_support_date, a.end_of_life_date,
+                a.cpu_cores IS NOT NULL, a.memory_gb IS NOT NULL, a.storage_gb IS NOT NULL,
+                a.environment IS NOT NULL, a.business_owner IS NOT NULL,
+                a.technical_owner IS NOT NULL, a.location IS NOT NULL, a.datacenter IS NOT NULL,
+                EXISTS (SELECT 1 FROM asset_dependencies d WHERE d.asset_id = a.id),
+                a.support_status, a.tech_debt_score, a.sixr_ready, a.tech_debt_details
+         FROM assets a WHERE +a.engagement_id = ?1 AND (a.asset_type = 'application') = {}",
+        i32::from(applications)
+    )
+}
+
+const UPDATE_VERDICT: &str = "UPDATE assets SET support_status = ?2, tech_debt_score = ?3,
+       sixr_ready = ?4, tech_debt_details = ?5 WHERE id = ?1";
+
+/// One row of `select_assets`.
+fn read_asset(r: &rusqlite::Row) -> rusqlite::Result<ReadAsset> {
+    let id: String = r.get(0)?;
+    let facts = AssetFacts {
+        asset_type: r.get(1)?,
+        name: r.get(2)?,
+        operating_system: r.get(3)?,
+        os_version: r.get(4)?,
+        technology_stack: r.get(5)?,
+        description: r.get(6)?,
+        model: r.get(7)?,
+        end_of_support_date: r.get(8)?,
+        end_of_life_date: r.get(9)?,
+        present: {
+            // Columns 10 to 17 say whether these are written.
+            const WRITTEN: [&str; 8] = [
+                "cpu_cores",
+                "memory_gb",
+                "storage_gb",
+                "environment",
+                "business_owner",
+                "technical_owner",
+                "location",
+                "datacenter",
+            ];
+            let mut flags = [false; 8];
+            for (i, flag) in flags.iter_mut().enumerate() {
+                *flag = r.get(10 + i)?;
+            }
+            let has_os = r.get_ref(3)?.as_str_or_null()?.is_some();
+            let written = |name: &str| match WRITTEN.iter().position(|w| *w == name) {
+                Some(i) => flags[i],
+                None => name == "operating_system" && has_os,
+            };
+            presence(written, r.get(18)?)
+        },
+    };
+    let stored: Stored = (r.get(19)?, r.get(20)?, r.get(21)?, r.get(22)?);
+    Ok((id, facts, stored))
+}
+
 impl Judge<'_> {
-    /// Judges the engagement's machines, or its applications, and writes
-    /// each verdict that changed.
-    fn assets(&mut self, engagement: &str, applications: bool) -> rusqlite::Result<()> {
-        // Updating the row just read is safe during SQLite's table scan; the
-        // unary + keeps SQLite from walking an index and seeking each row.
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT a.id, a.asset_type, a.name, a.operating_system, a.os_version, a.technology_stack,
-                    a.description, a.model, a.end_of_support_date, a.end_of_life_date,
-                    a.cpu_cores IS NOT NULL, a.memory_gb IS NOT NULL, a.storage_gb IS NOT NULL,
-                    a.environment IS NOT NULL, a.business_owner IS NOT NULL,
-                    a.technical_owner IS NOT NULL, a.location IS NOT NULL, a.datacenter IS NOT NULL,
-                    EXISTS (SELECT 1 FROM asset_dependencies d WHERE d.asset_id = a.id),
-                    a.support_status, a.tech_debt_score, a.sixr_ready, a.tech_debt_details
-             FROM assets a WHERE +a.engagement_id = ?1 AND (a.asset_type = 'application') = {}",
-            i32::from(applications)
-        ))?;
-        let mut update = self.conn.prepare(
-            "UPDATE assets SET support_status = ?2, tech_debt_score = ?3, sixr_ready = ?4,
-               tech_debt_details = ?5 WHERE id = ?1",
-        )?;
+    /// Judges the engagement's machines and writes each verdict that
+    /// changed. This thread reads and writes SQLite; a second one judges, so
+    /// the two overlap. Returns the verdicts applications may inherit.
+    fn machines(&mut self, engagement: &str) -> rusqlite::Result<InheritableVerdicts> {
+        let mut stmt = self.conn.prepare(&select_assets(false))?;
+        let mut update = self.conn.prepare(UPDATE_VERDICT)?;
+        let (to_judge, judge_queue) = crossbeam_channel::bounded::<Vec<ReadAsset>>(JUDGE_QUEUE);
+        let (to_write, write_queue) = crossbeam_channel::bounded::<Vec<Changed>>(JUDGE_QUEUE);
+        let as_of = self.as_of;
+        let outcome = &mut self.outcome;
+        let mut updated = 0u64;
+        let inheritable = std::thread::scope(|scope| -> rusqlite::Result<_> {
+            let judging = scope.spawn(move || {
+                let mut inheritable = InheritableVerdicts::default();
+                for batch in judge_queue.iter() {
+                    let mut changed = Vec::new();
+                    for (id, facts, stored) in batch {
+                        let verdict = assess(&facts, as_of);
+                        let fresh = stored_form(&verdict);
+                        let details = verdict.details.to_string();
+                        inheritable.note(&id, &facts.name, &verdict);
+                        if tally(outcome, &facts, &verdict, fresh, &details, &stored) {
+                            changed.push((id, fresh, details));
+                        }
+                    }
+                    if to_write.send(changed).is_err() {
+                        break; // the reader failed
+                    }
+                }
+                inheritable.seal();
+                inheritable
+            });
+            // Owned here, so an early return drops both ends and the judging
+            // thread stops instead of waiting for more work.
+            let (to_judge, write_queue) = (to_judge, write_queue);
+            let mut write = |changed: Vec<Changed>| -> rusqlite::Result<()> {
+                for (id, fresh, details) in changed {
+                    update.execute(params![id, fresh.0, fresh.1, fresh.2, details])?;
+                    updated += 1;
+                }
+                Ok(())
+            };
+            let mut hand_over = |batch: Vec<ReadAsset>| -> rusqlite::Result<()> {
+                let mut item = batch;
+                loop {
+                    match to_judge.try_send(item) {
+                        Ok(()) | Err(crossbeam_channel::TrySendError::Disconnected(_)) => break,
+                        Err(crossbeam_channel::TrySendError::Full(back)) => item = back,
+                    }
+                    if let Ok(changed) =
+                        write_queue.recv_timeout(std::time::Duration::from_millis(5))
+                    {
+                        write(changed)?;
+                    }
+                }
+                while let Ok(changed) = write_queue.try_recv() {
+                    write(changed)?;
+                }
+                Ok(())
+            };
+            let mut rows = stmt.query([engagement])?;
+            let mut batch = Vec::with_capacity(JUDGE_BATCH);
+            while let Some(r) = rows.next()? {
+                batch.push(read_asset(r)?);
+                if batch.len() == JUDGE_BATCH {
+                    hand_over(std::mem::replace(
+                        &mut batch,
+                        Vec::with_capacity(JUDGE_BATCH),
+                    ))?;
+                }
+            }
+            hand_over(batch)?;
+            drop(hand_over);
+            drop(to_judge);
+            for changed in write_queue.iter() {
+                write(changed)?;
+            }
+            Ok(judging
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        })?;
+        self.outcome.updated += updated;
+        Ok(inheritable)
+    }
+
+    /// Judges the engagement's applications; one with no product of its own
+    /// takes the worst verdict of the machines it runs on.
+    fn applications(
+        &mut self,
+        engagement: &str,
+        machines: &InheritableVerdicts,
+    ) -> rusqlite::Result<()> {
+        let mut stmt = self.conn.prepare(&select_assets(true))?;
+        let mut update = self.conn.prepare(UPDATE_VERDICT)?;
+        // The covering unique index (asset_id, depends_on_asset_id, ...) answers this alone.
+        let mut runs_on = self
+            .conn
+            .prepare("SELECT depends_on_asset_id FROM asset_dependencies WHERE asset_id = ?1")?;
         let mut rows = stmt.query([engagement])?;
         while let Some(r) = rows.next()? {
-            let id: String = r.get(0)?;
-            let facts = AssetFacts {
-                asset_type: r.get(1)?,
-                name: r.get(2)?,
-                operating_system: r.get(3)?,
-                os_version: r.get(4)?,
-                technology_stack: r.get(5)?,
-                description: r.get(6)?,
-                model: r.get(7)?,
-                end_of_support_date: r.get(8)?,
-                end_of_life_date: r.get(9)?,
-                present: {
-                    // Columns 10 to 17 say whether these are written.
-                    const WRITTEN: [&str; 8] = [
-                        "cpu_cores",
-                        "memory_gb",
-                        "storage_gb",
-                        "environment",
-                        "business_owner",
-                        "technical_owner",
-                        "location",
-                        "datacenter",
-                    ];
-                    let mut flags = [false; 8];
-                    for (i, flag) in flags.iter_mut().enumerate() {
-                        *flag = r.get(10 + i)?;
-                    }
-                    let has_os = r.get::<_, Option<String>>(3)?.is_some();
-                    let written = |name: &str| match WRITTEN.iter().position(|w| *w == name) {
-                        Some(i) => flags[i],
-                        None => name == "operating_system" && has_os,
-                    };
-                    presence(written, r.get(18)?)
-                },
-            };
-            let stored: Stored = (r.get(19)?, r.get(20)?, r.get(21)?, r.get(22)?);
+            let (id, facts, stored) = read_asset(r)?;
             let mut verdict = assess(&facts, self.as_of);
-            if applications && verdict.status == SupportStatus::Unknown {
-                self.inherit(&id, &mut verdict)?;
+            if verdict.status == SupportStatus::Unknown {
+                let mut worst: Option<MachineVerdict> = None;
+                let mut targets = runs_on.query([&id])?;
+                while let Some(t) = targets.next()? {
+                    let Some(machine) = t.get_ref(0)?.as_str().ok().and_then(|m| machines.get(m))
+                    else {
+                        continue;
+                    };
+                    if worst.as_ref().is_none_or(|w| worse(&machine, w)) {
+                        worst = Some(machine);
+                    }
+                }
+                if let Some(machine) = worst {
+                    inherit(&mut verdict, &machine);
+                }
             }
             let fresh = stored_form(&verdict);
             let details = verdict.details.to_string();
-            if self.record(&facts, &verdict, fresh, &details, &stored) {
+            if tally(
+                &mut self.outcome,
+                &facts,
+                &verdict,
+                fresh,
+                &details,
+                &stored,
+            ) {
                 update.execute(params![id, fresh.0, fresh.1, fresh.2, details])?;
                 self.outcome.updated += 1;
             }
         }
         Ok(())
     }
+}
 
-    /// Gives an application the worst verdict of the machines it runs on.
-    fn inherit(&self, application_id: &str, verdict: &mut Assessment) -> rusqlite::Result<()> {
-        let worst: Option<MachineVerdict> = self
-            .conn
-            .prepare_cached(
-                "SELECT m.name, m.support_status, m.tech_debt_score,
-                        json_extract(m.tech_debt_details, '$.support_ends'),
-                        json_extract(m.tech_debt_details, '$.based_on')
-                 FROM asset_dependencies d JOIN assets m ON m.id = d.depends_on_asset_id
-                 WHERE d.asset_id = ?1 AND m.asset_type <> 'application'
-                   AND m.support_status IN ('supported', 'extended_support', 'end_of_life')
-                 ORDER BY CASE m.support_status WHEN 'end_of_life' THEN 3
-                          WHEN 'extended_support' THEN 2 ELSE 1 END DESC,
-                          -- of two equally bad machines, the one whose support ended first
-                          4 IS NOT NULL, 4, m.name
-                 LIMIT 1",
-            )?
-            .query_row([application_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-            .optional()?;
-        let Some((machine, status, score, support_ends, based_on)) = worst else {
-            return Ok(());
-        };
-        verdict.status = SupportStatus::from_name(&status).unwrap_or(SupportStatus::Unknown);
-        verdict.score = score;
-        verdict.support_ends = support_ends;
-        verdict.based_on = format!("runs on {machine} ({})", based_on.unwrap_or_default());
-        verdict.details["based_on"] = json!(verdict.based_on);
-        verdict.details["support_ends"] = json!(verdict.support_ends);
-        verdict.details["inherited_from"] = json!(machine);
-        Ok(())
-    }
+/// Gives an application the verdict of the machine it runs on.
+fn inherit(verdict: &mut Assessment, machine: &MachineVerdict) {
+    verdict.status = machine.status;
+    verdict.score = machine.score;
+    verdict.support_ends = machine.support_ends.map(str::to_string);
+    verdict.based_on = format!("runs on {} ({})", machine.name, machine.based_on);
+    verdict.details["based_on"] = json!(verdict.based_on);
+    verdict.details["support_ends"] = json!(verdict.support_ends);
+    verdict.details["inherited_from"] = json!(machine.name);
+}
 
-    /// Counts a verdict and keeps it among the worst when it is one; says
-    /// whether it differs from what is stored.
-    fn record(
-        &mut self,
-        facts: &AssetFacts,
-        verdict: &Assessment,
-        fresh: StoredForm,
-        fresh_details: &str,
-        stored: &Stored,
-    ) -> bool {
-        let outcome = &mut self.outcome;
-        if fresh.2 == "ready" {
-            outcome.sixr_ready += 1;
-        } else {
-            outcome.sixr_not_ready += 1;
-        }
-        outcome.assets += 1;
-        *outcome
-            .by_status
-            .entry(verdict.status.name().to_string())
-            .or_default() += 1;
-        if verdict.status != SupportStatus::Unknown {
-            match outcome.by_product.get_mut(&verdict.based_on) {
-                Some(n) => *n += 1,
-                None => {
-                    outcome.by_product.insert(verdict.based_on.clone(), 1);
-                }
-            }
-        }
-        for field in &verdict.sixr_missing {
-            *outcome.missing_fields.entry(field).or_default() += 1;
-        }
-        if matches!(
-            verdict.status,
-            SupportStatus::EndOfLife | SupportStatus::ExtendedSupport
-        ) {
-            outcome.worst.push(Offender {
-                name: facts.name.clone(),
-                asset_type: facts.asset_type.clone(),
-                status: verdict.status,
-                score: verdict.score,
-                based_on: verdict.based_on.clone(),
-                support_ends: verdict.support_ends.clone(),
-            });
-            if outcome.worst.len() >= WORST_KEPT * 10 {
-                sort_worst(&mut outcome.worst);
-            }
-        }
-        // The text this program writes is compared as text; other text
-        // (an older intake's, re-spaced) as JSON values.
-        let same_details = match stored.3.as_deref() {
-            Some(text) if text == fresh_details => true,
-            Some(text) => {
-                serde_json::from_str::<Value>(text).ok().as_ref() == Some(&verdict.details)
-            }
-            None => false,
-        };
-        stored.0.as_deref() != Some(fresh.0)
-            || stored.1 != fresh.1
-            || stored.2.as_deref() != Some(fresh.2)
-            || !same_details
+/// Counts a verdict and keeps it among the worst when it is one; says
+/// whether it differs from what is stored.
+fn tally(
+    outcome: &mut TechDebtOutcome,
+    facts: &AssetFacts,
+    verdict: &Assessment,
+    fresh: StoredForm,
+    fresh_details: &str,
+    stored: &Stored,
+) -> bool {
+    if fresh.2 == "ready" {
+        outcome.sixr_ready += 1;
+    } else {
+        outcome.sixr_not_ready += 1;
     }
+    outcome.assets += 1;
+    *outcome
+        .by_status
+        .entry(verdict.status.name().to_string())
+        .or_default() += 1;
+    if verdict.status != SupportStatus::Unknown {
+        match outcome.by_product.get_mut(&verdict.based_on) {
+            Some(n) => *n += 1,
+            None => {
+                outcome.by_product.insert(verdict.based_on.clone(), 1);
+            }
+        }
+    }
+    for field in &verdict.sixr_missing {
+        *outcome.missing_fields.entry(field).or_default() += 1;
+    }
+    if matches!(
+        verdict.status,
+        SupportStatus::EndOfLife | SupportStatus::ExtendedSupport
+    ) {
+        outcome.worst.push(Offender {
+            name: facts.name.clone(),
+            asset_type: facts.asset_type.clone(),
+            status: verdict.status,
+            score: verdict.score,
+            based_on: verdict.based_on.clone(),
+            support_ends: verdict.support_ends.clone(),
+        });
+        if outcome.worst.len() >= WORST_KEPT * 10 {
+            sort_worst(&mut outcome.worst);
+        }
+    }
+    // The text this program writes is compared as text; other text
+    // (an older intake's, re-spaced) as JSON values.
+    let same_details = match stored.3.as_deref() {
+        Some(text) if text == fresh_details => true,
+        Some(text) => serde_json::from_str::<Value>(text).ok().as_ref() == Some(&verdict.details),
+        None => false,
+    };
+    stored.0.as_deref() != Some(fresh.0)
+        || stored.1 != fresh.1
+        || stored.2.as_deref() != Some(fresh.2)
+        || !same_details
 }
 
 /// A machine's verdict as the assets row stores it: support_status,
@@ -625,5 +847,72 @@ impl PhaseOutcome for TechDebtOutcome {
             params![ctx.ids.discovery_flow_id, self.analysis.to_string()],
         )?;
         flow::complete_phase(ctx.conn, &ctx.ids, Self::PHASE, &self.summary())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict<'v>(
+        status: SupportStatus,
+        ends: Option<&'v str>,
+        name: &'v str,
+    ) -> MachineVerdict<'v> {
+        MachineVerdict {
+            status,
+            score: None,
+            support_ends: ends,
+            based_on: "",
+            name,
+        }
+    }
+
+    #[test]
+    fn an_application_inherits_the_worst_status_then_the_earliest_end_then_the_first_name() {
+        let eol = verdict(SupportStatus::EndOfLife, Some("2020-01-14"), "b");
+        let extended = verdict(SupportStatus::ExtendedSupport, Some("2019-01-01"), "a");
+        assert!(worse(&eol, &extended) && !worse(&extended, &eol));
+        let later = verdict(SupportStatus::EndOfLife, Some("2023-01-10"), "a");
+        assert!(worse(&eol, &later), "the earlier end wins among equals");
+        let undated = verdict(SupportStatus::EndOfLife, None, "z");
+        assert!(
+            worse(&undated, &eol),
+            "as the SQL order did: no end date first"
+        );
+        let same = verdict(SupportStatus::EndOfLife, Some("2020-01-14"), "a");
+        assert!(worse(&same, &eol) && !worse(&eol, &same), "then by name");
+        assert!(!worse(&eol, &eol));
+    }
+
+    #[test]
+    fn machines_are_found_by_id_with_their_product_kept_once() {
+        let mut verdicts = InheritableVerdicts::default();
+        let facts = AssetFacts {
+            asset_type: "server".into(),
+            name: "old-host".into(),
+            operating_system: Some("Windows Server 2008 R2".into()),
+            ..Default::default()
+        };
+        let judged = assess(&facts, "2026-11-24");
+        verdicts.note("id-1", "old-host", &judged);
+        verdicts.note("id-2", "old-host-2", &judged);
+        let unknown = assess(&AssetFacts::default(), "2026-11-24");
+        verdicts.note("id-3", "nothing-known", &unknown);
+        verdicts.seal();
+        // One product and one end-of-support day, each kept once.
+        assert_eq!(verdicts.texts.len(), 2);
+        let found = verdicts.get("id-2").unwrap();
+        assert_eq!(found.name, "old-host-2");
+        assert_eq!(found.status, judged.status);
+        assert_eq!(found.support_ends, judged.support_ends.as_deref());
+        assert_eq!(found.based_on, judged.based_on);
+        assert_eq!(found.score, judged.score);
+        assert_eq!(verdicts.get("id-1").unwrap().name, "old-host");
+        assert!(
+            verdicts.get("id-3").is_none(),
+            "unknown verdicts are not inherited"
+        );
+        assert!(verdicts.get("id-4").is_none());
     }
 }
