@@ -220,6 +220,13 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "cache_size", -32_768)?; // 32 MiB
+                                                      // For set-based inserts (INSERT ... SELECT), ids made as `new_id` makes them.
+    conn.create_scalar_function(
+        "intake_new_id",
+        0,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8,
+        |_| Ok(new_id()),
+    )?;
     Ok(())
 }
 

@@ -332,7 +332,7 @@ pub fn write_relationships_csv(
             (record.len() > 1 && !record[1].is_empty()).then(|| std::mem::take(&mut record[1]))
         })
         .collect();
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_0f_7e1a);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x005e_ed0f_7e1a);
     let weights: u32 = SERVER_RELATIONS.iter().map(|(_, w)| w).sum();
     let kind = |rng: &mut StdRng| {
         let mut pick = rng.random_range(0..weights);

@@ -21,7 +21,7 @@ mod relationship;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -115,10 +115,23 @@ struct Edge<'e> {
     source: &'static str,
 }
 
-/// The edges derived by this run, held in a temporary table rather than in
+/// The edges derived by this run, held in temporary tables rather than in
 /// memory: a million virtual machines or application servers give a million
 /// edges, and the reconciliation with the stored ones is a set operation.
+/// Edges are appended to derived_edge_rows as they are derived, then sorted
+/// once into derived_edges (`keep_first_derived`): a relationship export's
+/// edges come in no order, and inserting them one by one into a keyed table
+/// larger than its cache cost a minute at two million edges.
 const DERIVED_EDGES: &str = "
+    CREATE TEMP TABLE IF NOT EXISTS derived_edge_rows (
+        asset_id            TEXT NOT NULL,
+        depends_on_asset_id TEXT NOT NULL,
+        dependency_type     TEXT NOT NULL,
+        description         TEXT,
+        confidence_score    REAL NOT NULL,
+        source              TEXT NOT NULL
+    );
+    DELETE FROM temp.derived_edge_rows;
     CREATE TEMP TABLE IF NOT EXISTS derived_edges (
         asset_id            TEXT NOT NULL,
         depends_on_asset_id TEXT NOT NULL,
@@ -152,17 +165,23 @@ pub fn run(ctx: &PhaseCtx) -> rusqlite::Result<DependenciesOutcome> {
     let relationships = phase.relationship_imports()?;
     let first_guests = phase.virtualization_hosts()?;
     step("hosts found");
-    let mut wanted: HashSet<String> = first_guests.iter().map(|g| g.0.clone()).collect();
+    let mut wanted = WantedKeys::default();
+    for guest in &first_guests {
+        wanted.add(&guest.0);
+    }
     for import in &relationships {
         for_each_relationship_row(&tx, &phase.now, import, |_, row| {
-            wanted.extend([row.from.clone(), row.to.clone()].into_iter().flatten());
+            for name in [&row.from, &row.to].into_iter().flatten() {
+                wanted.add(name);
+            }
             Ok(None)
         })?;
     }
-    let mut resolver = Resolver::build(&tx, &phase.engagement, &wanted)?;
-    drop(wanted);
+    let mut resolver = Resolver::build(&tx, &phase.engagement, wanted)?;
     step("resolver built");
     phase.virtualization(first_guests, &mut resolver)?;
+    // Only hosts are added to the resolver; what it looks up is now known.
+    resolver.wanted = WantedKeys::default();
     phase.application_lists(&mut resolver)?;
     phase.applications(&mut resolver)?;
     step("applications derived");
@@ -175,7 +194,7 @@ pub fn run(ctx: &PhaseCtx) -> rusqlite::Result<DependenciesOutcome> {
     phase.summarise()?;
     step("summarised");
     let outcome = phase.outcome;
-    tx.execute_batch("DROP TABLE temp.derived_edges")?;
+    tx.execute_batch("DROP TABLE temp.derived_edges; DROP TABLE temp.derived_edge_rows")?;
     tx.commit()?;
     Ok(outcome)
 }
@@ -208,6 +227,12 @@ struct RelationshipImport {
     sheet: Option<String>,
     layout: Layout,
 }
+
+/// The index on asset_dependencies' depends_on end, dropped around a bulk insert.
+const DEPENDS_ON_INDEX: &str = "ix_asset_dependencies_depends_on";
+/// Derived edges from which the depends_on index is built again rather than
+/// kept while inserting.
+const BULK_EDGES: i64 = 100_000;
 
 /// Relationship rows read per query, then written back before the next.
 const RELATIONSHIP_BATCH: i64 = 2_000;
@@ -716,6 +741,7 @@ impl EdgeBuilder<'_> {
     /// edges the data no longer gives removed. An edge another source already
     /// wrote (same ends and type) is kept as it is.
     fn reconcile(&mut self) -> rusqlite::Result<()> {
+        keep_first_derived(self.conn)?;
         let owned = SOURCES
             .iter()
             .map(|s| format!("'{s}'"))
@@ -723,33 +749,6 @@ impl EdgeBuilder<'_> {
             .join(", ");
         let same_edge = "d.asset_id = e.asset_id AND d.depends_on_asset_id = e.depends_on_asset_id
                          AND d.dependency_type = e.dependency_type";
-        self.outcome.removed = self.conn.execute(
-            &format!(
-                "DELETE FROM asset_dependencies AS d
-                 WHERE d.engagement_id = ?1 AND d.source IN ({owned})
-                   AND NOT EXISTS (SELECT 1 FROM temp.derived_edges e WHERE {same_edge})"
-            ),
-            [&self.engagement],
-        )? as u64;
-        self.outcome.updated = self.conn.execute(
-            &format!(
-                "UPDATE asset_dependencies AS d
-                 SET description = e.description, confidence_score = e.confidence_score,
-                     source = e.source, master_flow_id = ?2, updated_at = ?3
-                 FROM temp.derived_edges e
-                 WHERE {same_edge} AND d.engagement_id = ?1 AND d.source IN ({owned})
-                   AND (d.description IS NOT e.description
-                        OR coalesce(d.confidence_score, 0) <> e.confidence_score
-                        OR d.source IS NOT e.source)"
-            ),
-            params![self.engagement, self.ids.master_flow_id, self.now],
-        )? as u64;
-        let mut insert = self.conn.prepare(
-            "INSERT INTO asset_dependencies (id, client_account_id, engagement_id, master_flow_id,
-               asset_id, depends_on_asset_id, dependency_type, description, confidence_score,
-               source, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
-        )?;
         // An engagement's first edges need no look-up of stored ones.
         let none_stored: bool = self.conn.query_row(
             "SELECT NOT EXISTS (SELECT 1 FROM asset_dependencies WHERE engagement_id = ?1)",
@@ -759,33 +758,52 @@ impl EdgeBuilder<'_> {
         let not_stored = if none_stored {
             String::new()
         } else {
+            self.outcome.removed = self.conn.execute(
+                &format!(
+                    "DELETE FROM asset_dependencies AS d
+                     WHERE d.engagement_id = ?1 AND d.source IN ({owned})
+                       AND NOT EXISTS (SELECT 1 FROM temp.derived_edges e WHERE {same_edge})"
+                ),
+                [&self.engagement],
+            )? as u64;
+            self.outcome.updated = self.conn.execute(
+                &format!(
+                    "UPDATE asset_dependencies AS d
+                     SET description = e.description, confidence_score = e.confidence_score,
+                         source = e.source, master_flow_id = ?2, updated_at = ?3
+                     FROM temp.derived_edges e
+                     WHERE {same_edge} AND d.engagement_id = ?1 AND d.source IN ({owned})
+                       AND (d.description IS NOT e.description
+                            OR coalesce(d.confidence_score, 0) <> e.confidence_score
+                            OR d.source IS NOT e.source)"
+                ),
+                params![self.engagement, self.ids.master_flow_id, self.now],
+            )? as u64;
             format!("WHERE NOT EXISTS (SELECT 1 FROM asset_dependencies d WHERE {same_edge})")
         };
-        let mut new_edges = self.conn.prepare(&format!(
-            "SELECT e.asset_id, e.depends_on_asset_id, e.dependency_type, e.description,
-                    e.confidence_score, e.source
-             FROM temp.derived_edges e {not_stored}"
-        ))?;
-        // Inserting while the query reads is safe: an inserted edge has the
-        // key of the derived row just read, which no later row shares.
-        let mut rows = new_edges.query([])?;
-        while let Some(r) = rows.next()? {
-            insert.execute(params![
-                db::new_id(),
-                self.client,
-                self.engagement,
-                self.ids.master_flow_id,
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<String>>(3)?,
-                r.get::<_, f64>(4)?,
-                r.get::<_, String>(5)?,
-                self.now
-            ])?;
-            self.outcome.created += 1;
+        // One statement, in the derived edges' key order (the unique index's).
+        // Their depends_on ends come in no order: many of them go faster
+        // into a table without the index on that end, built again after
+        // (sorted once) than into the index row by row.
+        let rebuild = self.many_new_edges()?;
+        if rebuild.is_some() {
+            self.conn
+                .execute_batch(&format!("DROP INDEX {DEPENDS_ON_INDEX}"))?;
         }
-        drop(rows);
+        self.outcome.created = self.conn.execute(
+            &format!(
+                "INSERT INTO asset_dependencies (id, client_account_id, engagement_id, master_flow_id,
+                   asset_id, depends_on_asset_id, dependency_type, description, confidence_score,
+                   source, created_at, updated_at)
+                 SELECT intake_new_id(), ?1, ?2, ?3, e.asset_id, e.depends_on_asset_id,
+                        e.dependency_type, e.description, e.confidence_score, e.source, ?4, ?4
+                 FROM temp.derived_edges e {not_stored}"
+            ),
+            params![self.client, self.engagement, self.ids.master_flow_id, self.now],
+        )? as u64;
+        if let Some(sql) = rebuild {
+            self.conn.execute_batch(&sql)?;
+        }
         let counts: Vec<(String, String, u64)> = self
             .conn
             .prepare(
@@ -800,6 +818,34 @@ impl EdgeBuilder<'_> {
         }
         self.outcome.unchanged = self.outcome.edges - self.outcome.created - self.outcome.updated;
         Ok(())
+    }
+
+    /// When this run derived at least `BULK_EDGES` edges and a quarter as
+    /// many as are stored, the index on depends_on and the statement that
+    /// makes it, to drop it for the insert and build it again after.
+    fn many_new_edges(&self) -> rusqlite::Result<Option<String>> {
+        let derived: i64 =
+            self.conn
+                .query_row("SELECT count(*) FROM temp.derived_edges", [], |r| r.get(0))?;
+        if derived < BULK_EDGES {
+            return Ok(None);
+        }
+        let stored: i64 =
+            self.conn
+                .query_row("SELECT count(*) FROM asset_dependencies", [], |r| r.get(0))?;
+        if derived * 4 < stored {
+            return Ok(None);
+        }
+        let sql: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1",
+                [DEPENDS_ON_INDEX],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        Ok(sql)
     }
 
     /// Clusters with their hosts and machines, and the most depended-on assets.
@@ -890,14 +936,14 @@ fn for_each_relationship_row(
     }
 }
 
-/// Adds an edge unless one with the same ends and type was derived before
-/// (the first source to derive an edge keeps it).
+/// Adds a derived edge; of several with the same ends and type, the first
+/// derived is kept (`keep_first_derived`).
 fn add_edge(conn: &Connection, edge: Edge) -> rusqlite::Result<()> {
     if edge.from == edge.to {
         return Ok(());
     }
     conn.prepare_cached(
-        "INSERT OR IGNORE INTO temp.derived_edges (asset_id, depends_on_asset_id,
+        "INSERT INTO temp.derived_edge_rows (asset_id, depends_on_asset_id,
            dependency_type, description, confidence_score, source)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
@@ -910,6 +956,19 @@ fn add_edge(conn: &Connection, edge: Edge) -> rusqlite::Result<()> {
         edge.source
     ])?;
     Ok(())
+}
+
+/// Sorts the derived edges into derived_edges, keeping of each ends and
+/// type the first derived (the lowest rowid): sorted, every insert appends.
+fn keep_first_derived(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "INSERT OR IGNORE INTO temp.derived_edges
+           SELECT asset_id, depends_on_asset_id, dependency_type, description,
+                  confidence_score, source
+           FROM temp.derived_edge_rows
+           ORDER BY asset_id, depends_on_asset_id, dependency_type, rowid;
+         DELETE FROM temp.derived_edge_rows;",
+    )
 }
 
 /// An application as the machines name it.
@@ -1018,16 +1077,52 @@ enum Resolution {
     None,
 }
 
+/// The 64-bit hash of a lower-cased name, as the resolver keys it.
+fn name_hash(key: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x4e50_1fe5).hash_one(key)
+}
+
+/// The names the phase will look up (host columns, relationship ends),
+/// lower-cased with their short forms, kept as hashes: a relationship export
+/// of millions of rows names about as many machines.
+#[derive(Default)]
+struct WantedKeys(HashSet<u64, foldhash::fast::FixedState>);
+
+impl WantedKeys {
+    fn add(&mut self, name: &str) {
+        let key = name.trim().to_lowercase();
+        if !key.is_empty() {
+            self.0.insert(name_hash(&values::short_name(&key)));
+            self.0.insert(name_hash(&key));
+        }
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.0.contains(&name_hash(key))
+    }
+}
+
+/// An asset index, or (with the high bit) an index into `Resolver::many`.
+const MANY: u32 = 1 << 31;
+
 /// Finds assets by the names and keys a relationship export or a host column
 /// may use: sys_id or external id, then the full name, FQDN or host name,
 /// then the short name, then the IP address. It holds only the names the
 /// phase will look up (and every application), so its memory follows the
-/// host names and relationship rows, not the number of assets.
+/// host names and relationship rows, not the number of assets; a name is
+/// kept as its 64-bit hash and an asset's id once, so a million machines
+/// named by a relationship export cost tens of megabytes.
 struct Resolver {
-    /// Lower-cased names looked up, and their short forms.
-    wanted: HashSet<String>,
-    exact: HashMap<String, Vec<String>>,
-    short: HashMap<String, Vec<String>>,
+    wanted: WantedKeys,
+    /// Name hash → an asset (its index in `ids`) or, past MANY, the list of
+    /// several in `many`.
+    exact: HashMap<u64, u32, foldhash::fast::FixedState>,
+    short: HashMap<u64, u32, foldhash::fast::FixedState>,
+    many: Vec<Vec<u32>>,
+    /// The assets' ids one after the other, and where each ends.
+    ids: String,
+    id_ends: Vec<u32>,
     applications: HashMap<String, Vec<String>>,
 }
 
@@ -1035,33 +1130,30 @@ impl Resolver {
     fn build(
         conn: &Connection,
         engagement: &str,
-        names: &HashSet<String>,
+        wanted: WantedKeys,
     ) -> rusqlite::Result<Resolver> {
-        let mut wanted = HashSet::with_capacity(names.len() * 2);
-        for name in names {
-            let key = name.trim().to_lowercase();
-            if !key.is_empty() {
-                wanted.insert(values::short_name(&key));
-                wanted.insert(key);
-            }
-        }
-        let mut resolver = Resolver {
-            wanted,
-            exact: HashMap::new(),
-            short: HashMap::new(),
-            applications: HashMap::new(),
-        };
         // With no name to look up, only the applications are needed.
-        let only_applications = if resolver.wanted.is_empty() {
+        let only_applications = if wanted.0.is_empty() {
             "AND asset_type = 'application'"
         } else {
             ""
         };
+        let mut resolver = Resolver {
+            wanted,
+            exact: HashMap::default(),
+            short: HashMap::default(),
+            many: Vec::new(),
+            ids: String::new(),
+            id_ends: Vec::new(),
+            applications: HashMap::new(),
+        };
         let mut stmt = conn.prepare(&format!(
             "SELECT id, name, asset_type, cmdb_record_id, external_id, hostname, fqdn, ip_address
-             FROM assets WHERE +engagement_id = ?1 {only_applications} ORDER BY created_at, id"
+             FROM assets WHERE +engagement_id = ?1 {only_applications}"
         ))?;
         let mut rows = stmt.query([engagement])?;
+        // In table order: which asset a name finds, or how many, does not
+        // depend on the order they are indexed in.
         let mut keys: Vec<Option<String>> = Vec::with_capacity(5);
         while let Some(r) = rows.next()? {
             let asset_type: String = r.get(2)?;
@@ -1079,16 +1171,27 @@ impl Resolver {
         self.index(id, name, asset_type, &[]);
     }
 
+    fn id(&self, asset: u32) -> &str {
+        let end = self.id_ends[asset as usize] as usize;
+        let start = match asset {
+            0 => 0,
+            _ => self.id_ends[asset as usize - 1] as usize,
+        };
+        &self.ids[start..end]
+    }
+
     fn index(&mut self, id: &str, name: &str, asset_type: &str, keys: &[Option<String>]) {
-        let push = |map: &mut HashMap<String, Vec<String>>, key: String| {
-            let ids = map.entry(key).or_default();
+        if asset_type == "application" {
+            let ids = self
+                .applications
+                .entry(name.trim().to_lowercase())
+                .or_default();
             if !ids.iter().any(|i| i == id) {
                 ids.push(id.to_string());
             }
-        };
-        if asset_type == "application" {
-            push(&mut self.applications, name.trim().to_lowercase());
         }
+        // The asset gets an index the first time one of its names is wanted.
+        let mut asset: Option<u32> = None;
         let names = std::iter::once(name).chain(keys.iter().flatten().map(String::as_str));
         for key in names {
             let key = key.trim().to_lowercase();
@@ -1098,13 +1201,21 @@ impl Resolver {
             if values::normalise_ip(&key).is_none() && key.contains('.') {
                 let short = values::short_name(&key);
                 if self.wanted.contains(&short) {
-                    push(&mut self.short, short);
+                    let asset = *asset.get_or_insert_with(|| self.push_id(id));
+                    push_asset(&mut self.short, &mut self.many, name_hash(&short), asset);
                 }
             }
             if self.wanted.contains(&key) {
-                push(&mut self.exact, key);
+                let asset = *asset.get_or_insert_with(|| self.push_id(id));
+                push_asset(&mut self.exact, &mut self.many, name_hash(&key), asset);
             }
         }
+    }
+
+    fn push_id(&mut self, id: &str) -> u32 {
+        self.ids.push_str(id);
+        self.id_ends.push(self.ids.len() as u32);
+        self.id_ends.len() as u32 - 1
     }
 
     fn resolve(&self, raw: &str) -> Resolution {
@@ -1112,22 +1223,49 @@ impl Resolver {
         if key.is_empty() {
             return Resolution::None;
         }
-        let pick = |ids: Option<&Vec<String>>| match ids.map(Vec::as_slice) {
-            Some([one]) => Some(Resolution::One(one.clone())),
-            Some(many) if many.len() > 1 => Some(Resolution::Many(many.len())),
-            _ => None,
+        let pick = |found: Option<&u32>| match found {
+            Some(&many) if many & MANY != 0 => {
+                Some(Resolution::Many(self.many[(many & !MANY) as usize].len()))
+            }
+            Some(&one) => Some(Resolution::One(self.id(one).to_string())),
+            None => None,
         };
-        if let Some(found) = pick(self.exact.get(&key)) {
+        if let Some(found) = pick(self.exact.get(&name_hash(&key))) {
             return found;
         }
         // A short name matches the FQDN it starts; an FQDN matches its short name.
         let short = values::short_name(&key);
-        pick(self.short.get(&key))
+        pick(self.short.get(&name_hash(&key)))
             .or_else(|| {
                 (short != key)
-                    .then(|| pick(self.exact.get(&short)))
+                    .then(|| pick(self.exact.get(&name_hash(&short))))
                     .flatten()
             })
             .unwrap_or(Resolution::None)
+    }
+}
+
+/// Adds `asset` under `key`: the key's one asset, or one more of several.
+fn push_asset(
+    map: &mut HashMap<u64, u32, foldhash::fast::FixedState>,
+    many: &mut Vec<Vec<u32>>,
+    key: u64,
+    asset: u32,
+) {
+    match map.get(&key).copied() {
+        None => {
+            map.insert(key, asset);
+        }
+        Some(same) if same == asset => {}
+        Some(list) if list & MANY != 0 => {
+            let list = &mut many[(list & !MANY) as usize];
+            if !list.contains(&asset) {
+                list.push(asset);
+            }
+        }
+        Some(one) => {
+            many.push(vec![one, asset]);
+            map.insert(key, (many.len() as u32 - 1) | MANY);
+        }
     }
 }

@@ -628,7 +628,6 @@ impl Judge<'_> {
                 }
             }
             hand_over(batch)?;
-            drop(hand_over);
             drop(to_judge);
             for changed in write_queue.iter() {
                 write(changed)?;
