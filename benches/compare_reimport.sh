@@ -20,7 +20,7 @@ csv="$dir/cmdb_${rows}.csv"
 changed="$dir/cmdb_${rows}_changed1.csv"
 [ -s "$csv" ] || ./target/release/gen-cmdb --rows "$rows" --out "$csv"
 [ -s "$changed" ] || ./target/release/gen-cmdb --rows "$rows" --changed-percent 1 --out "$changed"
-echo "files: $csv, $changed ($(cmp -l "$csv" "$changed" 2>/dev/null | wc -l) bytes differ)"
+echo "files: $csv and $changed (the same machines, 1 % of them changed)"
 
 timed() { # label, then the intake arguments; prints seconds and peak KB
   local label=$1; shift

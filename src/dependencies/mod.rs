@@ -232,7 +232,7 @@ struct RelationshipImport {
 const DEPENDS_ON_INDEX: &str = "ix_asset_dependencies_depends_on";
 /// Derived edges from which the depends_on index is built again rather than
 /// kept while inserting.
-const BULK_EDGES: i64 = 100_000;
+const BULK_EDGES: i64 = 20_000;
 
 /// Relationship rows read per query, then written back before the next.
 const RELATIONSHIP_BATCH: i64 = 2_000;

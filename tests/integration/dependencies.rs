@@ -337,3 +337,92 @@ fn a_source_target_type_list_matches_short_names_and_keeps_extra_columns() {
     );
     assert_eq!(json["dependencies"]["by_source"]["relationship_list"], 2);
 }
+
+/// A generated CMDB export with its cmdb_rel_ci export beside it, large
+/// enough for the phase's bulk path (edges appended then sorted, the
+/// depends_on index built again after the insert): every relationship row
+/// whose ends exist becomes exactly the edge its type says, in its direction.
+#[test]
+fn a_relationship_export_of_thousands_of_rows_becomes_exactly_its_edges() {
+    let work = Work::new();
+    let rows = 25_000;
+    let servers = work.path("cmdb_ci_server.csv");
+    let relationships = work.path("cmdb_rel_ci.csv");
+    let mut out = std::fs::File::create(&servers).unwrap();
+    intake::synth::write_cmdb_csv(&mut out, rows, 1.0, 3).unwrap();
+    let mut out = std::fs::File::create(&relationships).unwrap();
+    intake::synth::write_relationships_csv(&mut out, rows, 1.0, 3).unwrap();
+    drop(out);
+
+    // What the export says: (depending, kind, depended on) by name.
+    let mut expected = std::collections::BTreeSet::new();
+    let mut decommissioned = 0;
+    let mut reader = csv::Reader::from_path(&relationships).unwrap();
+    for record in reader.records() {
+        let record = record.unwrap();
+        let (parent, kind, child) = (&record[0], &record[1], &record[2]);
+        if parent.starts_with("DECOM") {
+            decommissioned += 1;
+            continue;
+        }
+        let edge = match kind {
+            "Depends on::Used by" => (parent, "depends_on", child),
+            "Used by::Depends on" => (child, "depends_on", parent),
+            "Connects to::Connected by" => (parent, "connects_to", child),
+            "Sends data to::Receives data from" => (parent, "sends_data_to", child),
+            other => panic!("the generator wrote a type this test does not know: {other}"),
+        };
+        if edge.0 != edge.2 {
+            expected.insert((edge.0.to_string(), edge.1.to_string(), edge.2.to_string()));
+        }
+    }
+    assert!(expected.len() > 20_000, "{}", expected.len());
+
+    let files = [servers.to_str().unwrap(), relationships.to_str().unwrap()];
+    let (code, json) = work.import_json(&files);
+    assert_eq!(code, 0, "{json}");
+    let found = &json["dependencies"];
+    assert_eq!(found["unresolved"], decommissioned, "{found}");
+    let from_relationships: std::collections::BTreeSet<(String, String, String)> = edges(&work)
+        .into_iter()
+        .filter(|(_, kind, _, _)| kind != "runs_on")
+        .map(|(from, kind, to, _)| (from, kind, to))
+        .collect();
+    assert_eq!(from_relationships.len(), expected.len());
+    assert!(
+        from_relationships == expected,
+        "the edges differ from what the export says"
+    );
+    // Every server names its application: one runs_on edge per server row.
+    let runs_on = found["by_type"]["runs_on"].as_u64().unwrap();
+    assert!(runs_on > 24_000, "{found}");
+    assert_eq!(
+        found["edges"].as_u64().unwrap(),
+        runs_on + expected.len() as u64,
+        "{found}"
+    );
+
+    let conn = work.conn();
+    let index: i64 = crate::common::count(
+        &conn,
+        "SELECT count(*) FROM sqlite_master WHERE name = 'ix_asset_dependencies_depends_on'",
+    );
+    assert_eq!(
+        index, 1,
+        "the index dropped for the bulk insert is built again"
+    );
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    drop(conn);
+
+    let mut args = files.to_vec();
+    args.push("--force");
+    let (code, again) = work.import_json(&args);
+    assert_eq!(code, 0, "{again}");
+    let again = &again["dependencies"];
+    assert_eq!(again["created"], 0, "{again}");
+    assert_eq!(again["removed"], 0, "{again}");
+    assert_eq!(again["edges"], found["edges"], "{again}");
+}

@@ -91,6 +91,28 @@ fn asset_digest(conn: &Connection) -> Vec<String> {
 
 /// How many phases of the latest flow are recorded complete (0 when none
 /// or the file cannot be read yet).
+/// Every edge by its ends' names, type and source, sorted; and whether the
+/// depends_on index is there.
+fn edge_digest(conn: &Connection) -> Vec<String> {
+    let mut edges: Vec<String> = conn
+        .prepare(
+            "SELECT a.name || ' ' || d.dependency_type || ' ' || b.name || ' ' || coalesce(d.source, '')
+             FROM asset_dependencies d JOIN assets a ON a.id = d.asset_id
+             JOIN assets b ON b.id = d.depends_on_asset_id ORDER BY 1",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let index = count(
+        conn,
+        "SELECT count(*) FROM sqlite_master WHERE name = 'ix_asset_dependencies_depends_on'",
+    );
+    edges.push(format!("depends_on index: {index}"));
+    edges
+}
+
 fn completed_phases(db: &std::path::Path) -> i64 {
     let Ok(conn) = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
         return 0;
@@ -108,16 +130,27 @@ fn completed_phases(db: &std::path::Path) -> i64 {
 #[test]
 fn a_kill_in_any_phase_is_finished_by_the_next_run() {
     let source = Work::new();
-    // Every server names its application: the dependencies phase has work.
-    // Two files in one run: the inventory phase builds them (not staging).
+    // Every server names its application and a cmdb_rel_ci export relates
+    // them: the dependencies phase has work enough for its bulk path (the
+    // depends_on index dropped and built again). Several files in one run:
+    // the inventory phase builds them (not staging).
     let export = write_export(&source, 30_000);
+    let relationships = source.path("cmdb_rel_ci.csv");
+    let mut out = std::fs::File::create(&relationships).unwrap();
+    intake::synth::write_relationships_csv(&mut out, 30_000, 1.0, 7).unwrap();
+    drop(out);
     let cmdb = sample("servicenow_cmdb_ci_server.csv");
-    let files = [export.to_str().unwrap(), cmdb.to_str().unwrap()];
+    let files = [
+        export.to_str().unwrap(),
+        relationships.to_str().unwrap(),
+        cmdb.to_str().unwrap(),
+    ];
     let clean = Work::new();
     let (code, out) = clean.import_json(&files);
     assert_eq!(code, 0, "{out}");
     let expected = asset_digest(&clean.conn());
-    assert!(count(&clean.conn(), "SELECT count(*) FROM asset_dependencies") > 0);
+    let expected_edges = edge_digest(&clean.conn());
+    assert!(expected_edges.len() > 50_000, "{}", expected_edges.len());
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -170,6 +203,11 @@ fn a_kill_in_any_phase_is_finished_by_the_next_run() {
                 asset_digest(&conn),
                 expected,
                 "{context}: the same assets as an uninterrupted run"
+            );
+            assert_eq!(
+                edge_digest(&conn),
+                expected_edges,
+                "{context}: the same edges as an uninterrupted run"
             );
         }
     }
