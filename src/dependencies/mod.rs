@@ -189,6 +189,8 @@ pub fn run(ctx: &PhaseCtx) -> rusqlite::Result<DependenciesOutcome> {
         phase.relationship_export(import, &resolver)?;
     }
     step("relationship exports read");
+    // Freed before the sorts of the reconciliation, which have their own memory.
+    drop(resolver);
     phase.reconcile()?;
     step("edges reconciled");
     phase.summarise()?;
