@@ -172,7 +172,52 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
         source,
     })?;
     migrate(&conn, path)?;
+    ensure_indexes(&conn).map_err(failed)?;
     Ok(conn)
+}
+
+/// Creates every index of the schema that is missing. A bulk insert may
+/// drop an index and build it again after (`drop_index_for_bulk`); a run
+/// killed between the two leaves it missing, and the next open (or the end
+/// of the bulk work) puts it back. A no-op when all are there.
+pub fn ensure_indexes(conn: &Connection) -> rusqlite::Result<()> {
+    for statement in SCHEMA_SQL.split(';') {
+        let statement = statement
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let statement = statement.trim();
+        let Some(rest) = statement.strip_prefix("CREATE INDEX ") else {
+            continue;
+        };
+        conn.execute_batch(&format!("CREATE INDEX IF NOT EXISTS {rest}"))?;
+    }
+    Ok(())
+}
+
+/// Drops `index` before a bulk insert of about `rows` rows into `table`
+/// when they are at least `min_rows` and a quarter of what the table holds:
+/// an index whose keys come in no order (host names in file order, the
+/// depends_on ends of a relationship export) costs a page read and write per
+/// row once it outgrows the cache, and building it again sorts once. Returns
+/// whether it was dropped; the caller builds it again with `ensure_indexes`.
+pub fn drop_index_for_bulk(
+    conn: &Connection,
+    table: &str,
+    index: &str,
+    rows: u64,
+    min_rows: u64,
+) -> rusqlite::Result<bool> {
+    if rows < min_rows {
+        return Ok(false);
+    }
+    let stored: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+    if rows.saturating_mul(4) < stored.max(0) as u64 {
+        return Ok(false);
+    }
+    conn.execute_batch(&format!("DROP INDEX IF EXISTS {index}"))?;
+    Ok(true)
 }
 
 /// Opens an existing database read-only, without migrating it (for checks).
@@ -417,6 +462,34 @@ pub fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn indexes(conn: &Connection) -> i64 {
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'ix_%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_index_dropped_for_a_bulk_insert_is_built_again_and_only_for_many_rows() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA_SQL).unwrap();
+        let all = indexes(&conn);
+        assert!(all > 10, "{all}");
+        ensure_indexes(&conn).unwrap();
+        assert_eq!(indexes(&conn), all, "nothing to do when all are there");
+        let drop = |rows| drop_index_for_bulk(&conn, "assets", "ix_assets_hostname", rows, 20_000);
+        assert!(!drop(19_999).unwrap(), "a small table keeps the index");
+        assert_eq!(indexes(&conn), all);
+        assert!(drop(20_000).unwrap());
+        assert_eq!(indexes(&conn), all - 1);
+        conn.execute_batch("DROP INDEX ix_asset_dependencies_depends_on")
+            .unwrap();
+        ensure_indexes(&conn).unwrap();
+        assert_eq!(indexes(&conn), all, "every missing index is back");
+    }
 
     #[test]
     fn check_lists_become_or_chains_that_still_reject_other_values() {

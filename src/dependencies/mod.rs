@@ -21,7 +21,7 @@ mod relationship;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -234,7 +234,7 @@ struct RelationshipImport {
 const DEPENDS_ON_INDEX: &str = "ix_asset_dependencies_depends_on";
 /// Derived edges from which the depends_on index is built again rather than
 /// kept while inserting.
-const BULK_EDGES: i64 = 20_000;
+const BULK_EDGES: u64 = 20_000;
 
 /// Relationship rows read per query, then written back before the next.
 const RELATIONSHIP_BATCH: i64 = 2_000;
@@ -785,13 +785,17 @@ impl EdgeBuilder<'_> {
         };
         // One statement, in the derived edges' key order (the unique index's).
         // Their depends_on ends come in no order: many of them go faster
-        // into a table without the index on that end, built again after
-        // (sorted once) than into the index row by row.
-        let rebuild = self.many_new_edges()?;
-        if rebuild.is_some() {
+        // into a table without the index on that end, built again after.
+        let derived: i64 =
             self.conn
-                .execute_batch(&format!("DROP INDEX {DEPENDS_ON_INDEX}"))?;
-        }
+                .query_row("SELECT count(*) FROM temp.derived_edges", [], |r| r.get(0))?;
+        let rebuild = db::drop_index_for_bulk(
+            self.conn,
+            "asset_dependencies",
+            DEPENDS_ON_INDEX,
+            derived.max(0) as u64,
+            BULK_EDGES,
+        )?;
         self.outcome.created = self.conn.execute(
             &format!(
                 "INSERT INTO asset_dependencies (id, client_account_id, engagement_id, master_flow_id,
@@ -803,8 +807,8 @@ impl EdgeBuilder<'_> {
             ),
             params![self.client, self.engagement, self.ids.master_flow_id, self.now],
         )? as u64;
-        if let Some(sql) = rebuild {
-            self.conn.execute_batch(&sql)?;
+        if rebuild {
+            db::ensure_indexes(self.conn)?;
         }
         let counts: Vec<(String, String, u64)> = self
             .conn
@@ -820,34 +824,6 @@ impl EdgeBuilder<'_> {
         }
         self.outcome.unchanged = self.outcome.edges - self.outcome.created - self.outcome.updated;
         Ok(())
-    }
-
-    /// When this run derived at least `BULK_EDGES` edges and a quarter as
-    /// many as are stored, the index on depends_on and the statement that
-    /// makes it, to drop it for the insert and build it again after.
-    fn many_new_edges(&self) -> rusqlite::Result<Option<String>> {
-        let derived: i64 =
-            self.conn
-                .query_row("SELECT count(*) FROM temp.derived_edges", [], |r| r.get(0))?;
-        if derived < BULK_EDGES {
-            return Ok(None);
-        }
-        let stored: i64 =
-            self.conn
-                .query_row("SELECT count(*) FROM asset_dependencies", [], |r| r.get(0))?;
-        if derived * 4 < stored {
-            return Ok(None);
-        }
-        let sql: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?1",
-                [DEPENDS_ON_INDEX],
-                |r| r.get(0),
-            )
-            .optional()?
-            .flatten();
-        Ok(sql)
     }
 
     /// Clusters with their hosts and machines, and the most depended-on assets.

@@ -209,6 +209,9 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
         .push(staging_cost.stop(Phase::DataImport.name()));
     match staged {
         Ok(staging) => {
+            // Indexes dropped for a bulk first build are built again with the
+            // rows staged (after a failure, the next open builds them).
+            db::ensure_indexes(&conn)?;
             let summary = json!({
                 "files": result.totals.files,
                 "completed": result.totals.completed,

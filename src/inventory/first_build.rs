@@ -97,6 +97,11 @@ pub struct FirstBuild<'c> {
 /// usual): what the index is sized for.
 const KEYS_PER_RECORD: usize = 6;
 
+/// The index on assets' host names, dropped while a large first build is staged.
+const HOSTNAME_INDEX: &str = "ix_assets_hostname";
+/// Rows from which a first build goes in without that index.
+const BULK_ASSETS: u64 = 20_000;
+
 impl<'c> FirstBuild<'c> {
     /// Starts building the assets of a table while it is staged, when this is
     /// an engagement's first build; `None` when the inventory phase must
@@ -130,6 +135,16 @@ impl<'c> FirstBuild<'c> {
         }
         // Read by a recovery of an interrupted run: these assets go with the table's rows.
         stage::tables::mark_assets_built_on_stage(conn, data_import_id)?;
+        // Host names come in file order, not the index's: a large table goes
+        // in without the index, which the import builds again after staging
+        // (or the next open, after a kill).
+        crate::db::drop_index_for_bulk(
+            conn,
+            "assets",
+            HOSTNAME_INDEX,
+            expected_records as u64,
+            BULK_ASSETS,
+        )?;
         let table = super::describe_table(
             conn,
             data_import_id.to_string(),

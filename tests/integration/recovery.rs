@@ -213,6 +213,9 @@ fn a_kill_in_any_phase_is_finished_by_the_next_run() {
     }
 }
 
+const HOSTNAME_INDEX: &str =
+    "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'ix_assets_hostname'";
+
 /// Rows of the killed import: staging commits every 100,000, so after the first
 /// commit is seen three more remain, time enough to kill the run mid-import.
 const KILLED_ROWS: i64 = 400_000;
@@ -254,6 +257,12 @@ fn a_killed_import_is_redone_by_the_next_run() {
         assert_eq!(processed, stored, "the counts were committed with the rows");
         // A first build makes its assets as the rows are staged, committed with them.
         assert!(count(&conn, "SELECT count(*) FROM assets") > 0);
+        // A table this large goes in without the host-name index...
+        assert_eq!(
+            count(&conn, HOSTNAME_INDEX),
+            0,
+            "the index was dropped for the bulk build"
+        );
     }
 
     let (code, out) = work.import_json(&[export.to_str().unwrap()]);
@@ -295,6 +304,12 @@ fn a_killed_import_is_redone_by_the_next_run() {
             "SELECT count(*) FROM crewai_flow_state_extensions WHERE flow_status = 'failed'"
         ),
         1
+    );
+    // ... which the next run builds again.
+    assert_eq!(
+        count(&conn, HOSTNAME_INDEX),
+        1,
+        "the index is back after the next run"
     );
     let resumed = digest(&conn, "completed");
     assert_eq!(
