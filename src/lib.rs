@@ -42,4 +42,5 @@ pub mod sync;
 pub mod synth;
 pub mod tech_debt;
 pub mod tenant;
+mod work_queue;
 mod write_behind;

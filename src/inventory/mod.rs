@@ -23,9 +23,7 @@
 //! several of its records describe.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use crossbeam_channel::TrySendError;
 use foldhash::HashMap;
 use rusqlite::{params, Connection};
 use serde::Serialize;
@@ -34,6 +32,7 @@ use crate::catalogue::Describes;
 use crate::flow::{self, Phase};
 use crate::phase::{PhaseCtx, PhaseOutcome};
 use crate::stage;
+use crate::work_queue;
 
 mod first_build;
 mod identity;
@@ -144,7 +143,8 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
     // records; a second one parses their identity fields and matches them.
     let mut outcome = InventoryOutcome::default();
     let table_count = tables.len();
-    let (slots, index, matched) = std::thread::scope(|scope| {
+    let tables_ref = &tables;
+    let (slots, index, matched, contents) = std::thread::scope(|scope| {
         let (to_match, match_queue) =
             crossbeam_channel::bounded::<(usize, RecordBatch)>(QUEUE_DEPTH);
         let matcher = scope.spawn(move || {
@@ -153,6 +153,7 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
                 rowids: Vec::with_capacity(records),
                 starts: Vec::new(),
             };
+            let mut contents = Contents::default();
             for (table, batch) in match_queue.iter() {
                 while matched.starts.len() <= table {
                     matched.starts.push(matched.assignment.len());
@@ -166,18 +167,25 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
                     let (slot, _) = assign(&record_keys, &mut slots, &mut index);
                     matched.assignment.push(slot);
                     matched.rowids.push(record.rowid);
+                    contents.see(
+                        slot,
+                        content_hash(&tables_ref[table], cleansed, record.raw.as_deref()),
+                    );
                 }
             }
             // Tables with no valid record after the last one read start at the end.
             while matched.starts.len() < table_count {
                 matched.starts.push(matched.assignment.len());
             }
-            (slots, index, matched)
+            (slots, index, matched, contents)
         });
         // `to_match` belongs to this closure: an early return drops it and the matcher stops.
         for (number, table) in tables.iter().enumerate() {
             let mut last = i64::MIN;
-            while let Some(batch) = read_records(conn, &table.data_import_id, false, &mut last)? {
+            // raw_data is read only for the columns mapped to no field, which merging keeps.
+            let with_raw = !table.unmapped.is_empty();
+            while let Some(batch) = read_records(conn, &table.data_import_id, with_raw, &mut last)?
+            {
                 if to_match.send((number, batch)).is_err() {
                     break; // the matcher panicked; joining it below says so
                 }
@@ -209,13 +217,28 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
     let machines = slots.len();
     drop(index);
     drop(slots);
+    // A machine whose records all say the same (a forced re-import, the
+    // unchanged machines of a newer export) merges to what its first record
+    // alone gives: an equal value keeps its first origin and custom values
+    // are first come. Its first record is merged as if it were its only one.
+    let mut all_alike = contents.all_alike;
+    all_alike.resize(machines, false);
     let Shared {
         total,
         several,
         merged_records,
-    } = Shared::of(&assignment, machines);
+    } = Shared::of(&assignment, machines, &all_alike);
     outcome.merged_records = merged_records;
-    let single = |position: usize| total[assignment[position] as usize] == 1;
+    tracing::debug!(
+        "inventory: {} machines described by several records all alike, merged from their first",
+        total
+            .iter()
+            .zip(&all_alike)
+            .filter(|(&n, &a)| a && n > 1)
+            .count()
+    );
+    let taken = first_records(&assignment, &total, &all_alike);
+    let single = |position: usize| taken[position];
     let table_of = |position: usize| starts.partition_point(|&s| s <= position) - 1;
 
     // Pass 2: merge each asset's records and write it once its last record is
@@ -227,7 +250,12 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
     let (to_write, write_queue) = crossbeam_channel::bounded::<Vec<(u32, AssetRow)>>(QUEUE_DEPTH);
     let shape = writer.shape.clone();
     let tables_ref = &tables;
-    let mut remaining = total.clone();
+    // Records merged per machine: one for a machine whose records are alike.
+    let mut remaining: Vec<u32> = total
+        .iter()
+        .zip(&all_alike)
+        .map(|(&n, &alike)| if alike { 1 } else { n })
+        .collect();
     std::thread::scope(|scope| -> rusqlite::Result<()> {
         scope.spawn(move || {
             let mut open: HashMap<u32, Build> = HashMap::default();
@@ -265,20 +293,7 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
         // Both queues are bounded: while the merging thread is busy, write
         // what it has merged rather than wait on it.
         let mut hand_over = |batch: Vec<Merging>| -> rusqlite::Result<()> {
-            let mut item = batch;
-            loop {
-                match to_merge.try_send(item) {
-                    Ok(()) | Err(TrySendError::Disconnected(_)) => break,
-                    Err(TrySendError::Full(back)) => item = back,
-                }
-                if let Ok(merged) = write_queue.recv_timeout(Duration::from_millis(5)) {
-                    write(merged)?;
-                }
-            }
-            while let Ok(merged) = write_queue.try_recv() {
-                write(merged)?;
-            }
-            Ok(())
+            work_queue::hand_over(&to_merge, &write_queue, batch, &mut write)
         };
         for (number, table) in tables_ref.iter().enumerate() {
             let end = starts.get(number + 1).copied().unwrap_or(assignment.len());
@@ -357,13 +372,20 @@ struct Shared {
 }
 
 impl Shared {
-    fn of(assignment: &[u32], machines: usize) -> Shared {
+    /// `all_alike` (by machine; may be empty) marks the machines whose
+    /// records are alike: they are merged from their first record alone and
+    /// are not among `several`.
+    fn of(assignment: &[u32], machines: usize, all_alike: &[bool]) -> Shared {
         let mut total: Vec<u32> = vec![0; machines];
         for &s in assignment {
             total[s as usize] += 1;
         }
+        let alike = |slot: u32| all_alike.get(slot as usize).copied().unwrap_or(false);
         let mut several: Vec<u32> = (0..assignment.len() as u32)
-            .filter(|&p| total[assignment[p as usize] as usize] > 1)
+            .filter(|&p| {
+                let slot = assignment[p as usize];
+                total[slot as usize] > 1 && !alike(slot)
+            })
             .collect();
         several.sort_unstable_by_key(|&p| (assignment[p as usize], p));
         let merged_records = total
@@ -377,6 +399,68 @@ impl Shared {
             merged_records,
         }
     }
+}
+
+/// Per machine, the content of its first record and whether every later
+/// record says exactly the same (cleansed fields and, where the table keeps
+/// unmapped columns, its raw row).
+#[derive(Default)]
+struct Contents {
+    first: Vec<u64>,
+    /// Per machine: a record was seen, and every one so far was alike.
+    seen: Vec<bool>,
+    all_alike: Vec<bool>,
+}
+
+impl Contents {
+    fn see(&mut self, slot: u32, content: u64) {
+        let slot = slot as usize;
+        if slot >= self.first.len() {
+            self.first.resize(slot + 1, 0);
+            self.seen.resize(slot + 1, false);
+            self.all_alike.resize(slot + 1, false);
+        }
+        if !self.seen[slot] {
+            self.seen[slot] = true;
+            self.first[slot] = content;
+            self.all_alike[slot] = true;
+        } else if self.first[slot] != content {
+            self.all_alike[slot] = false;
+        }
+    }
+}
+
+/// What merging reads of a record: its cleansed fields and, when the table
+/// has unmapped columns, those columns' names and its raw row. Two records
+/// with the same hash merge alike (a 64-bit hash: as the identity keys).
+fn content_hash(table: &SourceTable, cleansed: &str, raw: Option<&str>) -> u64 {
+    use std::hash::BuildHasher;
+    let state = foldhash::fast::FixedState::with_seed(0xc0_47e7);
+    if table.unmapped.is_empty() {
+        state.hash_one(cleansed)
+    } else {
+        state.hash_one((cleansed, &table.unmapped, raw))
+    }
+}
+
+/// Whether each record is merged in the table pass: the only record of its
+/// machine, or the first of a machine whose records are all alike.
+fn first_records(assignment: &[u32], total: &[u32], all_alike: &[bool]) -> Vec<bool> {
+    let mut seen = vec![false; total.len()];
+    assignment
+        .iter()
+        .map(|&slot| {
+            let slot = slot as usize;
+            match total[slot] {
+                1 => true,
+                _ if all_alike.get(slot).copied().unwrap_or(false) && !seen[slot] => {
+                    seen[slot] = true;
+                    true
+                }
+                _ => false,
+            }
+        })
+        .collect()
 }
 
 /// A record read back by rowid: its index, cleansed_data and (when asked) raw_data.
@@ -393,8 +477,6 @@ fn record_by_rowid(
     })
 }
 
-/// Completes the assets built while the only table was staged: machines
-/// that several of its records describe are merged from all of them now.
 /// The distinct machines of each table: `starts[t]` is where table t's
 /// records begin in `assignment`, the machine of each record.
 fn machines_per_table(
@@ -422,6 +504,8 @@ fn machines_per_table(
     out
 }
 
+/// Completes the assets built while the only table was staged: machines
+/// that several of its records describe are merged from all of them now.
 fn finish_staged(
     conn: &Connection,
     tables: &[SourceTable],
@@ -439,7 +523,7 @@ fn finish_staged(
         total,
         several,
         merged_records,
-    } = Shared::of(&assignment, asset_rowids.len());
+    } = Shared::of(&assignment, asset_rowids.len(), &[]);
     outcome.merged_records = merged_records;
     let with_raw = !tables[0].unmapped.is_empty();
     let mut by_rowid = conn.prepare(BY_ROWID)?;

@@ -599,22 +599,7 @@ impl Judge<'_> {
                 Ok(())
             };
             let mut hand_over = |batch: Vec<ReadAsset>| -> rusqlite::Result<()> {
-                let mut item = batch;
-                loop {
-                    match to_judge.try_send(item) {
-                        Ok(()) | Err(crossbeam_channel::TrySendError::Disconnected(_)) => break,
-                        Err(crossbeam_channel::TrySendError::Full(back)) => item = back,
-                    }
-                    if let Ok(changed) =
-                        write_queue.recv_timeout(std::time::Duration::from_millis(5))
-                    {
-                        write(changed)?;
-                    }
-                }
-                while let Ok(changed) = write_queue.try_recv() {
-                    write(changed)?;
-                }
-                Ok(())
+                crate::work_queue::hand_over(&to_judge, &write_queue, batch, &mut write)
             };
             let mut rows = stmt.query([engagement])?;
             let mut batch = Vec::with_capacity(JUDGE_BATCH);
