@@ -376,35 +376,45 @@ const NUMERIC_COLUMNS: &[&str] = &[
 ];
 
 /// Writes the same export as an .xlsx with its first `columns` columns, numbers
-/// as number cells, in rust_xlsxwriter's constant-memory mode.
+/// as number cells, in rust_xlsxwriter's constant-memory mode. With `sheets`
+/// above one, the rows are dealt out over that many sheets ("Page 1",
+/// "Page 2", ...), each with the header, as an export split by page is.
 pub fn write_cmdb_xlsx(
     path: &std::path::Path,
     rows: u64,
     columns: usize,
+    sheets: usize,
     messy_percent: f64,
     seed: u64,
 ) -> Result<(), rust_xlsxwriter::XlsxError> {
     let columns = columns.clamp(1, COLUMNS.len());
+    let sheets = sheets.max(1);
     let numeric: Vec<bool> = COLUMNS[..columns]
         .iter()
         .map(|c| NUMERIC_COLUMNS.contains(c))
         .collect();
     let mut workbook = rust_xlsxwriter::Workbook::new();
-    let sheet = workbook.add_worksheet_with_constant_memory()?;
-    sheet.set_name("Page 1")?;
-    for (col, name) in COLUMNS[..columns].iter().enumerate() {
-        sheet.write_string(0, col as u16, *name)?;
-    }
-    for (r, record) in CmdbRecords::new(rows, messy_percent, seed).enumerate() {
-        let row = r as u32 + 1;
-        for (col, value) in record.iter().take(columns).enumerate() {
-            if value.is_empty() {
-                continue;
+    let per_sheet = rows.div_ceil(sheets as u64).max(1);
+    let mut records = CmdbRecords::new(rows, messy_percent, seed);
+    for page in 1..=sheets {
+        let sheet = workbook.add_worksheet_with_constant_memory()?;
+        sheet.set_name(format!("Page {page}"))?;
+        for (col, name) in COLUMNS[..columns].iter().enumerate() {
+            sheet.write_string(0, col as u16, *name)?;
+        }
+        let mut row = 0u32;
+        while u64::from(row) < per_sheet || page == sheets {
+            let Some(record) = records.next() else { break };
+            row += 1;
+            for (col, value) in record.iter().take(columns).enumerate() {
+                if value.is_empty() {
+                    continue;
+                }
+                match value.parse::<f64>() {
+                    Ok(number) if numeric[col] => sheet.write_number(row, col as u16, number)?,
+                    _ => sheet.write_string(row, col as u16, value)?,
+                };
             }
-            match value.parse::<f64>() {
-                Ok(number) if numeric[col] => sheet.write_number(row, col as u16, number)?,
-                _ => sheet.write_string(row, col as u16, value)?,
-            };
         }
     }
     workbook.save(path)

@@ -5,6 +5,7 @@
 //!   gen-cmdb --rows 100000 --format xlsx --columns 40 --out bench-data/cmdb_100k.xlsx
 //!   gen-cmdb --rows 1000000 --out cmdb.csv --relationships cmdb_rel_ci.csv
 //!   gen-cmdb --rows 1000000 --changed-percent 1 --out cmdb_next_week.csv
+//!   gen-cmdb --rows 200000 --format xlsx --sheets 4 --out bench-data/cmdb_4_sheets.xlsx
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -21,7 +22,7 @@ enum Format {
 #[derive(Parser)]
 #[command(
     version,
-    after_help = "Examples:\n  gen-cmdb --rows 1000000 --out bench-data/cmdb_1m.csv\n  gen-cmdb --rows 100000 --format xlsx --columns 40 --out bench-data/cmdb_100k.xlsx\n  gen-cmdb --rows 1000000 --out cmdb.csv --relationships cmdb_rel_ci.csv\n  gen-cmdb --rows 1000000 --changed-percent 1 --out cmdb_next_week.csv"
+    after_help = "Examples:\n  gen-cmdb --rows 1000000 --out bench-data/cmdb_1m.csv\n  gen-cmdb --rows 100000 --format xlsx --columns 40 --out bench-data/cmdb_100k.xlsx\n  gen-cmdb --rows 1000000 --out cmdb.csv --relationships cmdb_rel_ci.csv\n  gen-cmdb --rows 1000000 --changed-percent 1 --out cmdb_next_week.csv\n  gen-cmdb --rows 200000 --format xlsx --sheets 4 --out bench-data/cmdb_4_sheets.xlsx"
 )]
 struct Args {
     /// Data rows to write
@@ -39,6 +40,9 @@ struct Args {
     /// Columns of an .xlsx (the first N of the export)
     #[arg(long, default_value_t = 40)]
     columns: usize,
+    /// Sheets of an .xlsx, the rows dealt out over them ("Page 1", "Page 2", ...)
+    #[arg(long, default_value_t = 1)]
+    sheets: usize,
     /// Output file; - for stdout (CSV only)
     #[arg(long, default_value = "-")]
     out: PathBuf,
@@ -77,6 +81,7 @@ fn main() -> anyhow::Result<()> {
             &args.out,
             args.rows,
             args.columns,
+            args.sheets,
             args.messy_percent,
             args.seed,
         )?,

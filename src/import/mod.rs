@@ -192,6 +192,8 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
     result.master_flow_id = Some(ids.master_flow_id.clone());
     result.discovery_flow_id = Some(ids.discovery_flow_id.clone());
 
+    // Readers for the tables, not the files: a workbook's sheets may be read side by side.
+    let readers = effective_threads(request.threads, to_read.len());
     let staged = staging::stage_files(
         &conn,
         request,
@@ -200,7 +202,7 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
         to_read,
         unreadable,
         &mut outcomes,
-        threads,
+        readers,
     );
     result.files = outcomes;
     result.totals = totals(&result.files);

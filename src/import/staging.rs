@@ -217,6 +217,7 @@ pub(super) fn stage_files<'c>(
             _ => jobs.push(vec![i]),
         }
     }
+    split_workbooks(&mut jobs, &planned, threads);
     let (tx, rx) = bounded::<ReaderMessage>(CHANNEL_DEPTH);
     let queue = AtomicUsize::new(0);
     let read_options = &request.read;
@@ -252,6 +253,41 @@ pub(super) fn stage_files<'c>(
     Ok(staging
         .map(StagingWork::into_staged_work)
         .unwrap_or_default())
+}
+
+/// Gives readers that would have no job a part of a workbook: while there
+/// are fewer jobs than readers, the workbook job with the most rows (as
+/// declared, used only to balance) is cut in two with about as many rows
+/// each, keeping the sheets' order. Each part opens the workbook once, so
+/// its shared strings are read once per part; the writer stays the only
+/// writer and takes the parts' batches as they come, as it does for files.
+fn split_workbooks(jobs: &mut Vec<Vec<usize>>, planned: &[Planned], readers: usize) {
+    let rows = |job: &[usize]| job.iter().map(|&i| planned[i].total.max(1)).sum::<u64>();
+    while jobs.len() < readers {
+        let Some(at) = jobs
+            .iter()
+            .enumerate()
+            .filter(|(_, job)| job.len() > 1)
+            .max_by_key(|(_, job)| rows(job))
+            .map(|(at, _)| at)
+        else {
+            break;
+        };
+        let job = jobs.remove(at);
+        let half = rows(&job).div_ceil(2);
+        let mut seen = 0;
+        let mut cut = job.len() - 1;
+        for (k, &i) in job.iter().enumerate() {
+            seen += planned[i].total.max(1);
+            if seen >= half {
+                cut = (k + 1).clamp(1, job.len() - 1);
+                break;
+            }
+        }
+        let (first, rest) = job.split_at(cut);
+        jobs.insert(at, rest.to_vec());
+        jobs.insert(at, first.to_vec());
+    }
 }
 
 fn import_type(input: &InputFile) -> &'static str {

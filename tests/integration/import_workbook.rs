@@ -694,3 +694,58 @@ fn sniff_lists_sheets_and_reads_csv_settings_without_writing() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
 }
+
+/// Every row of each sheet of one workbook, in order, with the name of its import.
+fn staged_rows(work: &Work) -> Vec<(String, i64, String)> {
+    let conn = work.conn();
+    let mut stmt = conn
+        .prepare(
+            "SELECT d.import_name, r.record_index, r.raw_data FROM raw_import_records r
+             JOIN data_imports d ON d.id = r.data_import_id ORDER BY 1, 2",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// A workbook's sheets are read side by side when there are readers to
+/// spare (each part of the workbook opened once): the rows staged, and the
+/// assets built from them, are the same as when one reader reads them all.
+#[test]
+fn the_sheets_of_one_workbook_read_side_by_side_stage_what_one_reader_stages() {
+    let source = Work::new();
+    let book = source.path("cmdb_pages.xlsx");
+    intake::synth::write_cmdb_xlsx(&book, 4_500, 40, 3, 1.0, 9).unwrap();
+    let book = book.to_str().unwrap();
+    let imported = |threads: &str| {
+        let work = Work::new();
+        let (code, json) = work.import_json(&[book, "--threads", threads]);
+        assert_eq!(code, 0, "{json}");
+        assert_eq!(json["totals"]["completed"], 3, "{}", json["totals"]);
+        let assets: i64 = count(
+            &work.conn(),
+            "SELECT count(*) FROM assets WHERE asset_type <> 'application'",
+        );
+        (
+            staged_rows(&work),
+            assets,
+            json["inventory"]["assets"].clone(),
+        )
+    };
+    let (one, one_assets, one_summary) = imported("1");
+    let (three, three_assets, three_summary) = imported("3");
+    assert!(one.len() > 4_400, "{}", one.len());
+    assert_eq!(
+        one.iter()
+            .map(|r| &r.0)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        3,
+        "three sheets, three imports"
+    );
+    assert!(one == three, "the same rows, in the same order, per sheet");
+    assert_eq!(one_assets, three_assets);
+    assert_eq!(one_summary, three_summary);
+}
