@@ -783,17 +783,26 @@ impl EdgeBuilder<'_> {
             )? as u64;
             format!("WHERE NOT EXISTS (SELECT 1 FROM asset_dependencies d WHERE {same_edge})")
         };
+        let counts: Vec<(String, String, u64)> = self
+            .conn
+            .prepare(
+                "SELECT dependency_type, source, count(*) FROM temp.derived_edges GROUP BY 1, 2",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (kind, source, n) in counts {
+            self.outcome.edges += n;
+            *self.outcome.by_type.entry(kind).or_default() += n;
+            *self.outcome.by_source.entry(source).or_default() += n;
+        }
         // One statement, in the derived edges' key order (the unique index's).
         // Their depends_on ends come in no order: many of them go faster
         // into a table without the index on that end, built again after.
-        let derived: i64 =
-            self.conn
-                .query_row("SELECT count(*) FROM temp.derived_edges", [], |r| r.get(0))?;
         let rebuild = db::drop_index_for_bulk(
             self.conn,
             "asset_dependencies",
             DEPENDS_ON_INDEX,
-            derived.max(0) as u64,
+            self.outcome.edges,
             BULK_EDGES,
         )?;
         self.outcome.created = self.conn.execute(
@@ -809,18 +818,6 @@ impl EdgeBuilder<'_> {
         )? as u64;
         if rebuild {
             db::ensure_indexes(self.conn)?;
-        }
-        let counts: Vec<(String, String, u64)> = self
-            .conn
-            .prepare(
-                "SELECT dependency_type, source, count(*) FROM temp.derived_edges GROUP BY 1, 2",
-            )?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        for (kind, source, n) in counts {
-            self.outcome.edges += n;
-            *self.outcome.by_type.entry(kind).or_default() += n;
-            *self.outcome.by_source.entry(source).or_default() += n;
         }
         self.outcome.unchanged = self.outcome.edges - self.outcome.created - self.outcome.updated;
         Ok(())

@@ -182,8 +182,11 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
         // `to_match` belongs to this closure: an early return drops it and the matcher stops.
         for (number, table) in tables.iter().enumerate() {
             let mut last = i64::MIN;
-            // raw_data is read only for the columns mapped to no field, which merging keeps.
-            let with_raw = !table.unmapped.is_empty();
+            // raw_data is read only for the columns mapped to no field, which
+            // merging keeps, and only where records of several tables may
+            // describe one machine alike (a re-import); a single table's
+            // repeated machines are merged from all their records.
+            let with_raw = !table.unmapped.is_empty() && tables.len() > 1;
             while let Some(batch) = read_records(conn, &table.data_import_id, with_raw, &mut last)?
             {
                 if to_match.send((number, batch)).is_err() {
@@ -413,13 +416,18 @@ struct Contents {
 }
 
 impl Contents {
-    fn see(&mut self, slot: u32, content: u64) {
+    fn see(&mut self, slot: u32, content: Option<u64>) {
         let slot = slot as usize;
         if slot >= self.first.len() {
             self.first.resize(slot + 1, 0);
             self.seen.resize(slot + 1, false);
             self.all_alike.resize(slot + 1, false);
         }
+        let Some(content) = content else {
+            self.seen[slot] = true;
+            self.all_alike[slot] = false;
+            return;
+        };
         if !self.seen[slot] {
             self.seen[slot] = true;
             self.first[slot] = content;
@@ -433,13 +441,15 @@ impl Contents {
 /// What merging reads of a record: its cleansed fields and, when the table
 /// has unmapped columns, those columns' names and its raw row. Two records
 /// with the same hash merge alike (a 64-bit hash: as the identity keys).
-fn content_hash(table: &SourceTable, cleansed: &str, raw: Option<&str>) -> u64 {
+/// None when the raw row was not read but is needed: such a record is never
+/// taken for alike.
+fn content_hash(table: &SourceTable, cleansed: &str, raw: Option<&str>) -> Option<u64> {
     use std::hash::BuildHasher;
     let state = foldhash::fast::FixedState::with_seed(0xc0_47e7);
     if table.unmapped.is_empty() {
-        state.hash_one(cleansed)
+        Some(state.hash_one(cleansed))
     } else {
-        state.hash_one((cleansed, &table.unmapped, raw))
+        raw.map(|raw| state.hash_one((cleansed, &table.unmapped, raw)))
     }
 }
 

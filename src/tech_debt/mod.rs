@@ -574,10 +574,8 @@ impl Judge<'_> {
                     let mut changed = Vec::new();
                     for (id, facts, stored) in batch {
                         let verdict = assess(&facts, as_of);
-                        let fresh = stored_form(&verdict);
-                        let details = verdict.details.to_string();
                         inheritable.note(&id, &facts.name, &verdict);
-                        if tally(outcome, &facts, &verdict, fresh, &details, &stored) {
+                        if let Some((fresh, details)) = settle(outcome, &facts, &verdict, &stored) {
                             changed.push((id, fresh, details));
                         }
                     }
@@ -658,16 +656,7 @@ impl Judge<'_> {
                     inherit(&mut verdict, &machine);
                 }
             }
-            let fresh = stored_form(&verdict);
-            let details = verdict.details.to_string();
-            if tally(
-                &mut self.outcome,
-                &facts,
-                &verdict,
-                fresh,
-                &details,
-                &stored,
-            ) {
+            if let Some((fresh, details)) = settle(&mut self.outcome, &facts, &verdict, &stored) {
                 update.execute(params![id, fresh.0, fresh.1, fresh.2, details])?;
                 self.outcome.updated += 1;
             }
@@ -687,16 +676,16 @@ fn inherit(verdict: &mut Assessment, machine: &MachineVerdict) {
     verdict.details["inherited_from"] = json!(machine.name);
 }
 
-/// Counts a verdict and keeps it among the worst when it is one; says
-/// whether it differs from what is stored.
-fn tally(
+/// Counts a verdict and keeps it among the worst when it is one; returns
+/// what to store when it differs from what is stored.
+fn settle(
     outcome: &mut TechDebtOutcome,
     facts: &AssetFacts,
     verdict: &Assessment,
-    fresh: StoredForm,
-    fresh_details: &str,
     stored: &Stored,
-) -> bool {
+) -> Option<(StoredForm, String)> {
+    let fresh = stored_form(verdict);
+    let fresh_details = verdict.details.to_string();
     if fresh.2 == "ready" {
         outcome.sixr_ready += 1;
     } else {
@@ -741,10 +730,11 @@ fn tally(
         Some(text) => serde_json::from_str::<Value>(text).ok().as_ref() == Some(&verdict.details),
         None => false,
     };
-    stored.0.as_deref() != Some(fresh.0)
+    let changed = stored.0.as_deref() != Some(fresh.0)
         || stored.1 != fresh.1
         || stored.2.as_deref() != Some(fresh.2)
-        || !same_details
+        || !same_details;
+    changed.then_some((fresh, fresh_details))
 }
 
 /// A machine's verdict as the assets row stores it: support_status,
