@@ -101,7 +101,8 @@ pub struct ImportArgs {
     #[arg(long, value_name = "BYTES", default_value_t = intake::read::DEFAULT_MAX_RECORD_BYTES)]
     pub max_record_bytes: usize,
 
-    /// Reader threads [default: one per core]
+    /// Reader threads: files and sheets side by side, a large CSV parsed on
+    /// several [default: one per core, a CSV parsed on all but one]
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
 }

@@ -192,8 +192,9 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
     result.master_flow_id = Some(ids.master_flow_id.clone());
     result.discovery_flow_id = Some(ids.discovery_flow_id.clone());
 
-    // Readers for the tables, not the files: a workbook's sheets may be read side by side.
-    let readers = effective_threads(request.threads, to_read.len());
+    // Threads for the tables, not the files: a workbook's sheets may be read
+    // side by side, and a large delimited file parsed on several threads.
+    let readers = effective_threads(request.threads, usize::MAX);
     let staged = staging::stage_files(
         &conn,
         request,

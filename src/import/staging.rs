@@ -19,6 +19,7 @@ use crate::flow::{self, FlowIds, Phase};
 use crate::map::{MapError, Mapper};
 use crate::pipeline::PipelineError;
 use crate::progress::{ProgressBars, Tracked, Unit};
+use crate::read::csv_parallel::Parallelism;
 use crate::read::layout::TableRole;
 use crate::read::stream::SheetToRead;
 use crate::read::{
@@ -81,6 +82,20 @@ impl Planned {
             SourceKind::Sheet { .. } => self.total,
         };
         usize::try_from(estimate.max(read)).unwrap_or(usize::MAX)
+    }
+
+    /// A batch's cleansing, done by the reader (or parser) that read it.
+    /// Cleansing is shared with the writer: while it waits for work, the
+    /// batch goes as read and the writer cleanses it (a single CSV read by
+    /// one thread would otherwise do all the cleansing there). A queue that
+    /// is merely empty is not enough: a writer busy writing a batch out would
+    /// get more work.
+    fn cleanse_unless_writer_idle(&self, rows: &[Row]) -> staging_work::Cleansed {
+        if self.writer_idle.load(Ordering::Relaxed) {
+            staging_work::Cleansed::default()
+        } else {
+            staging_work::cleanse_batch(&self.work, rows)
+        }
     }
 }
 
@@ -223,6 +238,11 @@ pub(super) fn stage_files<'c>(
     let read_options = &request.read;
     let planned_ref = &planned;
     let jobs_ref = &jobs;
+    // A delimited file gets its share of the threads to parse it on; by
+    // default one core is left to the writer, which is busy all along (on
+    // two cores a second parser only took CPU from it).
+    let spare = if request.threads == 0 { 1 } else { 0 };
+    let parsers = (threads.saturating_sub(spare) / jobs.len().max(1)).max(1);
     let written = std::thread::scope(|scope| {
         for _ in 0..threads.min(jobs_ref.len()) {
             let tx = tx.clone();
@@ -232,7 +252,7 @@ pub(super) fn stage_files<'c>(
                 let Some(job) = jobs_ref.get(i) else {
                     break;
                 };
-                let sent = read_job(job, planned_ref, read_options, &tx);
+                let sent = read_job(job, planned_ref, read_options, parsers, &tx);
                 if sent.is_err() {
                     break; // the writer has stopped
                 }
@@ -309,6 +329,7 @@ struct ToWriter<'a> {
 
 impl TableSink for ToWriter<'_> {
     type Stopped = SendError<ReaderMessage>;
+    type Prepared = staging_work::Cleansed;
 
     fn header(&mut self, header: TableHeader) -> Result<(), Self::Stopped> {
         self.tx.send(ReaderMessage::Started {
@@ -319,22 +340,19 @@ impl TableSink for ToWriter<'_> {
 
     /// Counts the rows for the progress bar (a sheet's bar advances by rows,
     /// a text file's by the bytes its reader reports) and sends them.
-    fn rows(&mut self, rows: Vec<Row>, warnings: Vec<RowWarning>) -> Result<(), Self::Stopped> {
+    fn rows(
+        &mut self,
+        rows: Vec<Row>,
+        warnings: Vec<RowWarning>,
+        prepared: Option<staging_work::Cleansed>,
+    ) -> Result<(), Self::Stopped> {
         let plan = self.plan;
         plan.rows_read
             .fetch_add(rows.len() as u64, Ordering::Relaxed);
         if self.unit == Unit::Rows {
             plan.done.fetch_add(rows.len() as u64, Ordering::Relaxed);
         }
-        // Cleansing is shared with the writer: while it waits for work, the batch
-        // goes as read and the writer cleanses it (a single CSV has one reader,
-        // which otherwise did all the cleansing). A queue that is merely empty
-        // is not enough: a writer busy writing a batch out would get more work.
-        let cleansed = if plan.writer_idle.load(Ordering::Relaxed) {
-            staging_work::Cleansed::default()
-        } else {
-            staging_work::cleanse_batch(&plan.work, &rows)
-        };
+        let cleansed = prepared.unwrap_or_else(|| plan.cleanse_unless_writer_idle(&rows));
         self.tx.send(ReaderMessage::Rows {
             file: self.file,
             rows,
@@ -362,6 +380,7 @@ fn read_job(
     job: &[usize],
     planned: &[Planned],
     options: &ReadOptions,
+    parsers: usize,
     tx: &Sender<ReaderMessage>,
 ) -> Result<(), SendError<ReaderMessage>> {
     let first = &planned[job[0]];
@@ -379,6 +398,8 @@ fn read_job(
                 options,
                 first.done.clone(),
                 BATCH_ROWS,
+                Parallelism::with_parsers(parsers),
+                &|rows| first.cleanse_unless_writer_idle(rows),
                 &mut sink,
             )
         }

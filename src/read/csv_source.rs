@@ -23,7 +23,7 @@ use super::{Row, RowWarning};
 use crate::read::ReadError;
 
 /// Counts the raw bytes read from the file, for progress.
-struct CountingReader<R> {
+pub(super) struct CountingReader<R> {
     inner: R,
     count: Arc<AtomicU64>,
 }
@@ -53,10 +53,14 @@ impl std::error::Error for RecordLimitExceeded {}
 /// record is counted here (the csv crate's own line counter lags by one on CRLF
 /// files). A line break is `\n`, `\r\n`, or a lone `\r` (old Mac exports).
 #[derive(Default)]
-struct StreamState {
+pub(super) struct StreamState {
     record_start: u64,
     /// Offsets of line breaks handed to the parser but not yet passed by a record.
     breaks: VecDeque<u64>,
+    /// Runs of line-break bytes ([start, end) offsets) not yet passed: the
+    /// parser skips blank lines, and may report a record as starting at the
+    /// run before it (at the `\n` of the `\r\n` that ended the record before).
+    runs: VecDeque<(u64, u64)>,
     /// Line breaks before the front of `breaks`.
     passed: u64,
     /// A `\r` at the end of the last read, not yet known to be part of `\r\n`.
@@ -64,7 +68,15 @@ struct StreamState {
 }
 
 impl StreamState {
-    fn note_breaks(&mut self, offset: u64, bytes: &[u8]) {
+    /// The state at the start of a chunk of text that follows `lines` line breaks.
+    pub(super) fn after_lines(lines: u64) -> StreamState {
+        StreamState {
+            passed: lines,
+            ..StreamState::default()
+        }
+    }
+
+    pub(super) fn note_breaks(&mut self, offset: u64, bytes: &[u8]) {
         let mut from = 0;
         if let Some(cr) = self.pending_cr.take() {
             if bytes.first() != Some(&b'\n') {
@@ -72,6 +84,11 @@ impl StreamState {
             }
         }
         for i in memchr::memchr2_iter(b'\n', b'\r', bytes) {
+            let at = offset + i as u64;
+            match self.runs.back_mut() {
+                Some(run) if run.1 == at => run.1 += 1,
+                _ => self.runs.push_back((at, at + 1)),
+            }
             if i < from {
                 continue;
             }
@@ -88,10 +105,17 @@ impl StreamState {
         }
     }
 
-    /// The 1-based line of a record that starts at byte `start` (the parser may
-    /// report the start at the break that ends the previous record).
-    fn line_at(&mut self, start: u64) -> u64 {
-        while self.breaks.front().is_some_and(|&b| b <= start) {
+    /// The 1-based line of a record that the parser began to read at byte
+    /// `start`: the line of its first byte after any line breaks there.
+    pub(super) fn line_at(&mut self, start: u64) -> u64 {
+        while self.runs.front().is_some_and(|run| run.1 <= start) {
+            self.runs.pop_front();
+        }
+        let start = match self.runs.front() {
+            Some(&(run_start, run_end)) if run_start <= start => run_end,
+            _ => start,
+        };
+        while self.breaks.front().is_some_and(|&b| b < start) {
             self.breaks.pop_front();
             self.passed += 1;
         }
@@ -121,9 +145,9 @@ impl<R: Read> Read for RecordGuard<R> {
     }
 }
 
-type Decoded = DecodeReaderBytes<CountingReader<File>, Vec<u8>>;
+pub(super) type Decoded = DecodeReaderBytes<CountingReader<File>, Vec<u8>>;
 
-fn decoder(
+pub(super) fn decoder(
     file: File,
     encoding: &'static Encoding,
     source: EncodingSource,
@@ -398,23 +422,12 @@ impl CsvSource {
         self.line
     }
 
-    /// Refuses a record wider than a table may be (`MAX_COLUMNS`).
     fn check_width(&self) -> Result<(), ReadError> {
-        if self.record.len() > super::MAX_COLUMNS {
-            return Err(ReadError::TooWide {
-                file: self.name.clone(),
-                line: self.line,
-                columns: self.record.len(),
-                limit: super::MAX_COLUMNS,
-            });
-        }
-        Ok(())
+        check_width(&self.name, self.line, &self.record)
     }
 
     fn record_is_blank(&self) -> bool {
-        self.record
-            .iter()
-            .all(|f| f.iter().all(|b| b.is_ascii_whitespace()))
+        is_blank(&self.record)
     }
 
     fn read_record(&mut self) -> Result<bool, ReadError> {
@@ -477,81 +490,133 @@ impl CsvSource {
             break;
         }
         self.check_width()?;
-        let line = self.line();
-        let record_index = line as i64;
-        let fields = self.record.len();
-        let header_len = self.encoder.header_len();
-        if fields != header_len {
-            let message = if fields > header_len {
-                format!(
-                    "row has {fields} values but the header has {header_len} columns; the extra values are kept as {}..",
-                    self.encoder.name(header_len)
-                )
-            } else {
-                format!(
-                    "row has {fields} values but the header has {header_len} columns; the missing columns are left out"
-                )
+        let record = std::mem::take(&mut self.record);
+        let (row, record) = record_row(&mut self.encoder, record, self.line, warnings);
+        self.record = record;
+        Ok(Some(row))
+    }
+
+    /// Whether records are left that were read ahead to find the header.
+    pub(super) fn has_lookahead(&self) -> bool {
+        !self.lookahead.is_empty()
+    }
+
+    /// Where the records not read yet begin, once the lookahead is drained:
+    /// the decoded byte offset `csv_parallel` resumes from, with the encoder
+    /// the rows are made with.
+    pub(super) fn resume_point(&self) -> (u64, &RowEncoder) {
+        (self.reader.position().byte(), &self.encoder)
+    }
+}
+
+/// Refuses a record wider than a table may be (`MAX_COLUMNS`).
+pub(super) fn check_width(
+    file: &str,
+    line: u64,
+    record: &csv::ByteRecord,
+) -> Result<(), ReadError> {
+    if record.len() > super::MAX_COLUMNS {
+        return Err(ReadError::TooWide {
+            file: file.to_string(),
+            line,
+            columns: record.len(),
+            limit: super::MAX_COLUMNS,
+        });
+    }
+    Ok(())
+}
+
+/// A record of only delimiters and whitespace: counted, never stored.
+pub(super) fn is_blank(record: &csv::ByteRecord) -> bool {
+    record
+        .iter()
+        .all(|f| f.iter().all(|b| b.is_ascii_whitespace()))
+}
+
+/// Makes a record (of line `line`) into a row, noting a ragged width and
+/// values that are not valid text; the record's buffer is handed back.
+pub(super) fn record_row(
+    encoder: &mut RowEncoder,
+    record: csv::ByteRecord,
+    line: u64,
+    warnings: &mut Vec<RowWarning>,
+) -> (Row, csv::ByteRecord) {
+    let record_index = line as i64;
+    let fields = record.len();
+    let header_len = encoder.header_len();
+    if fields != header_len {
+        let message = if fields > header_len {
+            format!(
+                "row has {fields} values but the header has {header_len} columns; the extra values are kept as {}..",
+                encoder.name(header_len)
+            )
+        } else {
+            format!(
+                "row has {fields} values but the header has {header_len} columns; the missing columns are left out"
+            )
+        };
+        warnings.push(RowWarning {
+            record_index,
+            line,
+            column: None,
+            code: "ragged_row",
+            message,
+        });
+    }
+    // One UTF-8 check for the whole record; field by field only when it fails.
+    let record = match csv::StringRecord::from_byte_record(record) {
+        Ok(text) => {
+            if text.as_byte_record().as_slice().contains(&0) {
+                for (i, _) in text.iter().enumerate().filter(|(_, f)| f.contains('\0')) {
+                    warnings.push(field_warning(
+                        encoder,
+                        record_index,
+                        line,
+                        i,
+                        FieldProblem::Nul,
+                    ));
+                }
+            }
+            let raw_data = encoder.encode(text.iter());
+            let row = Row {
+                record_index,
+                raw_data,
             };
-            warnings.push(RowWarning {
+            return (row, text.into_byte_record());
+        }
+        Err(error) => error.into_byte_record(),
+    };
+    let mut texts = Vec::with_capacity(fields);
+    for (i, field) in record.iter().enumerate() {
+        let (text, lossy) = to_text(field);
+        if lossy {
+            warnings.push(field_warning(
+                encoder,
                 record_index,
                 line,
-                column: None,
-                code: "ragged_row",
-                message,
-            });
+                i,
+                FieldProblem::Encoding,
+            ));
+        } else if field.contains(&0) {
+            warnings.push(field_warning(
+                encoder,
+                record_index,
+                line,
+                i,
+                FieldProblem::Nul,
+            ));
         }
-        // One UTF-8 check for the whole record; field by field only when it fails.
-        let record = std::mem::take(&mut self.record);
-        match csv::StringRecord::from_byte_record(record) {
-            Ok(text) => {
-                if text.as_byte_record().as_slice().contains(&0) {
-                    for (i, _) in text.iter().enumerate().filter(|(_, f)| f.contains('\0')) {
-                        warnings.push(field_warning(
-                            &mut self.encoder,
-                            record_index,
-                            line,
-                            i,
-                            FieldProblem::Nul,
-                        ));
-                    }
-                }
-                let raw_data = self.encoder.encode(text.iter());
-                self.record = text.into_byte_record();
-                return Ok(Some(Row {
-                    record_index,
-                    raw_data,
-                }));
-            }
-            Err(error) => self.record = error.into_byte_record(),
-        }
-        let mut texts = Vec::with_capacity(fields);
-        for (i, field) in self.record.iter().enumerate() {
-            let (text, lossy) = to_text(field);
-            if lossy {
-                warnings.push(field_warning(
-                    &mut self.encoder,
-                    record_index,
-                    line,
-                    i,
-                    FieldProblem::Encoding,
-                ));
-            } else if field.contains(&0) {
-                warnings.push(field_warning(
-                    &mut self.encoder,
-                    record_index,
-                    line,
-                    i,
-                    FieldProblem::Nul,
-                ));
-            }
-            texts.push(text);
-        }
-        let raw_data = self.encoder.encode(texts.iter().map(|t| t.as_ref()));
-        Ok(Some(Row {
+        texts.push(text);
+    }
+    let raw_data = encoder.encode(texts.iter().map(|t| t.as_ref()));
+    drop(texts);
+    (
+        Row {
             record_index,
             raw_data,
-        }))
-    }
+        },
+        record,
+    )
 }
 
 /// A value kept with a warning.
@@ -596,5 +661,40 @@ fn to_text(field: &[u8]) -> (std::borrow::Cow<'_, str>, bool) {
     match std::str::from_utf8(field) {
         Ok(s) => (std::borrow::Cow::Borrowed(s), false),
         Err(_) => (String::from_utf8_lossy(field), true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(text: &[u8]) -> Vec<i64> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.csv");
+        std::fs::write(&path, text).unwrap();
+        let mut source = CsvSource::open(
+            &path,
+            "f.csv",
+            encoding_rs::UTF_8,
+            EncodingSource::Override,
+            b',',
+            1 << 20,
+            Arc::new(AtomicU64::new(0)),
+        )
+        .unwrap();
+        let mut warnings = Vec::new();
+        let mut lines = Vec::new();
+        while let Some(row) = source.next_row(&mut warnings).unwrap() {
+            lines.push(row.record_index);
+        }
+        lines
+    }
+
+    #[test]
+    fn a_row_is_numbered_by_the_line_it_starts_on_after_blank_lines() {
+        assert_eq!(lines(b"h,i\na,1\n\nb,2\n"), vec![2, 4]);
+        assert_eq!(lines(b"h,i\r\na,1\r\n\r\nb,2\r\n"), vec![2, 4]);
+        assert_eq!(lines(b"h,i\ra,1\r\rb,2\r"), vec![2, 4]);
+        assert_eq!(lines(b"h,i\r\na,\"x\r\ny\"\r\n\r\n\r\nb,2\r\n"), vec![2, 6]);
     }
 }

@@ -57,6 +57,7 @@ pub fn name_columns(written: &[String]) -> (Vec<String>, Vec<HeaderWarning>) {
 /// Names handed out so far, and for each stem the suffix to try next, so
 /// that ten thousand columns called "Name" are named in linear time rather
 /// than each probing upward from `Name_2`.
+#[derive(Clone)]
 struct UniqueNames {
     taken: HashSet<String>,
     /// stem → (the first suffix tried for it, the next suffix to try); every
@@ -104,6 +105,7 @@ impl UniqueNames {
 
 /// Encodes rows as JSON objects keyed by the column names. The keys are escaped
 /// once; names for values beyond the header are made on first need.
+#[derive(Clone)]
 pub struct RowEncoder {
     keys: Vec<String>,
     names: Vec<String>,

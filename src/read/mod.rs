@@ -2,6 +2,7 @@
 //! (encoding, delimiter) and streaming its rows as JSON objects keyed by the
 //! header. Nothing here touches the database; `stage` writes what this produces.
 
+pub mod csv_parallel;
 pub mod csv_source;
 pub mod delimiter;
 pub mod encoding;

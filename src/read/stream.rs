@@ -8,6 +8,7 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use crate::read::csv_parallel::{self, Parallelism, Resume};
 use crate::read::header::{HeaderShape, HeaderWarning};
 use crate::read::layout::{self, TableRole};
 use crate::read::workbook::cells::cell_ref;
@@ -37,12 +38,21 @@ pub struct TableHeader {
 /// Where a reader hands what it reads. Every method may say the sink has
 /// stopped (its receiver is gone), which ends the reading.
 pub trait TableSink {
-    type Stopped;
+    type Stopped: Send;
+    /// What a parser thread works out for a batch before it is handed on
+    /// (the import cleanses there when a file is parsed in parallel).
+    type Prepared: Send;
 
     fn header(&mut self, header: TableHeader) -> Result<(), Self::Stopped>;
 
-    /// A batch of rows and the row warnings met while reading them.
-    fn rows(&mut self, rows: Vec<Row>, warnings: Vec<RowWarning>) -> Result<(), Self::Stopped>;
+    /// A batch of rows and the row warnings met while reading them, with
+    /// what `prepare` made of them when they were parsed on another thread.
+    fn rows(
+        &mut self,
+        rows: Vec<Row>,
+        warnings: Vec<RowWarning>,
+        prepared: Option<Self::Prepared>,
+    ) -> Result<(), Self::Stopped>;
 
     /// The table's end: its blank records and, if it failed, why.
     fn finished(
@@ -53,13 +63,18 @@ pub trait TableSink {
 }
 
 /// Reads a delimited file found by `probe` into `sink`, in batches of
-/// `batch_rows`; `bytes_read` follows the reading for a progress bar.
-pub fn stream_text<S: TableSink>(
+/// `batch_rows`; `bytes_read` follows the reading for a progress bar. A large
+/// file is parsed on `parallelism.parsers` threads (`csv_parallel`), which
+/// run `prepare` on each batch; the rows reach the sink in file order.
+#[allow(clippy::too_many_arguments)]
+pub fn stream_text<S: TableSink + Send>(
     input: &InputFile,
     probe: &TextProbe,
     options: &ReadOptions,
     bytes_read: Arc<AtomicU64>,
     batch_rows: usize,
+    parallelism: Parallelism,
+    prepare: &(dyn Fn(&[Row]) -> S::Prepared + Sync),
     sink: &mut S,
 ) -> Result<(), S::Stopped> {
     let mut source = match CsvSource::open(
@@ -69,7 +84,7 @@ pub fn stream_text<S: TableSink>(
         probe.scan.encoding_source,
         probe.delimiter,
         options.max_record_bytes,
-        bytes_read,
+        bytes_read.clone(),
     ) {
         Ok(source) => source,
         Err(error) => return sink.finished(0, Err(error)),
@@ -89,22 +104,43 @@ pub fn stream_text<S: TableSink>(
         layout: layout::recognise_table(source.columns()).map(layout::single_table_role),
         shape: source.header_shape(),
     })?;
+    let parallel = parallelism.applies(probe.scan.size, probe.delimiter);
     let mut rows = Vec::with_capacity(batch_rows);
     let mut warnings = Vec::new();
-    loop {
+    // In parallel, this thread reads only the records read ahead for the header.
+    while !parallel || source.has_lookahead() {
         match source.next_row(&mut warnings) {
             Ok(Some(row)) => {
                 rows.push(row);
                 if rows.len() == batch_rows {
                     let batch = std::mem::replace(&mut rows, Vec::with_capacity(batch_rows));
-                    sink.rows(batch, std::mem::take(&mut warnings))?;
+                    sink.rows(batch, std::mem::take(&mut warnings), None)?;
                 }
             }
             Ok(None) => break,
             Err(error) => return sink.finished(source.blank_rows(), Err(error)),
         }
     }
-    finish_ok(sink, rows, warnings, source.blank_rows())
+    if !parallel {
+        return finish_ok(sink, rows, warnings, source.blank_rows());
+    }
+    if !rows.is_empty() || !warnings.is_empty() {
+        sink.rows(rows, warnings, None)?;
+    }
+    let (offset, encoder) = source.resume_point();
+    let resume = Resume {
+        path: &input.path,
+        file: &input.display,
+        encoding: probe.scan.encoding,
+        encoding_source: probe.scan.encoding_source,
+        delimiter: probe.delimiter,
+        record_limit: options.max_record_bytes,
+        offset,
+        encoder: encoder.clone(),
+        blank_rows: source.blank_rows(),
+    };
+    drop(source);
+    csv_parallel::stream_rest(resume, parallelism, bytes_read, batch_rows, prepare, sink)
 }
 
 /// One sheet to read and what the probe found of it.
@@ -211,7 +247,7 @@ fn stream_sheet<S: TableSink>(
         }
         if table.pending() >= batch_rows {
             let (rows, warnings) = table.take_rows();
-            if let Err(e) = sink.rows(rows, warnings) {
+            if let Err(e) = sink.rows(rows, warnings, None) {
                 stopped = Some(e);
                 return Visit::Stop;
             }
@@ -243,7 +279,75 @@ fn finish_ok<S: TableSink>(
     blank_rows: u64,
 ) -> Result<(), S::Stopped> {
     if !rows.is_empty() || !warnings.is_empty() {
-        sink.rows(rows, warnings)?;
+        sink.rows(rows, warnings, None)?;
     }
     sink.finished(blank_rows, Ok(()))
+}
+
+/// A delimited file read whole into memory: what a sink would have been given.
+#[derive(Debug, Default)]
+pub struct CollectedTable {
+    pub header: Option<TableHeader>,
+    pub rows: Vec<Row>,
+    pub warnings: Vec<RowWarning>,
+    pub blank_rows: u64,
+    /// Why the reading stopped early, if it did.
+    pub error: Option<String>,
+}
+
+impl TableSink for CollectedTable {
+    type Stopped = std::convert::Infallible;
+    type Prepared = ();
+
+    fn header(&mut self, header: TableHeader) -> Result<(), Self::Stopped> {
+        self.header = Some(header);
+        Ok(())
+    }
+
+    fn rows(
+        &mut self,
+        rows: Vec<Row>,
+        warnings: Vec<RowWarning>,
+        _prepared: Option<()>,
+    ) -> Result<(), Self::Stopped> {
+        self.rows.extend(rows);
+        self.warnings.extend(warnings);
+        Ok(())
+    }
+
+    fn finished(
+        &mut self,
+        blank_rows: u64,
+        result: Result<(), ReadError>,
+    ) -> Result<(), Self::Stopped> {
+        self.blank_rows = blank_rows;
+        self.error = result.err().map(|e| e.to_string());
+        Ok(())
+    }
+}
+
+/// Reads a whole delimited file into memory, on `parallelism.parsers`
+/// threads when it is large enough (for small tables and for comparing the
+/// parallel reading with a single reader's).
+pub fn collect_text(
+    input: &InputFile,
+    probe: &TextProbe,
+    options: &ReadOptions,
+    parallelism: Parallelism,
+) -> CollectedTable {
+    let mut table = CollectedTable::default();
+    let read = stream_text(
+        input,
+        probe,
+        options,
+        Arc::new(AtomicU64::new(0)),
+        500,
+        parallelism,
+        &|_| (),
+        &mut table,
+    );
+    match read {
+        Ok(()) => table,
+        Err(never) => match never {},
+    }
 }

@@ -692,3 +692,68 @@ fn help_shows_examples_and_exit_codes() {
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("Exit codes:") && help.contains("--strict"));
 }
+
+/// A large CSV is parsed on several threads, cut into chunks where records
+/// end: the rows staged (with their line numbers), the warnings, and the
+/// assets built are the same as one reader's, for a UTF-8 export with
+/// quoted line breaks and for the same export as CRLF UTF-16.
+#[test]
+fn a_large_csv_parsed_on_several_threads_stages_what_one_reader_stages() {
+    let source = Work::new();
+    let mut text = Vec::new();
+    intake::synth::write_cmdb_csv(&mut text, 12_000, 5.0, 11).unwrap();
+    let threshold = intake::read::csv_parallel::PARALLEL_MIN_BYTES as usize;
+    assert!(text.len() > threshold, "larger than the parallel threshold");
+    let utf8 = source.path("cmdb_quoted_breaks.csv");
+    std::fs::write(&utf8, &text).unwrap();
+    let crlf = String::from_utf8(text).unwrap().replace('\n', "\r\n");
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(crlf.encode_utf16().flat_map(u16::to_le_bytes));
+    let wide = source.path("cmdb_crlf_utf16le_bom.csv");
+    std::fs::write(&wide, utf16).unwrap();
+    for file in [&utf8, &wide] {
+        let file = file.to_str().unwrap();
+        let imported = |threads: &str| {
+            let work = Work::new();
+            let (code, json) = work.import_json(&[file, "--threads", threads]);
+            assert_eq!(code, 0, "{json}");
+            let conn = work.conn();
+            // Each row's cleansing, as one text per row.
+            let cleansed: Vec<String> = conn
+                .prepare("SELECT record_index || ' ' || ifnull(cleansed_data, '-') || ' ' || ifnull(is_valid, '-') || ' ' || ifnull(validation_errors, '-') FROM raw_import_records ORDER BY record_index")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let assets = count(&conn, "SELECT count(*) FROM assets");
+            let mut outcome = json["files"][0].clone();
+            let outcome = outcome.as_object_mut().unwrap();
+            for differs in ["seconds", "data_import_id"] {
+                outcome.remove(differs);
+            }
+            (
+                staged_rows(&work),
+                cleansed,
+                assets,
+                Value::Object(outcome.clone()),
+                json["inventory"].clone(),
+            )
+        };
+        let one = imported("1");
+        let three = imported("3");
+        assert!(one.0.len() >= 12_000, "{file}: {} rows", one.0.len());
+        assert!(
+            one.0.iter().any(|(_, _, raw)| raw.contains("\\n")),
+            "quoted line breaks are kept"
+        );
+        assert!(
+            one.0 == three.0,
+            "{file}: the same rows, in the same order, with the same lines"
+        );
+        assert!(one.1 == three.1, "{file}: the same cleansing, row by row");
+        assert_eq!(one.2, three.2, "{file}: assets");
+        assert_eq!(one.3, three.3, "{file}: rows, blank rows, warnings");
+        assert_eq!(one.4, three.4, "{file}: inventory");
+    }
+}

@@ -4,7 +4,9 @@
 
 use std::io::Write;
 
-use crate::common::{count, file_entry, fixture, import_field, raw_rows, sample, Work};
+use crate::common::{
+    count, file_entry, fixture, import_field, raw_rows, sample, staged_rows, Work,
+};
 use serde_json::{json, Value};
 
 fn wb(name: &str) -> String {
@@ -693,21 +695,6 @@ fn sniff_lists_sheets_and_reads_csv_settings_without_writing() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
-}
-
-/// Every row of each sheet of one workbook, in order, with the name of its import.
-fn staged_rows(work: &Work) -> Vec<(String, i64, String)> {
-    let conn = work.conn();
-    let mut stmt = conn
-        .prepare(
-            "SELECT d.import_name, r.record_index, r.raw_data FROM raw_import_records r
-             JOIN data_imports d ON d.id = r.data_import_id ORDER BY 1, 2",
-        )
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
 }
 
 /// A workbook's sheets are read side by side when there are readers to

@@ -13,13 +13,15 @@ use serde_json::{json, Value};
 
 use intake::catalogue::{self, FieldKind, FIELDS};
 use intake::cleanse::{values, AppliedMapping, Cleanser};
+use intake::read::csv_parallel::Parallelism;
 use intake::read::delimiter;
 use intake::read::encoding;
 use intake::read::header::name_columns;
+use intake::read::stream::{collect_text, CollectedTable};
 use intake::read::workbook::guard;
 use intake::read::workbook::table::{find_header, SheetTable};
 use intake::read::workbook::{CellKind, CellValue, SheetRow};
-use intake::read::{CsvSource, EncodingSource};
+use intake::read::{CsvSource, EncodingSource, InputFile, ReadOptions};
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -166,6 +168,43 @@ proptest! {
                 prop_assert!(serde_json::from_str::<serde_json::Map<String, Value>>(&row.raw_data).is_ok());
             }
         }
+    }
+
+    /// A delimited file parsed on several threads, in chunks of any size,
+    /// gives the rows, line numbers, warnings and blank rows one reader
+    /// gives: the chunks are cut only where a record ends (quotes, `""`,
+    /// line breaks inside values, `\r\n` and lone `\r` included).
+    #[test]
+    fn a_csv_parsed_in_parallel_reads_as_one_reader_reads_it(
+        pieces in proptest::collection::vec(prop_oneof![
+            Just("a"), Just("bc"), Just(","), Just(";"), Just("\""), Just("\"\""),
+            Just("\n"), Just("\r\n"), Just("\r"), Just(" "), Just("é"), Just("\0"),
+            Just("12\" monitor"), Just(",,,\n"),
+        ], 0..400),
+        chunk_bytes in 1usize..200,
+        parsers in 2usize..5,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.csv");
+        let mut text = b"name,value,extra\n".to_vec();
+        text.extend(pieces.concat().into_bytes());
+        std::fs::write(&path, &text).unwrap();
+        let input = InputFile { path: path.clone(), display: "f.csv".into() };
+        let options = ReadOptions::default();
+        let probe = intake::read::probe_text(&input, &options).unwrap();
+        let one = collect_text(&input, &probe, &options, Parallelism::with_parsers(1));
+        let several = collect_text(&input, &probe, &options, Parallelism {
+            parsers,
+            chunk_bytes,
+            min_file_bytes: 0,
+        });
+        let rows = |t: &CollectedTable| t.rows.iter().map(|r| (r.record_index, r.raw_data.clone())).collect::<Vec<_>>();
+        let warnings = |t: &CollectedTable| t.warnings.iter().map(|w| format!("{w:?}")).collect::<Vec<_>>();
+        prop_assert_eq!(rows(&one), rows(&several));
+        prop_assert_eq!(warnings(&one), warnings(&several));
+        prop_assert_eq!(one.blank_rows, several.blank_rows);
+        prop_assert_eq!(&one.error, &several.error);
+        prop_assert_eq!(format!("{:?}", one.header), format!("{:?}", several.header));
     }
 
     /// A sheet's cells, in any order and at any column, become rows whose

@@ -225,7 +225,8 @@ fn a_killed_import_is_redone_by_the_next_run() {
     let work = Work::new();
     let export = write_export(&work, KILLED_ROWS as u64);
     let db = work.db();
-    let mut child = work.spawn_import(&export);
+    // Parsed on three threads: the kill may come while chunks are in flight.
+    let mut child = work.spawn_import_with(&export, &["--threads", "3"]);
     let deadline = Instant::now() + Duration::from_secs(120);
     while committed_rows(&db) == 0 {
         assert!(

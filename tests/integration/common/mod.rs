@@ -87,9 +87,15 @@ impl Work {
 
     /// Starts `intake import FILE --quiet` in the background on this work dir's database.
     pub fn spawn_import(&self, file: &Path) -> std::process::Child {
+        self.spawn_import_with(file, &[])
+    }
+
+    /// Starts `intake import FILE --quiet ARGS...` in the background.
+    pub fn spawn_import_with(&self, file: &Path, args: &[&str]) -> std::process::Child {
         std::process::Command::new(assert_cmd::cargo::cargo_bin("intake"))
             .arg("import")
             .arg(file)
+            .args(args)
             .arg("--quiet")
             .arg("--db")
             .arg(self.db())
@@ -165,4 +171,19 @@ pub fn file_entry<'a>(json: &'a Value, name: &str) -> &'a Value {
         .iter()
         .find(|f| f["path"].as_str().unwrap().ends_with(name))
         .unwrap_or_else(|| panic!("no file entry for {name} in {json}"))
+}
+
+/// Every staged row, in order, with the name of its import.
+pub fn staged_rows(work: &Work) -> Vec<(String, i64, String)> {
+    let conn = work.conn();
+    let mut stmt = conn
+        .prepare(
+            "SELECT d.import_name, r.record_index, r.raw_data FROM raw_import_records r
+             JOIN data_imports d ON d.id = r.data_import_id ORDER BY 1, 2",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
