@@ -118,10 +118,16 @@ struct Edge<'e> {
 /// The edges derived by this run, held in temporary tables rather than in
 /// memory: a million virtual machines or application servers give a million
 /// edges, and the reconciliation with the stored ones is a set operation.
-/// Edges are appended to derived_edge_rows as they are derived, then sorted
-/// once into derived_edges (`keep_first_derived`): a relationship export's
-/// edges come in no order, and inserting them one by one into a keyed table
-/// larger than its cache cost a minute at two million edges.
+/// The edges made from the assets themselves (a guest on its host, an
+/// application on the machines that name it) go straight into the keyed
+/// derived_edges: they come in the assets' order, which touches few of its
+/// pages (a guest after the one before, each application after its last
+/// machine). A relationship export's edges come in no order, and inserting
+/// them one by one into a keyed table larger than its cache cost a minute at
+/// two million edges: they are appended to derived_edge_rows, then sorted
+/// once into derived_edges (`keep_first_derived`). They are derived last, so
+/// of several edges with the same ends and type the first derived is kept
+/// either way.
 const DERIVED_EDGES: &str = "
     CREATE TEMP TABLE IF NOT EXISTS derived_edge_rows (
         asset_id            TEXT NOT NULL,
@@ -305,6 +311,7 @@ impl EdgeBuilder<'_> {
             };
             add_edge(
                 self.conn,
+                Derived::FromAssets,
                 Edge {
                     from: &id,
                     to: host_id,
@@ -498,6 +505,7 @@ impl EdgeBuilder<'_> {
                 };
                 add_edge(
                     self.conn,
+                    Derived::FromAssets,
                     Edge {
                         from: app_id,
                         to: &id,
@@ -724,6 +732,7 @@ impl EdgeBuilder<'_> {
                 cleansed["depends_on_asset_id"] = json!(to);
                 add_edge(
                     conn,
+                    Derived::FromExport,
                     Edge {
                         from,
                         to,
@@ -743,7 +752,15 @@ impl EdgeBuilder<'_> {
     /// edges the data no longer gives removed. An edge another source already
     /// wrote (same ends and type) is kept as it is.
     fn reconcile(&mut self) -> rusqlite::Result<()> {
+        let started = std::time::Instant::now();
+        let step = |what: &str| {
+            tracing::debug!(
+                "dependencies: reconciliation: {what} at {:.2}s",
+                started.elapsed().as_secs_f64()
+            )
+        };
         keep_first_derived(self.conn)?;
+        step("derived edges sorted");
         let owned = SOURCES
             .iter()
             .map(|s| format!("'{s}'"))
@@ -798,6 +815,7 @@ impl EdgeBuilder<'_> {
         // One statement, in the derived edges' key order (the unique index's).
         // Their depends_on ends come in no order: many of them go faster
         // into a table without the index on that end, built again after.
+        step("derived edges counted");
         let rebuild = db::drop_index_for_bulk(
             self.conn,
             "asset_dependencies",
@@ -816,8 +834,10 @@ impl EdgeBuilder<'_> {
             ),
             params![self.client, self.engagement, self.ids.master_flow_id, self.now],
         )? as u64;
+        step("new edges inserted");
         if rebuild {
             db::ensure_indexes(self.conn)?;
+            step("depends-on index built");
         }
         self.outcome.unchanged = self.outcome.edges - self.outcome.created - self.outcome.updated;
         Ok(())
@@ -911,17 +931,33 @@ fn for_each_relationship_row(
     }
 }
 
+/// Where a derived edge is written first (see `DERIVED_EDGES`).
+#[derive(Clone, Copy)]
+enum Derived {
+    /// An edge made from the assets, in their order: into the keyed table.
+    FromAssets,
+    /// An edge of a relationship export, in the export's order: appended.
+    FromExport,
+}
+
 /// Adds a derived edge; of several with the same ends and type, the first
-/// derived is kept (`keep_first_derived`).
-fn add_edge(conn: &Connection, edge: Edge) -> rusqlite::Result<()> {
+/// derived is kept (here, or by `keep_first_derived`).
+fn add_edge(conn: &Connection, derived: Derived, edge: Edge) -> rusqlite::Result<()> {
     if edge.from == edge.to {
         return Ok(());
     }
-    conn.prepare_cached(
-        "INSERT INTO temp.derived_edge_rows (asset_id, depends_on_asset_id,
-           dependency_type, description, confidence_score, source)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
+    conn.prepare_cached(match derived {
+        Derived::FromAssets => {
+            "INSERT OR IGNORE INTO temp.derived_edges (asset_id, depends_on_asset_id,
+               dependency_type, description, confidence_score, source)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        }
+        Derived::FromExport => {
+            "INSERT INTO temp.derived_edge_rows (asset_id, depends_on_asset_id,
+               dependency_type, description, confidence_score, source)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        }
+    })?
     .execute(params![
         edge.from,
         edge.to,

@@ -426,3 +426,43 @@ fn a_relationship_export_of_thousands_of_rows_becomes_exactly_its_edges() {
     assert_eq!(again["removed"], 0, "{again}");
     assert_eq!(again["edges"], found["edges"], "{again}");
 }
+
+/// The same edge derived from the inventory (a guest on its host) and named
+/// by a relationship list is stored once, as the inventory made it (derived
+/// first), though the two are written differently before the
+/// reconciliation; the list's other rows are edges of their own.
+#[test]
+fn an_edge_named_twice_is_stored_once_as_it_was_first_derived() {
+    let work = Work::new();
+    let servers = work.write(
+        "guests_and_hosts.csv",
+        "Server Name,Virtualization Host,Operating System\n\
+         vm-01,esx-01,Red Hat Enterprise Linux 9.2\n\
+         vm-02,esx-01,Red Hat Enterprise Linux 9.2\n",
+    );
+    let list = work.write(
+        "guest_runs_on_list.csv",
+        "source,target,type\n\
+         vm-01,esx-01,runs on\n\
+         vm-01,vm-02,depends on\n",
+    );
+    let (code, json) = work.import_json(&[servers.to_str().unwrap(), list.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    let all = edges(&work);
+    let on_host: Vec<_> = all
+        .iter()
+        .filter(|(from, kind, to, _)| from == "vm-01" && kind == "runs_on" && to == "esx-01")
+        .collect();
+    assert_eq!(on_host.len(), 1, "{all:?}");
+    assert_eq!(on_host[0].3, "virtualization_host", "{all:?}");
+    assert!(has_edge(&all, "vm-02", "runs_on", "esx-01"), "{all:?}");
+    assert!(has_edge(&all, "vm-01", "depends_on", "vm-02"), "{all:?}");
+    assert_eq!(all.len(), 3, "{all:?}");
+    // Both list rows were resolved: the first was the inventory's edge.
+    assert_eq!(
+        json["dependencies"]["unresolved"], 0,
+        "{}",
+        json["dependencies"]
+    );
+    assert_eq!(json["dependencies"]["by_source"]["relationship_list"], 1);
+}
