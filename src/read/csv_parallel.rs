@@ -186,7 +186,7 @@ impl BoundaryScanner {
         };
         if self.state == QUOTED {
             // Inside a quoted value: its line breaks are part of it.
-            for t in memchr::memchr2_iter(b'\r', b'\n', run) {
+            for t in break_positions(run) {
                 self.breaks += breaks_of(t, self.after_cr);
             }
             self.grow_record(run.len() as u64);
@@ -204,7 +204,7 @@ impl BoundaryScanner {
             // The length of the record open at `from`, counted on from there.
             let mut carried = self.record_bytes;
             let mut start = 0;
-            for t in memchr::memchr2_iter(b'\r', b'\n', run) {
+            for t in break_positions(run) {
                 if (t - start) as u64 + carried > self.record_limit {
                     self.too_large = Some(self.record_breaks + 1);
                     return;
@@ -232,6 +232,24 @@ impl BoundaryScanner {
         }
         self.after_cr = run[run.len() - 1] == b'\r';
     }
+}
+
+/// Where `\r` and `\n` are in `run`. Most runs of a file that quotes every
+/// value are a few bytes long (a value, a delimiter): for those a plain
+/// loop is cheaper than setting up a vectorised search.
+fn break_positions(run: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    const SHORT: usize = 24;
+    let short = (run.len() < SHORT).then(|| {
+        run.iter()
+            .enumerate()
+            .filter(|(_, &b)| is_break(b))
+            .map(|(i, _)| i)
+    });
+    let long = (run.len() >= SHORT).then(|| memchr::memchr2_iter(b'\r', b'\n', run));
+    short
+        .into_iter()
+        .flatten()
+        .chain(long.into_iter().flatten())
 }
 
 fn is_break(b: u8) -> bool {
