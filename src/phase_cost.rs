@@ -58,6 +58,14 @@ impl Meter {
         let seconds = self.started.elapsed().as_secs_f64();
         sample();
         let peak = PEAK.load(Ordering::Relaxed);
+        // The kernel's high-water mark so far: a peak between two samples shows here.
+        if let Some(high_water) = status_kib("VmHWM:") {
+            tracing::debug!(
+                "{phase}: {seconds:.2} s, sampled peak {} MB, process high-water mark so far {} MB",
+                peak >> 20,
+                high_water >> 10
+            );
+        }
         PhaseCost {
             phase,
             seconds,
@@ -72,22 +80,25 @@ fn sample() {
     }
 }
 
-#[cfg(target_os = "linux")]
 fn resident_bytes() -> Option<u64> {
+    status_kib("VmRSS:").map(|kib| kib * 1024)
+}
+
+/// A `kB` line of /proc/self/status, such as `VmRSS:`.
+#[cfg(target_os = "linux")]
+fn status_kib(key: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line
-        .trim_start_matches("VmRSS:")
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line.trim_start_matches(key)
         .trim()
         .trim_end_matches("kB")
         .trim()
         .parse()
-        .ok()?;
-    Some(kib * 1024)
+        .ok()
 }
 
 #[cfg(not(target_os = "linux"))]
-fn resident_bytes() -> Option<u64> {
+fn status_kib(_key: &str) -> Option<u64> {
     None
 }
 

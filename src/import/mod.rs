@@ -207,14 +207,17 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
     );
     result.files = outcomes;
     result.totals = totals(&result.files);
+    if staged.is_ok() {
+        // Indexes dropped for a bulk first build are built again with the
+        // rows staged, as part of the phase (after a failure, the next open
+        // builds them).
+        db::ensure_indexes(&conn)?;
+    }
     result
         .phase_costs
         .push(staging_cost.stop(Phase::DataImport.name()));
     match staged {
         Ok(staging) => {
-            // Indexes dropped for a bulk first build are built again with the
-            // rows staged (after a failure, the next open builds them).
-            db::ensure_indexes(&conn)?;
             let summary = json!({
                 "files": result.totals.files,
                 "completed": result.totals.completed,
