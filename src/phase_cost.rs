@@ -58,8 +58,12 @@ impl Meter {
         let seconds = self.started.elapsed().as_secs_f64();
         sample();
         let peak = PEAK.load(Ordering::Relaxed);
-        // The kernel's high-water mark so far: a peak between two samples shows here.
-        if let Some(high_water) = status_kib("VmHWM:") {
+        // The kernel's high-water mark so far: a peak between two samples
+        // shows here. Read only when it will be logged.
+        let high_water = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| status_kib("VmHWM:"))
+            .flatten();
+        if let Some(high_water) = high_water {
             tracing::debug!(
                 "{phase}: {seconds:.2} s, sampled peak {} MB, process high-water mark so far {} MB",
                 peak >> 20,

@@ -162,12 +162,7 @@ pub fn run(ctx: &PhaseCtx) -> rusqlite::Result<DependenciesOutcome> {
         outcome: DependenciesOutcome::default(),
     };
     let started = std::time::Instant::now();
-    let step = |what: &str| {
-        tracing::debug!(
-            "dependencies: {what} at {:.2}s",
-            started.elapsed().as_secs_f64()
-        )
-    };
+    let step = |what: &str| log_step(started, what);
     let relationships = phase.relationship_imports()?;
     let first_guests = phase.virtualization_hosts()?;
     step("hosts found");
@@ -753,12 +748,7 @@ impl EdgeBuilder<'_> {
     /// wrote (same ends and type) is kept as it is.
     fn reconcile(&mut self) -> rusqlite::Result<()> {
         let started = std::time::Instant::now();
-        let step = |what: &str| {
-            tracing::debug!(
-                "dependencies: reconciliation: {what} at {:.2}s",
-                started.elapsed().as_secs_f64()
-            )
-        };
+        let step = |what: &str| log_step(started, &format!("reconciliation: {what}"));
         keep_first_derived(self.conn)?;
         step("derived edges sorted");
         let owned = SOURCES
@@ -929,6 +919,14 @@ fn for_each_relationship_row(
             .execute(params![rowid, cleansed, errors.is_none(), errors, now])?;
         }
     }
+}
+
+/// Logs how far into the phase (or one of its steps) `what` was done.
+fn log_step(started: std::time::Instant, what: &str) {
+    tracing::debug!(
+        "dependencies: {what} at {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// Where a derived edge is written first (see `DERIVED_EDGES`).

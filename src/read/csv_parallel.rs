@@ -256,19 +256,6 @@ fn is_break(b: u8) -> bool {
     b == b'\r' || b == b'\n'
 }
 
-/// Counts line breaks as `StreamState` does, `\r\n` as one.
-fn count_breaks(bytes: &[u8], after_cr: bool) -> u64 {
-    let mut breaks = 0;
-    let mut previous_cr = after_cr;
-    for &b in bytes {
-        if b == b'\r' || (b == b'\n' && !previous_cr) {
-            breaks += 1;
-        }
-        previous_cr = b == b'\r';
-    }
-    breaks
-}
-
 /// Decoded text that starts where a record starts, ends where one ends, and
 /// follows `lines_before` line breaks.
 struct Chunk {
@@ -288,7 +275,6 @@ struct Chunker {
     lines_before: u64,
     eof: bool,
     chunk_bytes: usize,
-    record_limit: usize,
     file: String,
 }
 
@@ -319,7 +305,7 @@ impl Chunker {
                 return Err(ReadError::RecordTooLarge {
                     file: self.file.clone(),
                     line,
-                    limit: self.record_limit,
+                    limit: self.scanner.record_limit as usize,
                 });
             }
             let start = self.buf.len();
@@ -388,11 +374,8 @@ fn parse_chunk<P>(
 ) -> Parsed<P> {
     let mut lines = StreamState::after_lines(chunk.lines_before);
     lines.note_breaks(0, &chunk.text);
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(settings.delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(chunk.text.as_slice());
+    let mut reader =
+        csv_source::reader_builder(settings.delimiter).from_reader(chunk.text.as_slice());
     let mut record = csv::ByteRecord::new();
     let mut parsed = Parsed {
         batches: Vec::new(),
@@ -540,10 +523,7 @@ pub(super) fn stream_rest<S: TableSink + Send>(
                 None => parsing = Vec::new(),
             }
             if parsed.is_empty() && parsing.is_empty() {
-                return match read_error.take() {
-                    Some(error) => sink.finished(blank_rows, Err(error)),
-                    None => sink.finished(blank_rows, Ok(())),
-                };
+                return sink.finished(blank_rows, read_error.take().map_or(Ok(()), Err));
             }
         }
     })
@@ -575,44 +555,43 @@ fn open_at(
 ) -> std::io::Result<Chunker> {
     let file = std::fs::File::open(resume.path)?;
     let mut reader = csv_source::decoder(file, resume.encoding, resume.encoding_source, bytes_read);
+    // The text read so far goes through the scanner too, for its line
+    // breaks; it ends where a record ends.
+    let mut scanner = BoundaryScanner::new(resume.delimiter, 0, false, resume.record_limit);
     let mut skip = vec![0; 64 << 10];
     let mut left = resume.offset;
-    let mut breaks = 0;
-    let mut after_cr = false;
     while left > 0 {
         let want = left.min(skip.len() as u64) as usize;
         let n = reader.read(&mut skip[..want])?;
         if n == 0 {
             break;
         }
-        breaks += count_breaks(&skip[..n], after_cr);
-        after_cr = skip[n - 1] == b'\r';
+        scanner.scan(&skip[..n]);
         left -= n as u64;
     }
     // The records read so far may end between the \r and \n of a break:
     // the \n goes with them, so that no chunk starts inside a break.
     let mut buf = Vec::new();
-    if after_cr {
+    if scanner.after_cr {
         let mut next = [0u8; 1];
         if reader.read(&mut next)? == 1 {
             if next[0] == b'\n' {
-                after_cr = false;
+                scanner.scan(&next);
             } else {
                 buf.push(next[0]);
             }
         }
     }
-    let mut scanner = BoundaryScanner::new(resume.delimiter, breaks, after_cr, resume.record_limit);
+    let lines_before = scanner.breaks;
     scanner.scan(&buf);
     Ok(Chunker {
         reader,
         scanner,
         buf,
         cut: None,
-        lines_before: breaks,
+        lines_before,
         eof: false,
         chunk_bytes: parallelism.chunk_bytes.max(1),
-        record_limit: resume.record_limit,
         file: resume.file.to_string(),
     })
 }
@@ -645,8 +624,13 @@ mod tests {
 
     #[test]
     fn line_breaks_are_counted_as_the_stream_counts_them() {
-        assert_eq!(count_breaks(b"a\r\nb\rc\n\n", false), 4);
-        assert_eq!(count_breaks(b"\nx", true), 0);
+        let breaks = |text: &[u8], after_cr: bool| {
+            let mut scanner = BoundaryScanner::new(b',', 0, after_cr, 1 << 20);
+            scanner.scan(text);
+            scanner.breaks
+        };
+        assert_eq!(breaks(b"a\r\nb\rc\n\n", false), 4);
+        assert_eq!(breaks(b"\nx", true), 0);
         let mut scanner = BoundaryScanner::new(b';', 0, false, 1 << 20);
         scanner.scan(b"a;\"b\r\nc\";d\r\r\n");
         assert_eq!(scanner.breaks, 3);

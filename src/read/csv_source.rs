@@ -235,10 +235,7 @@ impl CsvSource {
             state: state.clone(),
             limit: record_limit as u64,
         };
-        let reader = csv::ReaderBuilder::new()
-            .delimiter(delimiter)
-            .has_headers(false)
-            .flexible(true)
+        let reader = reader_builder(delimiter)
             .buffer_capacity(64 * 1024)
             .from_reader(guard);
         let mut source = CsvSource {
@@ -260,7 +257,7 @@ impl CsvSource {
         // Read ahead to find the header under any title rows.
         let mut blanks = 0;
         while source.lookahead.len() < HEADER_SCAN_RECORDS && source.read_record()? {
-            if source.record_is_blank() {
+            if is_blank(&source.record) {
                 blanks += 1;
                 continue;
             }
@@ -309,7 +306,7 @@ impl CsvSource {
             None => return Ok(source), // no header: the caller reports an empty file
         }
         source.header_line = source.line();
-        source.check_width()?;
+        check_width(&source.name, source.line, &source.record)?;
         let written: Vec<String> = source
             .record
             .iter()
@@ -422,14 +419,6 @@ impl CsvSource {
         self.line
     }
 
-    fn check_width(&self) -> Result<(), ReadError> {
-        check_width(&self.name, self.line, &self.record)
-    }
-
-    fn record_is_blank(&self) -> bool {
-        is_blank(&self.record)
-    }
-
     fn read_record(&mut self) -> Result<bool, ReadError> {
         let start = self.reader.position().byte();
         let line = {
@@ -483,13 +472,13 @@ impl CsvSource {
             } else if !self.read_record()? {
                 return Ok(None);
             }
-            if self.record_is_blank() {
+            if is_blank(&self.record) {
                 self.blank_rows += 1;
                 continue;
             }
             break;
         }
-        self.check_width()?;
+        check_width(&self.name, self.line, &self.record)?;
         let record = std::mem::take(&mut self.record);
         let (row, record) = record_row(&mut self.encoder, record, self.line, warnings);
         self.record = record;
@@ -507,6 +496,17 @@ impl CsvSource {
     pub(super) fn resume_point(&self) -> (u64, &RowEncoder) {
         (self.reader.position().byte(), &self.encoder)
     }
+}
+
+/// How records are parsed, by this reader and by `csv_parallel`'s: every
+/// line a record, of any width.
+pub(super) fn reader_builder(delimiter: u8) -> csv::ReaderBuilder {
+    let mut builder = csv::ReaderBuilder::new();
+    builder
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true);
+    builder
 }
 
 /// Refuses a record wider than a table may be (`MAX_COLUMNS`).
