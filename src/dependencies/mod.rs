@@ -764,6 +764,9 @@ impl EdgeBuilder<'_> {
             [&self.engagement],
             |r| r.get(0),
         )?;
+        // After the deletion below, every stored edge of ours is a derived
+        // one, so the derived edges minus those are at most the new ones.
+        let mut still_stored = 0u64;
         let not_stored = if none_stored {
             String::new()
         } else {
@@ -788,6 +791,14 @@ impl EdgeBuilder<'_> {
                 ),
                 params![self.engagement, self.ids.master_flow_id, self.now],
             )? as u64;
+            still_stored = self.conn.query_row(
+                &format!(
+                    "SELECT count(*) FROM asset_dependencies
+                     WHERE engagement_id = ?1 AND source IN ({owned})"
+                ),
+                [&self.engagement],
+                |r| r.get(0),
+            )?;
             format!("WHERE NOT EXISTS (SELECT 1 FROM asset_dependencies d WHERE {same_edge})")
         };
         let counts: Vec<(String, String, u64)> = self
@@ -804,13 +815,14 @@ impl EdgeBuilder<'_> {
         }
         // One statement, in the derived edges' key order (the unique index's).
         // Their depends_on ends come in no order: many of them go faster
-        // into a table without the index on that end, built again after.
+        // into a table without the index on that end, built again after;
+        // a re-run that inserts few keeps the index.
         step("derived edges counted");
         let rebuild = db::drop_index_for_bulk(
             self.conn,
             "asset_dependencies",
             DEPENDS_ON_INDEX,
-            self.outcome.edges,
+            self.outcome.edges.saturating_sub(still_stored),
             BULK_EDGES,
         )?;
         self.outcome.created = self.conn.execute(

@@ -255,6 +255,111 @@ pub fn assess(facts: &AssetFacts, as_of: &str) -> Assessment {
     }
 }
 
+/// A verdict with its details as the assets row stores them.
+pub struct Judged {
+    pub assessment: Assessment,
+    pub details: String,
+}
+
+/// Distinct verdicts remembered per thread; a machine's verdict rests on
+/// few of its facts, so an export of a million servers has a few hundred.
+const MEMO_ENTRIES: usize = 1_024;
+
+/// The inputs `assess` reads, in a fixed order: the name, description and
+/// model only count for a database.
+fn memo_inputs(facts: &AssetFacts) -> ([Option<&str>; 9], u16) {
+    let database = facts.asset_type == "database";
+    fn only_if(database: bool, v: Option<&str>) -> Option<&str> {
+        v.filter(|_| database)
+    }
+    let only_database = |v| only_if(database, v);
+    let inputs = [
+        Some(facts.asset_type.as_str()),
+        only_database(Some(facts.name.as_str())),
+        facts.operating_system.as_deref(),
+        facts.os_version.as_deref(),
+        facts.technology_stack.as_deref(),
+        only_database(facts.description.as_deref()),
+        only_database(facts.model.as_deref()),
+        facts.end_of_support_date.as_deref(),
+        facts.end_of_life_date.as_deref(),
+    ];
+    // Of the presence, only the fields 6R needs for this type are read.
+    let mut present = 0u16;
+    for (bit, field) in sixr_required(&facts.asset_type).iter().enumerate() {
+        present |= u16::from(facts.present.get(field).copied().unwrap_or(false)) << bit;
+    }
+    (inputs, present)
+}
+
+/// A remembered verdict with the inputs it was judged from, checked on a hit.
+struct Remembered {
+    inputs: Vec<Option<String>>,
+    present: u16,
+    judged: std::sync::Arc<Judged>,
+}
+
+#[derive(Default)]
+struct VerdictMemo {
+    as_of: String,
+    /// By a hash of the inputs.
+    entries: foldhash::HashMap<u64, Remembered>,
+}
+
+thread_local! {
+    static MEMO: std::cell::RefCell<VerdictMemo> = Default::default();
+}
+
+/// `assess`, with its details as text, remembered on this thread for
+/// machines whose facts are the same (the inventory's writer and the
+/// phase judge a million machines; the verdict is a pure function of the
+/// facts, the day and the compiled catalogue).
+pub fn assess_remembered(facts: &AssetFacts, as_of: &str) -> std::sync::Arc<Judged> {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let (inputs, present) = memo_inputs(facts);
+    let key = {
+        let mut h = foldhash::fast::FixedState::with_seed(0x5e2d).build_hasher();
+        inputs.hash(&mut h);
+        present.hash(&mut h);
+        h.finish()
+    };
+    let judge = || {
+        let assessment = assess(facts, as_of);
+        let details = assessment.details.to_string();
+        std::sync::Arc::new(Judged {
+            assessment,
+            details,
+        })
+    };
+    MEMO.with_borrow_mut(|memo| {
+        if memo.as_of != as_of {
+            memo.entries.clear();
+            memo.as_of = as_of.to_string();
+        }
+        if let Some(known) = memo.entries.get(&key) {
+            let same = known.present == present
+                && known
+                    .inputs
+                    .iter()
+                    .map(Option::as_deref)
+                    .eq(inputs.iter().copied());
+            // A hash collision is judged afresh and not remembered.
+            return if same { known.judged.clone() } else { judge() };
+        }
+        if memo.entries.len() >= MEMO_ENTRIES {
+            memo.entries.clear();
+        }
+        let judged = judge();
+        let remembered = Remembered {
+            inputs: inputs.iter().map(|v| v.map(str::to_string)).collect(),
+            present,
+            judged: judged.clone(),
+        };
+        memo.entries.insert(key, remembered);
+        judged
+    })
+}
+
 /// 0 (nothing to do) to 100 (out of support): end of life 100, extended
 /// support 70, supported 40 when standard support ends within a year of
 /// `as_of`, 20 within two, else 0; unknown has no score.
@@ -455,9 +560,30 @@ impl InheritableVerdicts {
         self.text_index = Default::default();
     }
 
+    /// Where `key` is or would be in `by_id`. The keys are uniform hashes,
+    /// so the search starts where the key's value falls and widens from
+    /// there: a couple of probes instead of the twenty cache misses of a
+    /// binary search over a million machines, looked up once per edge.
+    fn position(&self, key: u64) -> usize {
+        let n = self.by_id.len();
+        let guess = ((u128::from(key) * n as u128) >> 64) as usize;
+        let (mut lo, mut hi) = (guess, guess);
+        let mut step = 8;
+        while lo > 0 && self.by_id[lo - 1].0 >= key {
+            lo = lo.saturating_sub(step);
+            step *= 2;
+        }
+        step = 8;
+        while hi < n && self.by_id[hi].0 < key {
+            hi = (hi + step).min(n);
+            step *= 2;
+        }
+        lo + self.by_id[lo..hi].partition_point(|(k, _)| *k < key)
+    }
+
     fn get(&self, id: &str) -> Option<MachineVerdict<'_>> {
         let key = Self::key(id);
-        let at = self.by_id.partition_point(|(k, _)| *k < key);
+        let at = self.position(key);
         let &(found, i) = self.by_id.get(at)?;
         if found != key {
             return None;
@@ -573,9 +699,12 @@ impl Judge<'_> {
                 for batch in judge_queue.iter() {
                     let mut changed = Vec::new();
                     for (id, facts, stored) in batch {
-                        let verdict = assess(&facts, as_of);
-                        inheritable.note(&id, &facts.name, &verdict);
-                        if let Some((fresh, details)) = settle(outcome, &facts, &verdict, &stored) {
+                        let judged = assess_remembered(&facts, as_of);
+                        let verdict = &judged.assessment;
+                        inheritable.note(&id, &facts.name, verdict);
+                        if let Some((fresh, details)) =
+                            settle(outcome, &facts, verdict, &judged.details, &stored)
+                        {
                             changed.push((id, fresh, details));
                         }
                     }
@@ -656,7 +785,10 @@ impl Judge<'_> {
                     inherit(&mut verdict, &machine);
                 }
             }
-            if let Some((fresh, details)) = settle(&mut self.outcome, &facts, &verdict, &stored) {
+            let details = verdict.details.to_string();
+            if let Some((fresh, details)) =
+                settle(&mut self.outcome, &facts, &verdict, &details, &stored)
+            {
                 update.execute(params![id, fresh.0, fresh.1, fresh.2, details])?;
                 self.outcome.updated += 1;
             }
@@ -682,10 +814,10 @@ fn settle(
     outcome: &mut TechDebtOutcome,
     facts: &AssetFacts,
     verdict: &Assessment,
+    fresh_details: &str,
     stored: &Stored,
 ) -> Option<(StoredForm, String)> {
     let fresh = stored_form(verdict);
-    let fresh_details = verdict.details.to_string();
     if fresh.2 == "ready" {
         outcome.sixr_ready += 1;
     } else {
@@ -734,7 +866,7 @@ fn settle(
         || stored.1 != fresh.1
         || stored.2.as_deref() != Some(fresh.2)
         || !same_details;
-    changed.then_some((fresh, fresh_details))
+    changed.then(|| (fresh, fresh_details.to_string()))
 }
 
 /// A machine's verdict as the assets row stores it: support_status,
@@ -750,13 +882,13 @@ pub struct StoredVerdict {
 
 /// The verdict to store for an asset's facts on `as_of`.
 pub fn verdict_to_store(facts: &AssetFacts, as_of: &str) -> StoredVerdict {
-    let verdict = assess(facts, as_of);
-    let (support_status, score, sixr_ready) = stored_form(&verdict);
+    let judged = assess_remembered(facts, as_of);
+    let (support_status, score, sixr_ready) = stored_form(&judged.assessment);
     StoredVerdict {
         support_status,
         score,
         sixr_ready,
-        details: verdict.details.to_string(),
+        details: judged.details.clone(),
     }
 }
 
@@ -888,5 +1020,95 @@ mod tests {
             "unknown verdicts are not inherited"
         );
         assert!(verdicts.get("id-4").is_none());
+    }
+
+    #[test]
+    fn a_remembered_verdict_is_the_verdict_its_facts_give() {
+        let server = |os: &str, version: Option<&str>, cores: bool| AssetFacts {
+            asset_type: "server".into(),
+            name: format!("host-{os}"),
+            operating_system: Some(os.into()),
+            os_version: version.map(str::to_string),
+            present: presence(
+                |f| f == "cpu_cores" && cores || f == "operating_system",
+                false,
+            ),
+            ..Default::default()
+        };
+        let database = |name: &str| AssetFacts {
+            asset_type: "database".into(),
+            name: name.into(),
+            ..Default::default()
+        };
+        let cases = [
+            server("Windows Server 2012 R2", None, true),
+            server("Windows Server 2012 R2", None, false),
+            server("Windows Server 2012 R2", Some("6.3"), true),
+            server("Red Hat Enterprise Linux", Some("7.9"), true),
+            server("Red Hat Enterprise Linux", Some("9.2"), true),
+            // Same facts but the name: a server's name is not read.
+            AssetFacts {
+                name: "another".into(),
+                ..server("Red Hat Enterprise Linux", Some("9.2"), true)
+            },
+            // A database is judged by its name too.
+            database("SQL Server 2008 R2 cluster"),
+            database("PostgreSQL 16 main"),
+            AssetFacts {
+                end_of_support_date: Some("2020-01-01".into()),
+                ..AssetFacts::default()
+            },
+            AssetFacts::default(),
+        ];
+        for as_of in ["2026-11-24", "2031-01-01"] {
+            // Twice: the second time every verdict comes from the memo.
+            for _ in 0..2 {
+                for facts in &cases {
+                    let fresh = assess(facts, as_of);
+                    let remembered = assess_remembered(facts, as_of);
+                    let r = &remembered.assessment;
+                    assert_eq!(r.status, fresh.status, "{facts:?}");
+                    assert_eq!(r.score, fresh.score);
+                    assert_eq!(r.sixr_missing, fresh.sixr_missing);
+                    assert_eq!(r.based_on, fresh.based_on);
+                    assert_eq!(r.support_ends, fresh.support_ends);
+                    assert_eq!(remembered.details, fresh.details.to_string());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_search_from_a_hash_finds_what_a_binary_search_finds() {
+        let mut verdicts = InheritableVerdicts::default();
+        let judged = assess(
+            &AssetFacts {
+                asset_type: "server".into(),
+                operating_system: Some("Windows Server 2012 R2".into()),
+                ..Default::default()
+            },
+            "2026-11-24",
+        );
+        for i in 0..20_000 {
+            verdicts.note(&format!("machine-{i}"), &format!("host-{i}"), &judged);
+        }
+        verdicts.seal();
+        let binary = |key: u64| verdicts.by_id.partition_point(|(k, _)| *k < key);
+        // Every stored key, the keys either side of it, and the extremes.
+        let mut probes = vec![0, 1, u64::MAX - 1, u64::MAX];
+        for &(k, _) in &verdicts.by_id {
+            probes.extend([k.wrapping_sub(1), k, k.wrapping_add(1)]);
+        }
+        for key in probes {
+            assert_eq!(verdicts.position(key), binary(key), "key {key}");
+        }
+        for i in (0..20_000).step_by(997) {
+            assert_eq!(
+                verdicts.get(&format!("machine-{i}")).unwrap().name,
+                format!("host-{i}")
+            );
+        }
+        assert!(verdicts.get("machine-20000").is_none());
+        assert_eq!(InheritableVerdicts::default().position(42), 0);
     }
 }
