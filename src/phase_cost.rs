@@ -78,6 +78,16 @@ impl Meter {
     }
 }
 
+/// Logs, at debug, the resident set and the process high-water mark at a
+/// point inside a phase, to find which step made its peak.
+pub fn log_memory(at: &str) {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let now = resident_bytes().unwrap_or(0) >> 20;
+        let high_water = status_kib("VmHWM:").unwrap_or(0) >> 10;
+        tracing::debug!("{at}: resident {now} MB, high-water mark so far {high_water} MB");
+    }
+}
+
 fn sample() {
     if let Some(now) = resident_bytes() {
         PEAK.fetch_max(now, Ordering::Relaxed);

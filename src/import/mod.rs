@@ -195,7 +195,7 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
     // Threads for the tables, not the files: a workbook's sheets may be read
     // side by side, and a large delimited file parsed on several threads.
     let readers = effective_threads(request.threads, usize::MAX);
-    let staged = staging::stage_files(
+    let mut staged = staging::stage_files(
         &conn,
         request,
         &tenant,
@@ -207,7 +207,11 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
     );
     result.files = outcomes;
     result.totals = totals(&result.files);
-    if staged.is_ok() {
+    if let Ok(staging) = &mut staged {
+        if let Some(assets) = &mut staging.assets {
+            assets.staged();
+        }
+        crate::phase_cost::log_memory("staged, before the dropped indexes are rebuilt");
         // Indexes dropped for a bulk first build are built again with the
         // rows staged, as part of the phase (after a failure, the next open
         // builds them).

@@ -210,6 +210,18 @@ impl<'c> FirstBuild<'c> {
         Ok(())
     }
 
+    /// Frees the identity index and the machines' keys once the table is
+    /// staged, before the indexes dropped for the build are made again:
+    /// that sort was the import's memory peak with them still held.
+    pub fn staged(&mut self) {
+        self.index = KeyIndex::default();
+        self.slots = Vec::new();
+        // mimalloc would return the freed pages only after its purge delay,
+        // by when the index rebuild's sort has grown on top of them.
+        // SAFETY: mi_collect takes no pointers; it only releases free pages.
+        unsafe { libmimalloc_sys::mi_collect(true) };
+    }
+
     /// The identity index is not needed once the table is staged.
     pub(super) fn into_matched(self) -> (Matched, AssetRowids, InventoryOutcome, String, String) {
         (
