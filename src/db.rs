@@ -227,7 +227,7 @@ pub fn open_read_only(path: &Path) -> Result<Connection, DbError> {
             path: path.to_path_buf(),
             source,
         })?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.busy_handler(Some(wait_while_locked))?;
         Ok(conn)
     };
     let read_only =
@@ -250,8 +250,29 @@ pub fn open_read_only(path: &Path) -> Result<Connection, DbError> {
     }
 }
 
+/// How a connection waits for another process's lock on the file (a reader
+/// in a paused `intake assets | less`, a long sync's snapshot, an import's
+/// commit): as long as it is held, saying so on stderr once it has waited
+/// two seconds, as the writer lock does. A fixed timeout failed a long
+/// import with "database is locked" naming neither the holder nor a remedy.
+fn wait_while_locked(attempt: i32) -> bool {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let pause_ms = match attempt {
+        0..10 => 5,
+        10..50 => 20,
+        _ => 100,
+    };
+    if attempt == 60 && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            "waiting for another process that holds the database (an `intake assets`, `report` or `sync` still reading, perhaps paused in a pager); this goes on as soon as it ends"
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+    true
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.busy_handler(Some(wait_while_locked))?;
     // Takes effect only on a new file: the largest pages mean the fewest page
     // writes and the least slack for the 1-2 KiB JSON rows that fill the file.
     conn.pragma_update(None, "page_size", 65_536)?;
@@ -260,7 +281,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // which cost a quarter of a million-row import. Pages appended to the file
     // are not journalled at all. FULL sync: a killed process or a power loss
     // leaves the last committed batch, never a corrupt file. Readers wait
-    // (busy_timeout) while a batch commits.
+    // (wait_while_locked) while a batch commits.
     conn.pragma_update(None, "journal_mode", "TRUNCATE")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;

@@ -210,8 +210,11 @@ pub fn apply_mapping_decision(
     Ok((changed, phases))
 }
 
-/// Flows a killed run left after their import but before their inventory: the
-/// next run finishes them from their first undone phase.
+/// Flows a killed run left after their import but before their last phase,
+/// and flows that failed in a phase after the import (a full disk, a lock):
+/// the next run finishes them from their first undone phase. A flow that
+/// fails again stays failed, with the new error, and is tried again by the
+/// run after; it does not stop this run. Returns the flows finished.
 pub fn resume_unfinished(
     conn: &Connection,
     options: &PhaseOptions,
@@ -220,7 +223,8 @@ pub fn resume_unfinished(
         .prepare(
             "SELECT id, master_flow_id, attribute_mapping_completed, data_cleansing_completed,
                     inventory_completed, dependencies_completed FROM discovery_flows
-             WHERE status = 'running' AND data_import_completed = 1 AND tech_debt_completed = 0",
+             WHERE status IN ('running', 'failed') AND data_import_completed = 1
+               AND tech_debt_completed = 0",
         )
         .and_then(|mut s| {
             s.query_map([], |r| {
@@ -238,6 +242,7 @@ pub fn resume_unfinished(
             phase: "resume",
             source,
         })?;
+    let mut finished = Vec::new();
     for (ids, done) in &stale {
         // The first phase not done; the flags are set in phase order.
         let from = [
@@ -250,10 +255,13 @@ pub fn resume_unfinished(
         .zip(done)
         .find(|(_, flag)| **flag == 0)
         .map_or(Phase::TechDebt, |(phase, _)| phase);
-        run_from(conn, ids, from, options)?;
+        match run_from(conn, ids, from, options) {
+            Ok(_) => finished.push(ids.master_flow_id.clone()),
+            Err(error) => tracing::warn!(
+                "flow {} could not be finished ({error}); it stays failed and the next run tries again",
+                ids.master_flow_id
+            ),
+        }
     }
-    Ok(stale
-        .into_iter()
-        .map(|(ids, ..)| ids.master_flow_id)
-        .collect())
+    Ok(finished)
 }

@@ -30,8 +30,9 @@ Exit codes: (the same for every command)
      --json says which); row-level warnings are reported, not failures
   1  the command failed (database unusable or newer, I/O error, a phase or the
      central database failed)
-  2  the command line is wrong (also: an invalid --rules file, no DATABASE_URL,
-     a binary format without --output, an --output that is the database)
+  2  the command line is wrong (also: an invalid --rules file, no DATABASE_URL
+     or one whose password is not percent-encoded, a binary format without
+     --output, an --output that is the database)
   3  something could not be read or found: a file or sheet not imported (the
      others were), a file sniff cannot read, no database, no such flow, column
      or field
@@ -62,6 +63,7 @@ pub fn of_sync_error(error: &SyncError) -> i32 {
         "locked" => LOCKED,
         _ => match error {
             SyncError::NoFlow | SyncError::UnknownFlow(_) => NOT_FOUND,
+            SyncError::Url(_) => USAGE,
             _ => FAILED,
         },
     }

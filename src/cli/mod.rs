@@ -119,6 +119,7 @@ pub fn init_logging(cli: &Cli) {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    keep_temporary_files_beside(&cli.db);
     match cli.command {
         Command::Import(args) => import::run(args, &cli.db, cli.quiet, cli.verbose > 0),
         Command::Assets(args) => assets::run(args, &cli.db, cli.quiet),
@@ -128,4 +129,21 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Report(args) => report::run(args, &cli.db, cli.quiet),
         Command::Schema(command) => schema::run(command, &cli.db),
     }
+}
+
+/// SQLite's temporary files (sorts, index builds) go beside the database
+/// rather than to TMPDIR, which may be a small tmpfs: a full TMPDIR was
+/// reported as "database or disk is full" while the database's disk had
+/// room. SQLITE_TMPDIR set by the user still wins; SQLite passes over a
+/// directory it cannot write to.
+fn keep_temporary_files_beside(db: &std::path::Path) {
+    if std::env::var_os("SQLITE_TMPDIR").is_some() {
+        return;
+    }
+    let dir = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    // Called before any thread is started.
+    std::env::set_var("SQLITE_TMPDIR", dir);
 }

@@ -364,6 +364,7 @@ struct ParseSettings<'a> {
     file: &'a str,
     delimiter: u8,
     batch_rows: usize,
+    record_limit: usize,
 }
 
 fn parse_chunk<P>(
@@ -403,12 +404,22 @@ fn parse_chunk<P>(
             parsed.blank_rows += 1;
             continue;
         }
+        if encoder.repeats_header(&record) {
+            warnings.push(csv_source::repeated_header(line));
+            continue;
+        }
         if let Err(error) = csv_source::check_width(settings.file, line, &record) {
             parsed.error = Some(error);
             break;
         }
         let (row, buffer) = record_row(encoder, std::mem::take(&mut record), line, &mut warnings);
         record = buffer;
+        if let Err(error) =
+            csv_source::check_encoded(settings.file, line, &row, settings.record_limit)
+        {
+            parsed.error = Some(error);
+            break;
+        }
         rows.push(row);
         if rows.len() == settings.batch_rows {
             let batch = std::mem::replace(&mut rows, Vec::with_capacity(settings.batch_rows));
@@ -482,6 +493,7 @@ pub(super) fn stream_rest<S: TableSink + Send>(
         file: resume.file,
         delimiter: resume.delimiter,
         batch_rows,
+        record_limit: resume.record_limit,
     };
     let encoder = &resume.encoder;
     let parse_group = |chunks: &[Chunk]| -> Vec<Parsed<S::Prepared>> {

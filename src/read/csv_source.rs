@@ -476,12 +476,17 @@ impl CsvSource {
                 self.blank_rows += 1;
                 continue;
             }
+            if self.encoder.repeats_header(&self.record) {
+                warnings.push(repeated_header(self.line));
+                continue;
+            }
             break;
         }
         check_width(&self.name, self.line, &self.record)?;
         let record = std::mem::take(&mut self.record);
         let (row, record) = record_row(&mut self.encoder, record, self.line, warnings);
         self.record = record;
+        check_encoded(&self.name, self.line, &row, self.record_limit)?;
         Ok(Some(row))
     }
 
@@ -524,6 +529,43 @@ pub(super) fn check_width(
         });
     }
     Ok(())
+}
+
+/// Refuses a row whose stored JSON is far larger than the record it came
+/// from: control characters are escaped at six times their size (`\u0001`),
+/// so a record just under the limit could make a row of a hundred MB, copied
+/// several times on its way into the database.
+pub(super) fn check_encoded(
+    file: &str,
+    line: u64,
+    row: &Row,
+    record_limit: usize,
+) -> Result<(), ReadError> {
+    // At least 1 MiB: the column names are part of every row's JSON.
+    let limit = record_limit.saturating_mul(2).max(1 << 20);
+    if row.raw_data.len() > limit {
+        return Err(ReadError::Malformed {
+            file: file.to_string(),
+            line,
+            message: format!(
+                "the record stores as {} of JSON, more than twice the {} a record may hold and over 1 MiB (its control characters are escaped at six times their size): the line holds binary data, not text. Remove it or raise --max-record-bytes",
+                crate::read::workbook::guard::human_bytes(row.raw_data.len() as u64),
+                crate::read::workbook::guard::human_bytes(record_limit as u64)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The warning for a row skipped because it repeats the header.
+pub(super) fn repeated_header(line: u64) -> RowWarning {
+    RowWarning {
+        record_index: line as i64,
+        line,
+        column: None,
+        code: "repeated_header",
+        message: "the row repeats the header (two exports joined into one file?); it was skipped, not imported".into(),
+    }
 }
 
 /// A record of only delimiters and whitespace: counted, never stored.

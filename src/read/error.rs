@@ -43,6 +43,8 @@ pub enum ReadError {
     Workbook { file: String, message: String },
     #[error("{file}: refused: {reason}. The file was not opened; if it is a genuine export, save the sheets as CSV and import those")]
     Refused { file: String, reason: String },
+    #[error("{file}: {reason}. Nothing was imported from it")]
+    NotText { file: String, reason: String },
     #[error("{file}: the workbook is password-protected. Open it in Excel, remove the password (File > Info > Protect Workbook > Encrypt with Password), save, and import again")]
     PasswordProtected { file: String },
     #[error("{file}: no sheet named {wanted}; the workbook has: {available}")]
@@ -72,6 +74,7 @@ impl ReadError {
             ReadError::Unsupported { .. } => "unsupported_format",
             ReadError::Workbook { .. } => "unreadable_workbook",
             ReadError::Refused { .. } => "refused_workbook",
+            ReadError::NotText { .. } => "not_text",
             ReadError::PasswordProtected { .. } => "password_protected",
             ReadError::NoSuchSheet { .. } => "no_such_sheet",
             ReadError::Sheet { .. } => "unreadable_sheet",

@@ -129,6 +129,26 @@ impl RowEncoder {
         encoder
     }
 
+    /// Whether a record repeats the header, as a second export appended to
+    /// the first does (its byte-order mark, if any, now inside the file).
+    /// Tables of one column are left alone: a value may name its column.
+    pub fn repeats_header(&self, record: &csv::ByteRecord) -> bool {
+        self.header_len >= 2
+            && record.len() == self.header_len
+            && record
+                .iter()
+                .zip(&self.names)
+                .enumerate()
+                .all(|(i, (field, name))| {
+                    let field = if i == 0 {
+                        field.strip_prefix("\u{feff}".as_bytes()).unwrap_or(field)
+                    } else {
+                        field
+                    };
+                    field.trim_ascii() == name.trim().as_bytes()
+                })
+    }
+
     fn push_key(&mut self, name: String) {
         let mut key = String::with_capacity(name.len() + 3);
         push_json_string(&mut key, &name);
@@ -369,6 +389,18 @@ fn is_mac(t: &str) -> bool {
 /// the shapes of the cells below them (dates, addresses, versions, e-mail
 /// addresses, or several numbers), or repeat values found below them, is data.
 pub fn header_shape(rows: &[Vec<String>]) -> HeaderShape {
+    // A row that repeats the candidate (a second export joined to the first)
+    // is the header again, not data whose values the header repeats.
+    let bare = |c: &str| c.trim_start_matches('\u{feff}').trim().to_string();
+    let repeats_first = |r: &Vec<String>| {
+        r.len() == rows[0].len() && r.iter().zip(&rows[0]).all(|(a, b)| bare(a) == bare(b))
+    };
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| *i == 0 || !repeats_first(r))
+        .map(|(_, r)| r.clone())
+        .collect();
     if rows.len() < 2 {
         return HeaderShape::Named;
     }

@@ -8,6 +8,7 @@ pub mod delimiter;
 pub mod encoding;
 mod error;
 pub mod header;
+pub mod isolate;
 pub mod layout;
 pub mod sniff;
 pub mod stream;
@@ -330,8 +331,63 @@ pub fn probe(file: &InputFile, options: &ReadOptions) -> Result<FileProbe, ReadE
             }
         };
     }
+    if let Some(actual) = workbook_inside(file) {
+        return Err(ReadError::NotText {
+            file: file.display.clone(),
+            reason: format!(
+                "it is {actual} named .{ext}; rename it to end in the right extension and import it again"
+            ),
+        });
+    }
     probe_text(file, options).map(FileProbe::Text)
 }
+
+/// The first `max` bytes of a file.
+fn raw_head(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path)?, max),
+        &mut head,
+    )?;
+    Ok(head)
+}
+
+/// What workbook a file with a text extension holds, judged by its magic
+/// bytes: such a file read as text would stage its compressed bytes as rows.
+fn workbook_inside(file: &InputFile) -> Option<&'static str> {
+    let mut head = [0u8; 8];
+    let mut reader = std::fs::File::open(&file.path).ok()?;
+    let n = std::io::Read::read(&mut reader, &mut head).ok()?;
+    let head = &head[..n];
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        Some("a zip archive (an .xlsx, .xlsb or .ods workbook?)")
+    } else if head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+        Some("an OLE compound file (an .xls workbook?)")
+    } else {
+        None
+    }
+}
+
+/// The share of a text's characters that are control characters other than
+/// tab, line breaks and form feed (and, decoded, replacement characters):
+/// text exports have next to none, random, compressed or encrypted bytes
+/// about one in nine. `None` for a sample too short to judge.
+fn binary_share(chars: impl Iterator<Item = char>) -> Option<f64> {
+    let (mut total, mut binary) = (0usize, 0usize);
+    for c in chars {
+        total += 1;
+        let control =
+            (c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r' | '\x0c')) || c == '\u{fffd}';
+        binary += usize::from(control);
+    }
+    (total >= BINARY_SAMPLE_MIN).then(|| binary as f64 / total as f64)
+}
+
+/// A file shorter than this is not judged binary: a few escape sequences
+/// in a small export are data to keep (and warn about), not a sign.
+const BINARY_SAMPLE_MIN: usize = 4096;
+/// Above this share of binary characters in its head, a text file is refused.
+const MAX_BINARY_SHARE: f64 = 0.08;
 
 /// Hash, size, encoding and delimiter of a delimited text file.
 pub fn probe_text(file: &InputFile, options: &ReadOptions) -> Result<TextProbe, ReadError> {
@@ -346,22 +402,34 @@ pub fn probe_text(file: &InputFile, options: &ReadOptions) -> Result<TextProbe, 
             file: file.display.clone(),
         });
     }
+    let (head, complete) =
+        csv_source::decoded_head(&file.path, scan.encoding, scan.encoding_source, SNIFF_BYTES)
+            .map_err(io_err)?;
+    // Judged on the bytes as written, except UTF-16, whose NULs are text.
+    let binary =
+        if scan.encoding == encoding_rs::UTF_16LE || scan.encoding == encoding_rs::UTF_16BE {
+            binary_share(String::from_utf8_lossy(&head).chars())
+        } else {
+            let raw = raw_head(&file.path, 64 << 10).map_err(io_err)?;
+            binary_share(raw.iter().map(|&b| if b < 0x80 { b as char } else { 'x' }))
+        }
+        .unwrap_or(0.0);
+    if binary > MAX_BINARY_SHARE {
+        return Err(ReadError::NotText {
+            file: file.display.clone(),
+            reason: format!(
+                "{:.0} % of its first bytes are control characters: it holds binary data, not delimited text (a compressed or encrypted file?)",
+                binary * 100.0
+            ),
+        });
+    }
     let (delimiter, delimiter_source) = match options.delimiter {
         Some(d) => (d, DelimiterSource::Override),
-        None => {
-            let (head, complete) = csv_source::decoded_head(
-                &file.path,
-                scan.encoding,
-                scan.encoding_source,
-                SNIFF_BYTES,
-            )
-            .map_err(io_err)?;
-            match delimiter::sniff(&head, complete) {
-                Some(d) => (d, DelimiterSource::Detected),
-                None if matches!(ext.as_str(), "tsv" | "tab") => (b'\t', DelimiterSource::Default),
-                None => (b',', DelimiterSource::Default),
-            }
-        }
+        None => match delimiter::sniff(&head, complete) {
+            Some(d) => (d, DelimiterSource::Detected),
+            None if matches!(ext.as_str(), "tsv" | "tab") => (b'\t', DelimiterSource::Default),
+            None => (b',', DelimiterSource::Default),
+        },
     };
     Ok(TextProbe {
         scan,

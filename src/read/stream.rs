@@ -19,6 +19,9 @@ use crate::read::{
     TextProbe,
 };
 
+/// A batch of rows is handed on once it holds this much raw data.
+const BATCH_BYTES: usize = 8 << 20;
+
 /// The header of a table, known when its rows start.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TableHeader {
@@ -106,13 +109,17 @@ pub fn stream_text<S: TableSink + Send>(
     })?;
     let parallel = parallelism.applies(probe.scan.size, probe.delimiter);
     let mut rows = Vec::with_capacity(batch_rows);
+    let mut rows_bytes = 0;
     let mut warnings = Vec::new();
     // In parallel, this thread reads only the records read ahead for the header.
     while !parallel || source.has_lookahead() {
         match source.next_row(&mut warnings) {
             Ok(Some(row)) => {
+                rows_bytes += row.raw_data.len();
                 rows.push(row);
-                if rows.len() == batch_rows {
+                // Bounded in bytes too: records near the size limit add up.
+                if rows.len() == batch_rows || rows_bytes >= BATCH_BYTES {
+                    rows_bytes = 0;
                     let batch = std::mem::replace(&mut rows, Vec::with_capacity(batch_rows));
                     sink.rows(batch, std::mem::take(&mut warnings), None)?;
                 }
@@ -245,7 +252,8 @@ fn stream_sheet<S: TableSink>(
                 return Visit::Stop;
             }
         }
-        if table.pending() >= batch_rows {
+        // A batch is bounded in bytes too: rows of long cells add up.
+        if table.pending() >= batch_rows || table.pending_bytes() >= BATCH_BYTES {
             let (rows, warnings) = table.take_rows();
             if let Err(e) = sink.rows(rows, warnings, None) {
                 stopped = Some(e);

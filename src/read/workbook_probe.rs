@@ -9,6 +9,7 @@ use std::io::Read;
 
 use serde::Serialize;
 
+use super::isolate::parser_call;
 use super::layout::{self, Layout, TableRole};
 use super::workbook::guard::{self, Container, GuardError};
 use super::workbook::table::SheetTable;
@@ -107,9 +108,11 @@ pub fn probe(file: &InputFile, options: &ReadOptions) -> Result<Option<WorkbookP
             file: file.display.clone(),
         });
     }
-    let checked = match guard::check(&file.path, &guard::LIMITS) {
-        Ok(checked) => checked,
-        Err(error) => return Err(guard_error(file, error)),
+    // The guard walks the container with the zip, cfb and quick-xml crates.
+    let checked = match parser_call(|| Ok(guard::check(&file.path, &guard::LIMITS))) {
+        Ok(Ok(checked)) => checked,
+        Ok(Err(error)) => return Err(guard_error(file, error)),
+        Err(message) => return Err(workbook_error(file, message)),
     };
     let container = match checked.container {
         Container::Text => return Ok(None),

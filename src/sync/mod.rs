@@ -9,6 +9,7 @@
 //! row differs from its local row. Each attempt is logged locally (sync_log)
 //! and, when it commits, centrally (intake_sync_log).
 
+pub mod central_url;
 mod tables;
 
 use std::time::Instant;
@@ -43,7 +44,7 @@ pub enum SyncError {
     NoFlow,
     #[error("no flow matches '{0}'; `intake mappings` shows the latest flow's id")]
     UnknownFlow(String),
-    #[error("flow {flow} is {status}, and only a completed flow is synced; finish it with `intake import` (a later run resumes it)")]
+    #[error("flow {flow} is {status}, and only a completed flow is synced; run `intake import` again with the same files to finish it: they are not imported twice, and the run finishes the flow from the phase it stopped in")]
     NotCompleted { flow: String, status: String },
     #[error("cannot connect to the central database ({target}): {source}. Check DATABASE_URL or --database-url (user, password, database name) and that the server is reachable")]
     Connect {
@@ -70,6 +71,14 @@ pub enum SyncError {
         key: String,
         parent: &'static str,
         id: String,
+    },
+    #[error("{0}")]
+    Url(#[from] central_url::UrlError),
+    #[error("flow {flow}'s dependencies point at {assets} asset(s) that a later flow took over locally and the central database does not hold yet; nothing was synced. Sync that flow first (`intake sync --flow {}`), then this one again", holders.join("`, `intake sync --flow "))]
+    SyncFirst {
+        flow: String,
+        assets: usize,
+        holders: Vec<String>,
     },
     #[error("central database error: {0}; nothing was synced")]
     Postgres(#[from] CentralError),
@@ -134,6 +143,7 @@ impl SyncError {
             | SyncError::SchemaMismatch(_)
             | SyncError::OtherTenant { .. }
             | SyncError::ForeignReference { .. }
+            | SyncError::SyncFirst { .. }
             | SyncError::Conflict { .. } => "refused",
             SyncError::Locked { .. } => "locked",
             _ => "failed",
@@ -180,14 +190,15 @@ struct FlowToSync {
 /// nothing anywhere.
 pub fn run(conn: &Connection, request: &SyncRequest) -> Result<SyncOutcome, SyncError> {
     let started = Instant::now();
+    let central = central_url::parse(request.database_url)?;
     // One read transaction: every table is read as of one moment, even if
     // an import writes to the file meanwhile (its commit waits). It ends
     // once every table is staged centrally (`load_and_apply`), or here.
     conn.execute_batch("BEGIN")?;
     let flow = flow_to_sync(conn, request.flow);
     let result = flow.map(|flow| {
-        let target = describe_target(request.database_url);
-        let result = sync_flow(conn, request, &flow, &target, started);
+        let target = central_url::target(&central);
+        let result = sync_flow(conn, request, &central, &flow, &target, started);
         (flow, target, result)
     });
     end_snapshot(conn)?;
@@ -234,21 +245,37 @@ fn end_snapshot(conn: &Connection) -> rusqlite::Result<()> {
 fn sync_flow(
     conn: &Connection,
     request: &SyncRequest,
+    central: &postgres::Config,
     flow: &FlowToSync,
     target: &str,
     started: Instant,
 ) -> Result<SyncOutcome, SyncError> {
-    let mut client =
-        Client::connect(request.database_url, NoTls).map_err(|source| SyncError::Connect {
+    let mut client = central
+        .connect(NoTls)
+        .map_err(|source| SyncError::Connect {
             target: target.to_string(),
             source: CentralError(source),
         })?;
+    // The schema is compared outside any data transaction, and created or
+    // upgraded only when something is missing (`ensure_schema`).
+    let missing = schema_differences(conn, &mut client)?;
+    let create_in_dry_run = !missing.is_empty() && request.create_schema && request.dry_run;
+    if !missing.is_empty() && !create_in_dry_run {
+        if !request.create_schema {
+            return Err(SyncError::SchemaMismatch(missing));
+        }
+        ensure_schema(conn, &mut client)?;
+    }
     let mut tx = client.transaction()?;
     // Local times without a zone (first_discovered_at from an export) are UTC.
     tx.batch_execute("SET LOCAL TIME ZONE 'UTC'")?;
-    // DDL is transactional in PostgreSQL: a dry run's schema is rolled back too.
-    let result = prepare_schema(conn, &mut tx, request.create_schema)
-        .and_then(|()| load_and_apply(conn, &mut tx, request, flow));
+    // A dry run plans against the schema it would create, rolled back with it.
+    let result = if create_in_dry_run {
+        create_schema_in(&mut tx).map_err(SyncError::from)
+    } else {
+        Ok(())
+    }
+    .and_then(|()| load_and_apply(conn, &mut tx, request, flow));
     let tables = match result {
         Ok(tables) => tables,
         Err(e) => {
@@ -318,6 +345,7 @@ fn load_and_apply(
             engagement: flow.engagement.clone(),
         });
     }
+    refuse_edges_to_unsynced_flows(conn, tx, flow)?;
     let scope = tables::Scope {
         master_flow_id: &flow.ids.master_flow_id,
         client_account_id: &flow.client,
@@ -417,13 +445,68 @@ fn flow_to_sync(conn: &Connection, flow: Option<&str>) -> Result<FlowToSync, Syn
     })
 }
 
-/// Creates what is missing when asked, then checks that every synced table and
-/// column of the local schema exists centrally.
-fn prepare_schema(conn: &Connection, tx: &mut Transaction, create: bool) -> Result<(), SyncError> {
-    if create {
-        tx.batch_execute(POSTGRES_SCHEMA_SQL)?;
+/// Refuses at once a flow whose dependencies point at assets that a later
+/// flow took over locally and that the central database does not hold yet:
+/// the edges could not be written until that flow is synced, and finding it
+/// out at the foreign-key check came after every table was copied.
+fn refuse_edges_to_unsynced_flows(
+    conn: &Connection,
+    tx: &mut Transaction,
+    flow: &FlowToSync,
+) -> Result<(), SyncError> {
+    let held: Vec<(String, String)> = conn
+        .prepare(
+            "SELECT a.id, a.master_flow_id FROM assets a
+             WHERE a.id IN (SELECT asset_id FROM asset_dependencies WHERE master_flow_id = ?1
+                            UNION SELECT depends_on_asset_id FROM asset_dependencies WHERE master_flow_id = ?1)
+               AND a.master_flow_id <> ?1",
+        )?
+        .query_map([&flow.ids.master_flow_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if held.is_empty() {
+        return Ok(());
     }
-    let client = tx;
+    let ids: Vec<&str> = held.iter().map(|(id, _)| id.as_str()).collect();
+    let central: std::collections::HashSet<String> = tx
+        .query(
+            "SELECT id::text FROM assets WHERE id = ANY($1::text[]::uuid[])",
+            &[&ids],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut holders: Vec<&str> = held
+        .iter()
+        .filter(|(id, _)| !central.contains(id))
+        .map(|(_, holder)| holder.as_str())
+        .collect();
+    holders.sort_unstable();
+    holders.dedup();
+    if holders.is_empty() {
+        return Ok(());
+    }
+    Err(SyncError::SyncFirst {
+        flow: flow.ids.master_flow_id.clone(),
+        assets: held.iter().filter(|(id, _)| !central.contains(id)).count(),
+        holders: holders.iter().map(|h| h.to_string()).collect(),
+    })
+}
+
+/// Serialises every change to the central schema, whichever tenant makes it.
+const SCHEMA_LOCK_KEY: &str = "intake central schema";
+
+/// How long one attempt at the schema's DDL may wait for a table lock: a
+/// reader queued behind an ALTER TABLE waits with it, so the wait is short
+/// and retried rather than long.
+const SCHEMA_LOCK_WAIT: &str = "500ms";
+const SCHEMA_ATTEMPTS: u32 = 240;
+
+/// What the central schema lacks that this intake writes: missing tables
+/// and columns.
+fn schema_differences(
+    conn: &Connection,
+    client: &mut impl postgres::GenericClient,
+) -> Result<Vec<String>, SyncError> {
     let mut differences = Vec::new();
     for spec in TABLES.iter().map(|t| t.name).chain(["intake_sync_log"]) {
         let central: Vec<String> = client
@@ -448,11 +531,56 @@ fn prepare_schema(conn: &Connection, tx: &mut Transaction, create: bool) -> Resu
             }
         }
     }
-    if differences.is_empty() {
-        Ok(())
-    } else {
-        Err(SyncError::SchemaMismatch(differences))
+    Ok(differences)
+}
+
+/// Creates what the central schema lacks, in a transaction of its own under
+/// one global advisory lock: concurrent syncs wait for the first to finish
+/// and then find nothing to do. The DDL takes table locks only briefly: each
+/// attempt gives up after SCHEMA_LOCK_WAIT and is tried again, so that the
+/// platform's readers never queue behind it for long.
+fn ensure_schema(conn: &Connection, client: &mut Client) -> Result<(), SyncError> {
+    for attempt in 1..=SCHEMA_ATTEMPTS {
+        let mut tx = client.transaction()?;
+        tx.query_one(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&SCHEMA_LOCK_KEY],
+        )?;
+        // Another sync may have created it while this one waited.
+        if schema_differences(conn, &mut tx)?.is_empty() {
+            return Ok(tx.commit()?);
+        }
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{SCHEMA_LOCK_WAIT}'"))?;
+        match create_schema_in(&mut tx) {
+            Ok(()) => {
+                tx.commit()?;
+                let left = schema_differences(conn, client)?;
+                return if left.is_empty() {
+                    Ok(())
+                } else {
+                    Err(SyncError::SchemaMismatch(left))
+                };
+            }
+            Err(e) if is_lock_timeout(&e) && attempt < SCHEMA_ATTEMPTS => {
+                drop(tx);
+                tracing::info!(
+                    "the central schema change waits for a table lock (attempt {attempt})"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(250));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
+    unreachable!("the last attempt returns")
+}
+
+/// Runs schema.postgres.sql (every statement IF NOT EXISTS) in `tx`.
+fn create_schema_in(tx: &mut Transaction) -> Result<(), postgres::Error> {
+    tx.batch_execute(POSTGRES_SCHEMA_SQL)
+}
+
+fn is_lock_timeout(error: &postgres::Error) -> bool {
+    error.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE)
 }
 
 /// Records a failed attempt centrally, outside the rolled-back transaction.
@@ -508,22 +636,8 @@ fn hex(bytes: &[u8]) -> String {
 
 /// host:port/dbname of a connection string: what may be shown and logged.
 pub fn describe_target(database_url: &str) -> String {
-    match database_url.parse::<postgres::Config>() {
-        Ok(config) => {
-            let host = config
-                .get_hosts()
-                .first()
-                .map(|h| match h {
-                    postgres::config::Host::Tcp(name) => name.clone(),
-                    postgres::config::Host::Unix(path) => path.display().to_string(),
-                })
-                .unwrap_or_else(|| "localhost".into());
-            let port = config.get_ports().first().copied().unwrap_or(5432);
-            format!(
-                "{host}:{port}/{}",
-                config.get_dbname().unwrap_or("postgres")
-            )
-        }
-        Err(_) => "an unparsable connection string".into(),
+    match central_url::parse(database_url) {
+        Ok(config) => central_url::target(&config),
+        Err(_) => "an unreadable connection string".into(),
     }
 }

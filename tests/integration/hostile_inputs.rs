@@ -586,3 +586,437 @@ fn a_database_reached_through_a_link_takes_the_same_writer_lock() {
         "the lock is the database's own"
     );
 }
+
+/// Builds the Workbook stream of an .xls, record by record (BIFF8).
+mod biff {
+    pub fn record(kind: u16, body: &[u8]) -> Vec<u8> {
+        let mut v = kind.to_le_bytes().to_vec();
+        v.extend((body.len() as u16).to_le_bytes());
+        v.extend(body);
+        v
+    }
+
+    pub fn bof(sheet: bool) -> Vec<u8> {
+        let kind: u16 = if sheet { 0x0010 } else { 0x0005 };
+        let mut body = 0x0600u16.to_le_bytes().to_vec();
+        body.extend(kind.to_le_bytes());
+        body.extend([0; 12]);
+        record(0x0809, &body)
+    }
+
+    pub fn eof() -> Vec<u8> {
+        record(0x000A, &[])
+    }
+
+    /// A BoundSheet8 entry: a visible worksheet named `name` at `position`.
+    pub fn sheet_entry(position: u32, name: &str) -> Vec<u8> {
+        let mut body = position.to_le_bytes().to_vec();
+        body.extend([0, 0, name.len() as u8, 0]);
+        body.extend(name.as_bytes());
+        record(0x0085, &body)
+    }
+
+    pub fn label(row: u16, col: u16, text: &str) -> Vec<u8> {
+        let mut body = row.to_le_bytes().to_vec();
+        body.extend(col.to_le_bytes());
+        body.extend([0, 0]);
+        body.extend((text.len() as u16).to_le_bytes());
+        body.push(0);
+        body.extend(text.as_bytes());
+        record(0x0204, &body)
+    }
+
+    pub fn number(row: u16, col: u16, value: f64) -> Vec<u8> {
+        let mut body = row.to_le_bytes().to_vec();
+        body.extend(col.to_le_bytes());
+        body.extend([0, 0]);
+        body.extend(value.to_le_bytes());
+        record(0x0203, &body)
+    }
+
+    /// A stream whose globals list `entries` sheet entries, `pointing` at
+    /// the sheet made of `sheet` (BOF added; the caller ends it).
+    pub fn stream(entries: &[&str], sheet: &[Vec<u8>]) -> Vec<u8> {
+        stream_with(&[], entries, sheet)
+    }
+
+    /// `stream`, with `extra` records in the globals after their BOF.
+    pub fn stream_with(extra: &[Vec<u8>], entries: &[&str], sheet: &[Vec<u8>]) -> Vec<u8> {
+        let globals: usize = bof(false).len()
+            + extra.iter().map(Vec::len).sum::<usize>()
+            + entries
+                .iter()
+                .map(|n| sheet_entry(0, n).len())
+                .sum::<usize>()
+            + eof().len();
+        let mut s = bof(false);
+        for record in extra {
+            s.extend(record);
+        }
+        for name in entries {
+            s.extend(sheet_entry(globals as u32, name));
+        }
+        s.extend(eof());
+        s.extend(bof(true));
+        for r in sheet {
+            s.extend(r);
+        }
+        s
+    }
+
+    /// The servers table every test sheet starts with.
+    pub fn servers() -> Vec<Vec<u8>> {
+        vec![
+            label(0, 0, "Name"),
+            label(0, 1, "CPU"),
+            label(1, 0, "web01"),
+            number(1, 1, 4.0),
+            label(2, 0, "db01"),
+            number(2, 1, 8.0),
+        ]
+    }
+
+    /// Writes `stream` as the Workbook stream of an OLE compound file.
+    pub fn write_xls(path: &std::path::Path, stream: &[u8]) {
+        use std::io::Write;
+        let mut file = cfb::create(path).unwrap();
+        file.create_stream("/Workbook")
+            .unwrap()
+            .write_all(stream)
+            .unwrap();
+        file.flush().unwrap();
+    }
+}
+
+/// Imports `files` with a good export beside them: (exit code, --json, stderr).
+fn import_beside_a_good_file(work: &Work, files: &[&std::path::Path]) -> (i32, Value, String) {
+    let good = sample("servicenow_cmdb_ci_server.csv");
+    let mut args = vec!["import", "--json"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    args.push(good.to_str().unwrap());
+    let (code, stdout, stderr, rss) = measured(work, &args);
+    assert!(rss < MAX_RSS_KB, "peak RSS {rss} KB\n{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "a parser's panic reached the terminal:\n{stderr}"
+    );
+    let json: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: exit {code}\n{stdout}\n{stderr}"));
+    assert_eq!(
+        file_entry(&json, "servicenow_cmdb_ci_server.csv")["status"],
+        "completed",
+        "{json}"
+    );
+    (code, json, stderr)
+}
+
+#[test]
+fn a_panic_inside_the_workbook_reader_fails_that_file_only() {
+    let work = Work::new();
+    // The same workbook, once whole and once with an empty DateMode record
+    // (calamine reads two bytes from it without looking).
+    let good = work.path("two_servers.xls");
+    let mut sheet = biff::servers();
+    sheet.push(biff::eof());
+    biff::write_xls(&good, &biff::stream(&["Servers"], &sheet));
+    let cut = work.path("date_mode_record_empty.xls");
+    biff::write_xls(
+        &cut,
+        &biff::stream_with(&[biff::record(0x0022, &[])], &["Servers"], &sheet),
+    );
+
+    let (code, json, _) = import_beside_a_good_file(&work, &[&good, &cut]);
+    assert_eq!(code, 3, "{json}");
+    assert_eq!(file_entry(&json, "two_servers.xls")["status"], "completed");
+    assert_eq!(raw_rows(&work.conn(), "two_servers.xls").len(), 2);
+    let failed = file_entry(&json, "date_mode_record_empty.xls");
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["error_code"], "unreadable_workbook", "{failed}");
+    let message = failed["error"].as_str().unwrap();
+    assert!(message.contains("malformed data"), "{message}");
+    assert_eq!(
+        count(
+            &work.conn(),
+            "SELECT count(*) FROM data_imports WHERE filename LIKE '%date_mode_record_empty.xls' AND status = 'failed'"
+        ),
+        1,
+        "the failed file is named in data_imports"
+    );
+    // sniff says the same and does not crash.
+    let out = work
+        .intake()
+        .args(["sniff", cut.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(101), "{said}");
+    assert!(
+        said.contains("malformed data") && !said.contains("panicked"),
+        "{said}"
+    );
+}
+
+#[test]
+fn damaged_xls_sheet_entries_and_merge_lists_fail_their_file_with_the_reason() {
+    let work = Work::new();
+    let mut sheet = biff::servers();
+    sheet.push(biff::eof());
+    // A sheet entry pointing far past the stream.
+    let mut past = biff::bof(false);
+    past.extend(biff::sheet_entry(1 << 30, "Servers"));
+    past.extend(biff::eof());
+    let past_path = work.path("sheet_entry_past_the_stream.xls");
+    biff::write_xls(&past_path, &past);
+    // A sheet entry of three bytes.
+    let mut short = biff::bof(false);
+    short.extend(biff::record(0x0085, &[0, 0, 0]));
+    short.extend(biff::eof());
+    let short_path = work.path("sheet_entry_three_bytes.xls");
+    biff::write_xls(&short_path, &short);
+    // A MergeCells record that says 200 ranges and holds none.
+    let mut merged = biff::servers();
+    merged.push(biff::record(0x00E5, &[200, 0]));
+    merged.push(biff::eof());
+    let merged_path = work.path("merge_count_past_its_record.xls");
+    biff::write_xls(&merged_path, &biff::stream(&["Servers"], &merged));
+
+    let (code, json, _) =
+        import_beside_a_good_file(&work, &[&past_path, &short_path, &merged_path]);
+    assert_eq!(code, 3, "{json}");
+    for (file, said) in [
+        (
+            "sheet_entry_past_the_stream.xls",
+            "past the end of the workbook stream",
+        ),
+        ("sheet_entry_three_bytes.xls", "shorter than"),
+        ("merge_count_past_its_record.xls", "MergeCells"),
+    ] {
+        let entry = file_entry(&json, file);
+        assert_eq!(entry["status"], "failed", "{entry}");
+        assert!(entry["error"].as_str().unwrap().contains(said), "{entry}");
+    }
+}
+
+#[test]
+fn the_xls_guard_counts_what_calamine_builds() {
+    let work = Work::new();
+    let far = |kind: u16| {
+        // A cell at the far corner of an .xls sheet: 65,536 × 256 cells.
+        let mut body = 65_535u16.to_le_bytes().to_vec();
+        body.extend(255u16.to_le_bytes());
+        body.extend([0; 10]);
+        biff::record(kind, &body)
+    };
+    let mut cases = Vec::new();
+    // An RString cell at the corner.
+    let mut rstring = biff::servers();
+    rstring.push(far(0x00D6));
+    rstring.push(biff::eof());
+    cases.push(("rstring_at_the_corner.xls", biff::stream(&["S"], &rstring)));
+    // The corner after a nested chart substream.
+    let mut nested = biff::servers();
+    nested.extend([biff::bof(false), biff::number(0, 0, 1.0), biff::eof()]);
+    nested.push(far(0x0203));
+    nested.push(biff::eof());
+    cases.push((
+        "corner_after_a_chart_substream.xls",
+        biff::stream(&["S"], &nested),
+    ));
+    // The corner in a sheet without EOF.
+    let mut unended = biff::servers();
+    unended.push(far(0x0203));
+    cases.push((
+        "corner_in_a_sheet_without_eof.xls",
+        biff::stream(&["S"], &unended),
+    ));
+    // Twenty entries at one sheet of 65,536 × 4 cells: 5.2 M cells built.
+    let mut tall = biff::servers();
+    let mut body = 65_535u16.to_le_bytes().to_vec();
+    body.extend(3u16.to_le_bytes());
+    body.extend([0; 10]);
+    tall.push(biff::record(0x0203, &body));
+    tall.push(biff::eof());
+    let names: Vec<String> = (0..20).map(|i| format!("S{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    cases.push((
+        "twenty_entries_at_one_sheet.xls",
+        biff::stream(&names, &tall),
+    ));
+    cases.push(("one_entry_at_that_sheet.xls", biff::stream(&["S"], &tall)));
+
+    let paths: Vec<std::path::PathBuf> = cases
+        .iter()
+        .map(|(name, stream)| {
+            let path = work.path(name);
+            biff::write_xls(&path, stream);
+            path
+        })
+        .collect();
+    let refs: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
+    let (code, json, _) = import_beside_a_good_file(&work, &refs);
+    assert_eq!(code, 3, "{json}");
+    for (name, _) in &cases[..4] {
+        let entry = file_entry(&json, name);
+        assert_eq!(entry["error_code"], "refused_workbook", "{entry}");
+    }
+    let one = file_entry(&json, "one_entry_at_that_sheet.xls");
+    assert_eq!(one["status"], "completed", "{one}");
+}
+
+#[test]
+fn xlsx_parts_that_would_expand_past_memory_are_refused() {
+    use std::io::Write;
+    let work = Work::new();
+    let write_xlsx = |name: &str, sheet: &str, shared: Option<&str>, entries: usize| {
+        let listed: String = (0..entries)
+            .map(|i| format!(r#"<sheet name="Data{i}" sheetId="{}" r:id="rId1"/>"#, i + 1))
+            .collect();
+        let path = work.path(name);
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        let mut parts = vec![
+            ("[Content_Types].xml".to_string(), r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/></Types>"#.to_string()),
+            ("_rels/.rels".into(), r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#.into()),
+            ("xl/workbook.xml".into(), r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets>{listed}</sheets></workbook>"#.replace("{listed}", &listed)),
+            ("xl/_rels/workbook.xml.rels".into(), r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>"#.into()),
+            ("xl/worksheets/sheet1.xml".into(), format!(r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>{sheet}</sheetData></worksheet>"#)),
+        ];
+        if let Some(shared) = shared {
+            parts.push(("xl/sharedStrings.xml".into(), shared.to_string()));
+        }
+        for (name, text) in parts {
+            zip.start_file(name, options).unwrap();
+            zip.write_all(text.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap();
+        path
+    };
+    let rows = r#"<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row><row r="2"><c r="A2" t="s"><v>2</v></c><c r="B2"><v>4</v></c></row>"#;
+    let strings = |unique: &str| {
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="3" uniqueCount="{unique}"><si><t>Name</t></si><si><t>CPU</t></si><si><t>web01</t></si></sst>"#
+        )
+    };
+    let fine = write_xlsx("three_shared_strings.xlsx", rows, Some(&strings("3")), 1);
+    let huge_count = write_xlsx(
+        "unique_count_near_u64_max.xlsx",
+        rows,
+        Some(&strings("18446744073709551610")),
+        1,
+    );
+    let one_part_twice = write_xlsx("two_sheets_one_part.xlsx", rows, Some(&strings("3")), 2000);
+    let long_cell = format!(
+        r#"<row r="1"><c r="A1" t="inlineStr"><is><t>Name</t></is></c></row><row r="2"><c r="A2" t="inlineStr"><is><t>{}</t></is></c></row>"#,
+        "x".repeat(5 << 20)
+    );
+    let five_mb_cell = write_xlsx("one_cell_of_five_mb.xlsx", &long_cell, None, 1);
+
+    let (code, json, _) =
+        import_beside_a_good_file(&work, &[&fine, &huge_count, &one_part_twice, &five_mb_cell]);
+    assert_eq!(code, 3, "{json}");
+    assert_eq!(
+        file_entry(&json, "three_shared_strings.xlsx")["status"],
+        "completed"
+    );
+    let counted = file_entry(&json, "unique_count_near_u64_max.xlsx");
+    assert_eq!(counted["status"], "failed", "{counted}");
+    assert!(
+        counted["error"].as_str().unwrap().contains("uniqueCount"),
+        "{counted}"
+    );
+    let twice = file_entry(&json, "two_sheets_one_part.xlsx");
+    assert_eq!(twice["status"], "failed", "{twice}");
+    assert!(
+        twice["error"].as_str().unwrap().contains("one part"),
+        "{twice}"
+    );
+    let long = file_entry(&json, "one_cell_of_five_mb.xlsx");
+    assert_eq!(long["error_code"], "refused_workbook", "{long}");
+    assert!(long["error"].as_str().unwrap().contains("32,767"), "{long}");
+}
+
+#[test]
+fn binary_content_is_never_read_as_text() {
+    let work = Work::new();
+    // A real workbook saved under a .csv name, and random bytes named .csv.
+    let workbook = work.path("inventory_really_xlsx.csv");
+    std::fs::copy(sample("RVTools_export_all.xlsx"), &workbook).unwrap();
+    let random = work.path("random_bytes.csv");
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let bytes: Vec<u8> = (0..(2 << 20))
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    std::fs::write(&random, bytes).unwrap();
+    let (code, json, _) = import_beside_a_good_file(&work, &[&workbook, &random]);
+    assert_eq!(code, 3, "{json}");
+    let misnamed = file_entry(&json, "inventory_really_xlsx.csv");
+    assert_eq!(misnamed["error_code"], "not_text", "{misnamed}");
+    assert!(
+        misnamed["error"].as_str().unwrap().contains("rename"),
+        "{misnamed}"
+    );
+    let noise = file_entry(&json, "random_bytes.csv");
+    assert_eq!(noise["error_code"], "not_text", "{noise}");
+    assert!(
+        noise["error"].as_str().unwrap().contains("binary"),
+        "{noise}"
+    );
+    assert_eq!(
+        count(
+            &work.conn(),
+            "SELECT count(*) FROM raw_import_records r JOIN data_imports d ON d.id = r.data_import_id
+             WHERE d.filename LIKE '%random_bytes.csv' OR d.filename LIKE '%really_xlsx.csv'"
+        ),
+        0
+    );
+}
+
+#[test]
+fn a_second_export_appended_to_the_first_does_not_make_its_header_a_server() {
+    let work = Work::new();
+    let export =
+        "\u{feff}Server Name,IP Address,OS\nweb01,10.0.0.1,RHEL 9\nweb02,10.0.0.2,RHEL 9\n";
+    let joined = format!("{export}{export}")
+        .replacen("web01", "web03", 1)
+        .replacen("web02", "web04", 1);
+    let path = work.write("two_exports_joined.csv", &joined);
+    let (code, json) = work.import_json(&[path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    let rows = raw_rows(&work.conn(), "two_exports_joined.csv");
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|(_, row)| row["Server Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["web03", "web04", "web01", "web02"]);
+    let file = file_entry(&json, "two_exports_joined.csv");
+    assert_eq!(file["warnings_by_code"]["repeated_header"], 1, "{file}");
+}
+
+#[test]
+fn a_record_of_control_characters_just_under_the_limit_stops_its_file_in_bounded_memory() {
+    let work = Work::new();
+    let path = work.path("control_characters_record.csv");
+    let mut text = b"Name,IP Address,Notes\n".to_vec();
+    for i in 0..2_000 {
+        text.extend(format!("web{i:04},10.0.{}.{},in rack {i}\n", i / 250, i % 250).as_bytes());
+    }
+    text.extend(b"evil,10.9.9.9,");
+    text.extend(std::iter::repeat_n(1u8, 15 << 20));
+    text.push(b'\n');
+    std::fs::write(&path, text).unwrap();
+    let (code, json, _) = import_beside_a_good_file(&work, &[&path]);
+    assert_eq!(code, 3, "{json}");
+    let entry = file_entry(&json, "control_characters_record.csv");
+    assert_eq!(entry["status"], "failed", "{entry}");
+    assert!(
+        entry["error"].as_str().unwrap().contains("line 2002"),
+        "{entry}"
+    );
+}

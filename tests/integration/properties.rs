@@ -290,3 +290,104 @@ proptest! {
         let _ = guard::check(&path, &guard::LIMITS);
     }
 }
+
+/// Reads every sheet of a workbook file the way an import does, collecting
+/// nothing: what matters is that it returns.
+fn read_whole_workbook(path: &std::path::Path) {
+    let input = InputFile {
+        path: path.to_path_buf(),
+        display: path.display().to_string(),
+    };
+    let Ok(intake::read::FileProbe::Workbook(book)) =
+        intake::read::probe(&input, &ReadOptions::default())
+    else {
+        return;
+    };
+    let sheets = book
+        .sheets
+        .iter()
+        .map(|s| {
+            let to_read = intake::read::stream::SheetToRead {
+                name: s.name.clone(),
+                has_merged_cells: book.has_merged_cells,
+                role: None,
+            };
+            (to_read, CollectedTable::default())
+        })
+        .collect();
+    let read = intake::read::stream::stream_workbook(&input, book.container, sheets, 500);
+    assert!(read.is_ok());
+}
+
+/// The parts of a zip, inflated.
+fn zip_parts(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    (0..archive.len())
+        .map(|i| {
+            let mut entry = archive.by_index(i).unwrap();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            (entry.name().unwrap().to_string(), bytes)
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: config().cases / 4 + 1, ..config() })]
+
+    /// Damage inside a real workbook (bytes of its .xls Workbook stream, or
+    /// of an .xlsx/.ods part, overwritten, cut or repeated) fails that file
+    /// or reads it: never a panic, never an abort. The readers run in this
+    /// process, so a panic that escaped the isolation fails the test.
+    #[test]
+    fn damaged_workbooks_fail_alone(
+        which in 0usize..3,
+        part in any::<prop::sample::Index>(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..12),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let (source, name) = [
+            ("workbooks/legacy_excel97.xls", "damaged.xls"),
+            ("workbooks/merged_cells.xlsx", "damaged.xlsx"),
+            ("workbooks/opendocument.ods", "damaged.ods"),
+        ][which];
+        let source = crate::common::fixture(source);
+        let path = dir.path().join(name);
+        let damage = |bytes: &mut Vec<u8>| {
+            for (at, value, kind) in &edits {
+                if bytes.is_empty() {
+                    break;
+                }
+                let at = at.index(bytes.len());
+                match kind {
+                    0 => bytes[at] = *value,
+                    1 => bytes.truncate(at.max(1)),
+                    _ => {
+                        let piece: Vec<u8> = bytes[at..].iter().take(64).copied().collect();
+                        bytes.splice(at..at, piece);
+                    }
+                }
+            }
+        };
+        if which == 0 {
+            let mut book = cfb::open(&source).unwrap();
+            let mut stream = Vec::new();
+            std::io::Read::read_to_end(&mut book.open_stream("/Workbook").unwrap(), &mut stream).unwrap();
+            damage(&mut stream);
+            let mut out = cfb::create(&path).unwrap();
+            out.create_stream("/Workbook").unwrap().write_all(&stream).unwrap();
+            out.flush().unwrap();
+        } else {
+            let mut parts = zip_parts(&source);
+            let chosen = part.index(parts.len());
+            damage(&mut parts[chosen].1);
+            let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+            for (name, bytes) in &parts {
+                zip.start_file(name.as_str(), zip::write::SimpleFileOptions::default()).unwrap();
+                zip.write_all(bytes).unwrap();
+            }
+            zip.finish().unwrap();
+        }
+        read_whole_workbook(&path);
+    }
+}

@@ -400,3 +400,79 @@ fn a_read_only_command_rolls_back_what_a_killed_commit_left() {
         0
     );
 }
+
+/// A flow that failed in a phase after its import (here the dependencies
+/// phase, made to fail as a full disk does) is finished by the next run once
+/// the cause is gone, from that phase; sync refuses it until then and says
+/// how to finish it.
+#[test]
+fn a_flow_that_failed_in_a_later_phase_is_finished_by_the_next_run() {
+    let work = Work::new();
+    // The database exists before the run that fails (another engagement).
+    work.run_ok(&[
+        "import",
+        "-q",
+        "--engagement",
+        "other",
+        sample("handmade_semicolon_cp1252.csv").to_str().unwrap(),
+    ]);
+    work.conn()
+        .execute_batch(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON asset_dependencies
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+        )
+        .unwrap();
+    let rvtools = sample("RVTools_export_all.xlsx");
+    let out = work
+        .intake()
+        .args(["import", rvtools.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert_eq!(said.matches("dependencies").count(), 1, "{said}");
+    assert!(said.contains("disk is full"), "{said}");
+    let conn = work.conn();
+    let (status, phase, message): (String, String, String) = conn
+        .query_row(
+            "SELECT status, error_phase, error_message FROM discovery_flows ORDER BY created_at DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (status.as_str(), phase.as_str()),
+        ("failed", "dependencies")
+    );
+    assert_eq!(
+        message.matches("dependencies").count(),
+        1,
+        "the phase is named once: {message}"
+    );
+    let out = work
+        .intake()
+        .args([
+            "sync",
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/none",
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{said}");
+    assert!(said.contains("intake import"), "{said}");
+
+    // The space is back: the same command finishes the flow.
+    conn.execute_batch("DROP TRIGGER disk_full").unwrap();
+    let (code, json) = work.import_json(&[rvtools.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["resumed_flows"].as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM discovery_flows WHERE status <> 'completed'"
+        ),
+        0
+    );
+    assert!(count(&conn, "SELECT count(*) FROM asset_dependencies") > 0);
+}

@@ -773,3 +773,244 @@ fn a_nul_byte_in_a_source_file_does_not_make_the_flow_unsyncable() {
     assert_eq!(code, 0, "{again}");
     assert_eq!(again["outcome"], "unchanged");
 }
+
+/// Reads `assets` every 20 ms with a 2 s statement timeout, as the
+/// platform's own pages do, until told to stop: (reads, failures).
+fn platform_reader(
+    url: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(u64, Vec<String>)> {
+    std::thread::spawn(move || {
+        let mut client = Client::connect(&url, NoTls).unwrap();
+        client
+            .batch_execute("SET statement_timeout = '2s'")
+            .unwrap();
+        let (mut reads, mut failures) = (0, Vec::new());
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match client.query("SELECT count(*) FROM assets", &[]) {
+                Ok(_) => reads += 1,
+                // Before the first sync creates it.
+                Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => {}
+                Err(e) => failures.push(e.to_string()),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (reads, failures)
+    })
+}
+
+/// Starts `intake sync ARGS --json` for every work dir at once and waits
+/// for all: (exit code, stdout, stderr) each.
+fn sync_all_at_once(
+    works: &[(Work, &'static [&'static str])],
+    central: &Central,
+) -> Vec<(i32, String, String)> {
+    let children: Vec<_> = works
+        .iter()
+        .map(|(work, args)| {
+            Command::new(assert_cmd::cargo::cargo_bin("intake"))
+                .args(["--db", work.db().to_str().unwrap(), "sync", "--json"])
+                .args(*args)
+                .env("DATABASE_URL", central.url())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn ten_tenants_syncing_at_once_neither_fail_each_other_nor_block_the_platforms_readers() {
+    let tenant = |i: usize| {
+        let work = Work::new();
+        let export = big_export(&work, 1_500);
+        let client = format!("tenant {i}");
+        work.run_ok(&[
+            "import",
+            "-q",
+            "--client",
+            &client,
+            export.to_str().unwrap(),
+        ]);
+        work
+    };
+    const CREATE: &[&str] = &["--create-schema"];
+    const PLAIN: &[&str] = &[];
+    // A fresh database: all ten create the schema if it is missing.
+    let fresh = Central::new();
+    let works: Vec<(Work, &[&str])> = (0..10).map(|i| (tenant(i), CREATE)).collect();
+    // A complete one: half ask for the schema, half do not.
+    let complete = Central::new();
+    let first = tenant(10);
+    let (code, _, stderr) = sync(&first, &complete, &["--create-schema"]);
+    assert_eq!(code, 0, "{stderr}");
+    let mixed: Vec<(Work, &[&str])> = (11..21)
+        .map(|i| (tenant(i), if i % 2 == 0 { CREATE } else { PLAIN }))
+        .collect();
+    for (central, works) in [(&fresh, &works), (&complete, &mixed)] {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = platform_reader(central.url(), stop.clone());
+        let results = sync_all_at_once(works, central);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (reads, failures) = reader.join().unwrap();
+        for (code, stdout, stderr) in &results {
+            assert_eq!(*code, 0, "{stdout}\n{stderr}");
+            let json: Value = serde_json::from_str(stdout).unwrap();
+            assert_eq!(json["outcome"], "synced", "{json}");
+        }
+        assert!(
+            failures.is_empty(),
+            "the platform's reader failed: {failures:?}"
+        );
+        assert!(reads > 0, "the reader read while the syncs ran");
+        assert_eq!(
+            central.count("SELECT count(DISTINCT engagement_id) FROM assets"),
+            if std::ptr::eq(central, &fresh) {
+                10
+            } else {
+                11
+            }
+        );
+    }
+}
+
+#[test]
+fn a_password_is_never_printed_logged_or_stored_and_an_unencoded_one_is_refused_with_the_fix() {
+    let work = Work::new();
+    let central = Central::new();
+    imported(&work, &[sample("servicenow_cmdb_ci_server.csv")]);
+    let with_password = |password: &str| {
+        central.url().replacen(
+            "postgres://postgres@",
+            &format!("postgres://postgres:{password}@"),
+            1,
+        )
+    };
+    let run = |url: &str| {
+        let out = work
+            .intake()
+            .args(["-vv", "sync", "--create-schema", "--json"])
+            .env("DATABASE_URL", url)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let stored = || {
+        let conn = work.conn();
+        let local: Vec<String> = conn
+            .prepare("SELECT coalesce(target, '') || ' ' || coalesce(message, '') FROM sync_log")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        local.join("\n")
+    };
+    // An '@' left in the password: refused before anything is sent.
+    let (code, said) = run(&with_password("s3cr@tpass"));
+    assert_eq!(code, 2, "{said}");
+    assert!(said.contains("%40"), "the fix is named: {said}");
+    for part in ["s3cr", "tpass"] {
+        assert!(!said.contains(part), "{part} shown: {said}");
+        assert!(!stored().contains(part), "{part} stored: {}", stored());
+    }
+    // Percent-encoded, it is read (the test server trusts every password):
+    // the sync goes through and the password appears nowhere.
+    let (code, said) = run(&with_password("hunter2%40xyz"));
+    assert_eq!(code, 0, "{said}");
+    let central_log: String = central
+        .client()
+        .query_one(
+            "SELECT string_agg(coalesce(message, '') || counts::text, ' ') FROM intake_sync_log",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    for text in [said.as_str(), stored().as_str(), central_log.as_str()] {
+        assert!(!text.contains("hunter2") && !text.contains("xyz"), "{text}");
+    }
+    assert!(
+        stored().contains("127.0.0.1:5432/"),
+        "the target is stored: {}",
+        stored()
+    );
+}
+
+/// An older flow whose dependencies point at machines a newer flow took over
+/// is refused at once, naming the flow to sync first; in that order both go.
+#[test]
+fn an_older_flow_whose_machines_a_newer_flow_took_over_is_refused_with_the_order_to_sync_in() {
+    let work = Work::new();
+    let central = Central::new();
+    let servers = work.path("cmdb_ci_server.csv");
+    let relationships = work.path("cmdb_rel_ci.csv");
+    intake::synth::write_cmdb_csv(&mut std::fs::File::create(&servers).unwrap(), 400, 1.0, 3)
+        .unwrap();
+    intake::synth::write_relationships_csv(
+        &mut std::fs::File::create(&relationships).unwrap(),
+        400,
+        1.0,
+        3,
+    )
+    .unwrap();
+    let (code, first) =
+        work.import_json(&[servers.to_str().unwrap(), relationships.to_str().unwrap()]);
+    assert_eq!(code, 0, "{first}");
+    let older = first["master_flow_id"].as_str().unwrap().to_string();
+    // The next export of the same CMDB, every machine changed.
+    let next = work.path("cmdb_ci_server_next.csv");
+    intake::synth::write_records_csv(
+        &mut std::fs::File::create(&next).unwrap(),
+        intake::synth::CmdbRecords::new(400, 1.0, 3).with_changed(100.0, 9),
+    )
+    .unwrap();
+    let (code, second) = work.import_json(&[next.to_str().unwrap()]);
+    assert_eq!(code, 0, "{second}");
+    let newer = second["master_flow_id"].as_str().unwrap().to_string();
+    let taken_over = count(
+        &work.conn(),
+        &format!(
+            "SELECT count(*) FROM asset_dependencies d JOIN assets a ON a.id = d.asset_id
+             WHERE d.master_flow_id = '{older}' AND a.master_flow_id = '{newer}'"
+        ),
+    );
+    assert!(
+        taken_over > 0,
+        "the scenario: edges of the older flow at machines of the newer"
+    );
+
+    let started = Instant::now();
+    let (code, _, stderr) = sync(&work, &central, &["--flow", &older, "--create-schema"]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(
+        stderr.contains(&format!("intake sync --flow {newer}")),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(central.count("SELECT count(*) FROM asset_dependencies"), 0);
+
+    let (code, _, stderr) = sync(&work, &central, &["--flow", &newer]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = sync(&work, &central, &["--flow", &older]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        central.count("SELECT count(*) FROM asset_dependencies"),
+        count(&work.conn(), "SELECT count(*) FROM asset_dependencies")
+    );
+}

@@ -1,15 +1,15 @@
 //! Checks a workbook's container before calamine opens it. An .xlsx, .xlsb or .ods
 //! is a zip and calamine trusts its sizes; an .xls is an OLE compound file whose
 //! sheets calamine expands into dense grids. Here the archive is walked in bounded
-//! memory (entry count, declared and actual uncompressed sizes, compression ratio)
-//! and the grid a sheet would allocate is estimated, so that a zip bomb or an
-//! absurd dimension is refused with a clear error instead of exhausting memory.
+//! memory (entry count, declared and actual uncompressed sizes, compression ratio,
+//! the longest value or tag of an XML part, a shared-string count no part holds,
+//! sheets that are one part), and what calamine would expand from an .xls or an
+//! .ods is added up (`xls_cost`, `ods_cost`), so that a bomb or an absurd
+//! dimension is refused with a clear error instead of exhausting memory.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
-
-use quick_xml::events::Event;
 
 /// What a workbook file is, judged by its first bytes and, for a zip, its entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,11 @@ pub struct Limits {
     pub ratio_floor_bytes: u64,
     /// Largest grid (rows × columns) a sheet read as a whole may allocate (.xls, .ods).
     pub max_grid_cells: u64,
+    /// Longest text value or tag in an XML part (quick-xml holds each whole).
+    pub max_token_bytes: u64,
+    /// Most memory the sheets read as a whole may take once expanded (their
+    /// grids and text, and the one being read copied once more).
+    pub max_expanded_bytes: u64,
 }
 
 pub const LIMITS: Limits = Limits {
@@ -51,6 +56,8 @@ pub const LIMITS: Limits = Limits {
     max_ratio: 250,
     ratio_floor_bytes: 16 << 20,
     max_grid_cells: 5_000_000,
+    max_expanded_bytes: 256 << 20,
+    max_token_bytes: 4 << 20,
 };
 
 /// Why a file was refused or could not be opened.
@@ -117,7 +124,7 @@ pub fn check(path: &Path, limits: &Limits) -> Result<Checked, GuardError> {
     ))
 }
 
-fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(super) fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..])? {
@@ -181,6 +188,11 @@ fn check_zip(path: &Path, limits: &Limits) -> Result<Checked, GuardError> {
         let cap = limits.max_entry_bytes.min(declared.saturating_add(1));
         let mut actual = 0u64;
         let is_sheet = name.starts_with("xl/worksheets/") && name.ends_with(".xml");
+        let mut tokens = is_xml(name).then(TokenWatch::default);
+        let mut strings = name
+            .to_ascii_lowercase()
+            .ends_with("sharedstrings.xml")
+            .then(SharedStringCount::default);
         // The tail of the previous chunk, so a match across chunks is found.
         let mut carry: Vec<u8> = Vec::new();
         loop {
@@ -194,6 +206,18 @@ fn check_zip(path: &Path, limits: &Limits) -> Result<Checked, GuardError> {
             };
             if n == 0 {
                 break;
+            }
+            if let Some(tokens) = tokens.as_mut() {
+                tokens.feed(&buf[..n]);
+                if tokens.longest > limits.max_token_bytes {
+                    return Err(GuardError::Refused(format!(
+                        "{name} holds a single value or tag of more than {} (Excel keeps at most 32,767 characters in a cell)",
+                        human_bytes(limits.max_token_bytes)
+                    )));
+                }
+            }
+            if let Some(strings) = strings.as_mut() {
+                strings.feed(&buf[..n]);
             }
             if is_sheet && !has_merged_cells {
                 carry.extend_from_slice(&buf[..n.min(16)]);
@@ -211,6 +235,9 @@ fn check_zip(path: &Path, limits: &Limits) -> Result<Checked, GuardError> {
             }
         }
         check_entry_size(name, actual, *compressed, limits)?;
+        if let Some(strings) = strings {
+            strings.check(name)?;
+        }
         actual_total += actual;
         if actual_total > limits.max_total_bytes {
             return Err(GuardError::Refused(format!(
@@ -227,6 +254,7 @@ fn check_zip(path: &Path, limits: &Limits) -> Result<Checked, GuardError> {
     if has("xl/workbook.bin") {
         Ok(checked(Container::Xlsb))
     } else if has("xl/workbook.xml") || names.iter().any(|(n, _, _)| n.ends_with("workbook.xml")) {
+        check_sheet_parts(&mut archive)?;
         Ok(checked(Container::Xlsx))
     } else if has("content.xml") {
         check_ods_grid(&mut archive, limits)?;
@@ -236,6 +264,90 @@ fn check_zip(path: &Path, limits: &Limits) -> Result<Checked, GuardError> {
             "it is a zip archive without a workbook inside (no xl/workbook.xml or content.xml)"
                 .into(),
         ))
+    }
+}
+
+fn is_xml(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.ends_with(".xml") || name.ends_with(".rels")
+}
+
+/// The longest run of an XML part between two `<`: a text value or a tag
+/// with its attributes, which quick-xml holds whole in memory.
+#[derive(Default)]
+struct TokenWatch {
+    since_open: u64,
+    longest: u64,
+}
+
+impl TokenWatch {
+    fn feed(&mut self, bytes: &[u8]) {
+        let mut from = 0;
+        for at in memchr::memchr_iter(b'<', bytes) {
+            self.longest = self.longest.max(self.since_open + (at - from) as u64);
+            self.since_open = 0;
+            from = at + 1;
+        }
+        self.since_open += (bytes.len() - from) as u64;
+        self.longest = self.longest.max(self.since_open);
+    }
+}
+
+/// The strings a shared-string part holds, against the `uniqueCount` it
+/// declares: calamine reserves room for the declared count before reading
+/// one string (24 bytes each), so a count no file could hold aborts it.
+#[derive(Default)]
+struct SharedStringCount {
+    head: Vec<u8>,
+    carry: Vec<u8>,
+    held: u64,
+}
+
+impl SharedStringCount {
+    fn feed(&mut self, bytes: &[u8]) {
+        if self.head.len() < 4096 {
+            let take = bytes.len().min(4096 - self.head.len());
+            self.head.extend_from_slice(&bytes[..take]);
+        }
+        // `<si>` or `<si ` (never `<sis`), found across chunk ends too.
+        let opener = memchr::memmem::Finder::new(b"<si");
+        let mut joined = std::mem::take(&mut self.carry);
+        let keep_from = joined.len();
+        joined.extend_from_slice(&bytes[..bytes.len().min(4)]);
+        let is_item = |text: &[u8], at: usize| matches!(text.get(at + 3), Some(b'>' | b' ' | b'/'));
+        self.held += opener
+            .find_iter(&joined)
+            .filter(|&at| at < keep_from && is_item(&joined, at))
+            .count() as u64;
+        self.held += opener
+            .find_iter(bytes)
+            .filter(|&at| is_item(bytes, at))
+            .count() as u64;
+        self.carry = bytes[bytes.len().saturating_sub(3)..].to_vec();
+    }
+
+    fn declared(&self) -> Option<u64> {
+        let head = String::from_utf8_lossy(&self.head);
+        let at = head.find("uniqueCount=")? + "uniqueCount=".len();
+        let rest = head[at..].trim_start_matches(['"', '\'']);
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        // More digits than a u64 holds reads as the largest count.
+        Some(digits.parse().unwrap_or(u64::MAX))
+    }
+
+    fn check(&self, name: &str) -> Result<(), GuardError> {
+        let Some(declared) = self.declared() else {
+            return Ok(());
+        };
+        // A count a little off is harmless (some writers get it wrong);
+        // one that reserves far more than the part holds is not.
+        if declared > self.held.saturating_mul(2).max(1 << 20) {
+            return Err(GuardError::Corrupt(format!(
+                "{name} declares {declared} shared strings (uniqueCount) but holds {}",
+                self.held
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -298,99 +410,89 @@ fn zip_error(e: zip::result::ZipError) -> GuardError {
     }
 }
 
-/// Estimates the grid calamine allocates for each table of an .ods: repeated
-/// rows and columns (`number-rows-repeated="1048576"`) cost nothing in the file
-/// but are expanded in memory, so they are summed here while streaming content.xml.
+/// Sheet entries a workbook may list.
+const MAX_SHEETS: usize = 4096;
+
+/// Each sheet of an .xlsx must be a part of its own: calamine reads a part
+/// once per sheet entry naming it, so 2,000 entries at one part stage it
+/// 2,000 times. Read from xl/workbook.xml and its relationships.
+fn check_sheet_parts<R: Read + Seek>(archive: &mut zip::ZipArchive<R>) -> Result<(), GuardError> {
+    let elements = |archive: &mut zip::ZipArchive<R>, part: &str, tag: &str, keys: [&str; 2]| {
+        let Ok(entry) = archive.by_name(part) else {
+            return Ok(Vec::new());
+        };
+        let mut reader = quick_xml::Reader::from_reader(BufReader::new(entry));
+        let mut buf = Vec::new();
+        let mut found = Vec::new();
+        loop {
+            match reader.read_event_into(&mut buf) {
+                Ok(quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e))
+                    if e.local_name().as_ref() == tag =>
+                {
+                    let value = |key: &str| {
+                        e.attributes()
+                            .flatten()
+                            .find(|a| a.key.as_ref() == key || a.key.local_name().as_ref() == key)
+                            .map(|a| a.value.to_string())
+                            .unwrap_or_default()
+                    };
+                    found.push((value(keys[0]), value(keys[1])));
+                    if found.len() > MAX_SHEETS * 4 {
+                        break;
+                    }
+                }
+                Ok(quick_xml::events::Event::Eof) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(GuardError::Corrupt(format!(
+                        "{part} is not valid XML ({e})"
+                    )))
+                }
+            }
+            buf.clear();
+        }
+        Ok(found)
+    };
+    let sheets = elements(archive, "xl/workbook.xml", "sheet", ["name", "id"])?;
+    if sheets.len() > MAX_SHEETS {
+        return Err(GuardError::Refused(format!(
+            "the workbook lists more than {MAX_SHEETS} sheets"
+        )));
+    }
+    let targets = elements(
+        archive,
+        "xl/_rels/workbook.xml.rels",
+        "Relationship",
+        ["Id", "Target"],
+    )?;
+    let mut seen: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for (name, id) in &sheets {
+        let Some((_, target)) = targets.iter().find(|(rid, _)| rid == id) else {
+            continue;
+        };
+        let part = target.trim_start_matches('/').trim_start_matches("xl/");
+        if let Some(first) = seen.insert(part, name) {
+            return Err(GuardError::Corrupt(format!(
+                "sheets '{first}' and '{name}' are one part ({part}); a workbook lists each sheet once"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Streams an .ods's content.xml through `ods_cost`, which adds up what
+/// calamine would expand from it.
 fn check_ods_grid<R: Read + Seek>(
     archive: &mut zip::ZipArchive<R>,
     limits: &Limits,
 ) -> Result<(), GuardError> {
     let entry = archive.by_name("content.xml").map_err(zip_error)?;
-    let mut reader = quick_xml::Reader::from_reader(BufReader::new(entry));
-    let mut buf = Vec::new();
-    let mut table = String::new();
-    let (mut width, mut row, mut row_repeat) = (0u64, 0u64, 1u64);
-    let (mut col, mut row_width, mut cell_repeat, mut cell_filled) = (0u64, 0u64, 1u64, false);
-    let attr = |e: &quick_xml::events::BytesStart, key: &str| -> Option<String> {
-        e.attributes()
-            .flatten()
-            .find(|a| a.key.as_ref() == key)
-            .map(|a| a.value.to_string())
-    };
-    let too_big = |table: &str, rows: u64, cols: u64| {
-        GuardError::Refused(format!(
-            "sheet '{table}' expands to {rows} rows × {cols} columns through repeated cells, more than the {} cells intake reads from an .ods; delete the empty rows and columns or save it as .xlsx",
-            limits.max_grid_cells
-        ))
-    };
-    loop {
-        let event = reader
-            .read_event_into(&mut buf)
-            .map_err(|e| GuardError::Corrupt(format!("content.xml is not valid XML ({e})")))?;
-        match event {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let empty_element = matches!(event, Event::Empty(_));
-                match e.name().as_ref() {
-                    "table:table" => {
-                        table = attr(e, "table:name").unwrap_or_default();
-                        (width, row) = (0, 0);
-                    }
-                    "table:table-row" => {
-                        row_repeat = attr(e, "table:number-rows-repeated")
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(1);
-                        (col, row_width) = (0, 0);
-                        if empty_element {
-                            row += row_repeat;
-                        }
-                    }
-                    "table:table-cell" | "table:covered-table-cell" => {
-                        cell_repeat = attr(e, "table:number-columns-repeated")
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(1);
-                        cell_filled = attr(e, "office:value-type").is_some()
-                            || attr(e, "table:formula").is_some();
-                        if empty_element {
-                            col += cell_repeat;
-                            if cell_filled {
-                                row_width = col;
-                            }
-                        }
-                    }
-                    "text:p" if !empty_element => cell_filled = true,
-                    _ => {}
-                }
-            }
-            Event::End(ref e) => match e.name().as_ref() {
-                "table:table-cell" | "table:covered-table-cell" => {
-                    col = col.saturating_add(cell_repeat);
-                    if cell_filled {
-                        row_width = col;
-                    }
-                }
-                "table:table-row" => {
-                    row = row.saturating_add(row_repeat);
-                    if row_width > 0 {
-                        let rows_end = row;
-                        width = width.max(row_width);
-                        if rows_end.saturating_mul(width) > limits.max_grid_cells {
-                            return Err(too_big(&table, rows_end, width));
-                        }
-                    }
-                }
-                _ => {}
-            },
-            Event::Eof => break,
-            _ => {}
-        }
-        buf.clear();
-    }
-    Ok(())
+    super::ods_cost::check_content(BufReader::new(entry), limits)
 }
 
 /// Checks an OLE compound file: an encrypted OOXML package is reported as such,
-/// and for an .xls the BIFF cell records of each sheet are scanned for the grid
-/// calamine would allocate (it expands every sheet when the workbook is opened).
+/// and for an .xls `xls_cost` works out what calamine would build (it expands
+/// every sheet when the workbook is opened).
 fn check_compound(path: &Path, limits: &Limits) -> Result<Container, GuardError> {
     let mut cfb = cfb::CompoundFile::open(File::open(path)?).map_err(|e| {
         GuardError::Corrupt(format!(
@@ -408,79 +510,12 @@ fn check_compound(path: &Path, limits: &Limits) -> Result<Container, GuardError>
                 "the OLE file holds no Workbook stream: it is not an Excel workbook (a Word or other Office file?)".into(),
             )
         })?;
-    let mut stream =
-        BufReader::new(cfb.open_stream(stream_name).map_err(|e| {
-            GuardError::Corrupt(format!("the Workbook stream cannot be read ({e})"))
-        })?);
-    scan_biff(&mut stream, limits)?;
+    let stream = cfb
+        .open_stream(stream_name)
+        .map_err(|e| GuardError::Corrupt(format!("the Workbook stream cannot be read ({e})")))?;
+    let stream_len = stream.len();
+    super::xls_cost::check_workbook_stream(stream, stream_len, limits)?;
     Ok(Container::Xls)
-}
-
-/// Walks BIFF records: FILEPASS means a password; cell records give each sheet's
-/// bounding box, and the sum of the boxes is what calamine will allocate.
-fn scan_biff(stream: &mut impl Read, limits: &Limits) -> Result<(), GuardError> {
-    const BOF: u16 = 0x0809;
-    const EOF: u16 = 0x000A;
-    const FILEPASS: u16 = 0x002F;
-    const CELL_RECORDS: &[u16] = &[
-        0x0006, 0x00BD, 0x00BE, 0x00FD, 0x0201, 0x0203, 0x0204, 0x0205, 0x027E,
-    ];
-    let mut header = [0u8; 4];
-    let mut body = vec![0u8; 8224];
-    let mut sheet_box: Option<(u32, u32, u32, u32)> = None;
-    let mut grid_total = 0u64;
-    let mut sheets = 0usize;
-    loop {
-        if read_up_to(stream, &mut header)? < 4 {
-            break;
-        }
-        let kind = u16::from_le_bytes([header[0], header[1]]);
-        let len = usize::from(u16::from_le_bytes([header[2], header[3]]));
-        if len > body.len() {
-            body.resize(len, 0);
-        }
-        if read_up_to(stream, &mut body[..len])? < len {
-            break; // a truncated tail: calamine reports it when it opens the file
-        }
-        match kind {
-            FILEPASS => return Err(GuardError::Encrypted),
-            BOF => sheet_box = None,
-            EOF => {
-                if let Some((r0, r1, c0, c1)) = sheet_box.take() {
-                    sheets += 1;
-                    let grid = u64::from(r1 - r0 + 1) * u64::from(c1 - c0 + 1);
-                    grid_total += grid;
-                    if grid_total > limits.max_grid_cells {
-                        return Err(GuardError::Refused(format!(
-                            "sheet {sheets} spans {} rows × {} columns; with the sheets before it that is more than the {} cells intake expands from an .xls. Save the workbook as .xlsx, which is read as a stream",
-                            r1 - r0 + 1,
-                            c1 - c0 + 1,
-                            limits.max_grid_cells
-                        )));
-                    }
-                }
-            }
-            k if CELL_RECORDS.contains(&k) && len >= 4 => {
-                let row = u32::from(u16::from_le_bytes([body[0], body[1]]));
-                let first = u32::from(u16::from_le_bytes([body[2], body[3]]));
-                // MULRK and MULBLANK end with the last column they cover.
-                let last = if matches!(k, 0x00BD | 0x00BE) && len >= 6 {
-                    u32::from(u16::from_le_bytes([body[len - 2], body[len - 1]]))
-                } else {
-                    first
-                };
-                let (r0, r1, c0, c1) = sheet_box.unwrap_or((row, row, first, last));
-                sheet_box = Some((
-                    r0.min(row),
-                    r1.max(row),
-                    c0.min(first),
-                    c1.max(last.max(first)),
-                ));
-            }
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 /// 1536 → "1.5 KiB".
@@ -502,40 +537,6 @@ pub fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn biff_boxes_add_up_across_sheets() {
-        let record = |kind: u16, body: &[u8]| {
-            let mut v = kind.to_le_bytes().to_vec();
-            v.extend((body.len() as u16).to_le_bytes());
-            v.extend(body);
-            v
-        };
-        let cell = |row: u16, col: u16| {
-            let mut b = row.to_le_bytes().to_vec();
-            b.extend(col.to_le_bytes());
-            b.extend([0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-            record(0x0203, &b)
-        };
-        let mut stream = Vec::new();
-        stream.extend(record(0x0809, &[0; 16]));
-        stream.extend(cell(0, 0));
-        stream.extend(cell(60_000, 50));
-        stream.extend(record(0x000A, &[]));
-        let small = Limits {
-            max_grid_cells: 1_000_000,
-            ..LIMITS
-        };
-        let err = scan_biff(&mut stream.as_slice(), &small).unwrap_err();
-        assert!(matches!(err, GuardError::Refused(m) if m.contains("60001 rows × 51 columns")));
-        assert!(scan_biff(&mut stream.as_slice(), &LIMITS).is_ok());
-        let mut locked = record(0x0809, &[0; 16]);
-        locked.extend(record(0x002F, &[1, 0]));
-        assert!(matches!(
-            scan_biff(&mut locked.as_slice(), &LIMITS),
-            Err(GuardError::Encrypted)
-        ));
-    }
 
     #[test]
     fn human_sizes() {

@@ -6,13 +6,17 @@
 
 pub mod cells;
 pub mod guard;
+mod ods_cost;
 pub mod table;
+mod xls_cost;
 
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
 use calamine::{Reader, SheetType, SheetVisible};
+
+use crate::read::isolate::parser_call;
 use serde::Serialize;
 
 pub use cells::{CellKind, CellValue};
@@ -66,8 +70,13 @@ pub enum Visit {
 pub type Merged = (u32, u32, u32, u32);
 
 impl Book {
-    /// Opens a workbook the guard has checked.
+    /// Opens a workbook the guard has checked. Every call into calamine here
+    /// is isolated: a panic on a malformed file is that file's error.
     pub fn open(path: &Path, container: Container) -> Result<Book, String> {
+        parser_call(|| Self::open_unguarded(path, container))
+    }
+
+    fn open_unguarded(path: &Path, container: Container) -> Result<Book, String> {
         let source = || -> Result<Source, String> {
             File::open(path)
                 .map(BufReader::new)
@@ -121,6 +130,10 @@ impl Book {
 
     /// The used range the sheet declares, as (rows, columns); None when unknown.
     pub fn declared_size(&mut self, sheet: &str) -> Result<Option<(u64, u64)>, String> {
+        parser_call(|| self.declared_size_unguarded(sheet))
+    }
+
+    fn declared_size_unguarded(&mut self, sheet: &str) -> Result<Option<(u64, u64)>, String> {
         let dims = match self {
             Book::Xlsx(b) => b
                 .worksheet_cells_reader(sheet)
@@ -139,6 +152,10 @@ impl Book {
 
     /// The merged ranges of a sheet (none for .ods and .xlsb, whose readers do not expose them).
     pub fn merged(&mut self, sheet: &str) -> Result<Vec<Merged>, String> {
+        parser_call(|| self.merged_unguarded(sheet))
+    }
+
+    fn merged_unguarded(&mut self, sheet: &str) -> Result<Vec<Merged>, String> {
         let dims = match self {
             Book::Xlsx(b) => b
                 .merge_cells_by_sheet_name(sheet)
@@ -156,8 +173,16 @@ impl Book {
     }
 
     /// Calls `f` with each row that has a cell record, in sheet order, until it
-    /// returns `Visit::Stop`.
+    /// returns `Visit::Stop`. A panic while reading becomes the sheet's error.
     pub fn visit(
+        &mut self,
+        sheet: &str,
+        f: &mut dyn FnMut(SheetRow) -> Visit,
+    ) -> Result<(), String> {
+        parser_call(|| self.visit_unguarded(sheet, f))
+    }
+
+    fn visit_unguarded(
         &mut self,
         sheet: &str,
         f: &mut dyn FnMut(SheetRow) -> Visit,
@@ -202,22 +227,36 @@ impl Book {
             }
             Book::Xls(b) => {
                 let range = b.worksheet_range(sheet).map_err(|e| e.to_string())?;
-                visit_range(&range, None, f);
+                visit_range(&range, None, f)?;
             }
             Book::Ods(b) => {
                 let range = b.worksheet_range(sheet).map_err(|e| e.to_string())?;
                 let formulas = b.worksheet_formula(sheet).ok();
-                visit_range(&range, formulas.as_ref(), f);
+                visit_range(&range, formulas.as_ref(), f)?;
             }
         }
         Ok(())
     }
 }
 
+/// The most text one sheet row may hold, as a CSV record may (a cell that
+/// names a long shared string costs its length each time).
+pub const MAX_ROW_BYTES: usize = crate::read::DEFAULT_MAX_RECORD_BYTES;
+
+fn row_too_large(row: u32) -> String {
+    format!(
+        "row {} holds more than {} of text, more than intake reads from one row. Check the sheet for a cell repeated across the row, or export it as CSV",
+        row + 1,
+        guard::human_bytes(MAX_ROW_BYTES as u64)
+    )
+}
+
 /// Groups streamed cells into rows.
 #[derive(Default)]
 struct RowAssembler {
     current: Option<SheetRow>,
+    /// Text bytes of the current row.
+    bytes: usize,
 }
 
 impl RowAssembler {
@@ -229,6 +268,7 @@ impl RowAssembler {
     ) -> Result<Visit, String> {
         if self.current.as_ref().is_some_and(|r| r.row != row) {
             let done = self.current.take().expect("checked above");
+            self.bytes = 0;
             if f(in_column_order(done)) == Visit::Stop {
                 return Ok(Visit::Stop);
             }
@@ -244,6 +284,10 @@ impl RowAssembler {
                     row + 1,
                     crate::read::MAX_COLUMNS
                 ));
+            }
+            self.bytes += value.text.as_ref().map_or(0, String::len);
+            if self.bytes > MAX_ROW_BYTES {
+                return Err(row_too_large(row));
             }
             current.cells.push((col, value));
         }
@@ -280,13 +324,14 @@ fn visit_range(
     range: &calamine::Range<calamine::Data>,
     formulas: Option<&calamine::Range<String>>,
     f: &mut dyn FnMut(SheetRow) -> Visit,
-) {
+) -> Result<(), String> {
     let Some((first_row, first_col)) = range.start() else {
-        return;
+        return Ok(());
     };
     for (i, values) in range.rows().enumerate() {
         let row = first_row + i as u32;
         let mut cells = Vec::new();
+        let mut bytes = 0;
         for (j, data) in values.iter().enumerate() {
             let col = first_col + j as u32;
             let value = match cells::from_data(data) {
@@ -297,11 +342,16 @@ fn visit_range(
                     .map(|formula| CellValue::formula_without_value(Some(formula))),
             };
             if let Some(value) = value {
+                bytes += value.text.as_ref().map_or(0, String::len);
+                if bytes > MAX_ROW_BYTES {
+                    return Err(row_too_large(row));
+                }
                 cells.push((col, value));
             }
         }
         if f(SheetRow { row, cells }) == Visit::Stop {
-            return;
+            return Ok(());
         }
     }
+    Ok(())
 }

@@ -65,6 +65,8 @@ pub struct SheetTable {
     anchors: HashMap<usize, CellValue>,
     filled_cells: u64,
     rows: Vec<Row>,
+    /// Bytes of `rows`' raw data.
+    rows_bytes: usize,
     warnings: Vec<RowWarning>,
     blank_rows: u64,
 }
@@ -86,6 +88,7 @@ impl SheetTable {
             anchors: HashMap::new(),
             filled_cells: 0,
             rows: Vec::new(),
+            rows_bytes: 0,
             warnings: Vec::new(),
             blank_rows: 0,
         }
@@ -129,7 +132,13 @@ impl SheetTable {
         self.rows.len()
     }
 
+    /// Bytes of raw data in the rows ready to stage.
+    pub fn pending_bytes(&self) -> usize {
+        self.rows_bytes
+    }
+
     pub fn take_rows(&mut self) -> (Vec<Row>, Vec<RowWarning>) {
+        self.rows_bytes = 0;
         (
             std::mem::take(&mut self.rows),
             std::mem::take(&mut self.warnings),
@@ -271,6 +280,7 @@ impl SheetTable {
         }
         let raw_data = self.encoder.encode_nullable(values.into_iter());
         self.header.as_mut().expect("decided").sheet_cols = sheet_cols;
+        self.rows_bytes += raw_data.len();
         self.rows.push(Row {
             record_index,
             raw_data,
