@@ -913,8 +913,31 @@ fn xlsx_parts_that_would_expand_past_memory_are_refused() {
     );
     let five_mb_cell = write_xlsx("one_cell_of_five_mb.xlsx", &long_cell, None, 1);
 
-    let (code, json, _) =
-        import_beside_a_good_file(&work, &[&fine, &huge_count, &one_part_twice, &five_mb_cell]);
+    // One 2 MiB string named by 2,000 cells: 4 GiB of rows from a small file.
+    let named_rows: String = (1..=2_000)
+        .map(|r| format!(r#"<row r="{r}"><c r="A{r}" t="s"><v>0</v></c></row>"#))
+        .collect();
+    let long_string = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="2000" uniqueCount="1"><si><t>{}</t></si></sst>"#,
+        "y".repeat(2 << 20)
+    );
+    let one_string_everywhere = write_xlsx(
+        "one_long_string_named_by_2000_cells.xlsx",
+        &named_rows,
+        Some(&long_string),
+        1,
+    );
+
+    let (code, json, _) = import_beside_a_good_file(
+        &work,
+        &[
+            &fine,
+            &huge_count,
+            &one_part_twice,
+            &five_mb_cell,
+            &one_string_everywhere,
+        ],
+    );
     assert_eq!(code, 3, "{json}");
     assert_eq!(
         file_entry(&json, "three_shared_strings.xlsx")["status"],
@@ -931,6 +954,12 @@ fn xlsx_parts_that_would_expand_past_memory_are_refused() {
     assert!(
         twice["error"].as_str().unwrap().contains("one part"),
         "{twice}"
+    );
+    let everywhere = file_entry(&json, "one_long_string_named_by_2000_cells.xlsx");
+    assert_eq!(everywhere["error_code"], "refused_workbook", "{everywhere}");
+    assert!(
+        everywhere["error"].as_str().unwrap().contains("2000 cells"),
+        "{everywhere}"
     );
     let long = file_entry(&json, "one_cell_of_five_mb.xlsx");
     assert_eq!(long["error_code"], "refused_workbook", "{long}");

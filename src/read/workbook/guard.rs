@@ -11,6 +11,8 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
+use super::xlsx_cost;
+
 /// What a workbook file is, judged by its first bytes and, for a zip, its entries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Container {
@@ -44,6 +46,10 @@ pub struct Limits {
     pub max_grid_cells: u64,
     /// Longest text value or tag in an XML part (quick-xml holds each whole).
     pub max_token_bytes: u64,
+    /// Most text the cells of an .xlsx may expand to through its shared
+    /// strings, as a multiple of the sheets' XML, above `min_shared_bytes_refused`.
+    pub max_shared_expansion: u64,
+    pub min_shared_bytes_refused: u64,
     /// Most memory the sheets read as a whole may take once expanded (their
     /// grids and text, and the one being read copied once more).
     pub max_expanded_bytes: u64,
@@ -58,6 +64,8 @@ pub const LIMITS: Limits = Limits {
     max_grid_cells: 5_000_000,
     max_expanded_bytes: 256 << 20,
     max_token_bytes: 4 << 20,
+    max_shared_expansion: 32,
+    min_shared_bytes_refused: 1 << 30,
 };
 
 /// Why a file was refused or could not be opened.
@@ -183,16 +191,24 @@ fn check_zip(path: &Path, limits: &Limits) -> Result<Checked, GuardError> {
     let mut actual_total = 0u64;
     let merge_cell = memchr::memmem::Finder::new(b"mergeCell ");
     let mut has_merged_cells = false;
-    for (i, (name, declared, compressed)) in names.iter().enumerate() {
+    // The shared strings first: the sheets' references are weighed by them.
+    let is_shared_strings = |n: &str| n.to_ascii_lowercase().ends_with("sharedstrings.xml");
+    let first = names.iter().position(|(n, _, _)| is_shared_strings(n));
+    let order = first
+        .into_iter()
+        .chain((0..names.len()).filter(|&i| Some(i) != first));
+    let mut string_sizes: Vec<u64> = Vec::new();
+    let (mut sheet_bytes, mut named_bytes, mut naming_cells) = (0u64, 0u64, 0u64);
+    for i in order {
+        let (name, declared, compressed) = &names[i];
         let mut entry = archive.by_index(i).map_err(zip_error)?;
         let cap = limits.max_entry_bytes.min(declared.saturating_add(1));
         let mut actual = 0u64;
         let is_sheet = name.starts_with("xl/worksheets/") && name.ends_with(".xml");
         let mut tokens = is_xml(name).then(TokenWatch::default);
-        let mut strings = name
-            .to_ascii_lowercase()
-            .ends_with("sharedstrings.xml")
-            .then(SharedStringCount::default);
+        let mut strings = is_shared_strings(name).then(SharedStringCount::default);
+        let mut sizer = strings.is_some().then(xlsx_cost::StringSizes::default);
+        let mut refs = is_sheet.then(|| xlsx_cost::SharedRefs::new(&string_sizes));
         // The tail of the previous chunk, so a match across chunks is found.
         let mut carry: Vec<u8> = Vec::new();
         loop {
@@ -219,6 +235,12 @@ fn check_zip(path: &Path, limits: &Limits) -> Result<Checked, GuardError> {
             if let Some(strings) = strings.as_mut() {
                 strings.feed(&buf[..n]);
             }
+            if let Some(sizer) = sizer.as_mut() {
+                sizer.feed(&buf[..n], limits.max_token_bytes)?;
+            }
+            if let Some(refs) = refs.as_mut() {
+                refs.feed(&buf[..n], limits.max_token_bytes)?;
+            }
             if is_sheet && !has_merged_cells {
                 carry.extend_from_slice(&buf[..n.min(16)]);
                 has_merged_cells =
@@ -237,6 +259,25 @@ fn check_zip(path: &Path, limits: &Limits) -> Result<Checked, GuardError> {
         check_entry_size(name, actual, *compressed, limits)?;
         if let Some(strings) = strings {
             strings.check(name)?;
+        }
+        if let Some(refs) = refs {
+            sheet_bytes += actual;
+            named_bytes = named_bytes.saturating_add(refs.bytes);
+            naming_cells += refs.cells;
+            let allowed = sheet_bytes
+                .saturating_mul(limits.max_shared_expansion)
+                .max(limits.min_shared_bytes_refused);
+            if named_bytes > allowed {
+                return Err(GuardError::Refused(format!(
+                    "{naming_cells} cells name shared strings holding {} of text in all, {}:1 of the sheets' own {} (one long string repeated by many cells?)",
+                    human_bytes(named_bytes),
+                    named_bytes / sheet_bytes.max(1),
+                    human_bytes(sheet_bytes)
+                )));
+            }
+        }
+        if let Some(sizer) = sizer {
+            string_sizes = sizer.sizes;
         }
         actual_total += actual;
         if actual_total > limits.max_total_bytes {

@@ -9,6 +9,7 @@ pub mod guard;
 mod ods_cost;
 pub mod table;
 mod xls_cost;
+mod xlsx_cost;
 
 use std::fs::File;
 use std::io::BufReader;
