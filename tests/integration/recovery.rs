@@ -476,3 +476,143 @@ fn a_flow_that_failed_in_a_later_phase_is_finished_by_the_next_run() {
     );
     assert!(count(&conn, "SELECT count(*) FROM asset_dependencies") > 0);
 }
+
+/// A small tmpfs mounted for one test, unmounted when it drops.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// None (with a note) where mounting is not allowed.
+    fn mount(megabytes: u32) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match mounted {
+            Ok(out) if out.status.success() => Some(SmallDisk { dir }),
+            Ok(out) => {
+                eprintln!(
+                    "skipped: cannot mount a tmpfs here ({})",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("skipped: cannot run mount ({e})");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// The database's disk fills up during an import: the run fails naming what
+/// failed, the file stays consistent, and once space is freed the same
+/// command finishes the job.
+#[test]
+fn a_full_disk_fails_the_run_and_the_same_command_finishes_it_once_space_is_freed() {
+    // 5,000 rows make a file of about 28 MB.
+    let Some(disk) = SmallDisk::mount(96) else {
+        return;
+    };
+    let work = Work::new();
+    let export = write_export(&work, 5_000);
+    let db = disk.dir.path().join("intake.db");
+    // Leave about 12 MB: enough to start, not to finish.
+    let filler = disk.dir.path().join("filler");
+    std::fs::write(&filler, vec![0u8; 84 << 20]).unwrap();
+    let run = || {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("intake"))
+            .args(["--db", db.to_str().unwrap(), "import", "-q"])
+            .arg(&export)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "the import could not fit: {said}");
+    assert_ne!(out.status.code(), Some(101), "{said}");
+    assert!(said.contains("full"), "{said}");
+    std::fs::remove_file(&filler).unwrap();
+    let out = run();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = Connection::open(&db).unwrap();
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM discovery_flows WHERE status = 'completed'"
+        ),
+        1
+    );
+    // The same rows as a run that had room all along.
+    work.run_ok(&["import", "-q", export.to_str().unwrap()]);
+    let staged = "SELECT count(*) FROM raw_import_records r JOIN data_imports d ON d.id = r.data_import_id WHERE d.status = 'completed'";
+    assert_eq!(count(&conn, staged), count(&work.conn(), staged));
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM assets"),
+        count(&work.conn(), "SELECT count(*) FROM assets")
+    );
+    assert_eq!(
+        conn.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
+            .unwrap(),
+        "ok"
+    );
+    drop(conn);
+}
+
+/// A reader that holds the file (a paused `intake assets | less`) makes an
+/// import wait, saying so, for as long as it reads; the import then finishes.
+#[test]
+fn an_import_waits_for_a_reader_saying_so_and_finishes_when_it_ends() {
+    let work = Work::new();
+    work.run_ok(&[
+        "import",
+        "-q",
+        sample("handmade_semicolon_cp1252.csv").to_str().unwrap(),
+    ]);
+    let reader = Connection::open(work.db()).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM assets", [], |r| r.get(0))
+        .unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("intake"))
+        .args(["--db", work.db().to_str().unwrap(), "import"])
+        .arg(sample("servicenow_cmdb_ci_server.csv"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Longer than the 30 s a busy timeout used to give up after.
+    std::thread::sleep(Duration::from_secs(35));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the import waits while the reader holds the file"
+    );
+    reader.execute_batch("COMMIT").unwrap();
+    drop(reader);
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("waiting for another process"), "{said}");
+    assert_eq!(
+        count(
+            &work.conn(),
+            "SELECT count(*) FROM discovery_flows WHERE status <> 'completed'"
+        ),
+        0
+    );
+}
