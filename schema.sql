@@ -314,3 +314,21 @@ CREATE TABLE sync_log (
     message        TEXT
 ) STRICT;
 CREATE INDEX ix_sync_log_flow ON sync_log(master_flow_id);
+
+-- One row per `intake mappings approve|reject|set` decision: the mapping rows
+-- it changed as they were before and after, and the assets its re-run of the
+-- phases created, so `intake mappings undo` puts back exactly what it
+-- changed. Local only: never synced.
+CREATE TABLE mapping_decisions (
+    id               TEXT PRIMARY KEY,
+    master_flow_id   TEXT NOT NULL REFERENCES crewai_flow_state_extensions(flow_id),
+    decided_by       TEXT NOT NULL,
+    decided_at       TEXT NOT NULL,
+    command          TEXT NOT NULL,
+    before           TEXT NOT NULL CHECK (json_valid(before)),
+    after            TEXT NOT NULL CHECK (json_valid(after)),
+    last_asset_rowid INTEGER NOT NULL DEFAULT 0,
+    created_assets   TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(created_assets)),
+    undone_at        TEXT
+) STRICT;
+CREATE INDEX ix_mapping_decisions_flow ON mapping_decisions(master_flow_id);

@@ -152,6 +152,25 @@ pub const SIX_R: &[&str] = &[
 ];
 pub const ASSET_TYPES: &[&str] = &["server", "application", "database", "network", "storage"];
 
+/// Desktops, laptops, workstations, thin clients, tablets and phones: kept in
+/// the inventory but never counted, reported or assessed as servers.
+pub const END_USER_DEVICE: &str = "end_user_device";
+
+/// What a machine is, for counting and reporting: an asset type, or an
+/// end-user device. The seeds' `asset_type` has no value for the latter, so
+/// one is stored as asset_type `server` with `custom_attributes._device_class`
+/// set to `end_user_device` (`DEVICE_CLASS_ATTRIBUTE`), locally and centrally.
+pub const MACHINE_KINDS: &[&str] = &["server", "database", "network", "storage", END_USER_DEVICE];
+
+/// The custom attribute marking an end-user device (see `MACHINE_KINDS`).
+pub const DEVICE_CLASS_ATTRIBUTE: &str = "_device_class";
+
+/// A stored asset's kind in SQL: its asset_type, or `end_user_device` when
+/// its custom attributes mark it so. intake writes custom_attributes itself,
+/// without spaces, and a quote inside a value is escaped: the mark is found
+/// as text, without parsing every asset's JSON.
+pub const KIND_SQL: &str = "CASE WHEN instr(custom_attributes, '\"_device_class\":\"end_user_device\"') > 0 THEN 'end_user_device' ELSE asset_type END";
+
 /// Every mappable asset field.
 pub static FIELDS: &[Field] = &[
     // identification

@@ -183,16 +183,7 @@ pub fn import_summary(outcome: &ImportOutcome, every_column: bool) -> String {
     for ignored in &outcome.ignored_paths {
         out.push_str(&format!("ignored {}: {}\n", ignored.path, ignored.reason));
     }
-    for recovered in &outcome.recovered_imports {
-        out.push_str(&format!(
-            "recovered: an interrupted earlier import ({recovered}) was cleaned up\n"
-        ));
-    }
-    for flow in &outcome.resumed_flows {
-        out.push_str(&format!(
-            "resumed: the attribute mapping of flow {flow}, left undone by an interrupted run, was finished\n"
-        ));
-    }
+    // Recoveries and resumed flows were said once, as they happened.
     if let Some(mapping) = &outcome.mapping {
         out.push_str(&mapping_summary(mapping, every_column));
     }
@@ -203,9 +194,15 @@ pub fn import_summary(outcome: &ImportOutcome, every_column: bool) -> String {
         ));
     }
     if let Some(inventory) = &outcome.inventory {
+        let kinds: Vec<String> = inventory
+            .by_type
+            .iter()
+            .map(|(kind, n)| format!("{n} {}", kind_words(kind, *n)))
+            .collect();
         out.push_str(&format!(
-            "inventory: {} assets ({} created, {} updated, {} unchanged) from {} rows; {} rows merged into existing machines; {} assets with conflicting values kept in custom_attributes\n",
+            "inventory: {} machines{} ({} created, {} updated, {} unchanged) from {} rows; {} rows merged into existing machines; {} assets with conflicting values kept in custom_attributes\n",
             inventory.assets,
+            if kinds.is_empty() { String::new() } else { format!(": {}", kinds.join(", ")) },
             inventory.created,
             inventory.updated,
             inventory.unchanged,
@@ -220,14 +217,23 @@ pub fn import_summary(outcome: &ImportOutcome, every_column: bool) -> String {
     if let Some(debt) = &outcome.tech_debt {
         let count = |s: &str| debt.by_status.get(s).copied().unwrap_or(0);
         out.push_str(&format!(
-            "tech debt (as of {}): {} end of life, {} extended support, {} supported, {} unknown; {} of {} assets ready for 6R assessment\n",
+            "tech debt (as of {}) of {} assets (machines and applications): {} end of life, {} extended support, {} supported, {} unknown; {} of {} 6R candidates ready for assessment{}\n",
             debt.as_of,
+            debt.assets,
             count("end_of_life"),
             count("extended_support"),
             count("supported"),
             count("unknown"),
             debt.sixr_ready,
-            debt.assets
+            debt.sixr_ready + debt.sixr_not_ready,
+            if debt.sixr_not_applicable > 0 {
+                format!(
+                    " ({} end-user device(s) are not candidates)",
+                    debt.sixr_not_applicable
+                )
+            } else {
+                String::new()
+            }
         ));
         for worst in debt.worst.iter().take(5) {
             out.push_str(&format!(
@@ -535,23 +541,27 @@ pub fn schema_report(report: &SchemaReport) -> String {
     format!("{t}\n{} problem(s) found\n", report.problems.len())
 }
 
-/// What a table became, in words: "10 storage devices", "3 servers (5 rows)",
-/// "12 machines: 8 network, 4 storage".
-fn became(y: &crate::import::Yield) -> String {
-    let plural = |kind: &str, n: u64| {
-        let one = match kind {
-            "network" => "network device",
-            "storage" => "storage device",
-            "machines" => "machine",
-            "applications" => "application",
-            other => other,
-        };
-        if n == 1 {
-            one.to_string()
-        } else {
-            format!("{one}s")
-        }
+/// A kind counted in words: "1 server", "3 end-user devices".
+fn kind_words(kind: &str, n: u64) -> String {
+    let one = match kind {
+        "network" => "network device",
+        "storage" => "storage device",
+        "end_user_device" => "end-user device",
+        "machines" => "machine",
+        "applications" => "application",
+        other => other,
     };
+    if n == 1 {
+        one.to_string()
+    } else {
+        format!("{one}s")
+    }
+}
+
+/// What a table became, in words: "10 storage devices", "3 servers (5 rows)",
+/// "12 machines: 8 network devices, 4 storage devices".
+fn became(y: &crate::import::Yield) -> String {
+    let plural = kind_words;
     let kind = match y.by_type.len() {
         1 => y
             .by_type
@@ -567,8 +577,13 @@ fn became(y: &crate::import::Yield) -> String {
         text.push_str(&format!(" ({} rows)", y.rows));
     }
     if y.by_type.len() > 1 {
-        let parts: Vec<String> = y.by_type.iter().map(|(t, n)| format!("{n} {t}")).collect();
-        text.push_str(&format!(": {} rows", parts.join(", ")));
+        let parts: Vec<String> = y
+            .by_type
+            .iter()
+            .map(|(t, n)| format!("{n} {}", plural(t, *n)))
+            .collect();
+        let unit = if y.assets.is_some() { "" } else { " rows" };
+        text.push_str(&format!(": {}{unit}", parts.join(", ")));
     }
     text
 }

@@ -46,7 +46,7 @@ pub const SCHEMA_SQL: &str = include_str!("../schema.sql");
 
 /// The schema version this build writes. Bump it with every change to schema.sql and
 /// add the step that upgrades the previous version to `MIGRATIONS`.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Upgrade steps: `MIGRATIONS[i]` takes a file from version `i + 1` to `i + 2`.
 /// Version 0 (a new, empty file) is created from `SCHEMA_SQL` directly.
@@ -90,6 +90,20 @@ const MIGRATIONS: &[Migration] = &[
     // 5 → 6: CHECKs list their allowed values with OR instead of IN (see
     // `check_lists_as_or`); the same in-place DDL edit, for every table.
     Migration::Rust(rewrite_check_lists),
+    // 6 → 7: the log of mapping decisions `intake mappings undo` reverts.
+    Migration::Sql("CREATE TABLE mapping_decisions (
+         id               TEXT PRIMARY KEY,
+         master_flow_id   TEXT NOT NULL REFERENCES crewai_flow_state_extensions(flow_id),
+         decided_by       TEXT NOT NULL,
+         decided_at       TEXT NOT NULL,
+         command          TEXT NOT NULL,
+         before           TEXT NOT NULL CHECK (json_valid(before)),
+         after            TEXT NOT NULL CHECK (json_valid(after)),
+         last_asset_rowid INTEGER NOT NULL DEFAULT 0,
+         created_assets   TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(created_assets)),
+         undone_at        TEXT
+     ) STRICT;
+     CREATE INDEX ix_mapping_decisions_flow ON mapping_decisions(master_flow_id);"),
 ];
 
 /// One upgrade step: SQL, or a Rust function for edits SQL cannot express.
@@ -409,6 +423,15 @@ impl WriterLock {
             }
         }
         Ok(WriterLock { _file: file })
+    }
+
+    /// Whether an intake run holds the lock of `db_path` now (a flow it
+    /// shows as running is then really running, not interrupted).
+    pub fn is_held(db_path: &Path) -> bool {
+        let Ok(file) = File::options().read(true).open(lock_path(db_path)) else {
+            return false;
+        };
+        matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
     }
 }
 

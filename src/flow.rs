@@ -309,7 +309,7 @@ pub fn fail(
 
 /// Marks flows that a killed run left in the data_import phase as failed. Only
 /// called under the writer lock, so no live run owns them.
-pub fn recover_interrupted(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+pub fn recover_interrupted(conn: &Connection) -> rusqlite::Result<Vec<FlowIds>> {
     let mut stmt = conn.prepare(
         "SELECT id, master_flow_id FROM discovery_flows
          WHERE status IN ('pending', 'running') AND data_import_completed = 0",
@@ -331,5 +331,74 @@ pub fn recover_interrupted(conn: &Connection) -> rusqlite::Result<Vec<String>> {
             &json!({ "type": "interrupted" }),
         )?;
     }
-    Ok(stale.into_iter().map(|ids| ids.master_flow_id).collect())
+    Ok(stale)
+}
+
+/// The files a flow imported (or was importing), in the order they were
+/// given, without repeats: how a flow is named to the user.
+pub fn file_names(conn: &Connection, master_flow_id: &str) -> rusqlite::Result<Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT filename FROM data_imports WHERE master_flow_id = ?1 ORDER BY created_at, rowid",
+    )?;
+    for name in stmt.query_map([master_flow_id], |r| r.get::<_, String>(0))? {
+        let name = name?;
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// "flow 0193a2c4 (servers.csv, rvtools.xlsx)": a flow as the user knows it.
+pub fn describe(conn: &Connection, master_flow_id: &str) -> rusqlite::Result<String> {
+    let short: String = master_flow_id.chars().take(8).collect();
+    let files = file_names(conn, master_flow_id)?;
+    Ok(match files.len() {
+        0 => format!("flow {short}"),
+        1..=3 => format!("flow {short} ({})", files.join(", ")),
+        n => format!(
+            "flow {short} ({}, and {} more)",
+            files[..2].join(", "),
+            n - 2
+        ),
+    })
+}
+
+/// Why a flow that did not complete cannot be trusted yet, and the command
+/// that finishes it; None for a completed flow. `running_now` says whether
+/// an intake run holds the database (the flow is then still going).
+pub fn unfinished(
+    conn: &Connection,
+    ids: &FlowIds,
+    running_now: bool,
+) -> rusqlite::Result<Option<String>> {
+    let (status, phase, error): (String, String, Option<String>) = conn.query_row(
+        "SELECT status, coalesce(error_phase, current_phase), error_message FROM discovery_flows WHERE id = ?1",
+        [&ids.discovery_flow_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    if status == "completed" {
+        return Ok(None);
+    }
+    let flow = describe(conn, &ids.master_flow_id)?;
+    if status == "running" && running_now {
+        return Ok(Some(format!(
+            "{flow} is still being imported by another intake run (now in {phase}); what is shown is what it has stored so far"
+        )));
+    }
+    let files = file_names(conn, &ids.master_flow_id)?;
+    let command = if files.is_empty() {
+        "intake import FILE...".to_string()
+    } else {
+        format!("intake import {}", files.join(" "))
+    };
+    let why = match (status.as_str(), error) {
+        ("failed", Some(error)) => format!("failed in {phase}: {error}"),
+        ("running" | "pending", _) => format!("was interrupted in {phase}"),
+        (other, _) => format!("is {other} (stopped in {phase})"),
+    };
+    Ok(Some(format!(
+        "{flow} did not complete: it {why}. Run `{command}` again to finish it: the files are not imported twice, and the run goes on from the phase that stopped"
+    )))
 }

@@ -12,7 +12,7 @@ use crate::cleanse::{self, CleanseOutcome};
 use crate::dependencies::{self, DependenciesOutcome};
 use crate::flow::{self, FlowIds, Phase};
 use crate::inventory::{self, FirstBuild, InventoryOutcome};
-use crate::map::review::{self, Decision, ReviewError};
+use crate::map::decision;
 use crate::map::{self, ImportMapping, MapOptions, MappingOutcome};
 use crate::phase::{PhaseCtx, PhaseOutcome};
 use crate::phase_cost::{Meter, PhaseCost};
@@ -190,24 +190,42 @@ fn record<O: PhaseOutcome>(
 #[derive(Debug, thiserror::Error)]
 pub enum DecisionError {
     #[error(transparent)]
-    Review(#[from] ReviewError),
+    Decision(#[from] decision::DecisionError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
 }
 
-/// Applies a person's decision on the mapping of column `source` of the flow
-/// `ids`, then runs cleansing and the later phases again so the assets follow
-/// it. Returns the mappings changed and what the phases did.
+/// Applies a planned decision on a column's mappings, then runs cleansing
+/// and the later phases again so the assets follow it; the assets that
+/// re-run creates are recorded for its undo. Returns the decision's id and
+/// what the phases did.
 pub fn apply_mapping_decision(
     conn: &Connection,
     ids: &FlowIds,
-    source: &str,
-    decision: &Decision,
+    plan: &decision::DecisionPlan,
     user: &str,
-) -> Result<(usize, PhaseOutcomes), DecisionError> {
-    let changed = review::decide(conn, ids, source, decision, user)?;
+) -> Result<(String, PhaseOutcomes), DecisionError> {
+    let id = decision::apply(conn, ids, plan, user)?;
     let phases = run_from(conn, ids, Phase::DataCleansing, &PhaseOptions::default())?;
-    Ok((changed, phases))
+    decision::record_created_assets(conn, &id).map_err(decision::DecisionError::from)?;
+    Ok((id, phases))
+}
+
+/// Undoes the flow's last mapping decision (planned by `plan_undo`): the
+/// mappings go back, the assets it created go, and the phases run again so
+/// every asset value is what it was before.
+pub fn undo_mapping_decision(
+    conn: &Connection,
+    ids: &FlowIds,
+    plan: &decision::UndoPlan,
+) -> Result<PhaseOutcomes, DecisionError> {
+    decision::undo(conn, ids, plan)?;
+    Ok(run_from(
+        conn,
+        ids,
+        Phase::DataCleansing,
+        &PhaseOptions::default(),
+    )?)
 }
 
 /// Flows a killed run left after their import but before their last phase,

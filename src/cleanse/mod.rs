@@ -12,7 +12,7 @@ pub mod values;
 use std::borrow::Cow;
 use std::cell::Cell;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -27,7 +27,7 @@ use crate::stage::CleansedRow;
 /// Changes whenever the cleansing of a value changes (the version alone
 /// does not between releases): records cleansed by older rules are then
 /// cleansed again when their import is next processed.
-const RULES_REVISION: &str = "field-domains";
+const RULES_REVISION: &str = "machine-evidence";
 
 /// Records cleansed per transaction.
 const BATCH: i64 = 5_000;
@@ -146,8 +146,6 @@ pub fn approved_mappings(
 #[derive(Debug)]
 pub struct Cleanser {
     mappings: Vec<AppliedMapping>,
-    /// The asset type the table's title gives rows that name none.
-    table_kind: Option<&'static str>,
     describes: Describes,
     fingerprint: String,
 }
@@ -159,16 +157,9 @@ impl Cleanser {
     }
 
     pub fn new(mappings: Vec<AppliedMapping>) -> Cleanser {
-        Cleanser::titled(mappings, None)
-    }
-
-    /// A cleanser for a table whose title gives its rows an asset type
-    /// (`values::table_kind`).
-    pub fn titled(mappings: Vec<AppliedMapping>, table_kind: Option<&'static str>) -> Cleanser {
         let mut hasher = blake3::Hasher::new();
         hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
         hasher.update(RULES_REVISION.as_bytes());
-        hasher.update(table_kind.unwrap_or_default().as_bytes());
         hasher.update(&[0]);
         for m in &mappings {
             for part in [m.source.as_str(), m.field.name, &m.rules.to_string()] {
@@ -179,29 +170,15 @@ impl Cleanser {
         Cleanser {
             describes: catalogue::describes(mappings.iter().map(|m| m.field.name)),
             mappings,
-            table_kind,
             fingerprint: hasher.finalize().to_hex()[..16].to_string(),
         }
     }
 
+    /// The cleanser of an import's approved mappings. A table's title types
+    /// no row here: only the inventory knows whether another table describes
+    /// the same machines (`inventory::TitleEvidence`).
     pub fn for_import(conn: &Connection, data_import_id: &str) -> rusqlite::Result<Cleanser> {
-        let title: Option<String> = conn
-            .query_row(
-                "SELECT filename, sheet_name FROM data_imports WHERE id = ?1",
-                [data_import_id],
-                |r| {
-                    Ok(tables::title(
-                        &r.get::<_, String>(0)?,
-                        r.get::<_, Option<String>>(1)?.as_deref(),
-                    ))
-                },
-            )
-            .optional()?;
-        let kind = title.as_deref().and_then(values::table_kind);
-        Ok(Cleanser::titled(
-            approved_mappings(conn, data_import_id)?,
-            kind,
-        ))
+        Ok(Cleanser::new(approved_mappings(conn, data_import_id)?))
     }
 
     /// Cleanses one record given as its raw_data JSON text.
@@ -218,8 +195,7 @@ impl Cleanser {
         also: impl FnOnce(CleansedFields, &RawRecord) -> T,
     ) -> (CleansedRow, Option<T>) {
         let raw = RawRecord::parse(raw_data);
-        let (cleansed, errors, is_valid) =
-            cleanse_record(|c| raw.get(c), &self.mappings, self.table_kind);
+        let (cleansed, errors, is_valid) = cleanse_record(|c| raw.get(c), &self.mappings);
         let record = CleansedRow {
             cleansed_data: cleansed.to_json(),
             validation_errors: if errors.is_empty() {
@@ -242,7 +218,7 @@ impl Cleanser {
             return "application";
         }
         let named = fields.get("asset_type").and_then(Value::as_str);
-        catalogue::ASSET_TYPES
+        catalogue::MACHINE_KINDS
             .iter()
             .find(|t| Some(**t) == named)
             .copied()
@@ -524,7 +500,6 @@ fn out_of_range(field: &Field, n: f64) -> Option<String> {
 pub fn cleanse_record<'r>(
     raw: impl Fn(&str) -> Option<&'r str>,
     mappings: &[AppliedMapping],
-    table_kind: Option<&'static str>,
 ) -> (CleansedFields, Vec<ValidationError>, bool) {
     let mut out = CleansedFields::default();
     let mut extra: Map<String, Value> = Map::new();
@@ -719,16 +694,18 @@ pub fn cleanse_record<'r>(
     if let Some(version) = extra.remove("_os_version_from_name") {
         out.set_named("os_version", version);
     }
-    // Network gear and storage are known by their own values, else by the
-    // table they are listed in; without a word for it a machine is a server.
+    // Network gear, storage and end-user devices are known by their own
+    // values; without a word for it a machine is a server (or what the
+    // inventory finds its table's title says, where no other table
+    // describes it).
     if out.get("asset_type").is_none() {
         let text = |field: &str| out.get(field).and_then(Value::as_str);
         let kind = values::device_kind(
             text("operating_system"),
+            text("os_version"),
             text("model"),
             text("manufacturer"),
-        )
-        .or(table_kind);
+        );
         if let Some(kind) = kind {
             out.set_named("asset_type", json!(kind));
         }
@@ -835,7 +812,7 @@ mod tests {
             mapping("bad_date", "last_discovered_at", json!({})),
         ];
         let (out, errors, valid) =
-            cleanse_record(|c| raw.get(c).and_then(Value::as_str), &mappings, None);
+            cleanse_record(|c| raw.get(c).and_then(Value::as_str), &mappings);
         let out: Value = serde_json::from_str(&out.to_json()).unwrap();
         assert!(valid);
         assert_eq!(out["fqdn"], "win-dal-02.corp.example.com");
@@ -873,7 +850,6 @@ mod tests {
                 mapping("os", "operating_system", json!({})),
                 mapping("speed", "cpu_speed_mhz", json!({})),
             ],
-            None,
         );
         assert!(valid, "one bad value never invalidates the row");
         let json: Value = serde_json::from_str(&out.to_json()).unwrap();
@@ -893,50 +869,45 @@ mod tests {
     }
 
     #[test]
-    fn gear_is_typed_by_its_values_then_by_its_table_and_a_type_column_wins() {
+    fn a_row_is_typed_by_its_own_values_and_a_type_column_wins() {
         let mappings = [
             mapping("name", "name", json!({})),
             mapping("type", "asset_type", json!({})),
             mapping("platform", "operating_system", json!({})),
             mapping("vendor", "manufacturer", json!({})),
+            mapping("model", "model", json!({})),
         ];
-        let type_of = |row: Value, table_kind: Option<&'static str>| {
+        let type_of = |row: Value| {
             let raw: Map<String, Value> = serde_json::from_value(row).unwrap();
-            let (out, _, _) = cleanse_record(
-                |c| raw.get(c).and_then(Value::as_str),
-                &mappings,
-                table_kind,
-            );
+            let (out, _, _) = cleanse_record(|c| raw.get(c).and_then(Value::as_str), &mappings);
             out.get("asset_type").cloned()
         };
         let json = |v: &str| Some(json!(v));
         assert_eq!(
-            type_of(
-                json!({"name": "core-sw1", "platform": "Cisco NX-OS 9.3"}),
-                None
-            ),
+            type_of(json!({"name": "core-sw1", "platform": "Cisco NX-OS 9.3"})),
             json("network")
         );
         assert_eq!(
-            type_of(
-                json!({"name": "fas01", "vendor": "NetApp"}),
-                Some("network")
-            ),
+            type_of(json!({"name": "fas01", "vendor": "NetApp"})),
             json("storage")
         );
         assert_eq!(
-            type_of(json!({"name": "pdu-7"}), Some("network")),
-            json("network")
+            type_of(json!({"name": "LT-0042", "platform": "Microsoft Windows 11 Pro"})),
+            json("end_user_device")
         );
         assert_eq!(
-            type_of(json!({"name": "web01", "platform": "Ubuntu 22.04"}), None),
+            type_of(json!({"name": "DT-7", "model": "OptiPlex 7090"})),
+            json("end_user_device")
+        );
+        // Nothing about the machine says what it is: the table's title
+        // cannot either, here (the inventory decides).
+        assert_eq!(type_of(json!({"name": "pdu-7"})), None);
+        assert_eq!(
+            type_of(json!({"name": "web01", "platform": "Ubuntu 22.04"})),
             None
         );
         assert_eq!(
-            type_of(
-                json!({"name": "fw1", "type": "Virtual Machine", "vendor": "Fortinet"}),
-                None
-            ),
+            type_of(json!({"name": "fw1", "type": "Virtual Machine", "vendor": "Fortinet"})),
             json("server"),
             "a type column says what the row is"
         );
@@ -948,7 +919,6 @@ mod tests {
         let (_, errors, valid) = cleanse_record(
             |c| raw.get(c).and_then(Value::as_str),
             &[mapping("ram", "memory_gb", json!({}))],
-            None,
         );
         assert!(!valid);
         assert_eq!(errors.last().unwrap().code, "no_identity");
@@ -970,7 +940,6 @@ mod tests {
                 mapping("b", "hostname", json!({})),
                 mapping("c", "fqdn", json!({})),
             ],
-            None,
         );
         assert!(valid);
         // Both columns give a host name; the first mapped one is kept.

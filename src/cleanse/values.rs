@@ -544,7 +544,8 @@ pub fn criticality(raw: &str) -> Option<&'static str> {
     })
 }
 
-/// Asset type words → server, application, database, network, storage (a VM is a server).
+/// Asset type words → server, application, database, network, storage (a VM
+/// is a server), or end_user_device (a desktop, laptop, workstation, ...).
 pub fn asset_type(raw: &str) -> Option<&'static str> {
     let lower = raw.trim().to_lowercase();
     // ServiceNow classes: cmdb_ci_linux_server, cmdb_ci_db_mssql_instance, ...
@@ -568,6 +569,8 @@ pub fn asset_type(raw: &str) -> Option<&'static str> {
             || has("service") && !has("server")
         {
             "application"
+        } else if !has("server") && is_end_user_word(&s) {
+            crate::catalogue::END_USER_DEVICE
         } else if has("server")
             || has("vm")
             || has("virtual")
@@ -585,12 +588,15 @@ pub fn asset_type(raw: &str) -> Option<&'static str> {
     )
 }
 
-/// The asset type a machine's own values name when no column gives one:
-/// network gear and storage arrays by their operating system, model or
-/// maker. `None` is a server (or unknown). Cisco alone is not enough (UCS
-/// blades are servers), nor is a bare "iOS" (Intune lists phones).
+/// The kind a machine's own values name when no column gives one: network
+/// gear and storage arrays by their operating system, model or maker; an
+/// end-user device by a client operating system (Windows 10/11, macOS, an
+/// SCCM "NT Workstation", iOS, Android) or a laptop or desktop model. `None`
+/// is a server (or unknown). Cisco alone is not enough (UCS blades are
+/// servers), nor is a bare "iOS" with a Cisco model.
 pub fn device_kind(
     operating_system: Option<&str>,
+    os_version: Option<&str>,
     model: Option<&str>,
     manufacturer: Option<&str>,
 ) -> Option<&'static str> {
@@ -744,7 +750,128 @@ pub fn device_kind(
     {
         return Some("network");
     }
+    // A server OS on a workstation model serves: it stays a server.
+    if !os.contains("server")
+        && (is_client_os(&os, &lower(os_version)) || any(&model, END_USER_MODELS))
+    {
+        return Some(crate::catalogue::END_USER_DEVICE);
+    }
     None
+}
+
+/// Models sold as laptops, desktops and workstations (a word of the model).
+const END_USER_MODELS: &[&str] = &[
+    "latitude",
+    "optiplex",
+    "precision",
+    "inspiron",
+    "vostro",
+    "xps",
+    "thinkpad",
+    "thinkcentre",
+    "thinkstation",
+    "ideapad",
+    "ideacentre",
+    "elitebook",
+    "probook",
+    "elitedesk",
+    "prodesk",
+    "zbook",
+    "elite x2",
+    "pavilion",
+    "envy",
+    "spectre",
+    "macbook",
+    "imac",
+    "mac mini",
+    "surface pro",
+    "surface laptop",
+    "surface book",
+    "surface go",
+    "chromebook",
+    "travelmate",
+    "expertbook",
+    "vivobook",
+    "zenbook",
+    "iphone",
+    "ipad",
+    "galaxy",
+    "pixel",
+    "notebook",
+    "laptop",
+    "desktop",
+    "workstation",
+    "thin client",
+];
+
+/// Words a type column uses for an end-user device.
+fn is_end_user_word(text: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "laptop",
+        "notebook",
+        "desktop",
+        "workstation",
+        "thin client",
+        "end user",
+        "end-user",
+        "end_user",
+        "enduser",
+        "client device",
+        "tablet",
+        "mobile",
+        "phone",
+        "kiosk",
+    ];
+    WORDS.iter().any(|w| text.contains(w))
+        || text
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|w| w == "pc")
+}
+
+/// A client operating system: the Windows editions for desktops (never a
+/// Server one), macOS, Chrome OS, iOS, iPadOS, Android. `version` is the
+/// OS version column, read when the OS names only the family ("Windows",
+/// "10").
+fn is_client_os(os: &str, version: &str) -> bool {
+    if os.is_empty() || os.contains("server") {
+        return false;
+    }
+    const WINDOWS_CLIENTS: &[&str] = &[
+        "windows 11",
+        "windows 10",
+        "windows 8",
+        "windows 7",
+        "windows vista",
+        "windows xp",
+        "windows 2000 professional",
+        "win11",
+        "win10",
+        "win 11",
+        "win 10",
+        "nt workstation",
+    ];
+    if WINDOWS_CLIENTS.iter().any(|w| os.contains(w)) {
+        return true;
+    }
+    let word = |w: &str| os.split(|c: char| !c.is_alphanumeric()).any(|x| x == w);
+    if os.contains("windows") {
+        let version = version.trim();
+        return matches!(version, "10" | "11" | "7" | "8" | "8.1" | "xp" | "vista")
+            || version.starts_with("10 ")
+            || version.starts_with("11 ")
+            || version.contains("21h2")
+            || version.contains("22h2")
+            || version.contains("23h2")
+            || version.contains("24h2");
+    }
+    os.contains("macos")
+        || os.contains("mac os")
+        || os.starts_with("os x")
+        || os.contains("chrome os")
+        || os.contains("chromeos")
+        || os.contains("ipados")
+        || word("android")
+        || word("ios")
 }
 
 /// The asset type a table's title (its file name and sheet) gives every row
@@ -975,55 +1102,78 @@ mod tests {
     #[test]
     fn network_gear_and_storage_are_known_by_their_own_values() {
         assert_eq!(
-            device_kind(Some("Cisco IOS-XE 17.9"), None, None),
+            device_kind(Some("Cisco IOS-XE 17.9"), None, None, None),
             Some("network")
         );
         assert_eq!(
-            device_kind(None, Some("Catalyst 9300-48P"), Some("Cisco")),
+            device_kind(None, None, Some("Catalyst 9300-48P"), Some("Cisco")),
             Some("network")
         );
         assert_eq!(
-            device_kind(None, Some("UCS C240 M5"), Some("Cisco Systems")),
+            device_kind(None, None, Some("UCS C240 M5"), Some("Cisco Systems")),
             None
         );
         assert_eq!(
-            device_kind(None, Some("SRX345"), Some("Juniper Networks")),
+            device_kind(None, None, Some("SRX345"), Some("Juniper Networks")),
             Some("network")
         );
         assert_eq!(
-            device_kind(None, None, Some("F5 Networks, Inc.")),
+            device_kind(None, None, None, Some("F5 Networks, Inc.")),
             Some("network")
         );
         assert_eq!(
-            device_kind(Some("NetApp ONTAP 9.12"), None, None),
+            device_kind(Some("NetApp ONTAP 9.12"), None, None, None),
             Some("storage")
         );
         assert_eq!(
-            device_kind(None, Some("FlashArray//X70"), Some("Pure Storage")),
+            device_kind(None, None, Some("FlashArray//X70"), Some("Pure Storage")),
             Some("storage")
         );
         assert_eq!(
-            device_kind(None, Some("PowerStore 1000T"), Some("Dell EMC")),
+            device_kind(None, None, Some("PowerStore 1000T"), Some("Dell EMC")),
             Some("storage")
         );
         // Servers, phones and a maker inside another word are not gear.
         assert_eq!(
-            device_kind(None, Some("PowerEdge R740"), Some("Dell EMC")),
+            device_kind(None, None, Some("PowerEdge R740"), Some("Dell EMC")),
             None
         );
         assert_eq!(
-            device_kind(Some("iOS 17.2"), Some("iPhone 14"), Some("Apple")),
-            None
+            device_kind(Some("iOS 17.2"), None, Some("iPhone 14"), Some("Apple")),
+            Some("end_user_device")
         );
         assert_eq!(
             device_kind(
                 Some("Windows Server 2019"),
                 None,
+                None,
                 Some("Hewlett Packard Enterprise")
             ),
             None
         );
-        assert_eq!(device_kind(None, None, Some("Elf5 Corp")), None);
+        assert_eq!(device_kind(None, None, None, Some("Elf5 Corp")), None);
+        fn some(v: &str) -> Option<&str> {
+            Some(v).filter(|v| !v.is_empty())
+        }
+        let kind = |os: &str, version: &str, model: &str| {
+            device_kind(some(os), some(version), some(model), None)
+        };
+        let eud = Some("end_user_device");
+        assert_eq!(kind("Microsoft Windows 10 Enterprise", "", ""), eud);
+        assert_eq!(kind("Microsoft Windows NT Workstation 10.0", "", ""), eud);
+        assert_eq!(kind("Microsoft Windows NT Server 10.0", "", ""), None);
+        assert_eq!(kind("Windows", "11", ""), eud);
+        assert_eq!(kind("Windows", "2019", ""), None);
+        assert_eq!(kind("macOS Sonoma", "14.4", ""), eud);
+        assert_eq!(kind("Android", "14", ""), eud);
+        assert_eq!(kind("", "", "Latitude 5440"), eud);
+        assert_eq!(kind("", "", "HP EliteBook 840 G9"), eud);
+        assert_eq!(kind("Windows Server 2022", "", "ThinkStation P620"), None);
+        assert_eq!(kind("Ubuntu 22.04", "", "PowerEdge R650"), None);
+        assert_eq!(asset_type("Laptop"), eud);
+        assert_eq!(asset_type("Desktop PC"), eud);
+        assert_eq!(asset_type("cmdb_ci_pc_hardware"), eud);
+        assert_eq!(asset_type("Windows Server"), Some("server"));
     }
 
     #[test]

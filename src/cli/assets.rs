@@ -25,7 +25,10 @@ use intake::export::{self, ExportError, Format};
 ///
 /// Excel cells hold at most 32,767 characters: a longer value is cut there
 /// with a marker saying so (CSV, JSON and Parquet keep it whole). An --output
-/// that is the database itself is refused. A closed pipe (`| head`) ends the
+/// that is the database itself is refused. `-o -` writes any format to
+/// standard output; a device or named pipe is written through; a symbolic
+/// link keeps pointing where it did and that file gets the export. A new
+/// file gets the mode the umask gives, a replaced one keeps its own. A closed pipe (`| head`) ends the
 /// export quietly with 0.
 ///
 /// Exit codes: 0 written, 1 the file could not be written, 2 usage (a binary
@@ -42,7 +45,7 @@ pub struct AssetsArgs {
     #[arg(long, value_enum)]
     pub format: Option<Format>,
 
-    /// Write to FILE instead of standard output (required for xlsx and parquet)
+    /// Write to FILE instead of standard output (required for xlsx and parquet; `-`: standard output)
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
@@ -63,6 +66,9 @@ pub fn run(args: AssetsArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32>
         }
         Err(error) => return Err(error.into()),
     };
+    if !quiet {
+        super::warn_if_unfinished(&conn, db_path, args.flow.as_deref())?;
+    }
     if let Some(output) = &args.output {
         if let Err(error) = export::check_output(output, db_path) {
             super::say(&format!("error: {error}"));
@@ -83,7 +89,7 @@ pub fn run(args: AssetsArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32>
             Some(path) => super::say(&format!(
                 "wrote {} assets ({columns} columns) to {}",
                 table.rows,
-                path.display()
+                export::Destination::of(path).label()
             )),
             None if format == Format::Table => super::say(&format!(
                 "{} assets; --output FILE.csv|.xlsx|.json|.parquet writes all {columns} columns",

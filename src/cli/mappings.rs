@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
-use intake::map::memory;
-use intake::map::review::{self, Decision, ReviewError};
+use intake::map::decision::{self, Decision, Scope};
+use intake::map::{memory, review};
 use intake::pipeline::DecisionError;
 use intake::{catalogue, console, db, flow, pipeline, tenant};
 
@@ -24,8 +24,23 @@ use intake::{catalogue, console, db, flow, pipeline, tenant};
 ///   intake mappings reject "Owner" business_owner
 ///   intake mappings set "field3" mac_address
 ///   intake mappings set "Bemerkung" none
+///   intake mappings set Host virtualization_host --file RVTools.xlsx --sheet vInfo --dry-run
+///   intake mappings undo
 ///   intake mappings export --output team-rules.toml
 ///   intake mappings fields
+///
+/// A decision applies to every import of the flow that has the column. When
+/// the column plays different roles there (RVTools' "Host" names the VM's
+/// host in vInfo and the host itself in vHost), it is refused: name the
+/// import with --file and/or --sheet, or add --all. Before anything changes,
+/// the plan is printed: the mappings it changes, the columns it takes a
+/// field from, and the rows whose values change, with examples; --dry-run
+/// stops there. `undo` reverts the last decision of the flow exactly, the
+/// mappings and the assets.
+///
+/// Exit codes: 0 done (or planned), 2 a column playing several roles without
+/// --file/--sheet/--all, 3 no database, flow, column, field or decision to
+/// undo (with the nearest names), 1 anything else.
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment, args_conflicts_with_subcommands = false)]
 pub struct MappingsArgs {
@@ -45,20 +60,52 @@ pub struct MappingsArgs {
     pub action: Option<MappingsAction>,
 }
 
+/// Which imports a decision applies to, and whether to stop at the plan.
+#[derive(Args, Debug, Clone)]
+pub struct DecisionArgs {
+    /// Only the imports of this file (its name as imported)
+    #[arg(long, value_name = "NAME")]
+    pub file: Option<String>,
+    /// Only the imports of this sheet (of a workbook)
+    #[arg(long, value_name = "NAME")]
+    pub sheet: Option<String>,
+    /// Every import that has the column, whatever role it plays there
+    #[arg(long)]
+    pub all: bool,
+    /// Print what would change, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum MappingsAction {
     /// Approve the suggested target of SOURCE (only where it is TARGET, if given)
     Approve {
         source: String,
         target: Option<String>,
+        #[command(flatten)]
+        scope: DecisionArgs,
     },
     /// Reject the suggested target of SOURCE (only where it is TARGET, if given)
     Reject {
         source: String,
         target: Option<String>,
+        #[command(flatten)]
+        scope: DecisionArgs,
     },
     /// Map SOURCE to TARGET (an asset field, or "none" to leave it unmapped)
-    Set { source: String, target: String },
+    Set {
+        source: String,
+        target: String,
+        #[command(flatten)]
+        scope: DecisionArgs,
+    },
+    /// Revert the flow's last approve, reject or set: mappings and assets
+    Undo {
+        /// Print what would change, change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Write this client's decisions as a rules file for `import --rules`
     Export {
         /// Client whose decisions to export [default: the flow's client]
@@ -72,7 +119,57 @@ pub enum MappingsAction {
     Fields,
 }
 
-use super::exit::{NOT_FOUND, SUCCESS};
+use super::exit::{NOT_FOUND, SUCCESS, USAGE};
+
+/// The exit code of a decision that was refused, its reason said.
+fn refused(error: &decision::DecisionError) -> i32 {
+    super::say(&format!("error: {error}"));
+    match error {
+        decision::DecisionError::Ambiguous { .. } => USAGE,
+        decision::DecisionError::Sql(_) => super::exit::FAILED,
+        _ => NOT_FOUND,
+    }
+}
+
+/// `intake mappings undo`: the plan, then (without --dry-run) the undo.
+fn undo(
+    conn: &rusqlite::Connection,
+    db_path: &Path,
+    flow: &flow::FlowIds,
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let _lock = db::WriterLock::acquire(db_path)?;
+    let plan = match decision::plan_undo(conn, flow) {
+        Ok(plan) => plan,
+        Err(error) => return Ok(refused(&error)),
+    };
+    if json && dry_run {
+        super::print_json(&plan)?;
+        return Ok(SUCCESS);
+    }
+    super::say(plan.describe().trim_end());
+    if dry_run {
+        super::say("dry run: nothing was changed");
+        return Ok(SUCCESS);
+    }
+    let phases = match pipeline::undo_mapping_decision(conn, flow, &plan) {
+        Ok(phases) => phases,
+        Err(DecisionError::Decision(error)) => return Ok(refused(&error)),
+        Err(error) => return Err(error.into()),
+    };
+    super::say(&format!("undone: `{}`", plan.command));
+    if let Some(inventory) = phases.inventory {
+        super::say(&format!(
+            "cleansing and inventory re-run: {} assets created, {} updated, {} unchanged",
+            inventory.created, inventory.updated, inventory.unchanged
+        ));
+    }
+    if json {
+        super::print_json(&plan)?;
+    }
+    Ok(SUCCESS)
+}
 
 pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
     if let Some(MappingsAction::Fields) = args.action {
@@ -95,21 +192,37 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
         }
     };
     let user = args.user.clone().unwrap_or_else(tenant::default_user);
+    let scope_of = |a: &DecisionArgs| Scope {
+        file: a.file.clone(),
+        sheet: a.sheet.clone(),
+        all: a.all,
+    };
     let decision = match args.action {
         None | Some(MappingsAction::Fields) => None,
-        Some(MappingsAction::Approve { source, target }) => {
-            Some((source, Decision::Approve { target }))
-        }
-        Some(MappingsAction::Reject { source, target }) => {
-            Some((source, Decision::Reject { target }))
-        }
-        Some(MappingsAction::Set { source, target }) => {
+        Some(MappingsAction::Approve {
+            source,
+            target,
+            scope,
+        }) => Some((source, Decision::Approve { target }, scope)),
+        Some(MappingsAction::Reject {
+            source,
+            target,
+            scope,
+        }) => Some((source, Decision::Reject { target }, scope)),
+        Some(MappingsAction::Set {
+            source,
+            target,
+            scope,
+        }) => {
             let target = (!matches!(
                 target.to_ascii_lowercase().as_str(),
                 "none" | "ignore" | "-"
             ))
             .then_some(target);
-            Some((source, Decision::Set { target }))
+            Some((source, Decision::Set { target }, scope))
+        }
+        Some(MappingsAction::Undo { dry_run }) => {
+            return undo(&conn, db_path, &flow, dry_run, args.json);
         }
         Some(MappingsAction::Export { client, output }) => {
             let Some(text) = memory::export_rules_of(&conn, client.as_deref(), &flow)? else {
@@ -126,13 +239,28 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
             return Ok(SUCCESS);
         }
     };
-    if let Some((source, decision)) = decision {
+    if let Some((source, decision, scope)) = decision {
         // A decision writes: one writer at a time, as for imports.
         let _lock = db::WriterLock::acquire(db_path)?;
-        match pipeline::apply_mapping_decision(&conn, &flow, &source, &decision, &user) {
-            Ok((changed, phases)) => {
+        let mut plan = match decision::plan(&conn, &flow, &source, &decision, &scope_of(&scope)) {
+            Ok(plan) => plan,
+            Err(error) => return Ok(refused(&error)),
+        };
+        decision::preview(&conn, &mut plan)?;
+        if args.json && scope.dry_run {
+            super::print_json(&plan)?;
+            return Ok(SUCCESS);
+        }
+        super::say(plan.describe().trim_end());
+        if scope.dry_run {
+            super::say("dry run: nothing was changed");
+            return Ok(SUCCESS);
+        }
+        match pipeline::apply_mapping_decision(&conn, &flow, &plan, &user) {
+            Ok((_, phases)) => {
                 super::say(&format!(
-                    "{changed} mapping(s) of '{source}' updated in flow {}",
+                    "{} mapping(s) changed in flow {}; `intake mappings undo` reverts it",
+                    plan.changes.len(),
                     flow.master_flow_id
                 ));
                 if let Some(inventory) = phases.inventory {
@@ -142,12 +270,7 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
                     ));
                 }
             }
-            Err(DecisionError::Review(
-                error @ (ReviewError::UnknownSource { .. } | ReviewError::UnknownField(_)),
-            )) => {
-                super::say(&format!("error: {error}"));
-                return Ok(NOT_FOUND);
-            }
+            Err(DecisionError::Decision(error)) => return Ok(refused(&error)),
             Err(error) => return Err(error.into()),
         }
     }

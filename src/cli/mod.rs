@@ -99,6 +99,22 @@ fn open_existing(db_path: &std::path::Path) -> anyhow::Result<Option<rusqlite::C
     Ok(Some(intake::db::open_read_only(db_path)?))
 }
 
+/// Warns on stderr when the flow a command shows (`--flow`, else the latest)
+/// did not complete, naming the command that finishes it.
+fn warn_if_unfinished(
+    conn: &rusqlite::Connection,
+    db_path: &std::path::Path,
+    flow: Option<&str>,
+) -> anyhow::Result<()> {
+    if let Ok(ids) = intake::flow::find(conn, flow) {
+        let running_now = intake::db::WriterLock::is_held(db_path);
+        if let Some(note) = intake::flow::unfinished(conn, &ids, running_now)? {
+            say(&format!("warning: {note}"));
+        }
+    }
+    Ok(())
+}
+
 pub fn init_logging(cli: &Cli) {
     let default = match (cli.quiet, cli.verbose) {
         (true, _) => "error",

@@ -2,12 +2,15 @@
 //! attribute, as a terminal table, CSV, JSON, XLSX or Parquet. The columns
 //! come from the table itself (so a field added to the schema is exported
 //! without a change here); custom attributes become one column each, named
-//! `custom.<original header>`, in the order they first appear.
+//! `custom.<original header>`, in the order they first appear. A `kind`
+//! column follows asset_type: the type, or `end_user_device` for a desktop,
+//! laptop or other end-user device (`catalogue::MACHINE_KINDS`).
 //!
 //! CSV and XLSX cells a spreadsheet would run as a formula (text starting
 //! with = + - @, a tab or a carriage return) are written with a leading
 //! apostrophe; numbers, and text that is only a number, are left alone.
 
+pub mod destination;
 mod writers;
 
 use std::borrow::Cow;
@@ -23,7 +26,8 @@ use crate::json_entries::Entries;
 
 use crate::flow::{self, FindFlowError};
 
-pub use writers::{replace_file, write};
+pub use destination::{replace_file, Destination};
+pub use writers::write;
 
 /// The formats `intake assets` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -156,9 +160,18 @@ pub fn load(conn: &Connection, flow: Option<&str>) -> Result<AssetTable, ExportE
             (name, kind)
         })
         .collect();
+    // `kind` beside asset_type: the asset type, or end_user_device for a
+    // desktop or laptop (stored as a server marked in custom_attributes).
+    let mut plain = plain;
+    if let Some(at) = plain.iter().position(|(n, _)| n == "asset_type") {
+        plain.insert(at + 1, ("kind".to_string(), ColumnKind::Text));
+    }
     let list = plain
         .iter()
-        .map(|(n, _)| n.as_str())
+        .map(|(n, _)| match n.as_str() {
+            "kind" => format!("{} AS kind", crate::catalogue::KIND_SQL),
+            other => other.to_string(),
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let (filter, key) = match flow {

@@ -1,7 +1,7 @@
 //! One writer per export format, each streaming the rows (a terminal table
 //! and a Parquet row group hold 10,000 at a time). Files are written beside
-//! their destination and renamed into place when complete, so an
-//! interrupted export never leaves half a file under the name asked for.
+//! their destination and renamed into place when complete (`destination`),
+//! so an interrupted export never leaves half a file under the name asked for.
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -14,13 +14,14 @@ use rusqlite::Connection;
 use rust_xlsxwriter::{Format as XlsxFormat, Workbook};
 use serde_json::{Map, Value};
 
+use super::destination::Destination;
 use super::{neutralise, AssetTable, Cell, ColumnKind, ExportError, Format};
 use crate::printable::{escape_controls, escape_json_controls};
 
 /// The columns the terminal table shows; the file formats carry all of them.
 const TABLE_COLUMNS: &[&str] = &[
     "name",
-    "asset_type",
+    "kind",
     "environment",
     "operating_system",
     "os_version",
@@ -38,62 +39,29 @@ const EXCEL_CELL_CHARS: usize = 32_767;
 /// in memory at once.
 const CHUNK_ROWS: usize = 10_000;
 
-/// Writes `table` as `format` to `output`, or to stdout when None (text formats only).
+/// Writes `table` as `format` to `output`, or to stdout when None (text
+/// formats only; `-o -` asks for stdout in any format).
 pub fn write(
     conn: &Connection,
     table: &AssetTable,
     format: Format,
     output: Option<&Path>,
 ) -> Result<(), ExportError> {
-    let Some(path) = output else {
-        if format.is_binary() {
+    let destination = match output {
+        Some(path) => Destination::of(path),
+        None if format.is_binary() => {
             return Err(ExportError::OutputRequired(match format {
                 Format::Xlsx => "XLSX",
                 _ => "Parquet",
-            }));
+            }))
         }
-        let stdout = std::io::stdout().lock();
-        let mut out = std::io::BufWriter::new(stdout);
-        let io = |source| ExportError::Io {
-            path: "standard output".into(),
-            source,
-        };
-        write_text(conn, table, format, &mut out)?;
-        return out.flush().map_err(io);
+        None => Destination::Stdout,
     };
-    replace_file(path, |file| match format {
-        Format::Xlsx => write_xlsx(conn, table, file),
-        Format::Parquet => write_parquet(conn, table, file),
-        text => {
-            let mut out = std::io::BufWriter::new(file);
-            write_text(conn, table, text, &mut out)?;
-            out.flush().map_err(|source| ExportError::Io {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
-    })
-}
-
-/// Writes a file beside `path` with `write` and renames it over `path` once
-/// complete, so a reader never sees half of it and a failed write leaves
-/// whatever `path` held before.
-pub fn replace_file(
-    path: &Path,
-    write: impl FnOnce(&mut std::fs::File) -> Result<(), ExportError>,
-) -> Result<(), ExportError> {
-    let io = |source| ExportError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    write(temp.as_file_mut())?;
-    temp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+    match format {
+        Format::Xlsx => destination.write_file(|file| write_xlsx(conn, table, file)),
+        Format::Parquet => destination.write_file(|file| write_parquet(conn, table, file)),
+        text => destination.write_stream(|out| write_text(conn, table, text, out)),
+    }
 }
 
 fn write_text(

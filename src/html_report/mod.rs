@@ -37,10 +37,19 @@ pub struct ReportFacts {
     pub master_flow_id: String,
     pub assets: i64,
     pub files: i64,
+    /// Why the flow cannot be trusted yet and what finishes it, when it did
+    /// not complete (the report says so at its top).
+    pub unfinished: Option<String>,
 }
 
 /// Builds the report of `flow` (the latest when None) as one HTML document.
-pub fn build(conn: &Connection, flow: Option<&str>) -> Result<(String, ReportFacts), ReportError> {
+/// `running_now`: an intake run holds the database (a running flow is then
+/// still going rather than interrupted).
+pub fn build(
+    conn: &Connection,
+    flow: Option<&str>,
+    running_now: bool,
+) -> Result<(String, ReportFacts), ReportError> {
     let ids = flow::find(conn, flow).map_err(|e| match e {
         FindFlowError::NoFlow => ReportError::NoFlow,
         FindFlowError::Sql(e) => ReportError::Sql(e),
@@ -70,9 +79,10 @@ pub fn build(conn: &Connection, flow: Option<&str>) -> Result<(String, ReportFac
             })
         },
     )?;
+    let unfinished = flow::unfinished(conn, &ids, running_now)?;
     let mut page = Page::default();
     let title = format!("Discovery report: {} / {}", flow.client, flow.engagement);
-    page.header(&title, &ids.master_flow_id, &flow);
+    page.header(&title, &ids.master_flow_id, &flow, unfinished.as_deref());
     let assets = page.overview(conn, &flow)?;
     let files = page.files(conn, &ids.master_flow_id)?;
     page.mappings(conn, &ids.master_flow_id)?;
@@ -87,6 +97,7 @@ pub fn build(conn: &Connection, flow: Option<&str>) -> Result<(String, ReportFac
             master_flow_id: ids.master_flow_id,
             assets,
             files,
+            unfinished,
         },
     ))
 }
@@ -197,7 +208,13 @@ impl Page {
         self.body.push_str("</tbody></table>");
     }
 
-    fn header(&mut self, title: &str, master_flow_id: &str, flow: &FlowRow) {
+    fn header(
+        &mut self,
+        title: &str,
+        master_flow_id: &str,
+        flow: &FlowRow,
+        unfinished: Option<&str>,
+    ) {
         let _ = write!(
             self.body,
             "<h1>{}</h1><p class=\"meta\">Master flow {} · status <b>{}</b> ({}% of the discovery phases) · started {} · {} · report written {} by intake {}</p>",
@@ -224,13 +241,24 @@ impl Page {
                 escape(&phases.join(", "))
             );
         }
-        if let (Some(phase), Some(message)) = (&flow.error_phase, &flow.error_message) {
-            let _ = write!(
-                self.body,
-                "<p class=\"bad\">Failed in {}: {}</p>",
-                escape(phase),
-                escape(message)
-            );
+        // The unfinished note names the failure too; say it once.
+        match (unfinished, &flow.error_phase, &flow.error_message) {
+            (Some(note), _, _) => {
+                let _ = write!(
+                    self.body,
+                    "<p class=\"bad\">Incomplete: {}. The figures below are what was stored before it stopped.</p>",
+                    escape(note.trim_end_matches('.'))
+                );
+            }
+            (None, Some(phase), Some(message)) => {
+                let _ = write!(
+                    self.body,
+                    "<p class=\"bad\">Failed in {}: {}</p>",
+                    escape(phase),
+                    escape(message)
+                );
+            }
+            _ => {}
         }
     }
 
@@ -239,9 +267,13 @@ impl Page {
             conn.query_row(sql, [&flow.engagement_id], |r| r.get(0))
         };
         let assets = count("SELECT count(*) FROM assets WHERE engagement_id = ?1")?;
-        let servers = count(
-            "SELECT count(*) FROM assets WHERE engagement_id = ?1 AND asset_type = 'server'",
-        )?;
+        let kind = crate::catalogue::KIND_SQL;
+        let servers = count(&format!(
+            "SELECT count(*) FROM assets WHERE engagement_id = ?1 AND {kind} = 'server'"
+        ))?;
+        let devices = count(&format!(
+            "SELECT count(*) FROM assets WHERE engagement_id = ?1 AND {kind} = 'end_user_device'"
+        ))?;
         let apps = count(
             "SELECT count(*) FROM assets WHERE engagement_id = ?1 AND asset_type = 'application'",
         )?;
@@ -250,14 +282,19 @@ impl Page {
         let ready =
             count("SELECT count(*) FROM assets WHERE engagement_id = ?1 AND sixr_ready = 'ready'")?;
         self.body.push_str("<div class=\"tiles\">");
-        for (label, n) in [
+        let mut tiles = vec![
             ("Assets", assets),
             ("Servers", servers),
             ("Applications", apps),
             ("Dependencies", edges),
             ("End of life", eol),
             ("Ready for 6R", ready),
-        ] {
+        ];
+        // Desktops and laptops are kept apart, never among the servers.
+        if devices > 0 {
+            tiles.insert(2, ("End-user devices", devices));
+        }
+        for (label, n) in tiles {
             let _ = write!(self.body, "<div class=\"tile\"><b>{n}</b>{label}</div>");
         }
         self.body.push_str("</div>");
@@ -402,7 +439,7 @@ impl Page {
         };
         self.body.push_str("<div class=\"charts\">");
         for (heading, expr, limit) in [
-            ("By type", "asset_type", 10),
+            ("By type", crate::catalogue::KIND_SQL, 10),
             ("By environment", "environment", 10),
             ("By operating system (top 12)", "operating_system", 12),
             ("By support status", "support_status", 10),
@@ -428,7 +465,7 @@ impl Page {
         }
         let status = |s: &str| analysis["by_status"][s].as_u64().unwrap_or(0);
         self.note(&format!(
-            "Support judged on {} with the catalogue compiled {} ({}). {} end of life, {} in extended support, {} supported, {} unknown. Ready for 6R assessment: {} of {}.",
+            "Support judged on {} with the catalogue compiled {} ({}). {} end of life, {} in extended support, {} supported, {} unknown. Ready for 6R assessment: {} of {} candidates{}.",
             text_of(&analysis["as_of"]),
             text_of(&analysis["catalogue"]["compiled"]),
             text_of(&analysis["catalogue"]["source"]),
@@ -437,7 +474,12 @@ impl Page {
             status("supported"),
             status("unknown"),
             analysis["sixr_ready"]["ready"].as_u64().unwrap_or(0),
-            analysis["assets"].as_u64().unwrap_or(0),
+            analysis["sixr_ready"]["ready"].as_u64().unwrap_or(0)
+                + analysis["sixr_ready"]["not_ready"].as_u64().unwrap_or(0),
+            match analysis["sixr_ready"]["not_applicable"].as_u64().unwrap_or(0) {
+                0 => String::new(),
+                n => format!(" ({n} end-user devices are not candidates)"),
+            },
         ));
         let rows: Vec<Vec<String>> = analysis["worst"]
             .as_array()

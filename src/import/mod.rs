@@ -95,16 +95,28 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
     // The lock first: two runs must not both create the schema of a new file.
     let _lock = WriterLock::acquire(&request.db_path)?;
     let conn = db::open(&request.db_path)?;
-    let mut recovered = stage::recover_interrupted(&conn)?;
-    recovered.extend(flow::recover_interrupted(&conn)?);
-    for filename in &recovered {
+    let recovered = stage::recover_interrupted(&conn)?;
+    let recovered_flows = flow::recover_interrupted(&conn)?;
+    // One message per interruption: the flow with its files, else the file.
+    let mut named_by_flow: Vec<String> = Vec::new();
+    for ids in &recovered_flows {
+        named_by_flow.extend(flow::file_names(&conn, &ids.master_flow_id)?);
+        tracing::warn!(
+            "recovered {}, which a run stopped before its files were staged: its partial rows were removed; import the files again to finish it",
+            flow::describe(&conn, &ids.master_flow_id)?
+        );
+    }
+    for filename in recovered.iter().filter(|f| !named_by_flow.contains(f)) {
         tracing::warn!(
             "recovered an interrupted import of {filename}: its partial rows were removed"
         );
     }
     let resumed = crate::pipeline::resume_unfinished(&conn, &request.phases)?;
-    for flow in &resumed {
-        tracing::warn!("finished the phases of flow {flow}, which an earlier run left undone");
+    for master_flow_id in &resumed {
+        tracing::warn!(
+            "finished the phases of {}, which an earlier run left undone",
+            flow::describe(&conn, master_flow_id)?
+        );
     }
     let tenant = tenant::resolve(
         &conn,
@@ -168,6 +180,10 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
         files: Vec::new(),
         ignored_paths: ignored,
         recovered_imports: recovered,
+        recovered_flows: recovered_flows
+            .into_iter()
+            .map(|ids| ids.master_flow_id)
+            .collect(),
         resumed_flows: resumed,
         totals: Totals::default(),
         mapping: None,

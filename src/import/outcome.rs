@@ -71,8 +71,11 @@ pub struct Yield {
     /// one machine count once) or applications by name. None for edges, or
     /// when the inventory phase did not run.
     pub assets: Option<u64>,
-    /// Valid rows by what they become: server, network, storage, database
-    /// or application.
+    /// What the table became by kind: server, database, network, storage,
+    /// end_user_device or application. Once the inventory phase ran, the
+    /// distinct machines by the kind they were stored with (a machine three
+    /// sheets describe counts once in each sheet, under one kind); before,
+    /// the valid rows by what their own values say.
     pub by_type: std::collections::BTreeMap<String, u64>,
     /// Why nothing, and the command that fixes it.
     pub why_nothing: Option<String>,
@@ -156,7 +159,10 @@ pub struct ImportOutcome {
     pub flow_status: String,
     pub files: Vec<FileOutcome>,
     pub ignored_paths: Vec<read::IgnoredPath>,
+    /// Files whose import a killed run left half done: their rows were removed.
     pub recovered_imports: Vec<String>,
+    /// Flows a killed run left before their files were staged, marked failed.
+    pub recovered_flows: Vec<String>,
     /// Flows a killed run left after their import whose mapping this run finished.
     pub resumed_flows: Vec<String>,
     pub totals: Totals,
@@ -293,9 +299,15 @@ pub(super) fn fill_yields(
             )? as u64),
             Describes::Machines => inventory.and_then(|i| i.machines_by_import.get(id).copied()),
         };
+        let stored_kinds = match describes {
+            Describes::Machines => inventory.and_then(|i| i.kinds_by_import.get(id)),
+            Describes::Applications => None,
+        };
         file.yields = Some(Yield {
             assets,
-            by_type: tally.tally.valid_by_type.clone(),
+            by_type: stored_kinds
+                .cloned()
+                .unwrap_or_else(|| tally.tally.valid_by_type.clone()),
             kind: if why_nothing.is_some() {
                 "nothing"
             } else {

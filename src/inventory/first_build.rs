@@ -61,6 +61,7 @@ impl MachineShaper {
             ..Build::default()
         };
         build.keep_additional(additional);
+        build.title.see(self.table[0].title_kind);
         for header in &self.table[0].unmapped {
             if let Some(value) = raw.get(header).filter(|v| !v.trim().is_empty()) {
                 build

@@ -4,6 +4,14 @@
 //! discovery for infrastructure fields, the CMDB and hand-made sheets for
 //! business fields). The losing value is kept in custom_attributes._conflicts
 //! with its source; columns mapped to no field are kept as custom attributes.
+//!
+//! A machine's kind comes from evidence about it: a type column or its own
+//! values (OS, model, maker), set by cleansing. A table's title ("Network",
+//! "storage.csv") types a machine only when nothing else does and no table
+//! without that title describes it (`TitleEvidence`): a Storage or Network
+//! sheet adding detail to servers listed on a Compute sheet never makes
+//! them storage or network. Types that disagree are settled like any field,
+//! the loser kept in `_conflicts` with its source.
 
 use std::borrow::Cow;
 
@@ -60,6 +68,38 @@ pub(super) struct Build {
     pub(super) fields: Vec<(usize, Value, Origin)>,
     pub(super) custom: Map<String, Value>,
     pub(super) conflicts: Map<String, Value>,
+    /// What the titles of the machine's tables say of its kind.
+    pub(super) title: TitleEvidence,
+}
+
+/// What the titles of the tables describing a machine say of its kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum TitleEvidence {
+    /// No record merged yet.
+    #[default]
+    Unseen,
+    /// Every table describing the machine has this title kind (or none).
+    Agreed(Option<&'static str>),
+    /// Tables with different titles describe it: none of them types it.
+    Mixed,
+}
+
+impl TitleEvidence {
+    pub(super) fn see(&mut self, kind: Option<&'static str>) {
+        *self = match *self {
+            TitleEvidence::Unseen => TitleEvidence::Agreed(kind),
+            TitleEvidence::Agreed(seen) if seen == kind => TitleEvidence::Agreed(kind),
+            _ => TitleEvidence::Mixed,
+        };
+    }
+
+    /// The kind the titles give, when they all give the same one.
+    pub(super) fn kind(self) -> Option<&'static str> {
+        match self {
+            TitleEvidence::Agreed(kind) => kind,
+            _ => None,
+        }
+    }
 }
 
 impl Build {
@@ -95,6 +135,7 @@ pub(super) fn merge(
     raw: Option<&str>,
 ) {
     let Entries(cleansed): Entries<Value> = serde_json::from_str(cleansed).unwrap_or_default();
+    build.title.see(tables[origin.table].title_kind);
     merge_fields(build, tables, origin, cleansed);
     // Columns mapped to no field are kept under their original header.
     if tables[origin.table].unmapped.is_empty() {
@@ -153,7 +194,9 @@ pub(super) fn merge_fields<K: AsRef<str>>(
         let current_system = &tables[current_origin.table].source_system;
         let replace = *current_system == table.source_system
             || rank(&table.source_system, name) > rank(current_system, name);
-        if *current_system != table.source_system {
+        // A machine's type is evidence about it: the one that loses is kept
+        // even against a newer value of the same source.
+        if *current_system != table.source_system || name == "asset_type" {
             // The value that does not win is kept with where it came from.
             let (value_out, origin_out) = if replace {
                 (current.clone(), *current_origin)

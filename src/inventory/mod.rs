@@ -65,6 +65,9 @@ pub struct InventoryOutcome {
     /// rows of one machine count once; a machine in two files counts in each).
     #[serde(skip)]
     pub machines_by_import: BTreeMap<String, u64>,
+    /// Per import: those machines by the kind they were stored with.
+    #[serde(skip)]
+    pub kinds_by_import: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl PhaseOutcome for InventoryOutcome {
@@ -95,6 +98,9 @@ struct SourceTable {
     records: usize,
     /// Imported by the flow being built (its machines may be new).
     in_this_flow: bool,
+    /// The kind its title names ("switches.csv", a sheet "Storage"): given
+    /// only to machines no other table describes (`merge::TitleEvidence`).
+    title_kind: Option<&'static str>,
 }
 
 /// Rebuilds the engagement's assets from its valid records and writes the
@@ -249,6 +255,8 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
     // merges, so the two kinds of work overlap. Machines of one record are
     // read table by table; the others by rowid in machine order.
     let mut writer = Writer::new(conn, client, engagement, ids)?;
+    // The kind each machine was stored with (an index into MACHINE_KINDS).
+    let mut kind_of_slot = vec![0u8; machines];
     let (to_merge, merge_queue) = crossbeam_channel::bounded::<Vec<Merging>>(QUEUE_DEPTH);
     let (to_write, write_queue) = crossbeam_channel::bounded::<Vec<(u32, AssetRow)>>(QUEUE_DEPTH);
     let shape = writer.shape.clone();
@@ -288,6 +296,7 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
         let (to_merge, write_queue) = (to_merge, write_queue);
         let mut write = |batch: Vec<(u32, AssetRow)>| -> rusqlite::Result<()> {
             for (slot, row) in batch {
+                kind_of_slot[slot as usize] = kind_index(row.kind);
                 let stored = stored_ids.get(slot);
                 writer.write(stored, row, &mut outcome)?;
             }
@@ -359,7 +368,42 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
     })?;
     writer.finish()?;
     outcome.assets = outcome.created + outcome.updated + outcome.unchanged;
+    outcome.kinds_by_import = kinds_per_table(&assignment, &starts, &tables, &kind_of_slot);
     Ok(outcome)
+}
+
+fn kind_index(kind: &str) -> u8 {
+    crate::catalogue::MACHINE_KINDS
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(0) as u8
+}
+
+/// The distinct machines of each table by the kind each was stored with:
+/// a machine three sheets describe counts once in each, under one kind.
+fn kinds_per_table(
+    assignment: &[u32],
+    starts: &[usize],
+    tables: &[SourceTable],
+    kind_of_slot: &[u8],
+) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut counted_for = vec![0u32; kind_of_slot.len()];
+    let mut out = BTreeMap::new();
+    for (number, table) in tables.iter().enumerate() {
+        let start = starts.get(number).copied().unwrap_or(assignment.len());
+        let end = starts.get(number + 1).copied().unwrap_or(assignment.len());
+        let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+        for &slot in &assignment[start..end.max(start)] {
+            let seen = &mut counted_for[slot as usize];
+            if *seen != number as u32 + 1 {
+                *seen = number as u32 + 1;
+                let kind = crate::catalogue::MACHINE_KINDS[kind_of_slot[slot as usize] as usize];
+                *kinds.entry(kind.to_string()).or_default() += 1;
+            }
+        }
+        out.insert(table.data_import_id.clone(), kinds);
+    }
+    out
 }
 
 /// Machines that several records describe, from the machine of each record.
@@ -446,10 +490,12 @@ impl Contents {
 fn content_hash(table: &SourceTable, cleansed: &str, raw: Option<&str>) -> Option<u64> {
     use std::hash::BuildHasher;
     let state = foldhash::fast::FixedState::with_seed(0xc0_47e7);
+    // The title's kind is part of what a record says of its machine.
+    let title = table.title_kind.unwrap_or_default();
     if table.unmapped.is_empty() {
-        Some(state.hash_one(cleansed))
+        Some(state.hash_one((cleansed, title)))
     } else {
-        raw.map(|raw| state.hash_one((cleansed, &table.unmapped, raw)))
+        raw.map(|raw| state.hash_one((cleansed, title, &table.unmapped, raw)))
     }
 }
 
@@ -537,7 +583,10 @@ fn finish_staged(
     outcome.merged_records = merged_records;
     let with_raw = !tables[0].unmapped.is_empty();
     let mut by_rowid = conn.prepare(BY_ROWID)?;
-    let mut stored = conn.prepare("SELECT id, asset_type FROM assets WHERE rowid = ?1")?;
+    let mut stored = conn.prepare(&format!(
+        "SELECT id, {} FROM assets WHERE rowid = ?1",
+        crate::catalogue::KIND_SQL
+    ))?;
     let shape = writer.shape.clone();
     for machine in several.chunk_by(|&a, &b| assignment[a as usize] == assignment[b as usize]) {
         let mut build = Build::default();
@@ -567,6 +616,9 @@ fn finish_staged(
     }
     writer.finish()?;
     outcome.by_type.retain(|_, n| *n > 0);
+    // One table: its machines are every asset built.
+    outcome.kinds_by_import =
+        BTreeMap::from([(tables[0].data_import_id.clone(), outcome.by_type.clone())]);
     // Every asset was created by this build, merged or not.
     outcome.updated = 0;
     outcome.unchanged = 0;
@@ -643,6 +695,7 @@ fn describe_table(
         data_import_id: id,
         records: usize::try_from(records).unwrap_or(0),
         in_this_flow,
+        title_kind: crate::cleanse::values::table_kind(&stage::tables::title(file, sheet)),
     })
 }
 

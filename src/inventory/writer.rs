@@ -60,9 +60,11 @@ const VERDICT_COLUMNS: [&str; 4] = [
     "tech_debt_details",
 ];
 
-/// An asset's column values, and whether its sources disagreed.
+/// An asset's column values, its kind, and whether its sources disagreed.
 pub(super) struct AssetRow {
     pub(super) values: Vec<rusqlite::types::Value>,
+    /// One of `catalogue::MACHINE_KINDS`.
+    pub(super) kind: &'static str,
     pub(super) conflicted: bool,
 }
 
@@ -97,11 +99,27 @@ impl RowShape {
             .or_else(|| text("serial_number"))
             .or_else(|| text("mac_address"))
             .unwrap_or_else(|| "unnamed".into());
-        let asset_type = text("asset_type")
-            .filter(|t| catalogue::ASSET_TYPES.contains(&t.as_str()))
-            .unwrap_or_else(|| "server".into());
+        // The machine's own evidence, else its tables' title where no other
+        // table describes it, else a server.
+        let kind = text("asset_type")
+            .and_then(|t| catalogue::MACHINE_KINDS.iter().find(|k| **k == t))
+            .copied()
+            .or_else(|| build.title.kind())
+            .unwrap_or("server");
         let conflicted = !build.conflicts.is_empty();
         let mut custom = build.custom;
+        // The seeds' asset_type has no end-user device: it is a server
+        // marked as one (catalogue::MACHINE_KINDS).
+        let asset_type = if kind == catalogue::END_USER_DEVICE {
+            custom.insert(
+                catalogue::DEVICE_CLASS_ATTRIBUTE.into(),
+                Value::String(kind.into()),
+            );
+            "server"
+        } else {
+            custom.remove(catalogue::DEVICE_CLASS_ATTRIBUTE);
+            kind
+        };
         if conflicted {
             custom.insert("_conflicts".into(), Value::Object(build.conflicts));
         }
@@ -112,7 +130,7 @@ impl RowShape {
         // Columns: name, asset_type, the other fields, custom_attributes.
         let mut out = vec![Sql::Null; self.columns.len()];
         out[0] = Sql::Text(name);
-        out[1] = Sql::Text(asset_type);
+        out[1] = Sql::Text(asset_type.into());
         for (index, value, _) in build.fields {
             // name and asset_type were chosen above.
             let Some(column) = self.column_of_field[index].filter(|c| *c > 1) else {
@@ -151,7 +169,7 @@ impl RowShape {
             };
             let is_written = |name: &str| cell(name).is_some_and(|v| *v != Sql::Null);
             let facts = tech_debt::AssetFacts {
-                asset_type: text("asset_type").unwrap_or_default(),
+                asset_type: kind.to_string(),
                 name: text("name").unwrap_or_default(),
                 operating_system: text("operating_system"),
                 os_version: text("os_version"),
@@ -174,6 +192,7 @@ impl RowShape {
         out[self.columns.len() - 1] = Sql::Text(custom);
         AssetRow {
             values: out,
+            kind,
             conflicted,
         }
     }
@@ -255,15 +274,8 @@ impl<'c> Writer<'c> {
         if row.conflicted {
             outcome.conflicts += 1;
         }
+        *outcome.by_type.entry(row.kind.to_string()).or_default() += 1;
         let row = row.values;
-        if let rusqlite::types::Value::Text(asset_type) = &row[1] {
-            match outcome.by_type.get_mut(asset_type) {
-                Some(n) => *n += 1,
-                None => {
-                    outcome.by_type.insert(asset_type.clone(), 1);
-                }
-            }
-        }
         let now = self.now.clone();
         match existing {
             Some(id) => {

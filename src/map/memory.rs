@@ -15,12 +15,14 @@ pub struct Remembered {
     /// None: the column is to be ignored.
     pub target: Option<String>,
     pub transformation_rules: serde_json::Value,
+    /// When it was decided (approved_at).
+    pub decided_at: String,
 }
 
 /// The latest human decision per normalised source header for a client.
 pub fn decisions(conn: &Connection, client_account_id: &str) -> rusqlite::Result<Vec<Remembered>> {
     let mut stmt = conn.prepare(
-        "SELECT source_field, target_field, transformation_rules, status FROM import_field_mappings
+        "SELECT source_field, target_field, transformation_rules, status, approved_at FROM import_field_mappings
          WHERE client_account_id = ?1 AND approved_by IS NOT NULL
            AND (status = 'approved' OR status = 'ignored')
          ORDER BY approved_at, updated_at",
@@ -33,6 +35,7 @@ pub fn decisions(conn: &Connection, client_account_id: &str) -> rusqlite::Result
             source: r.get(0)?,
             target: if status == "ignored" { None } else { target },
             transformation_rules: serde_json::from_str(&rules).unwrap_or_default(),
+            decided_at: r.get(4)?,
         })
     })?;
     // Later decisions replace earlier ones for the same header.
@@ -92,12 +95,23 @@ pub fn export_rules(
     client_name: &str,
 ) -> rusqlite::Result<String> {
     let decisions = decisions(conn, client_account_id)?;
+    let left_out = two_columns_on_one_field(conn, client_account_id, &decisions)?;
     let mut out = format!(
         "# intake mapping rules for client '{client_name}', exported {}.\n# Use with: intake import FILES --rules THIS_FILE\n\n[columns]\n",
         crate::db::now()
     );
     for d in &decisions {
         let key = toml_string(&d.source);
+        if let Some(kept) = left_out.get(&catalogue::normalise_header(&d.source)) {
+            // Both columns of one file on one field would make the import
+            // choose between them: the later decision is kept.
+            out.push_str(&format!(
+                "# {key} = {} left out: {} of the same file maps to it, decided later\n",
+                toml_string(d.target.as_deref().unwrap_or_default()),
+                toml_string(kept)
+            ));
+            continue;
+        }
         match &d.target {
             None => out.push_str(&format!("{key} = \"ignore\"\n")),
             Some(target) => {
@@ -136,6 +150,52 @@ pub fn export_rules(
         }
     }
     Ok(out)
+}
+
+/// Decisions that would put two columns of one file on one field, by the
+/// normalised header of the one left out, with the column kept (the later
+/// decision).
+fn two_columns_on_one_field(
+    conn: &Connection,
+    client_account_id: &str,
+    decisions: &[Remembered],
+) -> rusqlite::Result<HashMap<String, String>> {
+    let mut columns_of_import: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT data_import_id, source_field FROM import_field_mappings WHERE client_account_id = ?1",
+    )?;
+    for row in stmt.query_map([client_account_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })? {
+        let (import, column) = row?;
+        columns_of_import
+            .entry(import)
+            .or_default()
+            .insert(catalogue::normalise_header(&column));
+    }
+    let mut latest_first: Vec<&Remembered> =
+        decisions.iter().filter(|d| d.target.is_some()).collect();
+    latest_first.sort_by(|a, b| b.decided_at.cmp(&a.decided_at));
+    let mut kept: Vec<&Remembered> = Vec::new();
+    let mut left_out = HashMap::new();
+    for d in latest_first {
+        let header = catalogue::normalise_header(&d.source);
+        let clash = kept.iter().find(|k| {
+            k.target == d.target && {
+                let other = catalogue::normalise_header(&k.source);
+                columns_of_import
+                    .values()
+                    .any(|cols| cols.contains(&header) && cols.contains(&other))
+            }
+        });
+        match clash {
+            Some(k) => {
+                left_out.insert(header, k.source.clone());
+            }
+            None => kept.push(d),
+        }
+    }
+    Ok(left_out)
 }
 
 /// A TOML basic string.

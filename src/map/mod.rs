@@ -6,6 +6,7 @@
 //! The pipeline records the phase from `MappingOutcome`. `review` is what
 //! `intake mappings` does afterwards.
 
+pub mod decision;
 pub mod header_words;
 pub mod memory;
 pub mod profile;

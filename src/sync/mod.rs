@@ -44,8 +44,8 @@ pub enum SyncError {
     NoFlow,
     #[error("no flow matches '{0}'; `intake mappings` shows the latest flow's id")]
     UnknownFlow(String),
-    #[error("flow {flow} is {status}, and only a completed flow is synced; run `intake import` again with the same files to finish it: they are not imported twice, and the run finishes the flow from the phase it stopped in")]
-    NotCompleted { flow: String, status: String },
+    #[error("only a completed flow is synced, and {note}")]
+    NotCompleted { flow: String, note: String },
     #[error("cannot connect to the central database ({target}): {source}. Check DATABASE_URL or --database-url (user, password, database name) and that the server is reachable")]
     Connect {
         target: String,
@@ -432,9 +432,14 @@ fn flow_to_sync(conn: &Connection, flow: Option<&str>) -> Result<FlowToSync, Syn
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
     if status != "completed" {
+        let running_now = conn
+            .path()
+            .is_some_and(|path| db::WriterLock::is_held(std::path::Path::new(path)));
+        let note = flow::unfinished(conn, &ids, running_now)?
+            .unwrap_or_else(|| format!("flow {} is {status}", ids.master_flow_id));
         return Err(SyncError::NotCompleted {
             flow: ids.master_flow_id,
-            status,
+            note,
         });
     }
     Ok(FlowToSync {

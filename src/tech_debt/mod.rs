@@ -86,6 +86,8 @@ pub struct TechDebtOutcome {
     pub by_status: BTreeMap<String, u64>,
     pub sixr_ready: u64,
     pub sixr_not_ready: u64,
+    /// End-user devices: never 6R candidates (sixr_ready `not_applicable`).
+    pub sixr_not_applicable: u64,
     /// The worst assets: end of life first, oldest end first.
     pub worst: Vec<Offender>,
     /// What discovery_flows.tech_debt_analysis keeps (by product, missing
@@ -129,6 +131,8 @@ pub fn sixr_required(asset_type: &str) -> &'static [&'static str] {
     match asset_type {
         "application" => &["environment", "owner", "dependencies"],
         "network" | "storage" => &["environment", "location"],
+        // Not a 6R candidate: nothing is missing for an assessment it never gets.
+        crate::catalogue::END_USER_DEVICE => &[],
         _ => &[
             "operating_system",
             "cpu_cores",
@@ -625,7 +629,7 @@ struct Judge<'c> {
 /// keeps SQLite from walking an index and seeking each row.
 fn select_assets(applications: bool) -> String {
     format!(
-        "SELECT a.id, a.asset_type, a.name, a.operating_system, a.os_version, a.technology_stack,
+        "SELECT a.id, {kind}, a.name, a.operating_system, a.os_version, a.technology_stack,
                 a.description, a.model, a.end_of_support_date, a.end_of_life_date,
                 a.cpu_cores IS NOT NULL, a.memory_gb IS NOT NULL, a.storage_gb IS NOT NULL,
                 a.environment IS NOT NULL, a.business_owner IS NOT NULL,
@@ -633,7 +637,8 @@ fn select_assets(applications: bool) -> String {
                 EXISTS (SELECT 1 FROM asset_dependencies d WHERE d.asset_id = a.id),
                 a.support_status, a.tech_debt_score, a.sixr_ready, a.tech_debt_details
          FROM assets a WHERE +a.engagement_id = ?1 AND (a.asset_type = 'application') = {}",
-        i32::from(applications)
+        i32::from(applications),
+        kind = crate::catalogue::KIND_SQL.replace("custom_attributes", "a.custom_attributes"),
     )
 }
 
@@ -817,11 +822,11 @@ fn settle(
     fresh_details: &str,
     stored: &Stored,
 ) -> Option<(StoredForm, String)> {
-    let fresh = stored_form(verdict);
-    if fresh.2 == "ready" {
-        outcome.sixr_ready += 1;
-    } else {
-        outcome.sixr_not_ready += 1;
+    let fresh = stored_form(verdict, &facts.asset_type);
+    match fresh.2 {
+        "ready" => outcome.sixr_ready += 1,
+        "not_applicable" => outcome.sixr_not_applicable += 1,
+        _ => outcome.sixr_not_ready += 1,
     }
     outcome.assets += 1;
     *outcome
@@ -883,7 +888,7 @@ pub struct StoredVerdict {
 /// The verdict to store for an asset's facts on `as_of`.
 pub fn verdict_to_store(facts: &AssetFacts, as_of: &str) -> StoredVerdict {
     let judged = assess_remembered(facts, as_of);
-    let (support_status, score, sixr_ready) = stored_form(&judged.assessment);
+    let (support_status, score, sixr_ready) = stored_form(&judged.assessment, &facts.asset_type);
     StoredVerdict {
         support_status,
         score,
@@ -916,8 +921,11 @@ pub fn presence(
 /// support_status, tech_debt_score and sixr_ready as stored.
 type StoredForm = (&'static str, Option<f64>, &'static str);
 
-fn stored_form(verdict: &Assessment) -> StoredForm {
-    let sixr = if verdict.sixr_missing.is_empty() {
+/// `kind`: the asset's kind; an end-user device is never a 6R candidate.
+fn stored_form(verdict: &Assessment, kind: &str) -> StoredForm {
+    let sixr = if kind == crate::catalogue::END_USER_DEVICE {
+        "not_applicable"
+    } else if verdict.sixr_missing.is_empty() {
         "ready"
     } else {
         "not_ready"
@@ -933,7 +941,7 @@ fn analysis(outcome: &TechDebtOutcome) -> Value {
         "assets": outcome.assets,
         "by_status": outcome.by_status,
         "by_product": outcome.by_product,
-        "sixr_ready": { "ready": outcome.sixr_ready, "not_ready": outcome.sixr_not_ready, "missing_fields": outcome.missing_fields },
+        "sixr_ready": { "ready": outcome.sixr_ready, "not_ready": outcome.sixr_not_ready, "not_applicable": outcome.sixr_not_applicable, "missing_fields": outcome.missing_fields },
         "worst": outcome.worst,
     })
 }

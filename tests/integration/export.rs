@@ -53,12 +53,21 @@ fn expected(work: &Work) -> Vec<Vec<(String, Sql)>> {
     rows.iter()
         .zip(&parsed)
         .map(|(row, attributes)| {
-            let mut cells: Vec<(String, Sql)> = columns
-                .iter()
-                .zip(row)
-                .filter(|(c, _)| *c != "custom_attributes")
-                .map(|(c, v)| (c.clone(), v.clone()))
-                .collect();
+            let mut cells: Vec<(String, Sql)> = Vec::new();
+            for (c, v) in columns.iter().zip(row) {
+                if c == "custom_attributes" {
+                    continue;
+                }
+                cells.push((c.clone(), v.clone()));
+                // `kind` follows asset_type: end_user_device where marked.
+                if c == "asset_type" {
+                    let kind = match attributes.get("_device_class") {
+                        Some(Value::String(k)) => Sql::Text(k.clone()),
+                        _ => v.clone(),
+                    };
+                    cells.push(("kind".into(), kind));
+                }
+            }
             for k in &keys {
                 let v = match attributes.get(k) {
                     None | Some(Value::Null) => Sql::Null,
@@ -257,4 +266,119 @@ fn binary_formats_need_an_output_file_and_a_missing_flow_is_reported() {
     let out = work.run_ok(&["assets"]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("formula-01") && table.contains("support_status"));
+}
+
+/// `-o -` is standard output, for an export and for the report.
+#[test]
+fn a_dash_writes_to_standard_output() {
+    let work = imported();
+    let out = work.run_ok(&["assets", "--format", "csv", "-o", "-"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("id,") || text.contains("asset_type,kind"),
+        "{text}"
+    );
+    assert!(!work.path("-").exists(), "no file named -");
+    let out = work.run_ok(&["report", "-o", "-"]);
+    let html = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        html.contains("<html") && html.contains("Discovery report"),
+        "{}",
+        &html[..html.len().min(200)]
+    );
+    assert!(!work.path("-").exists());
+}
+
+/// A named pipe is written through (a reader gets the export), never
+/// replaced by a regular file.
+#[test]
+fn a_named_pipe_is_written_through() {
+    use std::os::unix::fs::FileTypeExt;
+    let work = imported();
+    let fifo = work.path("assets.pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    work.run_ok(&["assets", "--format", "csv", "-o", fifo.to_str().unwrap()]);
+    let text = reader.join().unwrap();
+    assert!(text.contains("formula-01"), "{text}");
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    // A binary format too: it is finished aside, then copied through.
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    work.run_ok(&["assets", "--format", "xlsx", "-o", fifo.to_str().unwrap()]);
+    let bytes = reader.join().unwrap();
+    assert!(bytes.starts_with(b"PK"), "an xlsx came through the pipe");
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    let left: Vec<_> = std::fs::read_dir(work.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".intake-"))
+        .collect();
+    assert!(left.is_empty(), "no temporary file left: {left:?}");
+}
+
+/// A symbolic link keeps pointing where it did; what it points at gets the
+/// output, and keeps its mode.
+#[test]
+fn a_symbolic_link_is_followed_not_replaced() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = imported();
+    let real = work.write("latest-export.csv", "old\n");
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let link = work.path("assets.csv");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    work.run_ok(&["assets", "-o", link.to_str().unwrap()]);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let text = std::fs::read_to_string(&real).unwrap();
+    assert!(text.contains("formula-01"), "{text}");
+    let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "a replaced file keeps its mode");
+}
+
+/// A new file gets the mode the umask gives, as any program's would.
+#[test]
+fn a_new_file_honours_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = imported();
+    let intake = assert_cmd::cargo::cargo_bin("intake");
+    for (umask, want) in [("022", 0o644), ("077", 0o600), ("002", 0o664)] {
+        let name = format!("assets-{umask}.csv");
+        let report = format!("report-{umask}.html");
+        let status = std::process::Command::new("sh")
+            .current_dir(work.dir.path())
+            .arg("-c")
+            .arg(format!(
+                "umask {umask} && \"$0\" assets -q -o {name} && \"$0\" report -q -o {report}"
+            ))
+            .arg(&intake)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        for file in [&name, &report] {
+            let mode = std::fs::metadata(work.path(file))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, want, "{file} under umask {umask}");
+        }
+    }
 }

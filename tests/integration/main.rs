@@ -14,6 +14,7 @@ mod hostile_inputs;
 mod import_csv;
 mod import_workbook;
 mod inventory;
+mod machine_kinds;
 mod mapping;
 mod properties;
 mod recovery;

@@ -788,20 +788,36 @@ fn review_commands_approve_reject_and_keep_one_column_per_field() {
             .count(),
         1
     );
-    // Unknown column, field or flow: exit 3 with what there is.
+    // Unknown column, field or flow: exit 3 with the nearest names, never a
+    // list of every column.
     let out = work
         .intake()
-        .args(["mappings", "approve", "Nope"])
+        .args(["mappings", "approve", "Server Nme"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Server Name"));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("did you mean 'Server Name'"), "{said}");
+    let out = work
+        .intake()
+        .args(["mappings", "approve", "Zzyzx"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("`intake mappings` lists the columns"),
+        "{said}"
+    );
+    assert!(!said.contains("Tier"), "{said}");
     let out = work
         .intake()
         .args(["mappings", "set", "Env", "enviroment"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("did you mean 'environment'"), "{said}");
     let out = work
         .intake()
         .args(["mappings", "--flow", "zzzz"])
@@ -911,4 +927,166 @@ fn a_flow_left_between_import_and_mapping_is_mapped_by_the_next_run() {
         ),
         1
     );
+}
+
+/// Every asset as its column values, without updated_at (a re-run touches it).
+fn assets_by_id(work: &Work) -> std::collections::BTreeMap<String, Vec<rusqlite::types::Value>> {
+    let conn = work.conn();
+    let mut stmt = conn.prepare("SELECT * FROM assets").unwrap();
+    let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
+    let rows = stmt
+        .query_map([], |r| {
+            let values: Vec<rusqlite::types::Value> = (0..columns.len())
+                .filter(|&i| columns[i] != "updated_at")
+                .map(|i| r.get(i))
+                .collect::<rusqlite::Result<_>>()?;
+            Ok((r.get::<_, String>(0)?, values))
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    rows
+}
+
+/// (sheet, column) → (target, status) of every mapping.
+fn mapping_states(work: &Work) -> Vec<(String, String, Value, Value)> {
+    mappings(work)
+        .into_iter()
+        .map(|m| {
+            (
+                m["sheet"].as_str().unwrap_or("").to_string(),
+                m["source_field"].as_str().unwrap().to_string(),
+                m["target_field"].clone(),
+                m["status"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// RVTools' "Host" is the VM's host on vInfo and the host itself on vHost:
+/// a decision on it must name where it applies, shows its effect first,
+/// and is undone exactly.
+#[test]
+fn a_column_with_several_roles_is_decided_where_the_user_points_and_undone_exactly() {
+    let work = Work::new();
+    let rvtools = sample("RVTools_export_all.xlsx");
+    let (code, json) = work.import_json(&[rvtools.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    let mappings_before = mapping_states(&work);
+    let assets_before = assets_by_id(&work);
+
+    // Unscoped: refused, naming the imports and their roles; nothing changes.
+    let out = work
+        .intake()
+        .args(["mappings", "set", "Host", "name"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("[vInfo]") && said.contains("[vHost]"),
+        "{said}"
+    );
+    assert!(said.contains("--sheet") && said.contains("--all"), "{said}");
+    assert_eq!(mapping_states(&work), mappings_before);
+
+    // A dry run says what would change, and changes nothing.
+    let out = work.run_ok(&[
+        "mappings",
+        "set",
+        "Host",
+        "name",
+        "--sheet",
+        "vInfo",
+        "--dry-run",
+    ]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("'VM' gives up name to 'Host'"), "{said}");
+    assert!(
+        said.contains("'Host' → name (approved), was virtualization_host"),
+        "{said}"
+    );
+    assert!(said.contains("33 of 33 rows change: name (33)"), "{said}");
+    assert!(said.contains("dry run"), "{said}");
+    assert_eq!(mapping_states(&work), mappings_before);
+    assert_eq!(assets_by_id(&work), assets_before);
+    // --json gives the same plan to a pipeline.
+    let out = work.run_ok(&[
+        "mappings",
+        "set",
+        "Host",
+        "name",
+        "--sheet",
+        "vInfo",
+        "--dry-run",
+        "--json",
+    ]);
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["changes"].as_array().unwrap().len(), 2, "{plan}");
+    assert_eq!(plan["values"][0]["rows_changed"], 33, "{plan}");
+
+    // Applied: only vInfo's mappings change, and its VMs take host names.
+    work.run_ok(&["mappings", "set", "Host", "name", "--sheet", "vInfo"]);
+    let after = mapping_states(&work);
+    let changed: Vec<_> = after
+        .iter()
+        .zip(&mappings_before)
+        .filter(|(a, b)| a != b)
+        .map(|(a, _)| (a.0.clone(), a.1.clone()))
+        .collect();
+    assert_eq!(
+        changed,
+        vec![
+            ("vInfo".to_string(), "VM".to_string()),
+            ("vInfo".to_string(), "Host".to_string())
+        ]
+    );
+    let conn = work.conn();
+    // The 33 VMs now carry their host's name (the mistake the preview showed).
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM assets WHERE name LIKE 'esx%'"),
+        assets_before.len() as i64
+    );
+    drop(conn);
+    assert_ne!(assets_by_id(&work), assets_before);
+
+    // Undone: the mappings and every asset value are what they were.
+    let out = work.run_ok(&["mappings", "undo"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("undone"), "{said}");
+    assert_eq!(mapping_states(&work), mappings_before);
+    assert_eq!(assets_by_id(&work), assets_before);
+    // Nothing more to undo.
+    let out = work.intake().args(["mappings", "undo"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+}
+
+/// The rules export never puts two columns of one file on one field: the
+/// later decision is kept, the other is written as a comment saying why.
+#[test]
+fn the_rules_export_never_maps_two_columns_of_a_file_to_one_field() {
+    let work = Work::new();
+    let header = "Server Name,Alias,RAM GB\n";
+    let a = work.write("site_a.csv", &format!("{header}web01,www,16\n"));
+    let b = work.write("site_b.csv", &format!("{header}db01,sql,32\n"));
+    let (code, json) = work.import_json(&[a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    // Alias is the name in one file; then Server Name is confirmed in the other.
+    work.run_ok(&["mappings", "set", "Alias", "name", "--file", "site_a.csv"]);
+    work.run_ok(&[
+        "mappings",
+        "approve",
+        "Server Name",
+        "name",
+        "--file",
+        "site_b.csv",
+    ]);
+    let out = work.run_ok(&["mappings", "export"]);
+    let rules = String::from_utf8_lossy(&out.stdout);
+    let live: Vec<&str> = rules
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains("= \"name\""))
+        .collect();
+    assert_eq!(live, vec!["\"Server Name\" = \"name\""], "{rules}");
+    assert!(rules.contains("# \"Alias\" = \"name\" left out"), "{rules}");
 }

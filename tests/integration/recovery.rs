@@ -266,14 +266,31 @@ fn a_killed_import_is_redone_by_the_next_run() {
         );
     }
 
-    let (code, out) = work.import_json(&[export.to_str().unwrap()]);
+    // The next run says once what it recovered, by file name.
+    let rerun = work
+        .intake()
+        .args(["import", "--json", export.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&rerun.stderr);
+    let file_name = export.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(
+        said.lines()
+            .filter(|l| l.contains("recovered") && l.contains(&file_name))
+            .count(),
+        1,
+        "{said}"
+    );
+    let out: serde_json::Value = serde_json::from_slice(&rerun.stdout).unwrap();
+    let code = rerun.status.code().unwrap();
     assert_eq!(code, 0, "{out}");
     assert_eq!(out["files"][0]["status"], "completed");
     assert_eq!(
         out["recovered_imports"].as_array().unwrap().len(),
-        2,
-        "the import and its flow"
+        1,
+        "{out}"
     );
+    assert_eq!(out["recovered_flows"].as_array().unwrap().len(), 1, "{out}");
 
     let conn = work.conn();
     assert_eq!(
@@ -461,6 +478,22 @@ fn a_flow_that_failed_in_a_later_phase_is_finished_by_the_next_run() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{said}");
     assert!(said.contains("intake import"), "{said}");
+    assert!(said.contains("RVTools_export_all.xlsx"), "{said}");
+    // What reads the flow says it did not complete, naming the command that
+    // finishes it; the report says so at its top.
+    let out = work.run_ok(&["assets", "--format", "csv", "-o", "assets.csv"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("did not complete"), "{said}");
+    assert!(said.contains("failed in dependencies"), "{said}");
+    assert!(
+        said.contains(&format!("intake import {}", rvtools.display())),
+        "{said}"
+    );
+    let out = work.run_ok(&["report", "-o", "report.html"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("did not complete"), "{said}");
+    let html = std::fs::read_to_string(work.path("report.html")).unwrap();
+    assert!(html.contains("Incomplete:"), "the report says so");
 
     // The space is back: the same command finishes the flow.
     conn.execute_batch("DROP TRIGGER disk_full").unwrap();
@@ -539,7 +572,11 @@ fn a_full_disk_fails_the_run_and_the_same_command_finishes_it_once_space_is_free
     };
     let out = run();
     let said = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "the import could not fit: {said}");
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "the import could not fit: {said}"
+    );
     assert_ne!(out.status.code(), Some(101), "{said}");
     assert!(said.contains("full"), "{said}");
     std::fs::remove_file(&filler).unwrap();

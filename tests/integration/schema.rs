@@ -29,7 +29,7 @@ fn a_new_database_passes_the_check() {
     let (code, report) = check_json(&work);
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["problems"].as_array().unwrap().len(), 0);
-    assert_eq!(report["tables_checked"], 11);
+    assert_eq!(report["tables_checked"], 12);
     let out = work.intake().args(["schema", "check"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("schema ok"));
 }
@@ -185,7 +185,7 @@ fn constraints_are_enforced_by_the_file() {
     let bad_status = conn.execute("UPDATE data_imports SET status = 'done'", []);
     assert!(bad_status.is_err(), "import status is an enumeration");
     let strict = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND sql LIKE '%STRICT'";
-    assert_eq!(count(&conn, strict), 11);
+    assert_eq!(count(&conn, strict), 12);
 }
 
 #[test]
