@@ -205,10 +205,13 @@ fn check_zip(path: &Path, limits: &Limits) -> Result<Checked, GuardError> {
         let cap = limits.max_entry_bytes.min(declared.saturating_add(1));
         let mut actual = 0u64;
         let is_sheet = name.starts_with("xl/worksheets/") && name.ends_with(".xml");
-        let mut tokens = is_xml(name).then(TokenWatch::default);
         let mut strings = is_shared_strings(name).then(SharedStringCount::default);
         let mut sizer = strings.is_some().then(xlsx_cost::StringSizes::default);
         let mut refs = is_sheet.then(|| xlsx_cost::SharedRefs::new(&string_sizes));
+        // The sheets and shared strings are walked tag by tag below, which
+        // bounds their tokens too; every other XML part is only watched.
+        let walked = sizer.is_some() || refs.is_some();
+        let mut tokens = (is_xml(name) && !walked).then(TokenWatch::default);
         // The tail of the previous chunk, so a match across chunks is found.
         let mut carry: Vec<u8> = Vec::new();
         loop {
@@ -235,11 +238,19 @@ fn check_zip(path: &Path, limits: &Limits) -> Result<Checked, GuardError> {
             if let Some(strings) = strings.as_mut() {
                 strings.feed(&buf[..n]);
             }
+            // A refusal names the part it is in.
+            let in_part = |e: GuardError| match e {
+                GuardError::Refused(why) => GuardError::Refused(format!("{name}: {why}")),
+                other => other,
+            };
             if let Some(sizer) = sizer.as_mut() {
-                sizer.feed(&buf[..n], limits.max_token_bytes)?;
+                sizer
+                    .feed(&buf[..n], limits.max_token_bytes)
+                    .map_err(in_part)?;
             }
             if let Some(refs) = refs.as_mut() {
-                refs.feed(&buf[..n], limits.max_token_bytes)?;
+                refs.feed(&buf[..n], limits.max_token_bytes)
+                    .map_err(in_part)?;
             }
             if is_sheet && !has_merged_cells {
                 carry.extend_from_slice(&buf[..n.min(16)]);

@@ -66,15 +66,83 @@ impl StringSizes {
         self.walk.feed(chunk, limit, &mut |text, tag| {
             if let Some(size) = current.as_mut() {
                 *size += text.len() as u64;
+                // CDATA is text, though the walk sees it as a tag.
+                if tag.starts_with(b"![CDATA[") {
+                    *size += tag.len() as u64;
+                }
             }
-            match tag {
-                b"si" => *current = Some(0),
-                b"si/" => sizes.push(0),
-                b"/si" => sizes.push(current.take().unwrap_or_default()),
-                _ if tag.starts_with(b"si ") => *current = Some(0),
-                _ => {}
+            let tag = Tag::of(tag);
+            if tag.local != b"si" {
+                return;
+            }
+            match (tag.closing, tag.self_closing) {
+                (false, false) => *current = Some(0),
+                (false, true) => sizes.push(0),
+                (true, _) => sizes.push(current.take().unwrap_or_default()),
             }
         })
+    }
+}
+
+/// A tag as the walk hands it on (without `<` `>`): its local name (a
+/// prefix such as `x:` dropped, as the parser drops it) and its attributes.
+struct Tag<'t> {
+    local: &'t [u8],
+    closing: bool,
+    self_closing: bool,
+    attributes: &'t [u8],
+}
+
+impl<'t> Tag<'t> {
+    fn of(tag: &'t [u8]) -> Tag<'t> {
+        let closing = tag.first() == Some(&b'/');
+        let self_closing = tag.last() == Some(&b'/');
+        let body = &tag[usize::from(closing)..tag.len() - usize::from(self_closing && !closing)];
+        let end = body
+            .iter()
+            .position(|b| b.is_ascii_whitespace())
+            .unwrap_or(body.len());
+        let name = &body[..end];
+        let local = match memchr::memrchr(b':', name) {
+            Some(colon) => &name[colon + 1..],
+            None => name,
+        };
+        Tag {
+            local,
+            closing,
+            self_closing,
+            attributes: &body[end..],
+        }
+    }
+
+    /// Whether attribute `name` (any prefix, spaces around `=`, either
+    /// quote) has the value `value`.
+    fn has(&self, name: &[u8], value: &[u8]) -> bool {
+        let mut rest = self.attributes;
+        loop {
+            let start = rest.iter().position(|b| !b.is_ascii_whitespace());
+            let Some(start) = start else { return false };
+            rest = &rest[start..];
+            let Some(eq) = memchr::memchr(b'=', rest) else {
+                return false;
+            };
+            let key = rest[..eq].trim_ascii_end();
+            let key = match memchr::memrchr(b':', key) {
+                Some(colon) => &key[colon + 1..],
+                None => key,
+            };
+            let after = rest[eq + 1..].trim_ascii_start();
+            let Some(&quote) = after.first().filter(|q| matches!(q, b'"' | b'\'')) else {
+                return false;
+            };
+            let Some(close) = memchr::memchr(quote, &after[1..]) else {
+                return false;
+            };
+            if key == name && &after[1..1 + close] == value {
+                return true;
+            }
+            rest = &after[close + 2..];
+        }
     }
 }
 
@@ -108,22 +176,24 @@ impl<'s> SharedRefs<'s> {
             &mut self.bytes,
             &mut self.cells,
         );
-        self.walk.feed(chunk, limit, &mut |text, tag| match tag {
-            [b'c'] | [b'c', b' ' | b'/', ..] => {
-                *shared = memchr::memmem::find(tag, b"t=\"s\"").is_some()
-                    || memchr::memmem::find(tag, b"t='s'").is_some();
-            }
-            b"/v" if *shared => {
-                let index = std::str::from_utf8(text)
-                    .ok()
-                    .and_then(|v| v.trim().parse::<usize>().ok());
-                if let Some(size) = index.and_then(|i| sizes.get(i)) {
-                    *bytes = bytes.saturating_add(*size);
-                    *cells += 1;
+        self.walk.feed(chunk, limit, &mut |text, tag| {
+            // Most tags are <c>, <v> and their ends: told apart by a byte or two.
+            let tag = Tag::of(tag);
+            match (tag.local, tag.closing) {
+                (b"c", false) => *shared = !tag.self_closing && tag.has(b"t", b"s"),
+                (b"c", true) => *shared = false,
+                (b"v", true) if *shared => {
+                    let index = std::str::from_utf8(text)
+                        .ok()
+                        .and_then(|v| v.trim().parse::<usize>().ok());
+                    if let Some(size) = index.and_then(|i| sizes.get(i)) {
+                        *bytes = bytes.saturating_add(*size);
+                        *cells += 1;
+                    }
+                    *shared = false;
                 }
-                *shared = false;
+                _ => {}
             }
-            _ => {}
         })
     }
 }
@@ -148,6 +218,19 @@ mod tests {
                 .unwrap();
             assert_eq!((refs.bytes, refs.cells), (13, 2), "split at {split}");
         }
+    }
+
+    #[test]
+    fn prefixed_elements_spaced_attributes_and_single_quotes_are_counted_too() {
+        let sst: &[u8] = br#"<x:sst><x:si><x:t>0123456789</x:t></x:si><si><t><![CDATA[abcdef]]></t></si></x:sst>"#;
+        let sheet: &[u8] = br#"<x:sheetData><x:row><x:c r="A1" t = 's'><x:v>0</x:v></x:c><x:c r="B1" s="1" t="s" ><x:v>0</x:v></x:c><x:c t="s"/><x:c r="C1"><x:v>0</x:v></x:c></x:row></x:sheetData>"#;
+        let mut strings = StringSizes::default();
+        strings.feed(sst, 1 << 20).unwrap();
+        assert_eq!(strings.sizes[0], 10);
+        assert!(strings.sizes[1] >= 6, "CDATA counts: {:?}", strings.sizes);
+        let mut refs = SharedRefs::new(&strings.sizes);
+        refs.feed(sheet, 1 << 20).unwrap();
+        assert_eq!((refs.bytes, refs.cells), (20, 2));
     }
 
     #[test]
