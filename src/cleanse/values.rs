@@ -856,6 +856,18 @@ fn is_client_os(os: &str, version: &str) -> bool {
     let word = |w: &str| os.split(|c: char| !c.is_alphanumeric()).any(|x| x == w);
     if os.contains("windows") {
         let version = version.trim();
+        // Builds only a client release ever had (Intune lists "Windows" with
+        // "10.0.19045.3803"); 14393, 17763, 20348 and 26100 were servers too.
+        const CLIENT_BUILDS: &[&str] = &[
+            "10240", "10586", "15063", "16299", "17134", "18362", "18363", "19041", "19042",
+            "19043", "19044", "19045", "22000", "22621", "22631",
+        ];
+        let build = version
+            .strip_prefix("10.0.")
+            .map(|rest| rest.split('.').next().unwrap_or(rest));
+        if build.is_some_and(|b| CLIENT_BUILDS.contains(&b)) {
+            return true;
+        }
         return matches!(version, "10" | "11" | "7" | "8" | "8.1" | "xp" | "vista")
             || version.starts_with("10 ")
             || version.starts_with("11 ")
@@ -1164,6 +1176,12 @@ mod tests {
         assert_eq!(kind("Microsoft Windows NT Server 10.0", "", ""), None);
         assert_eq!(kind("Windows", "11", ""), eud);
         assert_eq!(kind("Windows", "2019", ""), None);
+        assert_eq!(kind("Windows", "10.0.19045.3803", ""), eud);
+        assert_eq!(
+            kind("Windows", "10.0.17763.5458", ""),
+            None,
+            "1809 or Server 2019"
+        );
         assert_eq!(kind("macOS Sonoma", "14.4", ""), eud);
         assert_eq!(kind("Android", "14", ""), eud);
         assert_eq!(kind("", "", "Latitude 5440"), eud);

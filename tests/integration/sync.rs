@@ -1014,3 +1014,31 @@ fn an_older_flow_whose_machines_a_newer_flow_took_over_is_refused_with_the_order
         count(&work.conn(), "SELECT count(*) FROM asset_dependencies")
     );
 }
+
+/// End-user devices reach the platform where the README documents them:
+/// asset_type `server` (the seeds' five values) marked in custom_attributes.
+#[test]
+fn end_user_devices_are_synced_marked_in_custom_attributes() {
+    let work = Work::new();
+    let central = Central::new();
+    imported(
+        &work,
+        &[crate::common::fixture(
+            "machine_kinds/headerless_devices_servers_desktops_laptops.csv",
+        )],
+    );
+    let (code, _, stderr) = sync(&work, &central, &["--create-schema"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        central.count(
+            "SELECT count(*) FROM assets WHERE custom_attributes->>'_device_class' = 'end_user_device' AND asset_type = 'server'"
+        ),
+        8
+    );
+    assert_eq!(
+        central.count(
+            "SELECT count(*) FROM assets WHERE custom_attributes->>'_device_class' IS NULL AND asset_type = 'server'"
+        ),
+        4
+    );
+}
