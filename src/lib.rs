@@ -20,6 +20,7 @@
 pub mod catalogue;
 pub mod cleanse;
 pub mod console;
+pub mod consolidate;
 pub mod db;
 pub mod dependencies;
 pub mod export;

@@ -325,9 +325,9 @@ fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
     names.collect()
 }
 
-/// Checks the schema of an open database.
-pub fn validate_schema(conn: &Connection) -> rusqlite::Result<SchemaReport> {
-    let present = tables(conn)?;
+/// The problems of a schema given as its tables and their columns (a local
+/// file's or a central database's).
+pub fn check_layout(layout: &[(String, Vec<String>)]) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut problem = |kind, table: &str, column: Option<&str>, message: String| {
         problems.push(Problem {
@@ -337,7 +337,13 @@ pub fn validate_schema(conn: &Connection) -> rusqlite::Result<SchemaReport> {
             message,
         })
     };
-    for table in &present {
+    let columns_of = |table: &str| {
+        layout
+            .iter()
+            .find(|(t, _)| t == table)
+            .map(|(_, c)| c.as_slice())
+    };
+    for (table, cols) in layout {
         if table.starts_with("v3_") {
             problem(
                 "v3_table",
@@ -354,7 +360,6 @@ pub fn validate_schema(conn: &Connection) -> rusqlite::Result<SchemaReport> {
                 format!("table {table} was removed by the consolidation and must not exist"),
             );
         }
-        let cols = columns(conn, table)?;
         for col in REMOVED_EVERYWHERE {
             if cols.iter().any(|c| c == col) {
                 problem("removed_column", table, Some(col), format!("column {table}.{col} was removed by the consolidation (use the tenant columns instead)"));
@@ -374,7 +379,7 @@ pub fn validate_schema(conn: &Connection) -> rusqlite::Result<SchemaReport> {
         }
     }
     for (table, required) in REQUIRED {
-        if !present.iter().any(|t| t == table) {
+        let Some(cols) = columns_of(table) else {
             problem(
                 "missing_table",
                 table,
@@ -382,8 +387,7 @@ pub fn validate_schema(conn: &Connection) -> rusqlite::Result<SchemaReport> {
                 format!("required table {table} is missing"),
             );
             continue;
-        }
-        let cols = columns(conn, table)?;
+        };
         for col in *required {
             if !cols.iter().any(|c| c == col) {
                 problem(
@@ -395,17 +399,37 @@ pub fn validate_schema(conn: &Connection) -> rusqlite::Result<SchemaReport> {
             }
         }
     }
+    problems
+}
+
+/// The problems of a central database's schema: the local-only tables
+/// (sync_log; mapping_decisions is never required) are not asked for.
+pub fn check_central_layout(layout: &[(String, Vec<String>)]) -> Vec<Problem> {
+    check_layout(layout)
+        .into_iter()
+        .filter(|p| !(p.kind == "missing_table" && p.table == "sync_log"))
+        .collect()
+}
+
+/// Checks the schema of an open database.
+pub fn validate_schema(conn: &Connection) -> rusqlite::Result<SchemaReport> {
+    let present = tables(conn)?;
+    let mut layout = Vec::with_capacity(present.len());
+    for table in &present {
+        layout.push((table.clone(), columns(conn, table)?));
+    }
+    let mut problems = check_layout(&layout);
     let version = db::schema_version(conn)?;
     if version != db::SCHEMA_VERSION {
-        problem(
-            "schema_version",
-            "",
-            None,
-            format!(
+        problems.push(Problem {
+            kind: "schema_version",
+            table: String::new(),
+            column: None,
+            message: format!(
                 "schema version is {version}, this build expects {}",
                 db::SCHEMA_VERSION
             ),
-        );
+        });
     }
     Ok(SchemaReport {
         schema_version: version,

@@ -1,6 +1,7 @@
 //! Command-line definitions shared by every subcommand, and dispatch.
 
 mod assets;
+mod consolidate;
 pub mod exit;
 mod import;
 mod mappings;
@@ -46,6 +47,7 @@ pub enum Command {
     Mappings(mappings::MappingsArgs),
     Sniff(sniff::SniffArgs),
     Sync(sync::SyncArgs),
+    Consolidate(consolidate::ConsolidateArgs),
     Report(report::ReportArgs),
     /// Check or print the database schema
     #[command(subcommand)]
@@ -139,6 +141,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Import(args) => import::run(args, &cli.db, cli.quiet, cli.verbose > 0),
         Command::Assets(args) => assets::run(args, &cli.db, cli.quiet),
+        Command::Consolidate(args) => consolidate::run(args, cli.quiet),
         Command::Mappings(args) => mappings::run(args, &cli.db),
         Command::Sniff(args) => sniff::run(args),
         Command::Sync(args) => sync::run(args, &cli.db, cli.quiet),

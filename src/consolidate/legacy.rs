@@ -1,0 +1,92 @@
+//! What the platform team's seeds say a legacy database holds and where each
+//! piece goes: the v3_ tables and the original each merges into, the columns
+//! renamed by the "Final" plan, the names a v3 table used for a column, and
+//! what fills a required column a legacy row never had.
+
+/// (v3 table, the original table its rows are merged into).
+pub const V3_TABLES: &[(&str, &str)] = &[
+    ("v3_data_imports", "data_imports"),
+    ("v3_discovery_flows", "discovery_flows"),
+    ("v3_field_mappings", "import_field_mappings"),
+    ("v3_raw_import_records", "raw_import_records"),
+];
+
+/// (table, old column, consolidated column): renamed, values kept.
+pub const RENAMED: &[(&str, &str, &str)] = &[
+    ("data_imports", "source_filename", "filename"),
+    ("data_imports", "file_size_bytes", "file_size"),
+    ("data_imports", "file_type", "mime_type"),
+    ("import_field_mappings", "mapping_type", "match_type"),
+    (
+        "import_field_mappings",
+        "validation_rules",
+        "transformation_rules",
+    ),
+];
+
+/// Column names the v3 tables used for a consolidated column.
+pub const V3_SYNONYMS: &[(&str, &str)] = &[
+    ("import_id", "data_import_id"),
+    ("row_number", "record_index"),
+    ("row_index", "record_index"),
+    ("flow_status", "status"),
+];
+
+/// The consolidated tables a legacy database's rows end up in, parents first.
+pub const CONSOLIDATED: &[&str] = &[
+    "client_accounts",
+    "engagements",
+    "users",
+    "crewai_flow_state_extensions",
+    "discovery_flows",
+    "data_imports",
+    "raw_import_records",
+    "import_field_mappings",
+    "assets",
+    "asset_dependencies",
+];
+
+/// The SQL that fills a required column a legacy row lacks (`src` is the
+/// legacy row's alias).
+pub fn fallback(table: &str, column: &str) -> Option<&'static str> {
+    Some(match (table, column) {
+        (_, "created_at") => "now()",
+        (_, "updated_at") => "now()",
+        ("data_imports", "import_name") => "'legacy import'",
+        ("data_imports", "filename") => "'(unknown file)'",
+        ("data_imports", "import_type") => "'csv'",
+        ("data_imports", "status") => "'completed'",
+        ("discovery_flows", "status") => "'pending'",
+        ("import_field_mappings", "source_field") => "'(unknown column)'",
+        ("import_field_mappings", "match_type") => "'none'",
+        ("import_field_mappings", "status") => "'suggested'",
+        ("raw_import_records", "record_index") => "0",
+        ("raw_import_records", "raw_data") => "'{}'::jsonb",
+        ("assets", "name") => "'unnamed'",
+        ("assets", "asset_type") => "'server'",
+        _ => return None,
+    })
+}
+
+/// An asset type as the consolidated CHECK allows, from whatever a legacy row
+/// says (the same words cleansing reads); NULL when nothing fits.
+pub const ASSET_TYPE_SQL: &str = "CASE
+    WHEN lower(v) IN ('server', 'application', 'database', 'network', 'storage') THEN lower(v)
+    WHEN lower(v) LIKE '%database%' OR lower(v) LIKE '%sql%' OR lower(v) IN ('db', 'dbms') THEN 'database'
+    WHEN lower(v) LIKE '%storage%' OR lower(v) IN ('san', 'nas') THEN 'storage'
+    WHEN lower(v) LIKE '%network%' OR lower(v) LIKE '%switch%' OR lower(v) LIKE '%router%'
+         OR lower(v) LIKE '%firewall%' OR lower(v) LIKE '%load balancer%' THEN 'network'
+    WHEN lower(v) LIKE '%app%' OR lower(v) LIKE '%service%' THEN 'application'
+    WHEN lower(v) LIKE '%server%' OR lower(v) LIKE '%vm%' OR lower(v) LIKE '%virtual%'
+         OR lower(v) LIKE '%host%' OR lower(v) LIKE '%machine%' OR lower(v) LIKE '%instance%' THEN 'server'
+    END";
+
+/// An environment as the consolidated CHECK allows; NULL when nothing fits.
+pub const ENVIRONMENT_SQL: &str = "CASE
+    WHEN lower(v) IN ('production', 'staging', 'test', 'development', 'disaster_recovery') THEN lower(v)
+    WHEN lower(v) IN ('prod', 'prd', 'live', 'produktion', 'productive') THEN 'production'
+    WHEN lower(v) IN ('stage', 'stg', 'uat', 'preprod', 'pre-prod', 'qa') THEN 'staging'
+    WHEN lower(v) IN ('tst', 'testing', 'int', 'integration') THEN 'test'
+    WHEN lower(v) IN ('dev', 'develop', 'sandbox', 'lab') THEN 'development'
+    WHEN lower(v) IN ('dr', 'disaster recovery', 'disaster-recovery') THEN 'disaster_recovery'
+    END";
