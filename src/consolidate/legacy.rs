@@ -24,12 +24,13 @@ pub const RENAMED: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Column names the v3 tables used for a consolidated column.
+/// Column names the v3 tables (and discovery_assets) used for a consolidated column.
 pub const V3_SYNONYMS: &[(&str, &str)] = &[
     ("import_id", "data_import_id"),
     ("row_number", "record_index"),
     ("row_index", "record_index"),
     ("flow_status", "status"),
+    ("asset_name", "name"),
 ];
 
 /// The consolidated tables a legacy database's rows end up in, parents first.

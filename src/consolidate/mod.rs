@@ -247,13 +247,22 @@ fn findings(
             match present.get(table) {
                 None => found.push(format!("missing table {table}")),
                 Some(_) => {
-                    for c in cols {
-                        let renamed_here = legacy::RENAMED.iter().any(|(t, old, new)| {
-                            t == table && *new == c.name && has(present, t, old)
-                        });
-                        if !has(present, table, &c.name) && !renamed_here {
-                            found.push(format!("missing column {table}.{}", c.name));
-                        }
+                    let missing: Vec<&str> = cols
+                        .iter()
+                        .filter(|c| {
+                            let renamed_here = legacy::RENAMED.iter().any(|(t, old, new)| {
+                                t == table && *new == c.name && has(present, t, old)
+                            });
+                            !has(present, table, &c.name) && !renamed_here
+                        })
+                        .map(|c| c.name.as_str())
+                        .collect();
+                    if !missing.is_empty() {
+                        found.push(format!(
+                            "{} missing column(s) in {table}: {}",
+                            missing.len(),
+                            missing.join(", ")
+                        ));
                     }
                 }
             }
@@ -504,6 +513,7 @@ impl Work<'_, '_> {
             let (Some(cols), Some(_)) = (target.get(*table), self.present.get(*table)) else {
                 continue;
             };
+            let mut added = Vec::new();
             for c in cols {
                 if has(&self.present, table, &c.name) {
                     continue;
@@ -519,11 +529,20 @@ impl Work<'_, '_> {
                     quote(&c.name),
                     c.sql_type
                 ))?;
+                added.push(c.name.clone());
+            }
+            if !added.is_empty() {
+                let rows =
+                    count(self.tx, &format!("SELECT count(*) FROM {}", quote(table)))? as u64;
                 self.step(
                     table,
-                    "column added",
-                    0,
-                    format!("{} is part of the consolidated schema", c.name),
+                    "columns added",
+                    rows,
+                    format!(
+                        "{} column(s) of the consolidated schema, with their defaults: {}",
+                        added.len(),
+                        added.join(", ")
+                    ),
                 );
             }
         }
