@@ -7,6 +7,7 @@
 
 mod common;
 
+mod consolidate;
 mod dependencies;
 mod export;
 mod header_eval;

@@ -1,0 +1,375 @@
+//! `intake consolidate` against the real PostgreSQL: a legacy database
+//! written from the seeds (tests/fixtures/consolidate/legacy_untouched.sql)
+//! is planned without change, consolidated losing nothing, found clean by a
+//! second run, left exactly as it was by a killed run, and synced to after.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use postgres::{Client, NoTls};
+use serde_json::Value;
+
+use crate::common::{fixture, sample, Work};
+
+fn server() -> String {
+    std::env::var("INTAKE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A legacy platform database of its own, dropped when the test ends.
+struct Legacy {
+    name: String,
+}
+
+impl Legacy {
+    fn new() -> Legacy {
+        let name = format!("intake_legacy_{}", uuid::Uuid::now_v7().simple());
+        let mut admin =
+            Client::connect(&format!("{}/postgres", server()), NoTls).unwrap_or_else(|e| {
+                panic!(
+                    "no test PostgreSQL server at {} ({e}): start it with `bash .ci/postgres.sh`",
+                    server()
+                )
+            });
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let legacy = Legacy { name };
+        let sql = std::fs::read_to_string(fixture("consolidate/legacy_untouched.sql")).unwrap();
+        legacy.client().batch_execute(&sql).unwrap();
+        legacy
+    }
+
+    fn url(&self) -> String {
+        format!("{}/{}", server(), self.name)
+    }
+
+    fn client(&self) -> Client {
+        Client::connect(&self.url(), NoTls).unwrap()
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.client().query_one(sql, &[]).unwrap().get(0)
+    }
+
+    /// Every table of the public schema with its columns and rows: what
+    /// "exactly as it was" compares.
+    fn snapshot(&self) -> Vec<(String, String, i64)> {
+        let mut client = self.client();
+        let tables: Vec<(String, String)> = client
+            .query(
+                "SELECT table_name::text, string_agg(column_name::text, ',' ORDER BY ordinal_position)
+                 FROM information_schema.columns WHERE table_schema = 'public'
+                 GROUP BY table_name ORDER BY table_name",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        tables
+            .into_iter()
+            .map(|(t, cols)| {
+                let rows: i64 = client
+                    .query_one(&format!("SELECT count(*) FROM \"{t}\""), &[])
+                    .unwrap()
+                    .get(0);
+                (t, cols, rows)
+            })
+            .collect()
+    }
+
+    fn schemas(&self) -> Vec<String> {
+        self.client()
+            .query(
+                "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'intake_%' ORDER BY 1",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+}
+
+impl Drop for Legacy {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = Client::connect(&format!("{}/postgres", server()), NoTls) {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+fn consolidate(work: &Work, legacy: &Legacy, args: &[&str]) -> (i32, Value, String) {
+    let out = work
+        .intake()
+        .arg("consolidate")
+        .args(args)
+        .arg("--json")
+        .env("DATABASE_URL", legacy.url())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn rows_of<'j>(json: &'j Value, table: &str, action: &str) -> u64 {
+    json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["table"] == table && s["action"] == action)
+        .map(|s| s["rows"].as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn a_legacy_database_is_consolidated_losing_nothing_and_a_second_run_has_nothing_to_do() {
+    let work = Work::new();
+    let legacy = Legacy::new();
+    let untouched = legacy.snapshot();
+
+    // The dry run reports the real counts and changes nothing.
+    let (code, plan, said) = consolidate(&work, &legacy, &["--dry-run"]);
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(plan["outcome"], "planned", "{plan}");
+    assert_eq!(
+        rows_of(&plan, "data_imports", "migrated from v3"),
+        1,
+        "{plan}"
+    );
+    assert_eq!(legacy.snapshot(), untouched, "a dry run changes nothing");
+    assert!(legacy.schemas().is_empty(), "{:?}", legacy.schemas());
+
+    let report = work.path("consolidation.md");
+    let (code, done, said) = consolidate(&work, &legacy, &["--report", report.to_str().unwrap()]);
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(done["outcome"], "consolidated", "{done}");
+    let archive = done["archive_schema"].as_str().unwrap().to_string();
+
+    // The working schema passes the schema check; every legacy table is in
+    // the archive with all its rows.
+    let mut client = legacy.client();
+    let layout: Vec<(String, Vec<String>)> = client
+        .query(
+            "SELECT table_name::text, array_agg(column_name::text) FROM information_schema.columns
+             WHERE table_schema = 'public' GROUP BY table_name",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        intake::schema_check::check_central_layout(&layout)
+            .iter()
+            .map(|p| p.message.clone())
+            .collect::<Vec<_>>(),
+        Vec::<String>::new()
+    );
+    for (table, _, rows) in untouched.iter().filter(|(t, _, _)| {
+        t.starts_with("v3_") || intake::schema_check::REMOVED_TABLES.contains(&t.as_str())
+    }) {
+        assert_eq!(
+            legacy.count(&format!("SELECT count(*) FROM {archive}.{table}")),
+            *rows,
+            "{table} is archived whole"
+        );
+    }
+    // Every flow-linked row has its master flow.
+    for table in [
+        "discovery_flows",
+        "data_imports",
+        "raw_import_records",
+        "import_field_mappings",
+        "assets",
+    ] {
+        assert_eq!(
+            legacy.count(&format!(
+                "SELECT count(*) FROM {table} x WHERE NOT EXISTS (SELECT 1 FROM crewai_flow_state_extensions c WHERE c.flow_id = x.master_flow_id)"
+            )),
+            0,
+            "{table}"
+        );
+    }
+    // The discovery flow whose legacy flow_id was a master keeps it.
+    assert_eq!(
+        legacy.count("SELECT count(*) FROM discovery_flows WHERE id = '00000000-0000-0000-0000-000000000051' AND master_flow_id = '00000000-0000-0000-0000-000000000041'"),
+        1
+    );
+    // v3: the duplicate import is merged (its source_system filled), the new one migrated.
+    assert_eq!(legacy.count("SELECT count(*) FROM data_imports WHERE id = '00000000-0000-0000-0000-000000000061' AND source_system = 'servicenow' AND filename = 'acme_cmdb.csv'"), 1);
+    assert_eq!(legacy.count("SELECT count(*) FROM raw_import_records WHERE data_import_id = '00000000-0000-0000-0000-000000000064' AND record_index = 1"), 1);
+    // discovery_assets: one asset per machine.
+    assert_eq!(
+        legacy.count("SELECT count(*) FROM assets WHERE lower(name) = 'acme-web01'"),
+        1
+    );
+    assert_eq!(legacy.count("SELECT count(*) FROM assets WHERE name = 'globex-app02' AND custom_attributes->'_discovery_asset_ids' @> '[\"00000000-0000-0000-0000-0000000000a2\", \"00000000-0000-0000-0000-0000000000a3\"]'"), 1);
+    assert_eq!(
+        legacy.count(
+            "SELECT count(*) FROM assets WHERE name = 'globex-sw01' AND asset_type = 'network'"
+        ),
+        1
+    );
+    // Values a CHECK refuses are normalised, the original kept.
+    assert_eq!(legacy.count("SELECT count(*) FROM assets WHERE name = 'acme-db01' AND asset_type = 'server' AND custom_attributes->>'_legacy_asset_type' = 'Virtual Machine' AND environment IS NULL AND custom_attributes->>'_legacy_environment' = 'Weird'"), 1);
+    // is_mock rows live in a test tenant; the tenants' own rows stay theirs.
+    assert_eq!(legacy.count("SELECT count(*) FROM assets a JOIN client_accounts c ON c.id = a.client_account_id WHERE c.name LIKE 'intake test data%'"), 1);
+    assert_eq!(legacy.count("SELECT count(*) FROM assets a JOIN client_accounts c ON c.id = a.client_account_id WHERE c.name = 'Acme'"), 2);
+    // A data quality issue is in its record's validation_errors.
+    assert_eq!(legacy.count("SELECT count(*) FROM raw_import_records WHERE id = '00000000-0000-0000-0000-000000000072' AND validation_errors @> '[{\"code\": \"ambiguous_version\"}]'"), 1);
+    // The orphan record kept its place under a recovered import.
+    assert_eq!(legacy.count("SELECT count(*) FROM raw_import_records WHERE id = '00000000-0000-0000-0000-000000000079'"), 1);
+    // Dropped columns that held data are reported and archived.
+    let dropped = done["dropped_columns"].as_array().unwrap();
+    assert!(
+        dropped.iter().any(|d| d["table"] == "data_imports"
+            && d["column"] == "file_hash"
+            && d["rows_with_data"] == 1),
+        "{done}"
+    );
+    assert_eq!(
+        legacy.count(&format!(
+            "SELECT count(*) FROM {archive}.data_imports__columns WHERE file_hash = 'abc123'"
+        )),
+        1
+    );
+    assert!(
+        done["merged"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["from"] == "discovery_assets"),
+        "{done}"
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        text.contains("## Steps") && text.contains("discovery_assets"),
+        "{text}"
+    );
+
+    // A second run finds nothing to do.
+    let (code, again, said) = consolidate(&work, &legacy, &[]);
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(again["outcome"], "nothing_to_do", "{again}");
+
+    // intake sync works against it, and the legacy tenants' rows are untouched.
+    let acme_before = legacy.count("SELECT count(*) FROM assets a JOIN client_accounts c ON c.id = a.client_account_id WHERE c.name IN ('Acme', 'Globex')");
+    work.run_ok(&[
+        "import",
+        "-q",
+        sample("handmade_semicolon_cp1252.csv").to_str().unwrap(),
+    ]);
+    let out = work
+        .intake()
+        .args(["sync", "-q"])
+        .env("DATABASE_URL", legacy.url())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        legacy.count("SELECT count(*) FROM assets a JOIN client_accounts c ON c.id = a.client_account_id WHERE c.name IN ('Acme', 'Globex')"),
+        acme_before
+    );
+    assert!(legacy.count("SELECT count(*) FROM assets a JOIN client_accounts c ON c.id = a.client_account_id WHERE c.name = 'local'") > 0);
+}
+
+/// A consolidation killed while it waits for a table (here a platform
+/// reader holds assets) leaves the database exactly as it was; the next
+/// run does the whole job.
+#[test]
+fn a_killed_consolidation_leaves_the_database_as_it_was() {
+    let work = Work::new();
+    let legacy = Legacy::new();
+    let untouched = legacy.snapshot();
+    let mut reader = legacy.client();
+    let mut held = reader.transaction().unwrap();
+    held.batch_execute("LOCK TABLE assets IN ACCESS SHARE MODE")
+        .unwrap();
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("intake"))
+        .args(["consolidate", "-q"])
+        .env("DATABASE_URL", legacy.url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its backend, waiting on the lock after its first steps.
+    let mut admin = Client::connect(&format!("{}/postgres", server()), NoTls).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pid: i32 = loop {
+        let row = admin
+            .query_opt(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+                &[&legacy.name],
+            )
+            .unwrap();
+        if let Some(row) = row {
+            break row.get(0);
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the consolidation ended before it waited"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the consolidation never waited on the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    admin
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    held.rollback().unwrap();
+    drop(reader);
+    assert_eq!(legacy.snapshot(), untouched, "exactly as it was");
+    assert!(legacy.schemas().is_empty(), "{:?}", legacy.schemas());
+    let (code, done, said) = consolidate(&work, &legacy, &[]);
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(done["outcome"], "consolidated");
+}
+
+/// A consolidation that fails (a platform trigger refuses a change) rolls
+/// everything back and says why.
+#[test]
+fn a_failing_step_rolls_everything_back() {
+    let work = Work::new();
+    let legacy = Legacy::new();
+    legacy
+        .client()
+        .batch_execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'assets are frozen'; END $$;
+             CREATE TRIGGER frozen BEFORE UPDATE ON assets FOR EACH ROW EXECUTE FUNCTION refuse();",
+        )
+        .unwrap();
+    let untouched = legacy.snapshot();
+    let (code, json, said) = consolidate(&work, &legacy, &[]);
+    assert_eq!(code, 1, "{said}");
+    assert_eq!(json["outcome"], "failed");
+    assert!(
+        said.contains("assets are frozen") && said.contains("rolled back"),
+        "{said}"
+    );
+    assert_eq!(legacy.snapshot(), untouched);
+    assert!(legacy.schemas().is_empty());
+}
