@@ -763,23 +763,40 @@ impl Work<'_, '_> {
         };
         let d_key = key("d", &self.present);
         let a_key = key("a", &self.present);
-        let ip = if has(&self.present, from, "ip_address")
-            && has(&self.present, "assets", "ip_address")
-        {
-            " OR (d.ip_address IS NOT NULL AND a.ip_address::text = d.ip_address::text)"
-        } else {
-            ""
-        };
+        let by_ip =
+            has(&self.present, from, "ip_address") && has(&self.present, "assets", "ip_address");
         let engagement = if has(&self.present, from, "engagement_id") {
             "a.engagement_id = d.engagement_id AND "
         } else {
             ""
         };
+        // Two equi-joins (name, then address), so the server hashes them
+        // instead of comparing every pair.
+        let matches = |unmatched_only: bool| {
+            let only = if unmatched_only {
+                " AND NOT EXISTS (SELECT 1 FROM intake_da_match m WHERE m.legacy_id = d.id)"
+            } else {
+                ""
+            };
+            let by_address = if by_ip {
+                format!(
+                    " UNION ALL SELECT d.id, a.id, 2, a.created_at FROM discovery_assets d JOIN assets a
+                       ON {engagement}a.ip_address::text = d.ip_address::text WHERE d.ip_address IS NOT NULL{only}"
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "SELECT DISTINCT ON (legacy_id) legacy_id, asset_id FROM (
+                   SELECT d.id AS legacy_id, a.id AS asset_id, 1 AS preference, a.created_at
+                   FROM discovery_assets d JOIN assets a ON {engagement}{a_key} = {d_key}
+                   WHERE TRUE{only}{by_address}) m
+                 ORDER BY legacy_id, preference, created_at, asset_id"
+            )
+        };
         self.tx.batch_execute(&format!(
-            "CREATE TEMP TABLE intake_da_match ON COMMIT DROP AS
-             SELECT DISTINCT ON (d.id) d.id AS legacy_id, a.id AS asset_id
-             FROM discovery_assets d JOIN assets a ON {engagement}({a_key} = {d_key}{ip})
-             ORDER BY d.id, a.created_at, a.id"
+            "CREATE TEMP TABLE intake_da_match ON COMMIT DROP AS {}",
+            matches(false)
         ))?;
         // One new asset per unmatched machine (its first legacy row's id).
         let temp = "intake_da_new";
@@ -803,10 +820,8 @@ impl Work<'_, '_> {
         );
         // Every legacy row now has its asset.
         self.tx.batch_execute(&format!(
-            "INSERT INTO intake_da_match (legacy_id, asset_id)
-             SELECT DISTINCT ON (d.id) d.id, a.id FROM discovery_assets d JOIN assets a ON {engagement}({a_key} = {d_key}{ip})
-             WHERE NOT EXISTS (SELECT 1 FROM intake_da_match m WHERE m.legacy_id = d.id)
-             ORDER BY d.id, a.created_at, a.id"
+            "INSERT INTO intake_da_match (legacy_id, asset_id) {}",
+            matches(true)
         ))?;
         let mut fills = Vec::new();
         let assets = self.present.get("assets").cloned().unwrap_or_default();
