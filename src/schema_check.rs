@@ -1,4 +1,5 @@
-//! `intake schema check`: the platform's validate_schema for a local file. It
+//! `intake schema check`: the platform's validate_schema for a local file (or,
+//! with `--database-url`, a central PostgreSQL). It
 //! checks that no v3_* table exists, that every table and column the consolidated
 //! schema requires is present, and that none of the tables and columns the seeds
 //! removed (is_mock, session_id, workflow_states, discovery_assets, ...) came back.
@@ -409,6 +410,27 @@ pub fn check_central_layout(layout: &[(String, Vec<String>)]) -> Vec<Problem> {
         .into_iter()
         .filter(|p| !(p.kind == "missing_table" && p.table == "sync_log"))
         .collect()
+}
+
+/// Checks the working schema (`current_schema()`) of a central PostgreSQL:
+/// the same check as for a local file, without the local schema version.
+pub fn validate_central(client: &mut postgres::Client) -> Result<SchemaReport, postgres::Error> {
+    let layout: Vec<(String, Vec<String>)> = client
+        .query(
+            "SELECT table_name::text, array_agg(column_name::text ORDER BY ordinal_position)
+             FROM information_schema.columns WHERE table_schema = current_schema()
+             GROUP BY table_name ORDER BY 1",
+            &[],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Ok(SchemaReport {
+        schema_version: db::SCHEMA_VERSION,
+        expected_version: db::SCHEMA_VERSION,
+        tables_checked: layout.len(),
+        problems: check_central_layout(&layout),
+    })
 }
 
 /// Checks the schema of an open database.

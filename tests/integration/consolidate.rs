@@ -121,7 +121,7 @@ fn consolidate(work: &Work, legacy: &Legacy, args: &[&str]) -> (i32, Value, Stri
     )
 }
 
-fn rows_of<'j>(json: &'j Value, table: &str, action: &str) -> u64 {
+fn rows_of(json: &Value, table: &str, action: &str) -> u64 {
     json["steps"]
         .as_array()
         .unwrap()
@@ -136,6 +136,22 @@ fn a_legacy_database_is_consolidated_losing_nothing_and_a_second_run_has_nothing
     let work = Work::new();
     let legacy = Legacy::new();
     let untouched = legacy.snapshot();
+    // Before: the schema check names what the seeds removed.
+    let out = work
+        .intake()
+        .args(["schema", "check", "--json", "--database-url", &legacy.url()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["kind"] == "v3_table"),
+        "{report}"
+    );
 
     // The dry run reports the real counts and changes nothing.
     let (code, plan, said) = consolidate(&work, &legacy, &["--dry-run"]);
@@ -255,6 +271,19 @@ fn a_legacy_database_is_consolidated_losing_nothing_and_a_second_run_has_nothing
     assert!(
         text.contains("## Steps") && text.contains("discovery_assets"),
         "{text}"
+    );
+
+    // The schema check says so too.
+    let out = work
+        .intake()
+        .args(["schema", "check", "--json", "--database-url", &legacy.url()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
 
     // A second run finds nothing to do.
