@@ -402,3 +402,64 @@ fn a_failing_step_rolls_everything_back() {
     assert_eq!(legacy.snapshot(), untouched);
     assert!(legacy.schemas().is_empty());
 }
+
+/// Half of the plan already done by hand (some v3 tables dropped, a column
+/// renamed, is_mock gone from assets, one master flow filled): the rest is
+/// done, nothing twice.
+#[test]
+fn a_half_migrated_database_is_finished() {
+    let work = Work::new();
+    let legacy = Legacy::new();
+    legacy
+        .client()
+        .batch_execute(
+            "DROP TABLE v3_field_mappings; DROP TABLE v3_raw_import_records;
+             ALTER TABLE data_imports RENAME COLUMN source_filename TO filename;
+             ALTER TABLE assets DROP COLUMN is_mock;
+             ALTER TABLE discovery_flows ADD COLUMN current_phase text NOT NULL DEFAULT 'data_import';
+             UPDATE discovery_flows SET master_flow_id = '00000000-0000-0000-0000-000000000041'
+               WHERE id = '00000000-0000-0000-0000-000000000051';",
+        )
+        .unwrap();
+    let (code, done, said) = consolidate(&work, &legacy, &[]);
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(done["outcome"], "consolidated", "{done}");
+    assert_eq!(
+        rows_of(&done, "import_field_mappings", "migrated from v3"),
+        0
+    );
+    assert_eq!(
+        legacy.count("SELECT count(*) FROM crewai_flow_state_extensions WHERE flow_id = '00000000-0000-0000-0000-000000000041'"),
+        1
+    );
+    assert_eq!(
+        legacy.count("SELECT count(*) FROM data_imports WHERE filename = 'acme_cmdb.csv'"),
+        1
+    );
+    let (code, again, _) = consolidate(&work, &legacy, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(again["outcome"], "nothing_to_do", "{again}");
+}
+
+/// A database intake itself created (`sync --create-schema`) is already
+/// consolidated: nothing to do, nothing touched.
+#[test]
+fn an_already_clean_database_has_nothing_to_do() {
+    let work = Work::new();
+    let name = format!("intake_clean_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = Client::connect(&format!("{}/postgres", server()), NoTls).unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    let clean = Legacy { name };
+    clean
+        .client()
+        .batch_execute(intake::sync::POSTGRES_SCHEMA_SQL)
+        .unwrap();
+    let before = clean.snapshot();
+    let (code, json, said) = consolidate(&work, &clean, &[]);
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(json["outcome"], "nothing_to_do", "{json}");
+    assert_eq!(clean.snapshot(), before);
+    assert!(clean.schemas().is_empty());
+}
