@@ -91,3 +91,24 @@ pub const ENVIRONMENT_SQL: &str = "CASE
     WHEN lower(v) IN ('dev', 'develop', 'sandbox', 'lab') THEN 'development'
     WHEN lower(v) IN ('dr', 'disaster recovery', 'disaster-recovery') THEN 'disaster_recovery'
     END";
+
+/// A criticality as the consolidated CHECK allows; NULL when nothing fits.
+pub const CRITICALITY_SQL: &str = "CASE
+    WHEN lower(v) IN ('low', 'medium', 'high', 'critical') THEN lower(v)
+    WHEN lower(v) IN ('0', '1', 'tier 0', 'tier 1', 'tier0', 'tier1', 'mission critical', 'mission-critical', 'business critical', 'very high') THEN 'critical'
+    WHEN lower(v) IN ('2', 'tier 2', 'tier2') THEN 'high'
+    WHEN lower(v) IN ('3', 'tier 3', 'tier3', 'med') THEN 'medium'
+    WHEN lower(v) IN ('4', 'tier 4', 'tier4') THEN 'low'
+    END";
+
+/// A 6R strategy as the consolidated CHECK allows; NULL when nothing fits.
+pub const SIX_R_SQL: &str = "CASE
+    WHEN lower(v) IN ('rehost', 'replatform', 'refactor', 'rearchitect', 'repurchase', 'retire', 'retain') THEN lower(v)
+    WHEN lower(v) IN ('lift and shift', 'lift-and-shift', 're-host') THEN 'rehost'
+    WHEN lower(v) IN ('re-platform', 'lift and reshape') THEN 'replatform'
+    WHEN lower(v) IN ('re-factor') THEN 'refactor'
+    WHEN lower(v) IN ('re-architect') THEN 'rearchitect'
+    WHEN lower(v) IN ('re-purchase', 'replace', 'saas') THEN 'repurchase'
+    WHEN lower(v) IN ('decommission') THEN 'retire'
+    WHEN lower(v) IN ('keep', 'revisit') THEN 'retain'
+    END";

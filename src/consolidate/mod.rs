@@ -736,7 +736,7 @@ impl Work<'_, '_> {
     }
 
     /// discovery_assets into assets, one asset per machine: a row matches
-    /// an asset of its engagement by name, host name or IP address; the
+    /// an asset of its engagement by the inventory's identity keys; the
     /// unmatched are inserted (one per machine), then every row fills its
     /// asset's empty columns and is named in its custom_attributes.
     fn merge_discovery_assets(&mut self) -> Result<(), postgres::Error> {
@@ -763,35 +763,61 @@ impl Work<'_, '_> {
         };
         let d_key = key("d", &self.present);
         let a_key = key("a", &self.present);
-        let by_ip =
-            has(&self.present, from, "ip_address") && has(&self.present, "assets", "ip_address");
         let engagement = if has(&self.present, from, "engagement_id") {
             "a.engagement_id = d.engagement_id AND "
         } else {
             ""
         };
-        // Two equi-joins (name, then address), so the server hashes them
-        // instead of comparing every pair.
+        // The inventory's identity order, one equi-join per key (the server
+        // hashes each instead of comparing every pair): the strong keys,
+        // then FQDN, host name or name, MAC, IP; the first key that finds
+        // an asset decides.
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for c in [
+            "cmdb_record_id",
+            "external_id",
+            "vm_uuid",
+            "bios_uuid",
+            "serial_number",
+            "fqdn",
+        ] {
+            if has(&self.present, from, c) && has(&self.present, "assets", c) {
+                keys.push((
+                    format!("nullif(lower(trim(a.{q}::text)), '')", q = quote(c)),
+                    format!("nullif(lower(trim(d.{q}::text)), '')", q = quote(c)),
+                ));
+            }
+        }
+        keys.push((a_key.clone(), d_key.clone()));
+        for c in ["mac_address", "ip_address"] {
+            if has(&self.present, from, c) && has(&self.present, "assets", c) {
+                keys.push((
+                    format!("nullif(lower(trim(a.{q}::text)), '')", q = quote(c)),
+                    format!("nullif(lower(trim(d.{q}::text)), '')", q = quote(c)),
+                ));
+            }
+        }
         let matches = |unmatched_only: bool| {
             let only = if unmatched_only {
                 " AND NOT EXISTS (SELECT 1 FROM intake_da_match m WHERE m.legacy_id = d.id)"
             } else {
                 ""
             };
-            let by_address = if by_ip {
-                format!(
-                    " UNION ALL SELECT d.id, a.id, 2, a.created_at FROM discovery_assets d JOIN assets a
-                       ON {engagement}a.ip_address::text = d.ip_address::text WHERE d.ip_address IS NOT NULL{only}"
-                )
-            } else {
-                String::new()
-            };
+            let branches: Vec<String> = keys
+                .iter()
+                .enumerate()
+                .map(|(preference, (a, d))| {
+                    format!(
+                        "SELECT d.id AS legacy_id, a.id AS asset_id, {preference} AS preference, a.created_at
+                         FROM discovery_assets d JOIN assets a ON {engagement}{a} = {d}
+                         WHERE {d} IS NOT NULL{only}"
+                    )
+                })
+                .collect();
             format!(
-                "SELECT DISTINCT ON (legacy_id) legacy_id, asset_id FROM (
-                   SELECT d.id AS legacy_id, a.id AS asset_id, 1 AS preference, a.created_at
-                   FROM discovery_assets d JOIN assets a ON {engagement}{a_key} = {d_key}
-                   WHERE TRUE{only}{by_address}) m
-                 ORDER BY legacy_id, preference, created_at, asset_id"
+                "SELECT DISTINCT ON (legacy_id) legacy_id, asset_id FROM ({}) m
+                 ORDER BY legacy_id, preference, created_at, asset_id",
+                branches.join(" UNION ALL ")
             )
         };
         self.tx.batch_execute(&format!(
@@ -1145,6 +1171,16 @@ impl Work<'_, '_> {
                 "environment",
                 legacy::ENVIRONMENT_SQL,
                 "'production', 'staging', 'test', 'development', 'disaster_recovery'",
+            ),
+            (
+                "criticality",
+                legacy::CRITICALITY_SQL,
+                "'low', 'medium', 'high', 'critical'",
+            ),
+            (
+                "six_r_strategy",
+                legacy::SIX_R_SQL,
+                "'rehost', 'replatform', 'refactor', 'rearchitect', 'repurchase', 'retire', 'retain'",
             ),
         ] {
             if !has(&self.present, "assets", col) {

@@ -236,6 +236,14 @@ fn a_legacy_database_is_consolidated_losing_nothing_and_a_second_run_has_nothing
         ),
         1
     );
+    // A renamed machine is found by its serial number, as the inventory finds it.
+    assert_eq!(
+        legacy.count("SELECT count(*) FROM assets WHERE name = 'gx-app-01'"),
+        0
+    );
+    assert_eq!(legacy.count("SELECT count(*) FROM assets WHERE name = 'globex-app01' AND serial_number = 'SN-93' AND custom_attributes->'_discovery_asset_ids' @> '[\"00000000-0000-0000-0000-0000000000a5\"]' AND cpu_cores = 16"), 1);
+    assert_eq!(legacy.count("SELECT count(*) FROM assets WHERE name = 'acme-web01' AND criticality = 'critical' AND six_r_strategy = 'rehost' AND custom_attributes->>'_legacy_criticality' = 'Tier 1'"), 1);
+    assert_eq!(legacy.count("SELECT count(*) FROM assets WHERE name = 'globex-app01' AND criticality IS NULL AND custom_attributes->>'_legacy_criticality' = 'whenever'"), 1);
     // Values a CHECK refuses are normalised, the original kept.
     assert_eq!(legacy.count("SELECT count(*) FROM assets WHERE name = 'acme-db01' AND asset_type = 'server' AND custom_attributes->>'_legacy_asset_type' = 'Virtual Machine' AND environment IS NULL AND custom_attributes->>'_legacy_environment' = 'Weird'"), 1);
     // is_mock rows live in a test tenant; the tenants' own rows stay theirs.
