@@ -112,3 +112,21 @@ pub const SIX_R_SQL: &str = "CASE
     WHEN lower(v) IN ('decommission') THEN 'retire'
     WHEN lower(v) IN ('keep', 'revisit') THEN 'retain'
     END";
+
+/// A mapping's match type as the consolidated CHECK allows; NULL when nothing fits.
+pub const MATCH_TYPE_SQL: &str = "CASE
+    WHEN lower(v) IN ('rule', 'learned', 'exact', 'alias', 'fuzzy', 'content', 'manual', 'none') THEN lower(v)
+    WHEN lower(v) IN ('semantic', 'ai', 'llm', 'agent', 'ml', 'pattern') THEN 'content'
+    WHEN lower(v) IN ('user', 'human', 'override') THEN 'manual'
+    WHEN lower(v) IN ('learning', 'memory', 'remembered') THEN 'learned'
+    WHEN lower(v) IN ('synonym') THEN 'alias'
+    END";
+
+/// A mapping's status as the consolidated CHECK allows; NULL when nothing fits.
+pub const MAPPING_STATUS_SQL: &str = "CASE
+    WHEN lower(v) IN ('suggested', 'approved', 'rejected', 'ignored') THEN lower(v)
+    WHEN lower(v) IN ('pending', 'proposed', 'new') THEN 'suggested'
+    WHEN lower(v) IN ('accepted', 'confirmed', 'validated') THEN 'approved'
+    WHEN lower(v) IN ('declined', 'denied') THEN 'rejected'
+    WHEN lower(v) IN ('skipped', 'unmapped') THEN 'ignored'
+    END";

@@ -1158,48 +1158,33 @@ impl Work<'_, '_> {
     /// Values a consolidated CHECK refuses are normalised the way cleansing
     /// reads them, or kept in custom_attributes (never dropped).
     fn normalise(&mut self) -> Result<(), postgres::Error> {
-        if !self.present.contains_key("assets") {
-            return Ok(());
-        }
-        for (col, sql, allowed) in [
-            (
-                "asset_type",
-                legacy::ASSET_TYPE_SQL,
-                "'server', 'application', 'database', 'network', 'storage'",
-            ),
-            (
-                "environment",
-                legacy::ENVIRONMENT_SQL,
-                "'production', 'staging', 'test', 'development', 'disaster_recovery'",
-            ),
-            (
-                "criticality",
-                legacy::CRITICALITY_SQL,
-                "'low', 'medium', 'high', 'critical'",
-            ),
-            (
-                "six_r_strategy",
-                legacy::SIX_R_SQL,
-                "'rehost', 'replatform', 'refactor', 'rearchitect', 'repurchase', 'retire', 'retain'",
-            ),
-        ] {
-            if !has(&self.present, "assets", col) {
+        // (table, column, normalising SQL, allowed values, value when none
+        // fits, the JSON column that keeps the original)
+        let rules: [(&str, &str, &str, &str, &str, &str); 6] = [
+            ("assets", "asset_type", legacy::ASSET_TYPE_SQL, "'server', 'application', 'database', 'network', 'storage'", "'server'", "custom_attributes"),
+            ("assets", "environment", legacy::ENVIRONMENT_SQL, "'production', 'staging', 'test', 'development', 'disaster_recovery'", "NULL", "custom_attributes"),
+            ("assets", "criticality", legacy::CRITICALITY_SQL, "'low', 'medium', 'high', 'critical'", "NULL", "custom_attributes"),
+            ("assets", "six_r_strategy", legacy::SIX_R_SQL, "'rehost', 'replatform', 'refactor', 'rearchitect', 'repurchase', 'retire', 'retain'", "NULL", "custom_attributes"),
+            ("import_field_mappings", "match_type", legacy::MATCH_TYPE_SQL, "'rule', 'learned', 'exact', 'alias', 'fuzzy', 'content', 'manual', 'none'", "'none'", "transformation_rules"),
+            ("import_field_mappings", "status", legacy::MAPPING_STATUS_SQL, "'suggested', 'approved', 'rejected', 'ignored'", "'suggested'", "transformation_rules"),
+        ];
+        for (table, col, sql, allowed, fallback, keep) in rules {
+            if !has(&self.present, table, col) || !has(&self.present, table, keep) {
                 continue;
             }
+            let keep_type = column(&self.present, table, keep)
+                .map(|c| c.sql_type.clone())
+                .unwrap_or_else(|| "jsonb".into());
             let normalised = sql.replace("lower(v)", &format!("lower(t.{col}::text)"));
-            let fallback = if col == "asset_type" {
-                "'server'"
-            } else {
-                "NULL"
-            };
             let n = self.exec(&format!(
-                "UPDATE assets t SET
-                   custom_attributes = coalesce(t.custom_attributes, '{{}}'::jsonb) || jsonb_build_object('_legacy_{col}', t.{col}::text),
+                "UPDATE {t} t SET
+                   {keep} = (coalesce(t.{keep}::text, '{{}}')::jsonb || jsonb_build_object('_legacy_{col}', t.{col}::text))::text::{keep_type},
                    {col} = coalesce({normalised}, {fallback})
-                 WHERE t.{col} IS NOT NULL AND t.{col}::text NOT IN ({allowed})"
+                 WHERE t.{col} IS NOT NULL AND t.{col}::text NOT IN ({allowed})",
+                t = quote(table)
             ))?;
             if n > 0 {
-                self.step("assets", "normalised", n, format!("{col} outside the consolidated values: normalised, the original kept in custom_attributes._legacy_{col}"));
+                self.step(table, "normalised", n, format!("{col} outside the consolidated values: normalised, the original kept in {keep}._legacy_{col}"));
             }
         }
         Ok(())

@@ -245,6 +245,7 @@ fn a_legacy_database_is_consolidated_losing_nothing_and_a_second_run_has_nothing
     assert_eq!(legacy.count("SELECT count(*) FROM assets WHERE name = 'acme-web01' AND criticality = 'critical' AND six_r_strategy = 'rehost' AND custom_attributes->>'_legacy_criticality' = 'Tier 1'"), 1);
     assert_eq!(legacy.count("SELECT count(*) FROM assets WHERE name = 'globex-app01' AND criticality IS NULL AND custom_attributes->>'_legacy_criticality' = 'whenever'"), 1);
     // Values a CHECK refuses are normalised, the original kept.
+    assert_eq!(legacy.count("SELECT count(*) FROM import_field_mappings WHERE id = '00000000-0000-0000-0000-000000000082' AND match_type = 'content' AND status = 'approved' AND transformation_rules->>'_legacy_match_type' = 'semantic'"), 1);
     assert_eq!(legacy.count("SELECT count(*) FROM assets WHERE name = 'acme-db01' AND asset_type = 'server' AND custom_attributes->>'_legacy_asset_type' = 'Virtual Machine' AND environment IS NULL AND custom_attributes->>'_legacy_environment' = 'Weird'"), 1);
     // is_mock rows live in a test tenant; the tenants' own rows stay theirs.
     assert_eq!(legacy.count("SELECT count(*) FROM assets a JOIN client_accounts c ON c.id = a.client_account_id WHERE c.name LIKE 'intake test data%'"), 1);
