@@ -130,3 +130,20 @@ pub const MAPPING_STATUS_SQL: &str = "CASE
     WHEN lower(v) IN ('declined', 'denied') THEN 'rejected'
     WHEN lower(v) IN ('skipped', 'unmapped') THEN 'ignored'
     END";
+
+/// An import's status as the consolidated CHECK allows; NULL when nothing fits.
+pub const IMPORT_STATUS_SQL: &str = "CASE
+    WHEN lower(v) IN ('pending', 'processing', 'completed', 'failed') THEN lower(v)
+    WHEN lower(v) IN ('in_progress', 'in progress', 'running', 'importing', 'uploading') THEN 'processing'
+    WHEN lower(v) IN ('done', 'complete', 'success', 'succeeded', 'finished', 'imported') THEN 'completed'
+    WHEN lower(v) IN ('error', 'errored', 'cancelled', 'canceled', 'aborted') THEN 'failed'
+    END";
+
+/// A flow's status as the consolidated CHECK allows; NULL when nothing fits.
+pub const FLOW_STATUS_SQL: &str = "CASE
+    WHEN lower(v) IN ('pending', 'running', 'completed', 'failed', 'cancelled') THEN lower(v)
+    WHEN lower(v) IN ('in_progress', 'in progress', 'active', 'processing', 'paused') THEN 'running'
+    WHEN lower(v) IN ('done', 'complete', 'success', 'succeeded', 'finished') THEN 'completed'
+    WHEN lower(v) IN ('error', 'errored') THEN 'failed'
+    WHEN lower(v) IN ('canceled', 'aborted') THEN 'cancelled'
+    END";

@@ -454,8 +454,9 @@ impl Work<'_, '_> {
         self.merge_discovery_assets()?;
         self.quality_issues()?;
         self.orphans()?;
-        self.master_flows()?;
+        // Statuses first: a new master flow takes its flow's status.
         self.normalise()?;
+        self.master_flows()?;
         self.archive_columns()?;
         self.archive_tables()?;
         Ok(())
@@ -1160,13 +1161,15 @@ impl Work<'_, '_> {
     fn normalise(&mut self) -> Result<(), postgres::Error> {
         // (table, column, normalising SQL, allowed values, value when none
         // fits, the JSON column that keeps the original)
-        let rules: [(&str, &str, &str, &str, &str, &str); 6] = [
+        let rules: [(&str, &str, &str, &str, &str, &str); 8] = [
             ("assets", "asset_type", legacy::ASSET_TYPE_SQL, "'server', 'application', 'database', 'network', 'storage'", "'server'", "custom_attributes"),
             ("assets", "environment", legacy::ENVIRONMENT_SQL, "'production', 'staging', 'test', 'development', 'disaster_recovery'", "NULL", "custom_attributes"),
             ("assets", "criticality", legacy::CRITICALITY_SQL, "'low', 'medium', 'high', 'critical'", "NULL", "custom_attributes"),
             ("assets", "six_r_strategy", legacy::SIX_R_SQL, "'rehost', 'replatform', 'refactor', 'rearchitect', 'repurchase', 'retire', 'retain'", "NULL", "custom_attributes"),
             ("import_field_mappings", "match_type", legacy::MATCH_TYPE_SQL, "'rule', 'learned', 'exact', 'alias', 'fuzzy', 'content', 'manual', 'none'", "'none'", "transformation_rules"),
             ("import_field_mappings", "status", legacy::MAPPING_STATUS_SQL, "'suggested', 'approved', 'rejected', 'ignored'", "'suggested'", "transformation_rules"),
+            ("data_imports", "status", legacy::IMPORT_STATUS_SQL, "'pending', 'processing', 'completed', 'failed'", "'pending'", "read_metadata"),
+            ("discovery_flows", "status", legacy::FLOW_STATUS_SQL, "'pending', 'running', 'completed', 'failed', 'cancelled'", "'pending'", "flow_state"),
         ];
         for (table, col, sql, allowed, fallback, keep) in rules {
             if !has(&self.present, table, col) || !has(&self.present, table, keep) {

@@ -245,6 +245,8 @@ fn a_legacy_database_is_consolidated_losing_nothing_and_a_second_run_has_nothing
     assert_eq!(legacy.count("SELECT count(*) FROM assets WHERE name = 'acme-web01' AND criticality = 'critical' AND six_r_strategy = 'rehost' AND custom_attributes->>'_legacy_criticality' = 'Tier 1'"), 1);
     assert_eq!(legacy.count("SELECT count(*) FROM assets WHERE name = 'globex-app01' AND criticality IS NULL AND custom_attributes->>'_legacy_criticality' = 'whenever'"), 1);
     // Values a CHECK refuses are normalised, the original kept.
+    assert_eq!(legacy.count("SELECT count(*) FROM discovery_flows WHERE id = '00000000-0000-0000-0000-000000000052' AND status = 'running' AND flow_state->>'_legacy_status' = 'in_progress'"), 1);
+    assert_eq!(legacy.count("SELECT count(*) FROM discovery_flows d JOIN crewai_flow_state_extensions c ON c.flow_id = d.master_flow_id WHERE d.id = '00000000-0000-0000-0000-000000000052' AND c.flow_status = 'running'"), 1);
     assert_eq!(legacy.count("SELECT count(*) FROM import_field_mappings WHERE id = '00000000-0000-0000-0000-000000000082' AND match_type = 'content' AND status = 'approved' AND transformation_rules->>'_legacy_match_type' = 'semantic'"), 1);
     assert_eq!(legacy.count("SELECT count(*) FROM assets WHERE name = 'acme-db01' AND asset_type = 'server' AND custom_attributes->>'_legacy_asset_type' = 'Virtual Machine' AND environment IS NULL AND custom_attributes->>'_legacy_environment' = 'Weird'"), 1);
     // is_mock rows live in a test tenant; the tenants' own rows stay theirs.
@@ -471,4 +473,28 @@ fn an_already_clean_database_has_nothing_to_do() {
     assert_eq!(json["outcome"], "nothing_to_do", "{json}");
     assert_eq!(clean.snapshot(), before);
     assert!(clean.schemas().is_empty());
+}
+
+/// A check that fails before COMMIT (here a platform trigger deletes users
+/// while the assets are updated) rolls everything back with exit 4.
+#[test]
+fn a_failed_verification_rolls_everything_back() {
+    let work = Work::new();
+    let legacy = Legacy::new();
+    legacy
+        .client()
+        .batch_execute(
+            "CREATE FUNCTION forget_users() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM users; RETURN NULL; END $$;
+             CREATE TRIGGER forget AFTER UPDATE ON assets FOR EACH STATEMENT EXECUTE FUNCTION forget_users();",
+        )
+        .unwrap();
+    let untouched = legacy.snapshot();
+    let (code, _, said) = consolidate(&work, &legacy, &[]);
+    assert_eq!(code, 4, "{said}");
+    assert!(
+        said.contains("verification failed") && said.contains("users"),
+        "{said}"
+    );
+    assert_eq!(legacy.snapshot(), untouched);
+    assert!(legacy.schemas().is_empty());
 }
