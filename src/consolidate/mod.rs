@@ -988,15 +988,6 @@ impl Work<'_, '_> {
     /// every flow-linked row gets its master_flow_id.
     fn master_flows(&mut self) -> Result<(), postgres::Error> {
         let masters = "crewai_flow_state_extensions";
-        let insert_masters = |source: &str| {
-            format!(
-                "INSERT INTO {masters} (flow_id, client_account_id, engagement_id, flow_type, flow_name, flow_status, current_phase, created_at, updated_at)
-                 SELECT m.master, m.client_account_id, m.engagement_id, 'discovery', m.name,
-                        CASE WHEN m.status IN ('pending', 'running', 'completed', 'failed', 'cancelled') THEN m.status ELSE 'completed' END,
-                        'discovery', coalesce(m.created_at, now()), now()
-                 FROM ({source}) m ON CONFLICT (flow_id) DO NOTHING"
-            )
-        };
         // Discovery flows: their legacy CrewAI flow id when it names a master, else a new one.
         if has(&self.present, "discovery_flows", "flow_id") {
             let n = self.exec(&format!(
@@ -1013,21 +1004,11 @@ impl Work<'_, '_> {
             }
         }
         if self.present.contains_key("discovery_flows") {
-            self.tx.batch_execute(
-                "CREATE TEMP TABLE intake_flow_master ON COMMIT DROP AS
-                 SELECT id, gen_random_uuid() AS master FROM discovery_flows WHERE master_flow_id IS NULL",
-            )?;
-            let n = self.exec(&insert_masters(
-                "SELECT f.master, d.client_account_id, d.engagement_id, d.flow_name::text AS name, d.status::text AS status, d.created_at
-                 FROM intake_flow_master f JOIN discovery_flows d ON d.id = f.id",
-            ))?;
-            self.exec("UPDATE discovery_flows d SET master_flow_id = f.master FROM intake_flow_master f WHERE d.id = f.id")?;
-            self.step(
-                masters,
-                "master flow created",
-                n,
+            self.master_per_row(
+                "discovery_flows",
+                "flow_name",
                 "one per discovery flow without one",
-            );
+            )?;
         }
         // Imports: their discovery flow's master, else their session's, else their own.
         if has(&self.present, "discovery_flows", "data_import_id") {
@@ -1052,7 +1033,7 @@ impl Work<'_, '_> {
                  FROM (SELECT DISTINCT ON (session_id) session_id, client_account_id, engagement_id, created_at
                        FROM data_imports WHERE session_id IS NOT NULL ORDER BY session_id, created_at) s",
             )?;
-            let n = self.exec(&insert_masters(
+            let n = self.exec(&insert_masters_sql(
                 "SELECT master, client_account_id, engagement_id, 'import session ' || session_id::text AS name, 'completed' AS status, created_at
                  FROM intake_session_master WHERE new",
             ))?;
@@ -1074,21 +1055,11 @@ impl Work<'_, '_> {
             );
         }
         if self.present.contains_key("data_imports") {
-            self.tx.batch_execute(
-                "CREATE TEMP TABLE intake_import_master ON COMMIT DROP AS
-                 SELECT id, gen_random_uuid() AS master FROM data_imports WHERE master_flow_id IS NULL",
-            )?;
-            let n = self.exec(&insert_masters(
-                "SELECT f.master, i.client_account_id, i.engagement_id, i.import_name::text AS name, i.status::text AS status, i.created_at
-                 FROM intake_import_master f JOIN data_imports i ON i.id = f.id",
-            ))?;
-            self.exec("UPDATE data_imports i SET master_flow_id = f.master FROM intake_import_master f WHERE i.id = f.id")?;
-            self.step(
-                masters,
-                "master flow created",
-                n,
+            self.master_per_row(
+                "data_imports",
+                "import_name",
                 "one per import linked to no flow or session",
-            );
+            )?;
         }
         for table in ["raw_import_records", "import_field_mappings"] {
             if !has(&self.present, table, "master_flow_id") {
@@ -1133,7 +1104,7 @@ impl Work<'_, '_> {
                  SELECT client_account_id, engagement_id, gen_random_uuid() AS master, min(created_at) AS created_at
                  FROM assets WHERE master_flow_id IS NULL GROUP BY client_account_id, engagement_id",
             )?;
-            let created = self.exec(&insert_masters(
+            let created = self.exec(&insert_masters_sql(
                 "SELECT master, client_account_id, engagement_id, 'legacy assets' AS name, 'completed' AS status, created_at FROM intake_asset_master",
             ))?;
             self.step(
@@ -1153,6 +1124,37 @@ impl Work<'_, '_> {
                 "the legacy-assets master flow of its tenant",
             );
         }
+        Ok(())
+    }
+
+    /// A new master flow for each row of `table` that has none (named by
+    /// its `name` column, with its status), linked back to the row.
+    fn master_per_row(
+        &mut self,
+        table: &str,
+        name: &str,
+        reason: &str,
+    ) -> Result<(), postgres::Error> {
+        let temp = format!("intake_{table}_master");
+        let t = quote(table);
+        self.tx.batch_execute(&format!(
+            "CREATE TEMP TABLE {temp} ON COMMIT DROP AS
+             SELECT id, gen_random_uuid() AS master FROM {t} WHERE master_flow_id IS NULL"
+        ))?;
+        let n = self.exec(&insert_masters_sql(&format!(
+            "SELECT f.master, x.client_account_id, x.engagement_id, x.{name}::text AS name, x.status::text AS status, x.created_at
+             FROM {temp} f JOIN {t} x ON x.id = f.id",
+            name = quote(name)
+        )))?;
+        self.exec(&format!(
+            "UPDATE {t} x SET master_flow_id = f.master FROM {temp} f WHERE x.id = f.id"
+        ))?;
+        self.step(
+            "crewai_flow_state_extensions",
+            "master flow created",
+            n,
+            reason,
+        );
         Ok(())
     }
 
@@ -1362,6 +1364,18 @@ impl Work<'_, '_> {
         }
         Ok(problems)
     }
+}
+
+/// Inserts a master flow for each row `source` selects (master, tenant,
+/// name, status, created_at); a master that exists is left alone.
+fn insert_masters_sql(source: &str) -> String {
+    format!(
+        "INSERT INTO crewai_flow_state_extensions (flow_id, client_account_id, engagement_id, flow_type, flow_name, flow_status, current_phase, created_at, updated_at)
+         SELECT m.master, m.client_account_id, m.engagement_id, 'discovery', m.name,
+                CASE WHEN m.status IN ('pending', 'running', 'completed', 'failed', 'cancelled') THEN m.status ELSE 'completed' END,
+                'discovery', coalesce(m.created_at, now()), now()
+         FROM ({source}) m ON CONFLICT (flow_id) DO NOTHING"
+    )
 }
 
 /// The columns of a temporary table (its schema is pg_temp_N).

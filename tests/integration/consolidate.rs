@@ -9,101 +9,60 @@ use std::time::{Duration, Instant};
 use postgres::{Client, NoTls};
 use serde_json::Value;
 
-use crate::common::{fixture, sample, Work};
+use crate::common::{fixture, postgres_server, sample, TestDatabase, Work};
 
 fn server() -> String {
-    std::env::var("INTAKE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    postgres_server()
 }
 
-/// A legacy platform database of its own, dropped when the test ends.
-struct Legacy {
-    name: String,
+/// A legacy platform database: the seeds' fixture in a database of its own.
+fn legacy_database() -> TestDatabase {
+    let db = TestDatabase::create("intake_legacy");
+    db.execute(&std::fs::read_to_string(fixture("consolidate/legacy_untouched.sql")).unwrap());
+    db
 }
 
-impl Legacy {
-    fn new() -> Legacy {
-        let name = format!("intake_legacy_{}", uuid::Uuid::now_v7().simple());
-        let mut admin =
-            Client::connect(&format!("{}/postgres", server()), NoTls).unwrap_or_else(|e| {
-                panic!(
-                    "no test PostgreSQL server at {} ({e}): start it with `bash .ci/postgres.sh`",
-                    server()
-                )
-            });
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        let legacy = Legacy { name };
-        let sql = std::fs::read_to_string(fixture("consolidate/legacy_untouched.sql")).unwrap();
-        legacy.client().batch_execute(&sql).unwrap();
-        legacy
-    }
-
-    fn url(&self) -> String {
-        format!("{}/{}", server(), self.name)
-    }
-
-    fn client(&self) -> Client {
-        Client::connect(&self.url(), NoTls).unwrap()
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        self.client().query_one(sql, &[]).unwrap().get(0)
-    }
-
-    /// Every table of the public schema with its columns and rows: what
-    /// "exactly as it was" compares.
-    fn snapshot(&self) -> Vec<(String, String, i64)> {
-        let mut client = self.client();
-        let tables: Vec<(String, String)> = client
-            .query(
-                "SELECT table_name::text, string_agg(column_name::text, ',' ORDER BY ordinal_position)
-                 FROM information_schema.columns WHERE table_schema = 'public'
-                 GROUP BY table_name ORDER BY table_name",
-                &[],
-            )
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        tables
-            .into_iter()
-            .map(|(t, cols)| {
-                let rows: i64 = client
-                    .query_one(&format!("SELECT count(*) FROM \"{t}\""), &[])
-                    .unwrap()
-                    .get(0);
-                (t, cols, rows)
-            })
-            .collect()
-    }
-
-    fn schemas(&self) -> Vec<String> {
-        self.client()
-            .query(
-                "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'intake_%' ORDER BY 1",
-                &[],
-            )
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
-    }
+/// Every table of the public schema with its columns and rows: what
+/// "exactly as it was" compares.
+fn snapshot(db: &TestDatabase) -> Vec<(String, String, i64)> {
+    let mut client = db.client();
+    let tables: Vec<(String, String)> = client
+        .query(
+            "SELECT table_name::text, string_agg(column_name::text, ',' ORDER BY ordinal_position)
+             FROM information_schema.columns WHERE table_schema = 'public'
+             GROUP BY table_name ORDER BY table_name",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    tables
+        .into_iter()
+        .map(|(t, cols)| {
+            let rows: i64 = client
+                .query_one(&format!("SELECT count(*) FROM \"{t}\""), &[])
+                .unwrap()
+                .get(0);
+            (t, cols, rows)
+        })
+        .collect()
 }
 
-impl Drop for Legacy {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = Client::connect(&format!("{}/postgres", server()), NoTls) {
-            let _ = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
+/// The schemas intake made (archive, scratch): none after a rolled-back run.
+fn schemas(db: &TestDatabase) -> Vec<String> {
+    db.client()
+        .query(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'intake_%' ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
 }
 
-fn consolidate(work: &Work, legacy: &Legacy, args: &[&str]) -> (i32, Value, String) {
+fn consolidate(work: &Work, legacy: &TestDatabase, args: &[&str]) -> (i32, Value, String) {
     let out = work
         .intake()
         .arg("consolidate")
@@ -134,8 +93,8 @@ fn rows_of(json: &Value, table: &str, action: &str) -> u64 {
 #[test]
 fn a_legacy_database_is_consolidated_losing_nothing_and_a_second_run_has_nothing_to_do() {
     let work = Work::new();
-    let legacy = Legacy::new();
-    let untouched = legacy.snapshot();
+    let legacy = legacy_database();
+    let untouched = snapshot(&legacy);
     // Before: the schema check names what the seeds removed.
     let out = work
         .intake()
@@ -162,8 +121,8 @@ fn a_legacy_database_is_consolidated_losing_nothing_and_a_second_run_has_nothing
         1,
         "{plan}"
     );
-    assert_eq!(legacy.snapshot(), untouched, "a dry run changes nothing");
-    assert!(legacy.schemas().is_empty(), "{:?}", legacy.schemas());
+    assert_eq!(snapshot(&legacy), untouched, "a dry run changes nothing");
+    assert!(schemas(&legacy).is_empty(), "{:?}", schemas(&legacy));
 
     let report = work.path("consolidation.md");
     let (code, done, said) = consolidate(&work, &legacy, &["--report", report.to_str().unwrap()]);
@@ -334,8 +293,8 @@ fn a_legacy_database_is_consolidated_losing_nothing_and_a_second_run_has_nothing
 #[test]
 fn a_killed_consolidation_leaves_the_database_as_it_was() {
     let work = Work::new();
-    let legacy = Legacy::new();
-    let untouched = legacy.snapshot();
+    let legacy = legacy_database();
+    let untouched = snapshot(&legacy);
     let mut reader = legacy.client();
     let mut held = reader.transaction().unwrap();
     held.batch_execute("LOCK TABLE assets IN ACCESS SHARE MODE")
@@ -382,8 +341,8 @@ fn a_killed_consolidation_leaves_the_database_as_it_was() {
     );
     held.rollback().unwrap();
     drop(reader);
-    assert_eq!(legacy.snapshot(), untouched, "exactly as it was");
-    assert!(legacy.schemas().is_empty(), "{:?}", legacy.schemas());
+    assert_eq!(snapshot(&legacy), untouched, "exactly as it was");
+    assert!(schemas(&legacy).is_empty(), "{:?}", schemas(&legacy));
     let (code, done, said) = consolidate(&work, &legacy, &[]);
     assert_eq!(code, 0, "{said}");
     assert_eq!(done["outcome"], "consolidated");
@@ -393,25 +352,30 @@ fn a_killed_consolidation_leaves_the_database_as_it_was() {
 /// everything back and says why.
 #[test]
 fn a_failing_step_rolls_everything_back() {
-    let work = Work::new();
-    let legacy = Legacy::new();
-    legacy
-        .client()
-        .batch_execute(
-            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'assets are frozen'; END $$;
-             CREATE TRIGGER frozen BEFORE UPDATE ON assets FOR EACH ROW EXECUTE FUNCTION refuse();",
-        )
-        .unwrap();
-    let untouched = legacy.snapshot();
-    let (code, json, said) = consolidate(&work, &legacy, &[]);
-    assert_eq!(code, 1, "{said}");
-    assert_eq!(json["outcome"], "failed");
+    let said = rolled_back_by(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'assets are frozen'; END $$;
+         CREATE TRIGGER frozen BEFORE UPDATE ON assets FOR EACH ROW EXECUTE FUNCTION refuse();",
+        1,
+    );
     assert!(
         said.contains("assets are frozen") && said.contains("rolled back"),
         "{said}"
     );
-    assert_eq!(legacy.snapshot(), untouched);
-    assert!(legacy.schemas().is_empty());
+}
+
+/// Consolidates the legacy database with `platform_sql` run on it first,
+/// checks the exit code and that nothing changed; returns what was said.
+fn rolled_back_by(platform_sql: &str, code: i32) -> String {
+    let work = Work::new();
+    let legacy = legacy_database();
+    legacy.execute(platform_sql);
+    let untouched = snapshot(&legacy);
+    let (exit, json, said) = consolidate(&work, &legacy, &[]);
+    assert_eq!(exit, code, "{said}");
+    assert_eq!(json["outcome"], "failed", "{json}");
+    assert_eq!(snapshot(&legacy), untouched, "exactly as it was");
+    assert!(schemas(&legacy).is_empty(), "{:?}", schemas(&legacy));
+    said
 }
 
 /// Half of the plan already done by hand (some v3 tables dropped, a column
@@ -420,7 +384,7 @@ fn a_failing_step_rolls_everything_back() {
 #[test]
 fn a_half_migrated_database_is_finished() {
     let work = Work::new();
-    let legacy = Legacy::new();
+    let legacy = legacy_database();
     legacy
         .client()
         .batch_execute(
@@ -457,44 +421,27 @@ fn a_half_migrated_database_is_finished() {
 #[test]
 fn an_already_clean_database_has_nothing_to_do() {
     let work = Work::new();
-    let name = format!("intake_clean_{}", uuid::Uuid::now_v7().simple());
-    let mut admin = Client::connect(&format!("{}/postgres", server()), NoTls).unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    let clean = Legacy { name };
-    clean
-        .client()
-        .batch_execute(intake::sync::POSTGRES_SCHEMA_SQL)
-        .unwrap();
-    let before = clean.snapshot();
+    let clean = TestDatabase::create("intake_clean");
+    clean.execute(intake::sync::POSTGRES_SCHEMA_SQL);
+    let before = snapshot(&clean);
     let (code, json, said) = consolidate(&work, &clean, &[]);
     assert_eq!(code, 0, "{said}");
     assert_eq!(json["outcome"], "nothing_to_do", "{json}");
-    assert_eq!(clean.snapshot(), before);
-    assert!(clean.schemas().is_empty());
+    assert_eq!(snapshot(&clean), before);
+    assert!(schemas(&clean).is_empty());
 }
 
 /// A check that fails before COMMIT (here a platform trigger deletes users
 /// while the assets are updated) rolls everything back with exit 4.
 #[test]
 fn a_failed_verification_rolls_everything_back() {
-    let work = Work::new();
-    let legacy = Legacy::new();
-    legacy
-        .client()
-        .batch_execute(
-            "CREATE FUNCTION forget_users() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM users; RETURN NULL; END $$;
-             CREATE TRIGGER forget AFTER UPDATE ON assets FOR EACH STATEMENT EXECUTE FUNCTION forget_users();",
-        )
-        .unwrap();
-    let untouched = legacy.snapshot();
-    let (code, _, said) = consolidate(&work, &legacy, &[]);
-    assert_eq!(code, 4, "{said}");
+    let said = rolled_back_by(
+        "CREATE FUNCTION forget_users() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM users; RETURN NULL; END $$;
+         CREATE TRIGGER forget AFTER UPDATE ON assets FOR EACH STATEMENT EXECUTE FUNCTION forget_users();",
+        4,
+    );
     assert!(
         said.contains("verification failed") && said.contains("users"),
         "{said}"
     );
-    assert_eq!(legacy.snapshot(), untouched);
-    assert!(legacy.schemas().is_empty());
 }

@@ -13,52 +13,19 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 fn server() -> String {
-    std::env::var("INTAKE_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    postgres_server()
 }
 
-/// A database of its own on the test server, dropped when the test ends.
-struct Central {
-    name: String,
+/// The central database of a test.
+type Central = TestDatabase;
+
+trait NewCentral {
+    fn new() -> Central;
 }
 
-impl Central {
+impl NewCentral for Central {
     fn new() -> Central {
-        let name = format!("intake_test_{}", uuid::Uuid::now_v7().simple());
-        let mut admin = Client::connect(&format!("{}/postgres", server()), NoTls)
-            .unwrap_or_else(|e| panic!("no test PostgreSQL server at {} ({e}): start it with `bash .ci/postgres.sh`, or name another with INTAKE_TEST_POSTGRES", server()));
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        Central { name }
-    }
-
-    fn url(&self) -> String {
-        format!("{}/{}", server(), self.name)
-    }
-
-    fn client(&self) -> Client {
-        Client::connect(&self.url(), NoTls).unwrap()
-    }
-
-    /// Runs SQL statements on the test database.
-    fn execute(&self, sql: &str) {
-        self.client().batch_execute(sql).unwrap();
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        self.client().query_one(sql, &[]).unwrap().get(0)
-    }
-}
-
-impl Drop for Central {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = Client::connect(&format!("{}/postgres", server()), NoTls) {
-            let _ = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
+        TestDatabase::create("intake_test")
     }
 }
 

@@ -187,3 +187,61 @@ pub fn staged_rows(work: &Work) -> Vec<(String, i64, String)> {
         .collect::<Result<_, _>>()
         .unwrap()
 }
+
+/// The PostgreSQL server the tests use: INTAKE_TEST_POSTGRES, a URL without
+/// the database (default postgres://postgres@127.0.0.1:5432).
+pub fn postgres_server() -> String {
+    std::env::var("INTAKE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A database of its own on the test server, dropped when the test ends.
+pub struct TestDatabase {
+    pub name: String,
+}
+
+impl TestDatabase {
+    /// A new empty database named `<prefix>_<uuid>`.
+    pub fn create(prefix: &str) -> TestDatabase {
+        let name = format!("{prefix}_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = postgres::Client::connect(
+            &format!("{}/postgres", postgres_server()),
+            postgres::NoTls,
+        )
+        .unwrap_or_else(|e| panic!("no test PostgreSQL server at {} ({e}): start it with `bash .ci/postgres.sh`, or name another with INTAKE_TEST_POSTGRES", postgres_server()));
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        TestDatabase { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/{}", postgres_server(), self.name)
+    }
+
+    pub fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url(), postgres::NoTls).unwrap()
+    }
+
+    /// Runs SQL statements on the test database.
+    pub fn execute(&self, sql: &str) {
+        self.client().batch_execute(sql).unwrap();
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.client().query_one(sql, &[]).unwrap().get(0)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let admin =
+            postgres::Client::connect(&format!("{}/postgres", postgres_server()), postgres::NoTls);
+        if let Ok(mut admin) = admin {
+            let _ = admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
