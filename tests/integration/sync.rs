@@ -19,14 +19,9 @@ fn server() -> String {
 /// The central database of a test.
 type Central = TestDatabase;
 
-trait NewCentral {
-    fn new() -> Central;
-}
-
-impl NewCentral for Central {
-    fn new() -> Central {
-        TestDatabase::create("intake_test")
-    }
+/// A new central database for one test.
+fn central() -> Central {
+    TestDatabase::create("intake_test")
 }
 
 /// `intake sync ARGS` on the work dir's database: (exit code, stdout, stderr).
@@ -158,7 +153,7 @@ fn assert_central_equals_local(work: &Work, central: &Central) {
 #[test]
 fn a_synced_flow_equals_the_local_tables_and_a_second_sync_changes_nothing() {
     let work = Work::new();
-    let central = Central::new();
+    let central = central();
     imported(
         &work,
         &[
@@ -238,7 +233,7 @@ fn a_synced_flow_equals_the_local_tables_and_a_second_sync_changes_nothing() {
 #[test]
 fn a_mapping_change_updates_and_removed_rows_are_deleted_on_resync() {
     let work = Work::new();
-    let central = Central::new();
+    let central = central();
     let file = work.write(
         "handmade.csv",
         "Server Name,Kiste,RAM GB\nweb01,DC-Nord,16\nweb02,DC-Sued,8\n",
@@ -299,7 +294,7 @@ fn a_mapping_change_updates_and_removed_rows_are_deleted_on_resync() {
 #[test]
 fn a_row_of_another_tenant_refuses_the_sync_and_changes_nothing() {
     let work = Work::new();
-    let central = Central::new();
+    let central = central();
     synced_sample_beside_another_tenant(&work, &central);
     // Centrally, one of the assets now belongs to another client's engagement.
     let mut client = central.client();
@@ -345,7 +340,7 @@ fn a_row_of_another_tenant_refuses_the_sync_and_changes_nothing() {
 #[test]
 fn a_central_schema_missing_a_column_is_named_and_nothing_is_synced() {
     let work = Work::new();
-    let central = Central::new();
+    let central = central();
     imported(&work, &[sample("servicenow_cmdb_ci_server.csv")]);
     central.execute(intake::sync::POSTGRES_SCHEMA_SQL);
     central.execute("ALTER TABLE assets DROP COLUMN fqdn");
@@ -367,7 +362,7 @@ fn a_central_schema_missing_a_column_is_named_and_nothing_is_synced() {
 #[test]
 fn only_a_completed_flow_is_synced() {
     let work = Work::new();
-    let central = Central::new();
+    let central = central();
     let file = sample("servicenow_cmdb_ci_server.csv");
     work.run_ok(&[
         "import",
@@ -416,7 +411,7 @@ fn spawn_sync(work: &Work, central: &Central) -> std::process::Child {
 #[test]
 fn a_connection_killed_during_the_copy_leaves_the_central_database_unchanged() {
     let work = Work::new();
-    let central = Central::new();
+    let central = central();
     let export = big_export(&work, 120_000);
     imported(&work, &[export]);
     central.execute(intake::sync::POSTGRES_SCHEMA_SQL);
@@ -465,7 +460,7 @@ fn a_connection_killed_during_the_copy_leaves_the_central_database_unchanged() {
 #[test]
 fn a_second_sync_of_the_engagement_is_locked_out_while_other_tenants_proceed() {
     let work = Work::new();
-    let central = Central::new();
+    let central = central();
     let export = big_export(&work, 120_000);
     imported(&work, &[export]);
     let other = Work::new();
@@ -521,7 +516,7 @@ fn assert_central_equals_local_counts(work: &Work, central: &Central) {
 #[test]
 fn a_client_name_taken_centrally_by_another_id_refuses_the_sync() {
     let work = Work::new();
-    let central = Central::new();
+    let central = central();
     imported(&work, &[sample("servicenow_cmdb_ci_server.csv")]);
     let name: String = work
         .conn()
@@ -586,7 +581,7 @@ fn backend_waiting_on_a_lock(admin: &mut Client, database: &str, child: &mut std
 #[test]
 fn a_row_another_tenant_inserts_mid_sync_is_refused_not_taken_over() {
     let work = Work::new();
-    let central = Central::new();
+    let central = central();
     synced_sample_beside_another_tenant(&work, &central);
     // Locally: a changed asset (so the sync updates) and a new one (so it inserts).
     let conn = work.conn();
@@ -638,7 +633,7 @@ fn a_row_another_tenant_inserts_mid_sync_is_refused_not_taken_over() {
 #[test]
 fn a_dependency_on_another_tenants_asset_is_refused() {
     let work = Work::new();
-    let central = Central::new();
+    let central = central();
     synced_sample_beside_another_tenant(&work, &central);
     let conn = work.conn();
     let ids: Vec<String> = conn
@@ -725,7 +720,7 @@ fn central_errors_say_their_cause_and_never_the_password() {
 #[test]
 fn a_nul_byte_in_a_source_file_does_not_make_the_flow_unsyncable() {
     let work = Work::new();
-    let central = Central::new();
+    let central = central();
     imported(&work, &[work.fixture("nul_bytes.csv")]);
     let (code, _, stderr) = sync(&work, &central, &["--create-schema"]);
     assert_eq!(code, 0, "{stderr}");
@@ -816,10 +811,10 @@ fn ten_tenants_syncing_at_once_neither_fail_each_other_nor_block_the_platforms_r
     const CREATE: &[&str] = &["--create-schema"];
     const PLAIN: &[&str] = &[];
     // A fresh database: all ten create the schema if it is missing.
-    let fresh = Central::new();
+    let fresh = central();
     let works: Vec<(Work, &[&str])> = (0..10).map(|i| (tenant(i), CREATE)).collect();
     // A complete one: half ask for the schema, half do not.
-    let complete = Central::new();
+    let complete = central();
     let first = tenant(10);
     let (code, _, stderr) = sync(&first, &complete, &["--create-schema"]);
     assert_eq!(code, 0, "{stderr}");
@@ -856,7 +851,7 @@ fn ten_tenants_syncing_at_once_neither_fail_each_other_nor_block_the_platforms_r
 #[test]
 fn a_password_is_never_printed_logged_or_stored_and_an_unencoded_one_is_refused_with_the_fix() {
     let work = Work::new();
-    let central = Central::new();
+    let central = central();
     imported(&work, &[sample("servicenow_cmdb_ci_server.csv")]);
     let with_password = |password: &str| {
         central.url().replacen(
@@ -924,7 +919,7 @@ fn a_password_is_never_printed_logged_or_stored_and_an_unencoded_one_is_refused_
 #[test]
 fn an_older_flow_whose_machines_a_newer_flow_took_over_is_refused_with_the_order_to_sync_in() {
     let work = Work::new();
-    let central = Central::new();
+    let central = central();
     let servers = work.path("cmdb_ci_server.csv");
     let relationships = work.path("cmdb_rel_ci.csv");
     intake::synth::write_cmdb_csv(&mut std::fs::File::create(&servers).unwrap(), 400, 1.0, 3)
@@ -987,7 +982,7 @@ fn an_older_flow_whose_machines_a_newer_flow_took_over_is_refused_with_the_order
 #[test]
 fn end_user_devices_are_synced_marked_in_custom_attributes() {
     let work = Work::new();
-    let central = Central::new();
+    let central = central();
     imported(
         &work,
         &[crate::common::fixture(
