@@ -45,10 +45,236 @@ fn right(value: impl ToString) -> Cell {
     Cell::new(value.to_string()).set_alignment(CellAlignment::Right)
 }
 
-/// The summary of an import run: one line per file or sheet; with
-/// `every_column` also the mapping of every column (else `intake mappings`
-/// shows it).
+/// The summary of an import run. Without `every_column`: one line per file
+/// or sheet (its name as given, shortened in the middle to fit), at most
+/// five lines of what needs attention, each naming the command that shows
+/// or fixes it, and a `next:` line. With it (`-v`): everything, the
+/// mapping of every column included.
 pub fn import_summary(outcome: &ImportOutcome, every_column: bool) -> String {
+    if every_column {
+        full_summary(outcome, true)
+    } else {
+        compact_summary(outcome)
+    }
+}
+
+/// The terminal's width, or 100 when it is not a terminal or says nothing.
+fn terminal_width() -> usize {
+    Table::new()
+        .width()
+        .map(usize::from)
+        .filter(|w| *w >= 40)
+        .unwrap_or(100)
+}
+
+/// `path` relative to the working directory when it is below it, then cut
+/// in the middle to `max` characters ("exports/…/servers.csv").
+fn short_path(path: &str, max: usize) -> String {
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| {
+            std::path::Path::new(path)
+                .strip_prefix(&cwd)
+                .ok()
+                .map(|p| p.display().to_string())
+        })
+        .unwrap_or_else(|| path.to_string());
+    let chars: Vec<char> = relative.chars().collect();
+    if chars.len() <= max || max < 5 {
+        return relative;
+    }
+    // The file's own name is what tells files apart: the directories give way first.
+    let name = std::path::Path::new(&relative)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name_chars = name.chars().count();
+    if name_chars + 2 <= max {
+        let head = max - name_chars - 2;
+        let mut out: String = chars[..head].iter().collect();
+        out.push_str("…/");
+        out.push_str(&name);
+        return out;
+    }
+    let tail = (max - 1) * 2 / 3;
+    let head = max - 1 - tail;
+    let mut out: String = chars[..head].iter().collect();
+    out.push('…');
+    out.extend(&chars[chars.len() - tail..]);
+    out
+}
+
+fn compact_label(f: &FileOutcome, max: usize) -> String {
+    match &f.sheet {
+        Some(sheet) => {
+            let sheet_part = format!(" [{sheet}]");
+            let room = max.saturating_sub(sheet_part.chars().count()).max(12);
+            format!("{}{sheet_part}", short_path(&f.path, room))
+        }
+        None => short_path(&f.path, max),
+    }
+}
+
+/// One line per file, what needs attention (at most five lines, grouped,
+/// each with its command), and what to do next.
+fn compact_summary(outcome: &ImportOutcome) -> String {
+    let width = terminal_width();
+    let name_width = (width / 3).clamp(20, 48);
+    let mut files = Table::new();
+    files
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_header(vec![
+            "file",
+            "status",
+            "rows",
+            "became",
+            "to review",
+            "warnings",
+        ]);
+    let review_of = |id: Option<&String>| -> usize {
+        outcome
+            .mapping
+            .as_ref()
+            .and_then(|m| m.imports.iter().find(|i| Some(&i.data_import_id) == id))
+            .map_or(0, |import| {
+                import
+                    .suggestions
+                    .iter()
+                    .filter(|s| s.status == crate::map::Status::Suggested && s.target.is_some())
+                    .count()
+            })
+    };
+    for f in &outcome.files {
+        let status = match f.status {
+            FileStatus::Completed => "imported",
+            FileStatus::Skipped => "skipped",
+            FileStatus::Failed => "FAILED",
+        };
+        files.add_row(vec![
+            Cell::new(compact_label(f, name_width)),
+            Cell::new(status),
+            right(f.rows),
+            Cell::new(match &f.yields {
+                Some(y) if y.kind == "nothing" => "nothing".to_string(),
+                Some(y) if y.kind == "edges" => "edges".to_string(),
+                Some(y) => became(y),
+                None => "-".to_string(),
+            }),
+            right(review_of(f.data_import_id.as_ref())),
+            right(f.warnings),
+        ]);
+    }
+    let mut out = format!("{files}\n");
+    // What needs attention, grouped, each with the command for it.
+    let mut attention: Vec<String> = Vec::new();
+    let failed: Vec<&FileOutcome> = outcome
+        .files
+        .iter()
+        .filter(|f| f.status == FileStatus::Failed)
+        .collect();
+    if let Some(first) = failed.first() {
+        attention.push(format!(
+            "{} file(s) failed, first {}: {}",
+            failed.len(),
+            compact_label(first, name_width),
+            first.error.as_deref().unwrap_or("see `intake import -v`")
+        ));
+    }
+    let nothing: Vec<&FileOutcome> = outcome
+        .files
+        .iter()
+        .filter(|f| f.yields.as_ref().is_some_and(|y| y.kind == "nothing"))
+        .collect();
+    if let Some(first) = nothing.first() {
+        attention.push(format!(
+            "{} file(s) yield no asset: `intake mappings --file {}` shows why",
+            nothing.len(),
+            std::path::Path::new(&first.path)
+                .file_name()
+                .map_or_else(|| first.path.clone(), |n| n.to_string_lossy().into_owned())
+        ));
+    }
+    let review: usize = outcome
+        .files
+        .iter()
+        .map(|f| review_of(f.data_import_id.as_ref()))
+        .sum();
+    if review > 0 {
+        attention.push(format!(
+            "{review} column mapping(s) to review: `intake mappings --status review`"
+        ));
+    }
+    let warned: Vec<&FileOutcome> = outcome.files.iter().filter(|f| f.warnings > 0).collect();
+    if !warned.is_empty() {
+        let total: u64 = warned.iter().map(|f| f.warnings).sum();
+        attention.push(format!(
+            "{total} row warning(s) in {} file(s): `intake import -v` lists the first ones",
+            warned.len()
+        ));
+    }
+    if let Some(c) = outcome.cleansing.as_ref().filter(|c| c.invalid > 0) {
+        attention.push(format!(
+            "{} of {} rows are invalid (no name, address or id): the report's data quality section groups them",
+            c.invalid, c.records
+        ));
+    }
+    if let Some(d) = outcome.dependencies.as_ref().filter(|d| d.unresolved > 0) {
+        attention.push(format!(
+            "{} relationship end(s) name no known machine: the report lists them",
+            d.unresolved
+        ));
+    }
+    if !attention.is_empty() {
+        out.push_str("needs attention:\n");
+        for line in attention.iter().take(5) {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    if let Some(inventory) = &outcome.inventory {
+        let kinds: Vec<String> = inventory
+            .by_type
+            .iter()
+            .map(|(kind, n)| format!("{n} {}", kind_words(kind, *n)))
+            .collect();
+        out.push_str(&format!(
+            "inventory: {} machines{}\n",
+            inventory.assets,
+            if kinds.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", kinds.join(", "))
+            }
+        ));
+    }
+    let t = &outcome.totals;
+    out.push_str(&format!(
+        "{} file(s) and sheet(s): {} imported, {} skipped, {} failed; {} rows in {:.1}s\n",
+        t.files, t.completed, t.skipped, t.failed, t.rows, outcome.seconds
+    ));
+    match &outcome.master_flow_id {
+        Some(id) => out.push_str(&format!(
+            "tenant {}/{}; master flow {id} ({}); database {}\n",
+            outcome.client, outcome.engagement, outcome.flow_status, outcome.db
+        )),
+        None => out.push_str(&format!(
+            "nothing new to import into {}/{}; no flow was created\n",
+            outcome.client, outcome.engagement
+        )),
+    }
+    let next = if review > 0 {
+        "next: `intake mappings --status review`, then `intake report -o report.html`"
+    } else if outcome.master_flow_id.is_some() {
+        "next: `intake report -o report.html`, `intake assets -o assets.xlsx`, `intake sync`"
+    } else {
+        "next: `intake report -o report.html` (nothing new was imported)"
+    };
+    out.push_str(next);
+    out.push('\n');
+    out
+}
+
+/// Everything the run has to say (`-v`).
+fn full_summary(outcome: &ImportOutcome, every_column: bool) -> String {
     let mut out = String::new();
     let mut files = table(&[
         "file",
@@ -437,7 +663,7 @@ pub fn mapping_table(master_flow_id: &str, rows: &[crate::map::review::MappingRo
         "target field",
         "confidence",
         "match",
-        "status",
+        "state",
         "sample values",
     ]);
     for r in rows {
@@ -448,18 +674,21 @@ pub fn mapping_table(master_flow_id: &str, rows: &[crate::map::review::MappingRo
             Cell::new(r.target_field.as_deref().unwrap_or("-")),
             right(format!("{:.2}", r.confidence_score)),
             Cell::new(&r.match_type),
-            Cell::new(&r.status),
+            Cell::new(r.state),
             Cell::new(r.sample_values.join(" | ")),
         ]);
     }
-    let approved = rows.iter().filter(|r| r.status == "approved").count();
-    let unmapped = rows.iter().filter(|r| r.target_field.is_none()).count();
+    let count = |state: &str| rows.iter().filter(|r| r.state == state).count();
     format!(
         "{t}
-flow {master_flow_id}: {} column(s), {approved} approved, {} to review, {unmapped} unmapped (kept in custom_attributes)
+flow {master_flow_id}: {} column(s), {} approved, {} to review, {} unmapped (kept in custom_attributes), {} ignored, {} rejected
 ",
         rows.len(),
-        rows.iter().filter(|r| r.status == "suggested" && r.target_field.is_some()).count()
+        count("approved"),
+        count("review"),
+        count("unmapped"),
+        count("ignored"),
+        count("rejected")
     )
 }
 

@@ -8,6 +8,9 @@ use intake::export::{self, ExportError, Format};
 
 /// Export the assets: every field and custom attribute
 ///
+/// On a terminal a table of key columns; into a pipe or a file, CSV of
+/// every column (the asset's name first in every format).
+///
 /// Without --flow, every asset of the latest flow's engagement (the whole
 /// inventory as it stands); with --flow, the assets that flow created or last
 /// updated. The format comes from --format, else from the --output file's
@@ -18,6 +21,8 @@ use intake::export::{self, ExportError, Format};
 ///
 /// Examples:
 ///   intake assets
+///   intake assets --type end_user_device --limit 20
+///   intake assets > assets.csv
 ///   intake assets --output assets.xlsx
 ///   intake assets --format csv > assets.csv
 ///   intake assets --flow 01935a2c --format parquet --output assets.parquet
@@ -41,9 +46,17 @@ pub struct AssetsArgs {
     #[arg(long, value_name = "ID")]
     pub flow: Option<String>,
 
-    /// Output format [default: from --output's extension, else table]
+    /// Output format [default: from --output's extension, else a table on a terminal, CSV into a pipe or file]
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+
+    /// Only assets of this kind: server, database, network, storage, end_user_device, application
+    #[arg(long = "type", value_name = "KIND")]
+    pub kind: Option<String>,
+
+    /// At most N assets (in export order)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
 
     /// Write to FILE instead of standard output (required for xlsx and parquet; `-`: standard output)
     #[arg(long, short, value_name = "FILE")]
@@ -51,18 +64,32 @@ pub struct AssetsArgs {
 }
 
 pub fn run(args: AssetsArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32> {
+    // A person at a terminal gets a table; a pipe or a redirect gets CSV.
+    let to_terminal = args.output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout());
     let format = args
         .format
         .or_else(|| args.output.as_deref().and_then(Format::from_path))
-        .unwrap_or(Format::Table);
+        .unwrap_or(if to_terminal {
+            Format::Table
+        } else {
+            Format::Csv
+        });
     let Some(conn) = super::open_existing(db_path)? else {
         return Ok(super::exit::NOT_FOUND);
     };
-    let table = match export::load(&conn, args.flow.as_deref()) {
+    let filter = export::AssetFilter {
+        kind: args.kind.clone(),
+        limit: args.limit,
+    };
+    let table = match export::load(&conn, args.flow.as_deref(), &filter) {
         Ok(table) => table,
         Err(error @ (ExportError::NoFlow | ExportError::UnknownFlow(_))) => {
             super::say(&format!("error: {error}"));
             return Ok(super::exit::NOT_FOUND);
+        }
+        Err(error @ ExportError::UnknownKind(_)) => {
+            super::say(&format!("error: {error}"));
+            return Ok(super::exit::USAGE);
         }
         Err(error) => return Err(error.into()),
     };

@@ -108,16 +108,28 @@ pub struct ImportArgs {
 }
 
 pub fn run(args: ImportArgs, db: &Path, quiet: bool, verbose: bool) -> anyhow::Result<i32> {
+    // Options are checked before anything is created: a usage error leaves
+    // no database behind.
     let encoding = match &args.encoding {
-        Some(label) => Some(encoding_for_label(label).ok_or_else(|| {
-            anyhow::anyhow!(
-                "unknown encoding '{label}': use a label such as utf-8, utf-16le, utf-16be, windows-1252, iso-8859-15"
-            )
-        })?),
+        Some(label) => match encoding_for_label(label) {
+            Some(encoding) => Some(encoding),
+            None => {
+                super::say(&format!(
+                    "error: unknown encoding '{label}': use a label such as utf-8, utf-16le, utf-16be, windows-1252, iso-8859-15"
+                ));
+                return Ok(super::exit::USAGE);
+            }
+        },
         None => None,
     };
     let delimiter = match &args.delimiter {
-        Some(d) => Some(parse_delimiter(d).map_err(anyhow::Error::msg)?),
+        Some(d) => match parse_delimiter(d) {
+            Ok(d) => Some(d),
+            Err(error) => {
+                super::say(&format!("error: {error}"));
+                return Ok(super::exit::USAGE);
+            }
+        },
         None => None,
     };
     let rules = match &args.rules {
@@ -155,7 +167,14 @@ pub fn run(args: ImportArgs, db: &Path, quiet: bool, verbose: bool) -> anyhow::R
         },
         stop_after: args.stop_after,
     };
-    let outcome = import::run(&request)?;
+    let outcome = match import::run(&request) {
+        Ok(outcome) => outcome,
+        Err(import::ImportError::Input(error @ intake::read::InputError::NotFound { .. })) => {
+            super::say(&format!("error: {error}"));
+            return Ok(super::exit::NOT_FOUND);
+        }
+        Err(error) => return Err(error.into()),
+    };
     if args.json {
         super::print_json(&outcome)?;
     } else if !quiet {

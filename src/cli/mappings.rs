@@ -19,6 +19,8 @@ use intake::{catalogue, console, db, flow, pipeline, tenant};
 ///
 /// Examples:
 ///   intake mappings
+///   intake mappings --status review
+///   intake mappings --file RVTools.xlsx --status unmapped
 ///   intake mappings --flow 01935a2c --json
 ///   intake mappings approve "Srv Name" name
 ///   intake mappings reject "Owner" business_owner
@@ -55,6 +57,14 @@ pub struct MappingsArgs {
     /// Who decides (recorded as approved_by) [default: $USER]
     #[arg(long, value_name = "NAME", global = true)]
     pub user: Option<String>,
+
+    /// Show only the columns in this state
+    #[arg(long, value_name = "STATE", value_parser = clap::builder::PossibleValuesParser::new(review::STATES))]
+    pub status: Option<String>,
+
+    /// Show only the columns of this file (its name as imported) or sheet
+    #[arg(long = "file", value_name = "NAME")]
+    pub only_file: Option<String>,
 
     #[command(subcommand)]
     pub action: Option<MappingsAction>,
@@ -274,7 +284,23 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
             Err(error) => return Err(error.into()),
         }
     }
-    let rows = review::list(&conn, &flow)?;
+    let mut rows = review::list(&conn, &flow)?;
+    if let Some(state) = &args.status {
+        rows.retain(|r| r.state == state.as_str());
+    }
+    if let Some(wanted) = &args.only_file {
+        rows.retain(|r| {
+            let base = Path::new(&r.file)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            r.file == *wanted
+                || base.eq_ignore_ascii_case(wanted)
+                || r.sheet
+                    .as_deref()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(wanted))
+        });
+    }
     if args.json {
         super::print_json(&serde_json::json!({
             "master_flow_id": flow.master_flow_id,

@@ -66,6 +66,14 @@ pub fn run(args: SyncArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32> {
         eprintln!("error: no central database: set DATABASE_URL or pass --database-url");
         return Ok(super::exit::USAGE);
     };
+    // A sync reads a local database; it never creates one.
+    if !db_path.exists() {
+        super::say(&format!(
+            "error: no database {}; run `intake import` first (or give --db FILE)",
+            db_path.display()
+        ));
+        return Ok(super::exit::NOT_FOUND);
+    }
     let conn = db::open(db_path)?;
     let request = SyncRequest {
         flow: args.flow.as_deref(),

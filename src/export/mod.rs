@@ -67,6 +67,8 @@ pub enum ExportError {
     UnknownFlow(String),
     #[error("{0} is a binary format: give --output FILE")]
     OutputRequired(&'static str),
+    #[error("'{0}' is not a kind of asset; --type takes server, database, network, storage, end_user_device or application")]
+    UnknownKind(String),
     #[error("--output {0} is the database (or one of its files); writing the export there would replace the inventory. Choose another file name")]
     OutputIsDatabase(PathBuf),
     #[error("cannot write {path}: {source}; check the directory exists and is writable")]
@@ -135,10 +137,23 @@ pub struct AssetTable {
     pub master_flow_id: String,
 }
 
+/// Which assets an export holds, beyond the flow: one kind, at most so many.
+#[derive(Debug, Clone, Default)]
+pub struct AssetFilter {
+    /// An asset type or end_user_device (`catalogue::MACHINE_KINDS`, application).
+    pub kind: Option<String>,
+    pub limit: Option<usize>,
+}
+
 /// Which assets: every asset of the latest flow's engagement, or with
-/// `flow` the assets that flow created or last updated. Reads the columns
-/// and the custom attributes' names; the rows are read by `each_row`.
-pub fn load(conn: &Connection, flow: Option<&str>) -> Result<AssetTable, ExportError> {
+/// `flow` the assets that flow created or last updated, narrowed by
+/// `filter`. Reads the columns and the custom attributes' names; the rows
+/// are read by `each_row`. `name` is the first column.
+pub fn load(
+    conn: &Connection,
+    flow: Option<&str>,
+    filter: &AssetFilter,
+) -> Result<AssetTable, ExportError> {
     let ids = flow::find(conn, flow).map_err(|e| match e {
         FindFlowError::NoFlow => ExportError::NoFlow,
         FindFlowError::Sql(e) => ExportError::Sql(e),
@@ -166,6 +181,11 @@ pub fn load(conn: &Connection, flow: Option<&str>) -> Result<AssetTable, ExportE
     if let Some(at) = plain.iter().position(|(n, _)| n == "asset_type") {
         plain.insert(at + 1, ("kind".to_string(), ColumnKind::Text));
     }
+    // The asset's name first, in every format.
+    if let Some(at) = plain.iter().position(|(n, _)| n == "name") {
+        let name = plain.remove(at);
+        plain.insert(0, name);
+    }
     let list = plain
         .iter()
         .map(|(n, _)| match n.as_str() {
@@ -174,14 +194,27 @@ pub fn load(conn: &Connection, flow: Option<&str>) -> Result<AssetTable, ExportE
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let (filter, key) = match flow {
+    let (scope, key) = match flow {
         Some(_) => ("master_flow_id = ?1", ids.master_flow_id.clone()),
         None => (
             "engagement_id = (SELECT engagement_id FROM discovery_flows WHERE id = ?1)",
             ids.discovery_flow_id.clone(),
         ),
     };
-    let order = "ORDER BY asset_type, name, id";
+    // The kind is one of a fixed list (checked here), so it is written inline.
+    let kind = match filter.kind.as_deref() {
+        Some(k) if crate::catalogue::MACHINE_KINDS.contains(&k) || k == "application" => {
+            format!(" AND {} = '{k}'", crate::catalogue::KIND_SQL)
+        }
+        Some(other) => return Err(ExportError::UnknownKind(other.to_string())),
+        None => String::new(),
+    };
+    let limit = filter
+        .limit
+        .map(|n| format!(" LIMIT {n}"))
+        .unwrap_or_default();
+    let filter = format!("{scope}{kind}");
+    let order = format!("ORDER BY asset_type, name, id{limit}");
     // The custom attributes' names, in the order rows are exported.
     let mut custom_keys: Vec<String> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();

@@ -92,6 +92,28 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
             "give at least one file, directory or -".into(),
         ));
     }
+    // Paths that do not exist are failed files of the run; when none
+    // exists, nothing is created (no database, journal or lock).
+    let (present, missing): (Vec<PathBuf>, Vec<PathBuf>) = request
+        .paths
+        .iter()
+        .cloned()
+        .partition(|p| p.as_os_str() == "-" || p.exists());
+    if present.is_empty() {
+        return Err(read::InputError::NotFound {
+            path: missing[0].clone(),
+        }
+        .into());
+    }
+    let missing_outcomes: Vec<FileOutcome> = missing
+        .iter()
+        .map(|path| {
+            let mut outcome = FileOutcome::new(&path.display().to_string(), FileStatus::Failed);
+            outcome.error = Some(format!("{}: no such file or directory", path.display()));
+            outcome.error_code = Some("not_found");
+            outcome
+        })
+        .collect();
     // The lock first: two runs must not both create the schema of a new file.
     let _lock = WriterLock::acquire(&request.db_path)?;
     let conn = db::open(&request.db_path)?;
@@ -145,7 +167,7 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
         files: inputs,
         ignored,
         stdin_spools: _spools,
-    } = read::expand_inputs(&request.paths, &spool_dir, &spool_prefix)?;
+    } = read::expand_inputs(&present, &spool_dir, &spool_prefix)?;
     if inputs.is_empty() {
         tracing::warn!("no supported files found in the given paths");
     }
@@ -196,6 +218,7 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
     };
 
     // Nothing new to import: no flow is created, so a re-run changes nothing.
+    outcomes.extend(missing_outcomes);
     if to_read.is_empty() && unreadable.is_empty() {
         result.files = outcomes;
         result.totals = totals(&result.files);

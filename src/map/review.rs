@@ -19,6 +19,10 @@ pub struct MappingRow {
     pub confidence_score: f64,
     pub match_type: String,
     pub status: String,
+    /// What the row means for a person: approved, review (a field is
+    /// suggested), unmapped (no field: kept in custom_attributes), ignored or
+    /// rejected.
+    pub state: &'static str,
     pub approved_by: Option<String>,
     pub approved_at: Option<String>,
     pub transformation_rules: serde_json::Value,
@@ -34,6 +38,20 @@ pub enum ReviewError {
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
 }
+
+/// What a mapping row means for a person (see `MappingRow::state`).
+pub fn state_of(status: &str, has_target: bool) -> &'static str {
+    match (status, has_target) {
+        ("approved", true) => "approved",
+        ("approved", false) | ("ignored", _) => "ignored",
+        ("rejected", _) => "rejected",
+        (_, true) => "review",
+        (_, false) => "unmapped",
+    }
+}
+
+/// The states `intake mappings --status` takes.
+pub const STATES: &[&str] = &["approved", "review", "unmapped", "ignored", "rejected"];
 
 /// The mapping table of a flow, in file and column order.
 pub fn list(conn: &Connection, ids: &FlowIds) -> Result<Vec<MappingRow>, ReviewError> {
@@ -64,9 +82,13 @@ pub fn list(conn: &Connection, ids: &FlowIds) -> Result<Vec<MappingRow>, ReviewE
                 transformation_rules: serde_json::from_str(&rules).unwrap_or_default(),
                 evidence: serde_json::from_str(&evidence).unwrap_or_default(),
                 sample_values: Vec::new(),
+                state: "",
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
+    for row in &mut rows {
+        row.state = state_of(&row.status, row.target_field.is_some());
+    }
     // Sample values: the first distinct ones among the first rows of each import.
     let mut current: Option<(String, Vec<serde_json::Map<String, serde_json::Value>>)> = None;
     for row in &mut rows {

@@ -294,8 +294,15 @@ fn servicenow_relationships_resolve_by_name_fqdn_and_sys_id_and_report_unknown_e
         "{errors}"
     );
 
-    // The summary names file, row and column.
+    // The summary counts the unresolved ends and points at the report; -v
+    // names file, row and column.
     let out = work.run_ok(&["import", &rel, "--force"]);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("relationship end(s) name no known machine"),
+        "{summary}"
+    );
+    let out = work.run_ok(&["import", &rel, "--force", "-v"]);
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(
         summary.contains("cmdb_rel_ci_display_values.csv row 6 column child"),

@@ -68,6 +68,10 @@ fn expected(work: &Work) -> Vec<Vec<(String, Sql)>> {
                     cells.push(("kind".into(), kind));
                 }
             }
+            // The asset's name first.
+            let at = cells.iter().position(|(c, _)| c == "name").unwrap();
+            let name = cells.remove(at);
+            cells.insert(0, name);
             for k in &keys {
                 let v = match attributes.get(k) {
                     None | Some(Value::Null) => Sql::Null,
@@ -262,8 +266,31 @@ fn binary_formats_need_an_output_file_and_a_missing_flow_is_reported() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
-    // The terminal table lists every asset by name.
+    // Into a pipe, CSV of every column, the name first; --type and --limit narrow it.
     let out = work.run_ok(&["assets"]);
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(csv.starts_with("name,"), "{csv}");
+    assert!(csv.contains("formula-01") && csv.contains("support_status"));
+    let out = work.run_ok(&["assets", "--type", "server", "--limit", "1"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        2,
+        "a header and one asset"
+    );
+    let out = work.run_ok(&["assets", "--type", "network"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        1,
+        "only the header"
+    );
+    let out = work
+        .intake()
+        .args(["assets", "--type", "laptop"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // A table when asked for.
+    let out = work.run_ok(&["assets", "--format", "table"]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("formula-01") && table.contains("support_status"));
 }

@@ -183,7 +183,8 @@ fn each_file_says_what_it_became_and_a_file_that_yields_nothing_says_why() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        format!("{stdout}{stderr}").contains("yields no asset"),
+        format!("{stdout}{stderr}").contains("yield no asset")
+            && stdout.contains("intake mappings --file colours.csv"),
         "{stdout}{stderr}"
     );
 }

@@ -432,7 +432,7 @@ fn escape_sequences_in_the_data_are_shown_escaped() {
     let mappings = String::from_utf8(out.stdout).unwrap();
     assert!(!holds_controls(&mappings), "{mappings:?}");
     assert!(mappings.contains("\\u{1b}"), "shown escaped: {mappings}");
-    let out = work.run_ok(&["assets"]);
+    let out = work.run_ok(&["assets", "--format", "table"]);
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(!holds_controls(&table), "{table:?}");
     // JSON keeps the values, every control character written as an escape.

@@ -200,9 +200,20 @@ fn encoding_and_delimiter_overrides_win() {
     expect_failure(
         &work,
         &["import", "x.csv", "--encoding", "klingon"],
-        1,
+        2,
         "unknown encoding 'klingon'",
     );
+    assert_nothing_created(&work);
+}
+
+/// A command that fails before doing any work leaves no file behind.
+fn assert_nothing_created(work: &Work) {
+    let left: Vec<String> = std::fs::read_dir(work.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("intake.db"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]
@@ -610,14 +621,38 @@ fn a_directory_imports_every_supported_file_and_lists_the_rest() {
 }
 
 #[test]
-fn missing_path_is_an_error_with_exit_1() {
+fn a_missing_path_is_exit_3_and_the_other_paths_are_imported() {
     let work = Work::new();
     expect_failure(
         &work,
         &["import", "nope.csv"],
-        1,
+        3,
         "nope.csv: no such file or directory",
     );
+    assert_nothing_created(&work);
+    // sync never creates the local file either.
+    expect_failure(
+        &work,
+        &[
+            "sync",
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/none",
+        ],
+        3,
+        "no database",
+    );
+    assert_nothing_created(&work);
+    let good = work.fixture("ragged_rows.csv");
+    let (code, json) = work.import_json(&["nope.csv", good.to_str().unwrap()]);
+    assert_eq!(code, 3, "{json}");
+    let files = json["files"].as_array().unwrap();
+    assert!(
+        files.iter().any(|f| f["path"] == "nope.csv"
+            && f["status"] == "failed"
+            && f["error_code"] == "not_found"),
+        "{json}"
+    );
+    assert!(files.iter().any(|f| f["status"] == "completed"), "{json}");
 }
 
 #[test]
@@ -636,9 +671,20 @@ fn summary_table_goes_to_stdout_and_json_has_the_flow() {
         "{stdout}"
     );
     assert!(stdout.contains("master flow "));
+    assert!(stdout.contains("row warning(s) in 1 file(s)"), "{stdout}");
+    assert!(
+        stdout.lines().last().unwrap().starts_with("next: "),
+        "{stdout}"
+    );
+    let out = work
+        .intake()
+        .args(["import", file.to_str().unwrap(), "--force", "-v"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("line 3"),
-        "row warnings are listed: {stdout}"
+        "-v lists the row warnings: {stdout}"
     );
 
     let (_, json) = import_one(&Work::new(), "ragged_rows.csv", &[]);

@@ -584,6 +584,7 @@ fn rvtools_export_yields_vinfo_as_primary_and_other_sheets_as_supplementary() {
             "import",
             sample("RVTools_export_all.xlsx").to_str().unwrap(),
             "--force",
+            "-v",
         ])
         .output()
         .unwrap()

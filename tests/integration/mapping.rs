@@ -884,7 +884,7 @@ fn the_phase_is_recorded_in_the_flow_and_the_threshold_is_configurable() {
     };
     let short = summary(&[]);
     assert!(
-        short.contains("mapping:") && short.contains("to review"),
+        short.contains("to review: `intake mappings --status review`"),
         "{short}"
     );
     assert!(!short.contains("*Memory (In MB)"), "{short}");
@@ -1089,4 +1089,44 @@ fn the_rules_export_never_maps_two_columns_of_a_file_to_one_field() {
         .collect();
     assert_eq!(live, vec!["\"Server Name\" = \"name\""], "{rules}");
     assert!(rules.contains("# \"Alias\" = \"name\" left out"), "{rules}");
+}
+
+/// `intake mappings --status` and `--file` list what a person works on; a
+/// column mapped to nothing is "unmapped", never "suggested".
+#[test]
+fn the_mapping_table_filters_by_state_and_file() {
+    let work = Work::new();
+    let a = work.write("site_a.csv", "Server Name,Zzq Notes,RAM GB\nweb01,x,16\n");
+    let b = work.write("site_b.csv", "Hostname,Colour\ndb01,blue\n");
+    let (code, json) = work.import_json(&[a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    let rows = |args: &[&str]| -> Vec<Value> {
+        let mut all = vec!["mappings", "--json"];
+        all.extend_from_slice(args);
+        let out = work.run_ok(&all);
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["mappings"].as_array().unwrap().clone()
+    };
+    let unmapped = rows(&["--status", "unmapped"]);
+    assert!(!unmapped.is_empty());
+    assert!(unmapped
+        .iter()
+        .all(|r| r["state"] == "unmapped" && r["target_field"].is_null()));
+    let only_b = rows(&["--file", "site_b.csv"]);
+    assert!(!only_b.is_empty());
+    assert!(only_b
+        .iter()
+        .all(|r| r["file"].as_str().unwrap().ends_with("site_b.csv")));
+    let out = work.run_ok(&["mappings", "--status", "unmapped"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("unmapped") && !table.contains("suggested"),
+        "{table}"
+    );
+    let out = work
+        .intake()
+        .args(["mappings", "--status", "maybe"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
