@@ -155,7 +155,9 @@ table{border-collapse:collapse;width:100%;font-size:.85rem;margin:.6rem 0}th,td{
 th{background:#eef2f6}td.num{text-align:right;font-variant-numeric:tabular-nums}.charts{display:flex;flex-wrap:wrap;gap:1.5rem}
 .chart h3{font-size:.95rem;margin:.4rem 0}.bad{color:#a61b1b;font-weight:600}.warn{color:#8a5a00}.ok{color:#1f6f3a}
 .note{color:#5a6b7d;font-size:.85rem}.bar{display:inline-block;height:.6rem;background:#3b7dd8;vertical-align:middle;margin-right:.3rem}
-@media print{body{margin:0;max-width:none}h2{break-after:avoid}table{break-inside:auto}}
+.chart{break-inside:avoid;page-break-inside:avoid}
+@media print{body{margin:0;max-width:none}h2,h3{break-after:avoid;page-break-after:avoid}table{break-inside:auto;width:100%}
+td,th{overflow-wrap:break-word}thead{display:table-header-group}tr{break-inside:avoid;page-break-inside:avoid}.chart svg{max-width:100%;height:auto}}
 ";
 
 #[derive(Default)]
@@ -429,27 +431,57 @@ impl Page {
 
     fn charts(&mut self, conn: &Connection, engagement_id: &str) -> rusqlite::Result<()> {
         self.section("assets", "Assets");
-        let group = |expr: &str, limit: i64| -> rusqlite::Result<Vec<(String, i64)>> {
+        let group = |expr: &str| -> rusqlite::Result<Vec<(Option<String>, i64)>> {
             conn.prepare(&format!(
-                "SELECT coalesce({expr}, '(not known)') AS k, count(*) FROM assets WHERE engagement_id = ?1
-                 GROUP BY k ORDER BY count(*) DESC, k LIMIT {limit}"
+                "SELECT {expr} AS k, count(*) FROM assets WHERE engagement_id = ?1
+                 GROUP BY k ORDER BY count(*) DESC, k"
             ))?
             .query_map([engagement_id], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect()
         };
+        // Operating systems as product and version, however each export
+        // spelled them ("Microsoft Windows Server 2019 Datacenter" and
+        // "Windows 2019" are one bar).
+        let os: Vec<(Option<String>, i64)> = {
+            let mut merged: std::collections::BTreeMap<String, i64> = Default::default();
+            let mut unknown = 0;
+            let rows: Vec<(Option<String>, Option<String>, i64)> = conn
+                .prepare(
+                    "SELECT operating_system, os_version, count(*) FROM assets
+                     WHERE engagement_id = ?1 AND asset_type <> 'application' GROUP BY 1, 2",
+                )?
+                .query_map([engagement_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (system, version, n) in rows {
+                let label = crate::tech_debt::os_label(system.as_deref(), version.as_deref())
+                    .or_else(|| {
+                        system
+                            .map(|s| s.trim().to_string())
+                            .filter(|s| !s.is_empty())
+                    });
+                match label {
+                    Some(label) => *merged.entry(label).or_default() += n,
+                    None => unknown += n,
+                }
+            }
+            let mut out: Vec<(Option<String>, i64)> =
+                merged.into_iter().map(|(k, n)| (Some(k), n)).collect();
+            out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            out.push((None, unknown));
+            out
+        };
         self.body.push_str("<div class=\"charts\">");
-        for (heading, expr, limit) in [
-            ("By type", crate::catalogue::KIND_SQL, 10),
-            ("By environment", "environment", 10),
-            ("By operating system (top 12)", "operating_system", 12),
-            ("By support status", "support_status", 10),
+        for (heading, data, limit) in [
+            ("By type", group(crate::catalogue::KIND_SQL)?, 10),
+            ("By environment", group("environment")?, 10),
+            ("By operating system (top 12)", os, 12),
+            ("By support status", group("support_status")?, 10),
         ] {
-            let data = group(expr, limit)?;
             let _ = write!(
                 self.body,
                 "<div class=\"chart\"><h3>{}</h3>{}</div>",
                 escape(heading),
-                chart::bars(heading, &data)
+                chart_of(heading, &data, limit)
             );
         }
         self.body.push_str("</div>");
@@ -635,6 +667,43 @@ impl Page {
 
 /// Marks a table cell as a number (right-aligned).
 const NUM: &str = "\u{1}num:";
+
+/// A chart of the known values (at most `limit` bars, the rest as one
+/// "other" bar); the unknown ones are a share said under it, never a bar.
+fn chart_of(heading: &str, data: &[(Option<String>, i64)], limit: usize) -> String {
+    let total: i64 = data.iter().map(|(_, n)| n).sum();
+    let unknown: i64 = data
+        .iter()
+        .filter(|(k, _)| k.is_none())
+        .map(|(_, n)| n)
+        .sum();
+    let known: Vec<(String, i64)> = data
+        .iter()
+        .filter_map(|(k, n)| k.clone().map(|k| (k, *n)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let mut bars: Vec<(String, i64)> = known.iter().take(limit).cloned().collect();
+    if known.len() > limit {
+        let rest: i64 = known[limit..].iter().map(|(_, n)| n).sum();
+        bars.push((format!("other ({} more)", known.len() - limit), rest));
+    }
+    let mut out = if bars.is_empty() {
+        String::new()
+    } else {
+        chart::bars(heading, &bars)
+    };
+    if unknown > 0 && total > 0 {
+        let _ = write!(
+            out,
+            "<p class=\"note\">Not known for {unknown} of {total} assets ({:.0} %).</p>",
+            unknown as f64 * 100.0 / total as f64
+        );
+    }
+    if out.is_empty() {
+        out.push_str("<p class=\"note\">No assets.</p>");
+    }
+    out
+}
 
 fn num(n: i64) -> String {
     format!("{NUM}{n}")

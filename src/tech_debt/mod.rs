@@ -159,6 +159,20 @@ pub struct AssetFacts {
     pub present: BTreeMap<&'static str, bool>,
 }
 
+/// An operating system as its product and version ("Windows Server 2019",
+/// "Red Hat Enterprise Linux 8"), from however an export spelled it; None
+/// when the catalogue knows no product in it.
+pub fn os_label(operating_system: Option<&str>, os_version: Option<&str>) -> Option<String> {
+    let text = [operating_system, os_version]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    CATALOGUE
+        .find(&text, ProductKind::Os, "operating_system")
+        .map(|c| c.label())
+}
+
 /// Judges one asset on `as_of`.
 pub fn assess(facts: &AssetFacts, as_of: &str) -> Assessment {
     let mut components: Vec<Component> = Vec::new();

@@ -146,3 +146,34 @@ fn a_report_without_a_flow_says_so() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("run `intake import` first"));
     assert!(!work.path("report.html").exists());
 }
+
+/// The operating-system chart names products and versions however each
+/// export spelled them, and an unknown value is a share, not a bar.
+#[test]
+fn operating_systems_are_merged_by_product_and_unknowns_are_a_share() {
+    let work = Work::new();
+    let a = work.write(
+        "cmdb.csv",
+        "Server Name,Operating System\nweb01,Microsoft Windows Server 2019 Datacenter\nweb02,Windows Server 2019 Standard\n",
+    );
+    let b = work.write("notes.csv", "Server Name,Owner\nweb03,alice\n");
+    let (code, json) = work.import_json(&[a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    work.run_ok(&["report", "-q", "-o", "report.html"]);
+    let html = std::fs::read_to_string(work.path("report.html")).unwrap();
+    let os_chart = &html[html.find("By operating system").unwrap()..];
+    let os_chart = &os_chart[..os_chart.find("</div>").unwrap()];
+    assert_eq!(
+        os_chart.matches(">Windows Server 2019<").count(),
+        1,
+        "{os_chart}"
+    );
+    assert!(!os_chart.contains("Datacenter"), "{os_chart}");
+    assert!(
+        os_chart.contains("Not known for 1 of 3 assets"),
+        "{os_chart}"
+    );
+    assert!(!os_chart.contains("(not known)"), "{os_chart}");
+    // A chart never splits from its heading in print.
+    assert!(html.contains(".chart{break-inside:avoid"));
+}
