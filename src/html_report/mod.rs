@@ -82,14 +82,16 @@ pub fn build(
     let unfinished = flow::unfinished(conn, &ids, running_now)?;
     let mut page = Page::default();
     let title = format!("Discovery report: {} / {}", flow.client, flow.engagement);
-    page.header(&title, &ids.master_flow_id, &flow, unfinished.as_deref());
+    page.header(&title, &flow, unfinished.as_deref());
+    page.executive_summary(conn, &ids.master_flow_id, &flow)?;
     let assets = page.overview(conn, &flow)?;
-    let files = page.files(conn, &ids.master_flow_id)?;
-    page.mappings(conn, &ids.master_flow_id)?;
-    page.problems(conn, &ids.master_flow_id)?;
     page.charts(conn, &flow.engagement_id)?;
     page.tech_debt(&flow);
     page.dependencies(conn, &flow)?;
+    page.problems(conn, &ids.master_flow_id)?;
+    let files = page.files(conn, &ids.master_flow_id)?;
+    page.mappings(conn, &ids.master_flow_id)?;
+    page.about(&ids.master_flow_id, &flow);
     let html = page.finish(&title);
     Ok((
         html,
@@ -154,7 +156,7 @@ h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;border-bottom:2px so
 table{border-collapse:collapse;width:100%;font-size:.85rem;margin:.6rem 0}th,td{border:1px solid #d6dde6;padding:.25rem .45rem;text-align:left;vertical-align:top}
 th{background:#eef2f6}td.num{text-align:right;font-variant-numeric:tabular-nums}.charts{display:flex;flex-wrap:wrap;gap:1.5rem}
 .chart h3{font-size:.95rem;margin:.4rem 0}.bad{color:#a61b1b;font-weight:600}.warn{color:#8a5a00}.ok{color:#1f6f3a}
-.note{color:#5a6b7d;font-size:.85rem}.bar{display:inline-block;height:.6rem;background:#3b7dd8;vertical-align:middle;margin-right:.3rem}
+.note{color:#5a6b7d;font-size:.85rem}.summary li{margin:.25rem 0}.bar{display:inline-block;height:.6rem;background:#3b7dd8;vertical-align:middle;margin-right:.3rem}
 .chart{break-inside:avoid;page-break-inside:avoid}
 @media print{body{margin:0;max-width:none}h2,h3{break-after:avoid;page-break-after:avoid}table{break-inside:auto;width:100%}
 td,th{overflow-wrap:break-word}thead{display:table-header-group}tr{break-inside:avoid;page-break-inside:avoid}.chart svg{max-width:100%;height:auto}}
@@ -210,39 +212,17 @@ impl Page {
         self.body.push_str("</tbody></table>");
     }
 
-    fn header(
-        &mut self,
-        title: &str,
-        master_flow_id: &str,
-        flow: &FlowRow,
-        unfinished: Option<&str>,
-    ) {
+    fn header(&mut self, title: &str, flow: &FlowRow, unfinished: Option<&str>) {
+        // Dates to the day: ids, phases and times are in the appendix.
+        let day = |t: &str| t.get(..10).unwrap_or(t).to_string();
         let _ = write!(
             self.body,
-            "<h1>{}</h1><p class=\"meta\">Master flow {} · status <b>{}</b> ({}% of the discovery phases) · started {} · {} · report written {} by intake {}</p>",
+            "<h1>{}</h1><p class=\"meta\">Discovery of {} · prepared {} with intake {}</p>",
             escape(title),
-            escape(master_flow_id),
-            escape(&flow.status),
-            flow.progress,
-            escape(&flow.created_at),
-            flow.completed_at
-                .as_deref()
-                .map_or_else(|| "not completed".to_string(), |c| format!("completed {}", escape(c))),
-            escape(&crate::db::now()),
+            escape(&day(&flow.created_at)),
+            escape(&day(&crate::db::now())),
             env!("CARGO_PKG_VERSION"),
         );
-        let phases: Vec<String> = flow
-            .phases
-            .as_array()
-            .map(|a| a.iter().map(text_of).collect())
-            .unwrap_or_default();
-        if !phases.is_empty() {
-            let _ = write!(
-                self.body,
-                "<p class=\"meta\">Phases completed: {}</p>",
-                escape(&phases.join(", "))
-            );
-        }
         // The unfinished note names the failure too; say it once.
         match (unfinished, &flow.error_phase, &flow.error_message) {
             (Some(note), _, _) => {
@@ -262,6 +242,165 @@ impl Page {
             }
             _ => {}
         }
+    }
+
+    /// What was received, what it describes, and the headline findings,
+    /// in sentences a client reads first.
+    fn executive_summary(
+        &mut self,
+        conn: &Connection,
+        master_flow_id: &str,
+        flow: &FlowRow,
+    ) -> rusqlite::Result<()> {
+        self.section("summary", "Summary");
+        let one = |sql: &str, key: &str| -> rusqlite::Result<i64> {
+            conn.query_row(sql, [key], |r| r.get(0))
+        };
+        let (files, rows): (i64, i64) = conn.query_row(
+            "SELECT count(DISTINCT filename), coalesce(sum(total_records), 0) FROM data_imports
+             WHERE master_flow_id = ?1 AND status = 'completed'",
+            [master_flow_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let kind = crate::catalogue::KIND_SQL;
+        let by_kind: Vec<(String, i64)> = conn
+            .prepare(&format!(
+                "SELECT {kind} AS k, count(*) FROM assets WHERE engagement_id = ?1 GROUP BY k ORDER BY count(*) DESC"
+            ))?
+            .query_map([&flow.engagement_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let machines: i64 = by_kind
+            .iter()
+            .filter(|(k, _)| k != "application")
+            .map(|(_, n)| n)
+            .sum();
+        let described: Vec<String> = by_kind
+            .iter()
+            .map(|(k, n)| {
+                let word = match (k.as_str(), *n == 1) {
+                    ("end_user_device", true) => "end-user device",
+                    ("end_user_device", false) => "end-user devices",
+                    ("network", true) => "network device",
+                    ("network", false) => "network devices",
+                    ("storage", true) => "storage device",
+                    ("storage", false) => "storage devices",
+                    ("server", false) => "servers",
+                    ("database", false) => "databases",
+                    ("application", false) => "applications",
+                    (other, _) => other,
+                };
+                format!("{} {word}", thousands(*n))
+            })
+            .collect();
+        let engagement = &flow.engagement_id;
+        let eol = one(
+            "SELECT count(*) FROM assets WHERE engagement_id = ?1 AND support_status = 'end_of_life'",
+            engagement,
+        )?;
+        let no_owner = one(
+            "SELECT count(*) FROM assets WHERE engagement_id = ?1 AND asset_type <> 'application'
+               AND business_owner IS NULL AND technical_owner IS NULL",
+            engagement,
+        )?;
+        let no_environment = one(
+            "SELECT count(*) FROM assets WHERE engagement_id = ?1 AND asset_type <> 'application' AND environment IS NULL",
+            engagement,
+        )?;
+        let share = |n: i64| {
+            if machines > 0 {
+                format!(
+                    "{} ({:.0} %)",
+                    thousands(n),
+                    n as f64 * 100.0 / machines as f64
+                )
+            } else {
+                thousands(n)
+            }
+        };
+        self.body.push_str("<ul class=\"summary\">");
+        let _ = write!(
+            self.body,
+            "<li><b>Received:</b> {} file(s) with {} rows.</li><li><b>Describes:</b> {}.</li>",
+            thousands(files),
+            thousands(rows),
+            escape(&if described.is_empty() {
+                "no assets".to_string()
+            } else {
+                described.join(", ")
+            })
+        );
+        let _ = write!(
+            self.body,
+            "<li><b>End of life:</b> {} of {} machines run software whose support has ended.</li>\
+             <li><b>Ownership:</b> {} machines name no business or technical owner; {} have no environment.</li>",
+            share(eol),
+            thousands(machines),
+            share(no_owner),
+            share(no_environment)
+        );
+        // Data quality per source: the share of rows that identify a machine.
+        let quality: Vec<(String, i64, i64)> = conn
+            .prepare(
+                "SELECT d.filename, d.total_records,
+                        (SELECT count(*) FROM raw_import_records r WHERE r.data_import_id = d.id AND r.is_valid = 0)
+                 FROM data_imports d WHERE d.master_flow_id = ?1 AND d.status = 'completed' AND d.total_records > 0
+                 ORDER BY d.created_at, d.id",
+            )?
+            .query_map([master_flow_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let weak: Vec<String> = quality
+            .iter()
+            .filter(|(_, _, invalid)| *invalid > 0)
+            .map(|(file, total, invalid)| {
+                format!(
+                    "{} ({:.0} % of {} rows usable)",
+                    file_name(file),
+                    (total - invalid) as f64 * 100.0 / *total as f64,
+                    thousands(*total)
+                )
+            })
+            .collect();
+        let _ = write!(
+            self.body,
+            "<li><b>Data quality:</b> {}</li></ul>",
+            escape(&if weak.is_empty() {
+                "every row of every file identifies a machine.".to_string()
+            } else {
+                format!("rows that identify no machine in {}.", weak.join("; "))
+            })
+        );
+        Ok(())
+    }
+
+    /// The appendix's facts about the run: ids, phases, times, the version.
+    fn about(&mut self, master_flow_id: &str, flow: &FlowRow) {
+        self.section("about", "Appendix: about this report");
+        let phases: Vec<String> = flow
+            .phases
+            .as_array()
+            .map(|a| a.iter().map(text_of).collect())
+            .unwrap_or_default();
+        let rows = vec![
+            vec!["master flow".to_string(), master_flow_id.to_string()],
+            vec![
+                "status".to_string(),
+                format!(
+                    "{} ({}% of the discovery phases)",
+                    flow.status, flow.progress
+                ),
+            ],
+            vec!["phases completed".to_string(), phases.join(", ")],
+            vec!["started".to_string(), flow.created_at.clone()],
+            vec![
+                "completed".to_string(),
+                flow.completed_at
+                    .clone()
+                    .unwrap_or_else(|| "not completed".to_string()),
+            ],
+            vec!["written".to_string(), crate::db::now()],
+            vec!["intake".to_string(), env!("CARGO_PKG_VERSION").to_string()],
+        ];
+        self.table(&["", ""], &rows);
     }
 
     fn overview(&mut self, conn: &Connection, flow: &FlowRow) -> rusqlite::Result<i64> {
@@ -304,7 +443,7 @@ impl Page {
     }
 
     fn files(&mut self, conn: &Connection, master_flow_id: &str) -> rusqlite::Result<i64> {
-        self.section("files", "Files");
+        self.section("files", "Appendix: sources");
         let rows: Vec<Vec<String>> = conn
             .prepare(
                 "SELECT filename, coalesce(sheet_name, ''), coalesce(json_extract(read_metadata, '$.layout.layout'), source_system, ''),
@@ -315,7 +454,7 @@ impl Page {
             )?
             .query_map([master_flow_id], |r| {
                 Ok(vec![
-                    r.get(0)?,
+                    file_name(&r.get::<_, String>(0)?),
                     r.get(1)?,
                     r.get(2)?,
                     r.get(3)?,
@@ -344,7 +483,7 @@ impl Page {
     }
 
     fn mappings(&mut self, conn: &Connection, master_flow_id: &str) -> rusqlite::Result<()> {
-        self.section("mappings", "Column mappings");
+        self.section("mappings", "Appendix: column mappings");
         let rows: Vec<(String, String, Option<String>, f64, String, String)> = conn
             .prepare(
                 "SELECT d.filename || coalesce(' [' || d.sheet_name || ']', ''), m.source_field, m.target_field,
@@ -701,6 +840,29 @@ fn chart_of(heading: &str, data: &[(Option<String>, i64)], limit: usize) -> Stri
     }
     if out.is_empty() {
         out.push_str("<p class=\"note\">No assets.</p>");
+    }
+    out
+}
+
+/// A file as the client knows it: its name, not the consultant's local path.
+fn file_name(path: &str) -> String {
+    std::path::Path::new(path)
+        .file_name()
+        .map_or_else(|| path.to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+/// 14600 as "14,600", for sentences.
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
     }
     out
 }

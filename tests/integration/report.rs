@@ -109,7 +109,7 @@ fn the_report_is_self_contained_and_shows_flow_mappings_problems_charts_debt_and
     work.run_ok(&["report", "--flow", &first, "--output", "first.html"]);
     let text = rendered_text(&work, &work.path("first.html"));
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(flat.contains("Column mappings"));
+    assert!(flat.contains("Appendix: column mappings"));
     // The row of one mapping: source column, field, confidence, match type, status.
     let at = flat
         .find("u_application")
@@ -176,4 +176,64 @@ fn operating_systems_are_merged_by_product_and_unknowns_are_a_share() {
     assert!(!os_chart.contains("(not known)"), "{os_chart}");
     // A chart never splits from its heading in print.
     assert!(html.contains(".chart{break-inside:avoid"));
+}
+
+/// The report opens with a summary a client reads first; ids, phases and
+/// local paths are only in the appendix.
+#[test]
+fn the_report_opens_with_a_summary_and_keeps_ids_and_paths_in_the_appendix() {
+    let work = Work::new();
+    let dir = work.path("exports");
+    std::fs::create_dir(&dir).unwrap();
+    let file = dir.join("servers.csv");
+    std::fs::write(
+        &file,
+        "Server Name,Operating System,Environment\nweb01,Windows Server 2008 R2,prod\nweb02,Ubuntu 22.04,\n",
+    )
+    .unwrap();
+    let (code, json) = work.import_json(&[file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    work.run_ok(&["report", "-q", "-o", "report.html"]);
+    let html = std::fs::read_to_string(work.path("report.html")).unwrap();
+    let summary = html.find("id=\"summary\"").unwrap();
+    let appendix = html.find("Appendix").unwrap();
+    let order = [
+        "id=\"summary\"",
+        "id=\"assets\"",
+        "id=\"tech-debt\"",
+        "id=\"dependencies\"",
+        "id=\"problems\"",
+        "id=\"files\"",
+        "id=\"mappings\"",
+        "id=\"about\"",
+    ];
+    let at: Vec<usize> = order
+        .iter()
+        .map(|s| html.find(s).unwrap_or_else(|| panic!("{s}")))
+        .collect();
+    assert!(
+        at.windows(2).all(|w| w[0] < w[1]),
+        "sections in order: {at:?}"
+    );
+    let front = &html[..appendix];
+    let master = json["master_flow_id"].as_str().unwrap();
+    assert!(!front.contains(master), "no flow id before the appendix");
+    assert!(
+        !front.contains(work.dir.path().to_str().unwrap()),
+        "no local path"
+    );
+    assert!(
+        html[summary..appendix].contains("2 servers"),
+        "what it describes"
+    );
+    assert!(
+        html[summary..appendix].contains("End of life:</b> 1 (50 %) of 2 machines"),
+        "{}",
+        &html[summary..summary + 1500]
+    );
+    assert!(html[appendix..].contains(master));
+    assert!(
+        html[appendix..].contains(">servers.csv<"),
+        "sources by file name"
+    );
 }
