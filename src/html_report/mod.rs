@@ -531,38 +531,43 @@ impl Page {
             return Ok(());
         }
         self.note(&format!(
-            "{invalid} invalid row(s); {with_errors} row(s) with at least one value kept raw. The first {PROBLEMS_SHOWN} problems:"
+            "{invalid} invalid row(s); {with_errors} row(s) with at least one value kept raw. Each problem once per file, with how often it occurs and its first row as the example:"
         ));
+        // SQLite gives the bare columns of a min() aggregate the values of
+        // the row the minimum comes from: the example is the first row.
         let rows: Vec<Vec<String>> = conn
             .prepare(
-                "SELECT d.filename || coalesce(' [' || d.sheet_name || ']', ''), r.record_index,
-                        CASE r.is_valid WHEN 0 THEN 'invalid' ELSE 'valid' END,
-                        e.value ->> 'field', e.value ->> 'raw_value', e.value ->> 'message'
+                "SELECT d.filename, d.sheet_name, e.value ->> 'field', count(*), min(r.record_index),
+                        e.value ->> 'raw_value', e.value ->> 'message',
+                        CASE r.is_valid WHEN 0 THEN 'invalid' ELSE 'valid' END
                  FROM raw_import_records r JOIN data_imports d ON d.id = r.data_import_id,
                       json_each(r.validation_errors) e
                  WHERE r.master_flow_id = ?1 AND r.validation_errors IS NOT NULL
-                 ORDER BY d.created_at, r.record_index LIMIT ?2",
+                 GROUP BY d.id, e.value ->> 'code', e.value ->> 'field'
+                 ORDER BY d.created_at, d.id, count(*) DESC LIMIT ?2",
             )?
             .query_map(rusqlite::params![master_flow_id, PROBLEMS_SHOWN], |r| {
+                let file = file_name(&r.get::<_, String>(0)?);
+                let sheet: Option<String> = r.get(1)?;
                 Ok(vec![
-                    r.get(0)?,
-                    num(r.get::<_, i64>(1)?),
-                    r.get(2)?,
-                    r.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                    r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                    r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                    match sheet {
+                        Some(sheet) => format!("{file} [{sheet}]"),
+                        None => file,
+                    },
+                    r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+                    num(r.get::<_, i64>(3)?),
+                    format!(
+                        "row {}: {} ({})",
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                        r.get::<_, String>(7)?
+                    ),
                 ])
             })?
             .collect::<rusqlite::Result<_>>()?;
         self.table(
-            &[
-                "file",
-                "row",
-                "row is",
-                "column / field",
-                "value",
-                "problem",
-            ],
+            &["file", "column / field", "problem", "rows", "first example"],
             &rows,
         );
         Ok(())

@@ -188,7 +188,7 @@ fn the_report_opens_with_a_summary_and_keeps_ids_and_paths_in_the_appendix() {
     let file = dir.join("servers.csv");
     std::fs::write(
         &file,
-        "Server Name,Operating System,Environment\nweb01,Windows Server 2008 R2,prod\nweb02,Ubuntu 22.04,\n",
+        "Server Name,Operating System,Environment\nweb01,Windows Server 2008 R2,prod\nweb02,Ubuntu 22.04,\n,Ubuntu 22.04,test\n,Ubuntu 22.04,test\n,RHEL 8,dev\n",
     )
     .unwrap();
     let (code, json) = work.import_json(&[file.to_str().unwrap()]);
