@@ -499,21 +499,52 @@ impl Page {
             self.note("No column of this flow was mapped (relationship exports are not mapped).");
             return Ok(());
         }
-        self.body.push_str("<table><thead><tr><th>file</th><th>source column</th><th>asset field</th><th>confidence</th><th>match</th><th>status</th></tr></thead><tbody>");
+        // Mapped columns one per row; the columns mapped to nothing folded
+        // into one line per file (they are kept in custom_attributes).
+        let mut unmapped: Vec<(String, Vec<String>)> = Vec::new();
+        self.body.push_str("<table><thead><tr><th>file</th><th>source column</th><th>asset field</th><th>confidence</th><th>match</th><th>state</th></tr></thead><tbody>");
         for (file, source, target, confidence, kind, status) in rows {
+            let file = match file.split_once(" [") {
+                Some((path, sheet)) => format!("{} [{sheet}", file_name(path)),
+                None => file_name(&file),
+            };
+            let state = crate::map::review::state_of(&status, target.is_some());
+            let Some(target) = target.filter(|_| state != "unmapped") else {
+                match unmapped.last_mut() {
+                    Some((f, columns)) if *f == file => columns.push(source),
+                    _ => unmapped.push((file, vec![source])),
+                }
+                continue;
+            };
             let width = (confidence * 60.0).round() as i64;
             let _ = write!(
                 self.body,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\"><span class=\"bar\" style=\"width:{width}px\"></span>{:.0}%</td><td>{}</td><td>{}</td></tr>",
                 escape(&file),
                 escape(&source),
-                escape(target.as_deref().unwrap_or("(unmapped)")),
+                escape(&target),
                 confidence * 100.0,
                 escape(&kind),
-                escape(&status)
+                escape(state)
             );
         }
         self.body.push_str("</tbody></table>");
+        for (file, columns) in unmapped {
+            const NAMED: usize = 20;
+            let mut names = columns
+                .iter()
+                .take(NAMED)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if columns.len() > NAMED {
+                names.push_str(&format!(" and {} more", columns.len() - NAMED));
+            }
+            self.note(&format!(
+                "{file}: {} column(s) mapped to no field, kept in custom_attributes: {names}",
+                columns.len()
+            ));
+        }
         Ok(())
     }
 

@@ -188,7 +188,7 @@ fn the_report_opens_with_a_summary_and_keeps_ids_and_paths_in_the_appendix() {
     let file = dir.join("servers.csv");
     std::fs::write(
         &file,
-        "Server Name,Operating System,Environment\nweb01,Windows Server 2008 R2,prod\nweb02,Ubuntu 22.04,\n,Ubuntu 22.04,test\n,Ubuntu 22.04,test\n,RHEL 8,dev\n",
+        "Server Name,Operating System,Environment,Colour\nweb01,Windows Server 2008 R2,prod,red\nweb02,Ubuntu 22.04,,blue\n,Ubuntu 22.04,test,red\n,Ubuntu 22.04,test,red\n,RHEL 8,dev,red\n",
     )
     .unwrap();
     let (code, json) = work.import_json(&[file.to_str().unwrap()]);
