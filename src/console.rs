@@ -194,6 +194,18 @@ fn compact_summary(outcome: &ImportOutcome) -> String {
                 .map_or_else(|| first.path.clone(), |n| n.to_string_lossy().into_owned())
         ));
     }
+    let prose: Vec<&FileOutcome> = outcome
+        .files
+        .iter()
+        .filter(|f| f.error_code == Some("not_a_table"))
+        .collect();
+    if let Some(first) = prose.first() {
+        attention.push(format!(
+            "{} text file(s) skipped as prose, not tables (first {}); give one with --delimiter to import it anyway",
+            prose.len(),
+            compact_label(first, name_width)
+        ));
+    }
     let review: usize = outcome
         .files
         .iter()

@@ -348,6 +348,16 @@ fn plan_tables(
     let mut unreadable: Vec<Unreadable> = Vec::new();
     for (input, probe) in inputs.into_iter().zip(probes) {
         match probe {
+            // Not a table: skipped with the reason, no import recorded.
+            Err(error @ ReadError::NotATable { .. }) => {
+                let mut outcome = FileOutcome::new(&input.display, FileStatus::Skipped);
+                let why = error.to_string();
+                let prefix = format!("{}: ", input.display);
+                outcome.skipped_because =
+                    Some(why.strip_prefix(&prefix).unwrap_or(&why).to_string());
+                outcome.error_code = Some(error.code());
+                outcomes.push(outcome);
+            }
             Err(error) => {
                 let mut outcome = FileOutcome::new(&input.display, FileStatus::Failed);
                 outcome.fail(&error);

@@ -45,6 +45,8 @@ pub enum ReadError {
     Refused { file: String, reason: String },
     #[error("{file}: {reason}. Nothing was imported from it")]
     NotText { file: String, reason: String },
+    #[error("{file}: skipped, it reads as prose (a readme or a message), not a table: {reason}. Give it with --delimiter to import it anyway")]
+    NotATable { file: String, reason: String },
     #[error("{file}: the workbook is password-protected. Open it in Excel, remove the password (File > Info > Protect Workbook > Encrypt with Password), save, and import again")]
     PasswordProtected { file: String },
     #[error("{file}: no sheet named {wanted}; the workbook has: {available}")]
@@ -75,6 +77,7 @@ impl ReadError {
             ReadError::Workbook { .. } => "unreadable_workbook",
             ReadError::Refused { .. } => "refused_workbook",
             ReadError::NotText { .. } => "not_text",
+            ReadError::NotATable { .. } => "not_a_table",
             ReadError::PasswordProtected { .. } => "password_protected",
             ReadError::NoSuchSheet { .. } => "no_such_sheet",
             ReadError::Sheet { .. } => "unreadable_sheet",

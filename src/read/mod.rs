@@ -431,10 +431,71 @@ pub fn probe_text(file: &InputFile, options: &ReadOptions) -> Result<TextProbe, 
             None => (b',', DelimiterSource::Default),
         },
     };
+    // A readme or an e-mail beside the exports: lines of words, no columns.
+    if delimiter_source != DelimiterSource::Override {
+        if let Some(reason) = prose(&head, delimiter) {
+            return Err(ReadError::NotATable {
+                file: file.display.clone(),
+                reason,
+            });
+        }
+    }
     Ok(TextProbe {
         scan,
         delimiter,
         delimiter_source,
         note: None,
     })
+}
+
+/// Why the head of a text file reads as prose rather than a table, or None:
+/// most of its lines hold no delimiter at all (a table's lines split into the
+/// same number of columns, a list of names into one short field), and at
+/// least a third are sentences of five or more words.
+fn prose(head: &[u8], delimiter: u8) -> Option<String> {
+    let text = String::from_utf8_lossy(head);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(50)
+        .collect();
+    if lines.len() < 3 {
+        return None;
+    }
+    let fields = |l: &str| l.split(delimiter as char).count();
+    let sentences = lines
+        .iter()
+        .filter(|l| l.split_whitespace().count() >= 5 && fields(l) <= 2)
+        .count();
+    let mut counts: std::collections::HashMap<usize, usize> = Default::default();
+    for l in &lines {
+        *counts.entry(fields(l)).or_default() += 1;
+    }
+    let (modal, modal_lines) = counts
+        .into_iter()
+        .max_by_key(|(f, n)| (*n, std::cmp::Reverse(*f)))
+        .unwrap_or((1, 0));
+    let is_prose = modal == 1 && modal_lines * 2 > lines.len() && sentences * 3 >= lines.len();
+    is_prose.then(|| {
+        format!(
+            "{sentences} of its first {} lines are sentences and most hold no delimiter",
+            lines.len()
+        )
+    })
+}
+
+#[cfg(test)]
+mod prose_tests {
+    use super::prose;
+
+    #[test]
+    fn a_message_is_prose_and_lists_and_tables_are_not() {
+        let mail = b"Hi team,\n\nattached are the exports from the CMDB. Please note that the RVTools file is old and\nsome servers were decommissioned since then.\n\nRegards,\nBob\n";
+        assert!(prose(mail, b',').is_some());
+        let hosts = b"Server Name\nweb01\nweb02\ndb01\napp01\n";
+        assert!(prose(hosts, b',').is_none());
+        let described = b"name,description\nweb01,Main web server for the shop frontend\nweb02,Second web server for the shop frontend\ndb01,The database behind the shop and the billing\n";
+        assert!(prose(described, b',').is_none());
+    }
 }

@@ -803,3 +803,45 @@ fn a_large_csv_parsed_on_several_threads_stages_what_one_reader_stages() {
         assert_eq!(one.4, three.4, "{file}: inventory");
     }
 }
+
+/// A readme or an e-mail in an export folder is skipped with a note, the
+/// exports beside it import; `--delimiter` imports it anyway.
+#[test]
+fn a_readme_beside_the_exports_is_skipped_as_prose() {
+    let work = Work::new();
+    let dir = work.path("exports");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("README.txt"),
+        "Hi team,\n\nattached are the exports from the CMDB. Please note that the RVTools file is old and\nsome servers were decommissioned since then.\n\nRegards,\nBob\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("servers.csv"),
+        "Server Name,RAM GB\nweb01,16\nweb02,8\n",
+    )
+    .unwrap();
+    let (code, json) = work.import_json(&[dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    let readme = crate::common::file_entry(&json, "README.txt");
+    assert_eq!(readme["status"], "skipped", "{json}");
+    assert_eq!(readme["error_code"], "not_a_table", "{json}");
+    assert!(
+        readme["skipped_because"]
+            .as_str()
+            .unwrap()
+            .contains("prose"),
+        "{json}"
+    );
+    assert_eq!(
+        crate::common::file_entry(&json, "servers.csv")["status"],
+        "completed"
+    );
+    let out = work.run_ok(&["import", "--force", dir.to_str().unwrap()]);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("skipped as prose"), "{summary}");
+    let readme_path = dir.join("README.txt");
+    let (code, json) = work.import_json(&["--delimiter", "comma", readme_path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["files"][0]["status"], "completed", "{json}");
+}
