@@ -243,19 +243,10 @@ fn compact_summary(outcome: &ImportOutcome) -> String {
         }
     }
     if let Some(inventory) = &outcome.inventory {
-        let kinds: Vec<String> = inventory
-            .by_type
-            .iter()
-            .map(|(kind, n)| format!("{n} {}", kind_words(kind, *n)))
-            .collect();
         out.push_str(&format!(
             "inventory: {} machines{}\n",
             inventory.assets,
-            if kinds.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", kinds.join(", "))
-            }
+            by_kind(inventory)
         ));
     }
     let t = &outcome.totals;
@@ -432,15 +423,10 @@ fn full_summary(outcome: &ImportOutcome, every_column: bool) -> String {
         ));
     }
     if let Some(inventory) = &outcome.inventory {
-        let kinds: Vec<String> = inventory
-            .by_type
-            .iter()
-            .map(|(kind, n)| format!("{n} {}", kind_words(kind, *n)))
-            .collect();
         out.push_str(&format!(
             "inventory: {} machines{} ({} created, {} updated, {} unchanged) from {} rows; {} rows merged into existing machines; {} assets with conflicting values kept in custom_attributes\n",
             inventory.assets,
-            if kinds.is_empty() { String::new() } else { format!(": {}", kinds.join(", ")) },
+            by_kind(inventory),
             inventory.created,
             inventory.updated,
             inventory.unchanged,
@@ -780,6 +766,20 @@ pub fn schema_report(report: &SchemaReport) -> String {
         ]);
     }
     format!("{t}\n{} problem(s) found\n", report.problems.len())
+}
+
+/// ": 8 servers, 2 end-user devices", or nothing when no machine was stored.
+fn by_kind(inventory: &crate::inventory::InventoryOutcome) -> String {
+    let kinds: Vec<String> = inventory
+        .by_type
+        .iter()
+        .map(|(kind, n)| format!("{n} {}", kind_words(kind, *n)))
+        .collect();
+    if kinds.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", kinds.join(", "))
+    }
 }
 
 /// A kind counted in words: "1 server", "3 end-user devices".
