@@ -201,7 +201,7 @@ fn compact_summary(outcome: &ImportOutcome) -> String {
         .collect();
     if let Some(first) = prose.first() {
         attention.push(format!(
-            "{} text file(s) skipped as prose, not tables (first {}); give one with --delimiter to import it anyway",
+            "{} text file(s) skipped as prose (first {}): --delimiter imports one anyway",
             prose.len(),
             compact_label(first, name_width)
         ));
@@ -226,7 +226,7 @@ fn compact_summary(outcome: &ImportOutcome) -> String {
     }
     if let Some(c) = outcome.cleansing.as_ref().filter(|c| c.invalid > 0) {
         attention.push(format!(
-            "{} of {} rows are invalid (no name, address or id): the report's data quality section groups them",
+            "{} of {} rows identify no machine: `intake report -o report.html` groups them",
             c.invalid, c.records
         ));
     }
@@ -254,10 +254,15 @@ fn compact_summary(outcome: &ImportOutcome) -> String {
         "{} file(s) and sheet(s): {} imported, {} skipped, {} failed; {} rows in {:.1}s\n",
         t.files, t.completed, t.skipped, t.failed, t.rows, outcome.seconds
     ));
+    // The flow's short id (`--json` has it whole), so the line fits.
     match &outcome.master_flow_id {
         Some(id) => out.push_str(&format!(
-            "tenant {}/{}; master flow {id} ({}); database {}\n",
-            outcome.client, outcome.engagement, outcome.flow_status, outcome.db
+            "tenant {}/{}; master flow {} ({}); database {}\n",
+            outcome.client,
+            outcome.engagement,
+            id.get(..8).unwrap_or(id),
+            outcome.flow_status,
+            outcome.db
         )),
         None => out.push_str(&format!(
             "nothing new to import into {}/{}; no flow was created\n",
