@@ -290,12 +290,7 @@ pub fn run(args: MappingsArgs, db_path: &Path) -> anyhow::Result<i32> {
     }
     if let Some(wanted) = &args.only_file {
         rows.retain(|r| {
-            let base = Path::new(&r.file)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            r.file == *wanted
-                || base.eq_ignore_ascii_case(wanted)
+            decision::file_matches(&r.file, wanted)
                 || r.sheet
                     .as_deref()
                     .is_some_and(|s| s.eq_ignore_ascii_case(wanted))

@@ -774,24 +774,11 @@ impl Work<'_, '_> {
         // then FQDN, host name or name, MAC, IP; the first key that finds
         // an asset decides.
         let mut keys: Vec<(String, String)> = Vec::new();
-        for c in [
-            "cmdb_record_id",
-            "external_id",
-            "vm_uuid",
-            "bios_uuid",
-            "serial_number",
-            "fqdn",
-        ] {
-            if has(&self.present, from, c) && has(&self.present, "assets", c) {
-                keys.push((
-                    format!("nullif(lower(trim(a.{q}::text)), '')", q = quote(c)),
-                    format!("nullif(lower(trim(d.{q}::text)), '')", q = quote(c)),
-                ));
-            }
-        }
-        keys.push((a_key.clone(), d_key.clone()));
-        for c in ["mac_address", "ip_address"] {
-            if has(&self.present, from, c) && has(&self.present, "assets", c) {
+        for c in crate::catalogue::IDENTITY_KEYS {
+            // Host name and name are one key, read from whichever each side has.
+            if *c == "hostname" {
+                keys.push((a_key.clone(), d_key.clone()));
+            } else if has(&self.present, from, c) && has(&self.present, "assets", c) {
                 keys.push((
                     format!("nullif(lower(trim(a.{q}::text)), '')", q = quote(c)),
                     format!("nullif(lower(trim(d.{q}::text)), '')", q = quote(c)),

@@ -390,14 +390,21 @@ fn candidates(conn: &Connection, ids: &FlowIds) -> rusqlite::Result<Vec<Candidat
     .collect()
 }
 
+/// Whether an import's `file` (as imported) is the one a user named: the
+/// path as given, or its file name in any case.
+pub fn file_matches(file: &str, wanted: &str) -> bool {
+    let base = std::path::Path::new(file)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    file == wanted || base.eq_ignore_ascii_case(wanted)
+}
+
 fn scope_matches(scope: &Scope, c: &Candidate) -> bool {
-    let file_ok = scope.file.as_deref().is_none_or(|wanted| {
-        let base = std::path::Path::new(&c.file)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        c.file == wanted || base == wanted || base.eq_ignore_ascii_case(wanted)
-    });
+    let file_ok = scope
+        .file
+        .as_deref()
+        .is_none_or(|wanted| file_matches(&c.file, wanted));
     let sheet_ok = scope.sheet.as_deref().is_none_or(|wanted| {
         c.sheet
             .as_deref()
