@@ -189,9 +189,7 @@ fn compact_summary(outcome: &ImportOutcome) -> String {
         attention.push(format!(
             "{} file(s) yield no asset: `intake mappings --file {}` shows why",
             nothing.len(),
-            std::path::Path::new(&first.path)
-                .file_name()
-                .map_or_else(|| first.path.clone(), |n| n.to_string_lossy().into_owned())
+            crate::read::table_label(&first.path, None)
         ));
     }
     let prose: Vec<&FileOutcome> = outcome

@@ -354,7 +354,7 @@ impl Page {
             .map(|(file, total, invalid)| {
                 format!(
                     "{} ({:.0} % of {} rows usable)",
-                    file_name(file),
+                    crate::read::table_label(file, None),
                     (total - invalid) as f64 * 100.0 / *total as f64,
                     thousands(*total)
                 )
@@ -454,7 +454,7 @@ impl Page {
             )?
             .query_map([master_flow_id], |r| {
                 Ok(vec![
-                    file_name(&r.get::<_, String>(0)?),
+                    crate::read::table_label(&r.get::<_, String>(0)?, None),
                     r.get(1)?,
                     r.get(2)?,
                     r.get(3)?,
@@ -505,8 +505,8 @@ impl Page {
         self.body.push_str("<table><thead><tr><th>file</th><th>source column</th><th>asset field</th><th>confidence</th><th>match</th><th>state</th></tr></thead><tbody>");
         for (file, source, target, confidence, kind, status) in rows {
             let file = match file.split_once(" [") {
-                Some((path, sheet)) => format!("{} [{sheet}", file_name(path)),
-                None => file_name(&file),
+                Some((path, sheet)) => format!("{} [{sheet}", crate::read::table_label(path, None)),
+                None => crate::read::table_label(&file, None),
             };
             let state = crate::map::review::state_of(&status, target.is_some());
             let Some(target) = target.filter(|_| state != "unmapped") else {
@@ -578,13 +578,10 @@ impl Page {
                  ORDER BY d.created_at, d.id, count(*) DESC LIMIT ?2",
             )?
             .query_map(rusqlite::params![master_flow_id, PROBLEMS_SHOWN], |r| {
-                let file = file_name(&r.get::<_, String>(0)?);
+                // The file as the client knows it: its name, not a local path.
                 let sheet: Option<String> = r.get(1)?;
                 Ok(vec![
-                    match sheet {
-                        Some(sheet) => format!("{file} [{sheet}]"),
-                        None => file,
-                    },
+                    crate::read::table_label(&r.get::<_, String>(0)?, sheet.as_deref()),
                     r.get::<_, Option<String>>(2)?.unwrap_or_default(),
                     r.get::<_, Option<String>>(6)?.unwrap_or_default(),
                     num(r.get::<_, i64>(3)?),
@@ -878,13 +875,6 @@ fn chart_of(heading: &str, data: &[(Option<String>, i64)], limit: usize) -> Stri
         out.push_str("<p class=\"note\">No assets.</p>");
     }
     out
-}
-
-/// A file as the client knows it: its name, not the consultant's local path.
-fn file_name(path: &str) -> String {
-    std::path::Path::new(path)
-        .file_name()
-        .map_or_else(|| path.to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 /// 14600 as "14,600", for sentences.
