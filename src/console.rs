@@ -58,68 +58,34 @@ pub fn import_summary(outcome: &ImportOutcome, every_column: bool) -> String {
     }
 }
 
-/// The terminal's width, or 100 when it is not a terminal or says nothing.
+/// The width to fit: `COLUMNS` when set (a pipeline or a log viewer of
+/// known width), else the terminal's, else 100.
 fn terminal_width() -> usize {
-    Table::new()
-        .width()
-        .map(usize::from)
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .or_else(|| Table::new().width().map(usize::from))
         .filter(|w| *w >= 40)
         .unwrap_or(100)
-}
-
-/// `path` relative to the working directory when it is below it, then cut
-/// in the middle to `max` characters ("exports/…/servers.csv").
-fn short_path(path: &str, max: usize) -> String {
-    let relative = std::env::current_dir()
-        .ok()
-        .and_then(|cwd| {
-            std::path::Path::new(path)
-                .strip_prefix(&cwd)
-                .ok()
-                .map(|p| p.display().to_string())
-        })
-        .unwrap_or_else(|| path.to_string());
-    let chars: Vec<char> = relative.chars().collect();
-    if chars.len() <= max || max < 5 {
-        return relative;
-    }
-    // The file's own name is what tells files apart: the directories give way first.
-    let name = std::path::Path::new(&relative)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let name_chars = name.chars().count();
-    if name_chars + 2 <= max {
-        let head = max - name_chars - 2;
-        let mut out: String = chars[..head].iter().collect();
-        out.push_str("…/");
-        out.push_str(&name);
-        return out;
-    }
-    let tail = (max - 1) * 2 / 3;
-    let head = max - 1 - tail;
-    let mut out: String = chars[..head].iter().collect();
-    out.push('…');
-    out.extend(&chars[chars.len() - tail..]);
-    out
-}
-
-fn compact_label(f: &FileOutcome, max: usize) -> String {
-    match &f.sheet {
-        Some(sheet) => {
-            let sheet_part = format!(" [{sheet}]");
-            let room = max.saturating_sub(sheet_part.chars().count()).max(12);
-            format!("{}{sheet_part}", short_path(&f.path, room))
-        }
-        None => short_path(&f.path, max),
-    }
 }
 
 /// One line per file, what needs attention (at most five lines, grouped,
 /// each with its command), and what to do next.
 fn compact_summary(outcome: &ImportOutcome) -> String {
     let width = terminal_width();
-    let name_width = (width / 3).clamp(20, 48);
+    // The other columns (status, rows, became, to review, warnings) take
+    // about 54 characters; the names get the rest, no more than they need.
+    let longest = outcome
+        .files
+        .iter()
+        .map(|f| {
+            crate::printable::short_label(&f.path, f.sheet.as_deref(), usize::MAX)
+                .chars()
+                .count()
+        })
+        .max()
+        .unwrap_or(20);
+    let name_width = width.saturating_sub(54).clamp(20, 80).min(longest.max(20));
     let mut files = Table::new();
     files
         .load_preset(comfy_table::presets::NOTHING)
@@ -151,7 +117,11 @@ fn compact_summary(outcome: &ImportOutcome) -> String {
             FileStatus::Failed => "FAILED",
         };
         files.add_row(vec![
-            Cell::new(compact_label(f, name_width)),
+            Cell::new(crate::printable::short_label(
+                &f.path,
+                f.sheet.as_deref(),
+                name_width,
+            )),
             Cell::new(status),
             right(f.rows),
             Cell::new(match &f.yields {
@@ -176,7 +146,7 @@ fn compact_summary(outcome: &ImportOutcome) -> String {
         attention.push(format!(
             "{} file(s) failed, first {}: {}",
             failed.len(),
-            compact_label(first, name_width),
+            crate::printable::short_label(&first.path, first.sheet.as_deref(), name_width),
             first.error.as_deref().unwrap_or("see `intake import -v`")
         ));
     }
@@ -201,7 +171,7 @@ fn compact_summary(outcome: &ImportOutcome) -> String {
         attention.push(format!(
             "{} text file(s) skipped as prose (first {}): --delimiter imports one anyway",
             prose.len(),
-            compact_label(first, name_width)
+            crate::printable::short_label(&first.path, first.sheet.as_deref(), name_width)
         ));
     }
     let review: usize = outcome

@@ -10,7 +10,7 @@
 //! `catalogue` is the asset field table every phase uses; `db`, `tenant` and
 //! `flow` hold the shared bookkeeping, `phase` the shape every phase shares,
 //! `schema_check` validates a database, `console` prints outcomes as tables,
-//! `html_report` writes `intake report`, `printable` keeps data's control
+//! `report` writes `intake report` (HTML, Markdown, PDF), `printable` keeps data's control
 //! characters off the terminal. ARCHITECTURE.md draws the map.
 
 // Every unsafe operation sits in a block whose SAFETY comment says why it
@@ -25,7 +25,6 @@ pub mod db;
 pub mod dependencies;
 pub mod export;
 pub mod flow;
-pub mod html_report;
 pub mod import;
 pub mod inventory;
 pub mod json_entries;
@@ -37,6 +36,7 @@ pub mod pipeline;
 pub mod printable;
 pub mod progress;
 pub mod read;
+pub mod report;
 pub mod schema_check;
 pub mod stage;
 pub mod sync;

@@ -23,6 +23,9 @@ pub struct PhaseCtx<'c> {
     pub conn: &'c Connection,
     pub ids: FlowIds,
     pub tenant: FlowTenant,
+    /// The phase's progress bar: a phase adds what it worked through (rows,
+    /// machines); hidden when bars are off, and then nearly free.
+    pub progress: indicatif::ProgressBar,
 }
 
 impl<'c> PhaseCtx<'c> {
@@ -42,6 +45,7 @@ impl<'c> PhaseCtx<'c> {
             conn,
             ids: ids.clone(),
             tenant,
+            progress: indicatif::ProgressBar::hidden(),
         })
     }
 }

@@ -16,6 +16,7 @@ use crate::map::decision;
 use crate::map::{self, ImportMapping, MapOptions, MappingOutcome};
 use crate::phase::{PhaseCtx, PhaseOutcome};
 use crate::phase_cost::{Meter, PhaseCost};
+use crate::progress::PhaseBars;
 use crate::tech_debt::{self, TechDebtOutcome};
 
 /// What the phases of one flow did.
@@ -36,6 +37,8 @@ pub struct PhaseOptions {
     pub mapping: MapOptions,
     /// The day support status is judged on (YYYY-MM-DD); today when None.
     pub support_as_of: Option<String>,
+    /// A progress bar per phase on a terminal.
+    pub progress: bool,
 }
 
 /// Why a phase failed.
@@ -117,34 +120,72 @@ fn run_phases(
     } = staged;
     let order = |p: Phase| Phase::ALL.iter().position(|x| *x == p).unwrap_or(0);
     let runs = |p: Phase| order(from) <= order(p) && order(p) <= order(until);
-    let ctx = PhaseCtx::of_flow(conn, ids).map_err(failed_in(from))?;
+    let mut ctx = PhaseCtx::of_flow(conn, ids).map_err(failed_in(from))?;
+    let bars = PhaseBars::new(options.progress);
+    // The rows the flow holds: what cleansing and the inventory work through.
+    let rows = || -> Option<u64> {
+        if !bars.shown() {
+            return None;
+        }
+        let scope = crate::stage::tables::Scope::Flow {
+            master_flow_id: &ids.master_flow_id,
+        };
+        let tables = crate::stage::tables::completed(conn, scope).ok()?;
+        Some(
+            tables
+                .iter()
+                .filter(|t| !t.holds_relationships())
+                .map(|t| t.records.max(0) as u64)
+                .sum(),
+        )
+    };
     if runs(Phase::AttributeMapping) {
+        ctx.progress = bars.start(Phase::AttributeMapping.name(), "columns", None);
         let started = Meter::start();
         let mapping = map::run(&ctx, &options.mapping, premapped)
             .map_err(|e| (Phase::AttributeMapping, e.into()));
-        outcomes.mapping = Some(record(&ctx, started, mapping, &mut outcomes.costs)?);
+        let mapping = record(&ctx, started, mapping, &mut outcomes.costs)?;
+        ctx.progress.set_position(
+            (mapping.approved + mapping.suggested + mapping.unmapped + mapping.ignored) as u64,
+        );
+        ctx.progress.finish();
+        outcomes.mapping = Some(mapping);
     }
     if runs(Phase::DataCleansing) {
+        ctx.progress = bars.start(Phase::DataCleansing.name(), "rows", rows());
         let started = Meter::start();
         let cleansing = cleanse::run(&ctx).map_err(failed_in(Phase::DataCleansing));
         outcomes.cleansing = Some(record(&ctx, started, cleansing, &mut outcomes.costs)?);
+        ctx.progress.finish();
     }
     if runs(Phase::Inventory) {
+        ctx.progress = bars.start(Phase::Inventory.name(), "rows", rows());
         let started = Meter::start();
         let inventory =
             inventory::run(&ctx, staged_assets.take()).map_err(failed_in(Phase::Inventory));
-        outcomes.inventory = Some(record(&ctx, started, inventory, &mut outcomes.costs)?);
+        let inventory = record(&ctx, started, inventory, &mut outcomes.costs)?;
+        ctx.progress
+            .finish_with_message(format!("→ {} assets", inventory.assets));
+        outcomes.inventory = Some(inventory);
     }
     if runs(Phase::Dependencies) {
+        ctx.progress = bars.start(Phase::Dependencies.name(), "edges", None);
         let started = Meter::start();
         let found = dependencies::run(&ctx).map_err(failed_in(Phase::Dependencies));
-        outcomes.dependencies = Some(record(&ctx, started, found, &mut outcomes.costs)?);
+        let found = record(&ctx, started, found, &mut outcomes.costs)?;
+        ctx.progress.set_position(found.edges);
+        ctx.progress.finish();
+        outcomes.dependencies = Some(found);
     }
     if runs(Phase::TechDebt) {
+        ctx.progress = bars.start(Phase::TechDebt.name(), "assets", None);
         let started = Meter::start();
         let verdicts = tech_debt::run(&ctx, options.support_as_of.as_deref())
             .map_err(failed_in(Phase::TechDebt));
-        outcomes.tech_debt = Some(record(&ctx, started, verdicts, &mut outcomes.costs)?);
+        let verdicts = record(&ctx, started, verdicts, &mut outcomes.costs)?;
+        ctx.progress.set_position(verdicts.assets);
+        ctx.progress.finish();
+        outcomes.tech_debt = Some(verdicts);
         flow::finish(conn, ids).map_err(failed_in(Phase::TechDebt))?;
     }
     Ok(())

@@ -1,6 +1,10 @@
-//! Progress bars on stderr: one per file (bytes read, rows/s, ETA), drawn only when
-//! stderr is a terminal and the caller asked for them. Readers only bump atomic
-//! counters; a ticker thread draws, so the hot path never waits on the terminal.
+//! Progress bars on stderr: one per file while files are read (bytes or rows,
+//! rows/s, ETA), then one per discovery phase with its own count (rows
+//! mapped and cleansed, machines, edges, assets judged), and one per table
+//! of a sync. Drawn only when stderr is a terminal and the caller asked for
+//! them. Readers only bump atomic counters; a ticker thread draws, so the hot
+//! path never waits on the terminal. Labels are shortened in the middle
+//! (`printable::short_label`), so two files of one folder stay apart.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,6 +13,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// The width of a bar's label: files and sheets are shortened to it.
+pub const LABEL_WIDTH: usize = 30;
 
 /// What a bar counts: bytes of a text file, or rows of a sheet (whose byte
 /// position inside the compressed workbook means nothing to the user).
@@ -76,6 +83,10 @@ impl ProgressBars {
                     let rows = rows.load(Ordering::Relaxed);
                     bar.set_message(format!("{rows} rows {:.0} rows/s", rows as f64 / secs));
                     if stopping {
+                        // A sheet's total was its declared rows (the header among them).
+                        if tracked.unit == Unit::Rows {
+                            bar.set_length(done);
+                        }
                         bar.finish();
                     }
                 }
@@ -136,6 +147,53 @@ impl TableBars {
             .progress_chars("=> "),
         );
         bar.set_prefix(crate::printable::escape_controls(table).into_owned());
+        bar
+    }
+}
+
+/// One bar per discovery phase, each counting what that phase works
+/// through; hidden unless enabled and on a terminal.
+pub struct PhaseBars {
+    multi: Option<MultiProgress>,
+}
+
+impl PhaseBars {
+    pub fn new(enabled: bool) -> PhaseBars {
+        PhaseBars {
+            multi: (enabled && std::io::stderr().is_terminal())
+                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10))),
+        }
+    }
+
+    /// Whether bars are drawn (a phase's total is only worth counting then).
+    pub fn shown(&self) -> bool {
+        self.multi.is_some()
+    }
+
+    /// A bar for `phase` counting `unit` (rows, machines, assets) up to
+    /// `total`, or a spinner with the count when the total is not known.
+    pub fn start(&self, phase: &str, unit: &str, total: Option<u64>) -> ProgressBar {
+        let Some(multi) = &self.multi else {
+            return ProgressBar::hidden();
+        };
+        let (bar, template) = match total {
+            Some(total) => (
+                ProgressBar::new(total),
+                format!("{{prefix:{LABEL_WIDTH}!}} {{bar:30.cyan/blue}} {{human_pos:>10}}/{{human_len:10}} {unit} {{msg}} ETA {{eta}}"),
+            ),
+            None => (
+                ProgressBar::new_spinner(),
+                format!("{{prefix:{LABEL_WIDTH}!}} {{spinner}} {{human_pos:>10}} {unit} {{msg}} {{elapsed}}"),
+            ),
+        };
+        let bar = multi.add(bar);
+        bar.set_style(
+            ProgressStyle::with_template(&template)
+                .expect("the template is valid")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(phase.replace('_', " "));
+        bar.enable_steady_tick(Duration::from_millis(100));
         bar
     }
 }

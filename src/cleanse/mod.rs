@@ -86,8 +86,11 @@ pub fn run(ctx: &PhaseCtx) -> rusqlite::Result<CleanseOutcome> {
         let id = table.data_import_id;
         let cleanser = Cleanser::for_import(conn, &id)?;
         let tally = match table.cleansing {
-            Some(r) if r.fingerprint == cleanser.fingerprint => r.tally,
-            _ => cleanse_import(conn, &id, &cleanser)?,
+            Some(r) if r.fingerprint == cleanser.fingerprint => {
+                ctx.progress.inc(r.tally.records as u64);
+                r.tally
+            }
+            _ => cleanse_import(conn, &id, &cleanser, &ctx.progress)?,
         };
         outcome.records += tally.records;
         outcome.valid += tally.valid;
@@ -444,6 +447,7 @@ fn cleanse_import(
     conn: &Connection,
     data_import_id: &str,
     cleanser: &Cleanser,
+    progress: &indicatif::ProgressBar,
 ) -> rusqlite::Result<CleansingTally> {
     let mut tally = CleansingTally::default();
     let mut last_index = i64::MIN;
@@ -453,6 +457,7 @@ fn cleanse_import(
             break;
         };
         last_index = last;
+        progress.inc(batch.len() as u64);
         let tx = conn.unchecked_transaction()?;
         {
             let mut update = tx.prepare_cached(

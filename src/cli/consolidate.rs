@@ -84,8 +84,8 @@ pub fn run(args: ConsolidateArgs, quiet: bool) -> anyhow::Result<i32> {
         let text = if is_html {
             format!(
                 "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Consolidation of {}</title></head><body><pre>{}</pre></body></html>\n",
-                intake::html_report::escape(&outcome.target),
-                intake::html_report::escape(&markdown)
+                intake::report::escape(&outcome.target),
+                intake::report::escape(&markdown)
             )
         } else {
             markdown.clone()

@@ -35,7 +35,7 @@ Exit codes: (the same for every command)
      --output, an --output that is the database)
   3  something could not be read or found: a file or sheet not imported (the
      others were), a file sniff cannot read, no database, no such flow, column
-     or field
+     or field, no browser to print a PDF report
   4  refused: import --strict and rows had warnings; sync refused (flow not
      completed, central schema differs, another tenant's row)
   5  sync: another sync of the engagement is running";

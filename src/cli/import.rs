@@ -164,6 +164,7 @@ pub fn run(args: ImportArgs, db: &Path, quiet: bool, verbose: bool) -> anyhow::R
                 auto_approve: args.auto_approve,
             },
             support_as_of: args.support_as_of,
+            progress: !quiet && !args.json,
         },
         stop_after: args.stop_after,
     };
@@ -175,6 +176,24 @@ pub fn run(args: ImportArgs, db: &Path, quiet: bool, verbose: bool) -> anyhow::R
         }
         Err(error) => return Err(error.into()),
     };
+    // Errors go to stderr whatever stdout carries (the summary, JSON or
+    // nothing under --quiet).
+    for failed in outcome
+        .files
+        .iter()
+        .filter(|f| f.status == intake::import::FileStatus::Failed)
+    {
+        let label = intake::read::table_label(&failed.path, failed.sheet.as_deref());
+        let error = failed.error.as_deref().unwrap_or("could not be read");
+        super::say(&format!(
+            "error: {}",
+            if error.contains(&failed.path) {
+                error.to_string()
+            } else {
+                format!("{label}: {error}")
+            }
+        ));
+    }
     if args.json {
         super::print_json(&outcome)?;
     } else if !quiet {

@@ -167,7 +167,21 @@ pub fn run(request: &ImportRequest) -> Result<ImportOutcome, ImportError> {
         files: inputs,
         ignored,
         stdin_spools: _spools,
+        archives: _archives,
+        refused,
     } = read::expand_inputs(&present, &spool_dir, &spool_prefix)?;
+    // An archive or entry that could not be inflated is a failed file of the run.
+    let mut missing_outcomes = missing_outcomes;
+    missing_outcomes.extend(refused.into_iter().map(|(display, reason)| {
+        let mut outcome = FileOutcome::new(&display, FileStatus::Failed);
+        let prefix = format!("{display}: ");
+        outcome.error = Some(format!(
+            "{display}: {}",
+            reason.strip_prefix(&prefix).unwrap_or(&reason)
+        ));
+        outcome.error_code = Some("archive_refused");
+        outcome
+    }));
     if inputs.is_empty() {
         tracing::warn!("no supported files found in the given paths");
     }

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::outcome::{fill_outcome, FileOutcome};
 use super::staging_work::{self, StagingWork};
-use super::{label, sheet_of, Candidate, ImportError, ImportRequest, SourceKind, Unreadable};
+use super::{sheet_of, Candidate, ImportError, ImportRequest, SourceKind, Unreadable};
 use crate::cleanse;
 use crate::flow::{self, FlowIds, Phase};
 use crate::map::{MapError, Mapper};
@@ -209,7 +209,11 @@ pub(super) fn stage_files<'c>(
         planned
             .iter()
             .map(|p| Tracked {
-                label: label(&p.candidate.input, sheet_of(&p.candidate)),
+                label: crate::printable::short_label(
+                    &p.candidate.input.display,
+                    sheet_of(&p.candidate),
+                    crate::progress::LABEL_WIDTH,
+                ),
                 total: p.total,
                 done: p.done.clone(),
                 rows: p.rows_read.clone(),

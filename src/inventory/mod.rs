@@ -150,6 +150,7 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
     let mut outcome = InventoryOutcome::default();
     let table_count = tables.len();
     let tables_ref = &tables;
+    let progress = ctx.progress.clone();
     let (slots, index, matched, contents) = std::thread::scope(|scope| {
         let (to_match, match_queue) =
             crossbeam_channel::bounded::<(usize, RecordBatch)>(QUEUE_DEPTH);
@@ -161,6 +162,7 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
             };
             let mut contents = Contents::default();
             for (table, batch) in match_queue.iter() {
+                progress.inc(batch.len() as u64);
                 while matched.starts.len() <= table {
                     matched.starts.push(matched.assignment.len());
                 }

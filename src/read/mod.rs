@@ -2,6 +2,7 @@
 //! (encoding, delimiter) and streaming its rows as JSON objects keyed by the
 //! header. Nothing here touches the database; `stage` writes what this produces.
 
+pub mod archive;
 pub mod csv_parallel;
 pub mod csv_source;
 pub mod delimiter;
@@ -117,6 +118,10 @@ pub struct Inputs {
     pub ignored: Vec<IgnoredPath>,
     /// Standard input spooled to disk; the files are removed when these drop.
     pub stdin_spools: Vec<tempfile::NamedTempFile>,
+    /// The directories `.zip` archives were inflated into; removed when these drop.
+    pub archives: Vec<tempfile::TempDir>,
+    /// Archives or archive entries that could not be read: the name shown and why.
+    pub refused: Vec<(String, String)>,
 }
 
 /// Turns the command-line paths into input files: a file as it is, a directory
@@ -127,7 +132,7 @@ pub fn expand_inputs(
     spool_dir: &Path,
     spool_prefix: &str,
 ) -> Result<Inputs, InputError> {
-    let mut files = Vec::new();
+    let mut files: Vec<InputFile> = Vec::new();
     let mut ignored = Vec::new();
     let mut spools = Vec::new();
     for path in paths {
@@ -162,10 +167,31 @@ pub fn expand_inputs(
             return Err(InputError::NotFound { path: path.clone() });
         }
     }
+    // A .zip given or found is read as the files inside it.
+    let mut archives = Vec::new();
+    let mut refused = Vec::new();
+    let mut read = Vec::with_capacity(files.len());
+    for file in files {
+        if !archive::is_archive(&file.path) {
+            read.push(file);
+            continue;
+        }
+        match archive::extract(&file.path, &file.display) {
+            Ok(extracted) => {
+                read.extend(extracted.files);
+                ignored.extend(extracted.ignored);
+                refused.extend(extracted.refused);
+                archives.push(extracted.dir);
+            }
+            Err(error) => refused.push((file.display.clone(), error.to_string())),
+        }
+    }
     Ok(Inputs {
-        files,
+        files: read,
         ignored,
         stdin_spools: spools,
+        archives,
+        refused,
     })
 }
 
@@ -250,12 +276,14 @@ fn walk(
             .to_ascii_lowercase();
         if DELIMITED_EXTENSIONS.contains(&ext.as_str())
             || WORKBOOK_EXTENSIONS.contains(&ext.as_str())
+            || ext == "zip"
         {
             found.push(path);
         } else {
             ignored.push(IgnoredPath {
                 path: path.display().to_string(),
-                reason: "not a supported file type (csv, tsv, txt, xlsx, xls, ods)".to_string(),
+                reason: "not a supported file type (csv, tsv, txt, xlsx, xls, ods, zip)"
+                    .to_string(),
             });
         }
     }

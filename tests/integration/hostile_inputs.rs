@@ -1049,3 +1049,137 @@ fn a_record_of_control_characters_just_under_the_limit_stops_its_file_in_bounded
         "{entry}"
     );
 }
+
+/// Writes a zip at `path` with (name, bytes) entries, deflated.
+fn write_zip(path: &std::path::Path, entries: &[(&str, &[u8])]) {
+    use std::io::Write as _;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, bytes) in entries {
+        zip.start_file(*name, options).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+/// A .zip of exports is read as the files inside it, named after the
+/// archive; entries intake does not read are listed as ignored, macOS
+/// resource forks are passed over, and a zip inside the zip is not opened.
+#[test]
+fn a_zip_of_exports_is_read_as_the_files_inside_it() {
+    let work = Work::new();
+    let inner = work.path("inner.zip");
+    write_zip(&inner, &[("x.csv", b"Server Name\nz1\n")]);
+    let inner = std::fs::read(&inner).unwrap();
+    let archive = work.path("exports.zip");
+    write_zip(
+        &archive,
+        &[
+            (
+                "exports/servers.csv",
+                b"Server Name,OS\nweb01,Ubuntu 22.04\nweb02,RHEL 8\n",
+            ),
+            (
+                "exports/apps.tsv",
+                b"Server Name\tApplication\nweb01\tCRM\n",
+            ),
+            ("__MACOSX/exports/._servers.csv", b"\x00\x05\x16\x07junk"),
+            ("exports/readme.pdf", b"%PDF-1.4"),
+            ("exports/older.zip", &inner),
+        ],
+    );
+    let (code, json) = work.import_json(&[archive.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    let names: Vec<&str> = json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with(archive.to_str().unwrap())),
+        "{names:?}"
+    );
+    assert!(names
+        .iter()
+        .any(|n| n.ends_with("exports.zip/exports/servers.csv")));
+    let ignored = json["ignored_paths"].to_string();
+    assert!(
+        ignored.contains("readme.pdf") && ignored.contains("a zip inside a zip"),
+        "{ignored}"
+    );
+    assert!(!ignored.contains("__MACOSX"), "{ignored}");
+    let conn = work.conn();
+    assert_eq!(count(&conn, "SELECT count(*) FROM raw_import_records"), 3);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM data_imports WHERE filename LIKE '%exports.zip/exports/apps.tsv'"
+        ),
+        1
+    );
+    // No extracted file is left behind.
+    let leftovers = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("intake-zip-"))
+        .filter(|e| e.path().join("exports/servers.csv").exists())
+        .count();
+    assert_eq!(leftovers, 0);
+}
+
+/// A zip bomb (an entry that inflates far past the archive's size) and an
+/// entry whose name leaves the archive fail alone, named, with exit 3;
+/// the other entries are imported and nothing is written outside.
+#[test]
+fn a_zip_bomb_and_an_escaping_entry_fail_alone() {
+    let work = Work::new();
+    let archive = work.path("bomb.zip");
+    // 300 MiB of one letter deflates about 1,000:1, to some 300 KB.
+    let mut bomb = b"Server Name,OS\nweb00,".to_vec();
+    bomb.resize(300 << 20, b'A');
+    write_zip(
+        &archive,
+        &[
+            ("good.csv", b"Server Name,OS\nweb01,Ubuntu 22.04\n"),
+            ("bomb.csv", &bomb),
+            ("../escaped.csv", b"Server Name\nevil\n"),
+        ],
+    );
+    drop(bomb);
+    assert!(std::fs::metadata(&archive).unwrap().len() < 2 << 20);
+    let (code, json) = work.import_json(&[archive.to_str().unwrap()]);
+    assert_eq!(code, 3, "{json}");
+    let files = json["files"].as_array().unwrap();
+    let failed: Vec<String> = files
+        .iter()
+        .filter(|f| f["status"] == "failed")
+        .map(|f| f["error"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(
+        failed
+            .iter()
+            .any(|e| e.contains("bomb.csv") && e.contains("zip bomb")),
+        "{failed:?}"
+    );
+    assert!(
+        failed
+            .iter()
+            .any(|e| e.contains("escaped.csv") && e.contains("leaves the archive")),
+        "{failed:?}"
+    );
+    assert!(!work
+        .dir
+        .path()
+        .parent()
+        .unwrap()
+        .join("escaped.csv")
+        .exists());
+    let conn = work.conn();
+    assert_eq!(count(&conn, "SELECT count(*) FROM raw_import_records"), 1);
+}

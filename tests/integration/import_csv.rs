@@ -845,3 +845,63 @@ fn a_readme_beside_the_exports_is_skipped_as_prose() {
     assert_eq!(code, 0, "{json}");
     assert_eq!(json["files"][0]["status"], "completed", "{json}");
 }
+
+/// The summary of the sample folder fits the terminal: at 80 columns no
+/// line is wider, at 120 the names are whole; one line per file or sheet,
+/// at most five attention lines, and a `next:` line at the end.
+#[test]
+fn the_summary_of_the_sample_folder_fits_80_and_120_columns() {
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    for columns in [80usize, 120] {
+        let work = Work::new();
+        let folder = work.path("samples");
+        std::fs::create_dir(&folder).unwrap();
+        for entry in std::fs::read_dir(&samples).unwrap().flatten() {
+            std::fs::copy(entry.path(), folder.join(entry.file_name())).unwrap();
+        }
+        let out = work
+            .intake()
+            .env("COLUMNS", columns.to_string())
+            .args(["import", "samples"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = summary.lines().collect();
+        let widest = lines.iter().map(|l| l.chars().count()).max().unwrap();
+        assert!(widest <= columns, "{widest} > {columns}:\n{summary}");
+        assert!(lines.len() <= 25, "{} lines:\n{summary}", lines.len());
+        assert!(
+            lines
+                .iter()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap()
+                .trim_start()
+                .starts_with("next:"),
+            "{summary}"
+        );
+        // No line repeats a table's column list, and nothing points at SQL tables.
+        assert!(
+            !summary.contains("layout:") && !summary.contains("raw_import_records"),
+            "{summary}"
+        );
+        // Every file and sheet has its line: 7 files, 8 sheets of RVTools, 1 of the CMDB workbook.
+        let named = lines
+            .iter()
+            .filter(|l| l.contains(".csv") || l.contains(".xlsx"))
+            .count();
+        assert!(named >= 14, "{named} file lines:\n{summary}");
+        if columns == 120 {
+            assert!(
+                summary.contains("samples/RVTools_export_all.xlsx [vPartition]"),
+                "{summary}"
+            );
+        }
+    }
+}

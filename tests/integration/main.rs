@@ -9,6 +9,7 @@ mod common;
 
 mod consolidate;
 mod dependencies;
+mod exit_codes;
 mod export;
 mod header_eval;
 mod hostile_inputs;

@@ -4,11 +4,14 @@
 
 use std::fmt::Write as _;
 
-use super::escape;
+use super::html::escape;
 
 const ROW: u32 = 22;
-const LABEL_WIDTH: u32 = 200;
-const BAR_WIDTH: u32 = 220;
+// Two charts side by side fit an A4 or Letter page (about 700 CSS pixels).
+const LABEL_WIDTH: u32 = 150;
+const BAR_WIDTH: u32 = 130;
+/// Characters of a label that fit LABEL_WIDTH at 11 px.
+const LABEL_CHARS: usize = 22;
 const PALETTE: &[&str] = &[
     "#3b7dd8", "#2f9e6e", "#d88b3b", "#8e5bd8", "#d84b6a", "#4bb5c9",
 ];
@@ -31,17 +34,25 @@ pub fn bars(title: &str, data: &[(String, i64)]) -> String {
             .round()
             .max(1.0) as u32;
         let color = PALETTE[i % PALETTE.len()];
-        // About 6.5 px a character at 12 px: longer labels are cut, the bar's tooltip has them whole.
-        let shown: String = if label.chars().count() > 28 {
-            label.chars().take(27).chain(['…']).collect()
+        // Longer labels lose their middle, so "… Server 12" and "… Server 15"
+        // stay apart; the bar's tooltip has them whole.
+        let chars: Vec<char> = label.chars().collect();
+        let shown: String = if chars.len() > LABEL_CHARS {
+            let tail = (LABEL_CHARS - 1) / 2;
+            let head = LABEL_CHARS - 1 - tail;
+            chars[..head]
+                .iter()
+                .chain(['…'].iter())
+                .chain(chars[chars.len() - tail..].iter())
+                .collect()
         } else {
             label.clone()
         };
         let _ = write!(
             svg,
-            "<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"end\" fill=\"#1d2733\">{}</text>\
+            "<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\" fill=\"#1d2733\">{}</text>\
              <rect x=\"{LABEL_WIDTH}\" y=\"{y}\" width=\"{length}\" height=\"{}\" fill=\"{color}\"><title>{}: {n}</title></rect>\
-             <text x=\"{}\" y=\"{}\" font-size=\"12\" fill=\"#1d2733\">{n}</text>",
+             <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#1d2733\">{n}</text>",
             LABEL_WIDTH - 8,
             y + 14,
             escape(&shown.replace('_', " ")),
