@@ -56,60 +56,6 @@ fn is_unsafe_in_json(c: char) -> bool {
     is_unsafe(c) && !matches!(c, '\u{0}'..='\u{1f}')
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_long_path_keeps_the_part_that_tells_files_apart() {
-        // Directories give way to the file's name.
-        assert_eq!(
-            short_path("/srv/engagements/acme/exports/servers.csv", 24),
-            "/srv/engage…/servers.csv"
-        );
-        // A directory stub too short to read is left out.
-        assert_eq!(
-            short_path("/work/main/samples/aws_migration_hub_import.csv", 32),
-            "…/aws_migration_hub_import.csv"
-        );
-        // A name longer than the room loses its middle, keeps its extension.
-        assert_eq!(
-            short_path("/data/RVTools_export_all_2026_03.xlsx", 20),
-            "RVTools_ex…6_03.xlsx"
-        );
-        assert_eq!(
-            short_label("/data/RVTools_export_all.xlsx", Some("vPartition"), 30),
-            "RVTools_…all.xlsx [vPartition]"
-        );
-        assert_eq!(short_path("servers.csv", 30), "servers.csv");
-    }
-
-    #[test]
-    fn escape_sequences_are_shown_not_run() {
-        assert_eq!(escape_controls("web01"), "web01");
-        assert!(matches!(escape_controls("plain\ntext"), Cow::Borrowed(_)));
-        assert_eq!(
-            escape_controls("\u{1b}]0;pwned\u{7}name"),
-            "\\u{1b}]0;pwned\\u{7}name"
-        );
-        assert_eq!(escape_controls("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
-        assert_eq!(escape_controls("x\ry\tz"), "x\\ry\\tz");
-        assert_eq!(escape_controls("\u{9b}31m"), "\\u{9b}31m");
-        assert_eq!(escape_controls("abc\u{202e}cba"), "abc\\u{202e}cba");
-        assert_eq!(escape_controls("Größe €"), "Größe €");
-    }
-
-    #[test]
-    fn json_keeps_its_meaning() {
-        let value = serde_json::json!({"name": "a\u{9b}b\u{7f}c\u{1b}d"});
-        let text = serde_json::to_string(&value).unwrap();
-        let safe = escape_json_controls(&text);
-        assert!(!safe.chars().any(|c| c.is_control()));
-        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
-        assert_eq!(back, value);
-    }
-}
-
 /// `path` relative to the working directory when it is below it, then cut
 /// in the middle to `max` characters ("exports/…/servers.csv").
 pub fn short_path(path: &str, max: usize) -> String {
@@ -167,5 +113,59 @@ pub fn short_label(path: &str, sheet: Option<&str>, max: usize) -> String {
             format!("{}{sheet_part}", short_path(path, room))
         }
         None => short_path(path, max),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_path_keeps_the_part_that_tells_files_apart() {
+        // Directories give way to the file's name.
+        assert_eq!(
+            short_path("/srv/engagements/acme/exports/servers.csv", 24),
+            "/srv/engage…/servers.csv"
+        );
+        // A directory stub too short to read is left out.
+        assert_eq!(
+            short_path("/work/main/samples/aws_migration_hub_import.csv", 32),
+            "…/aws_migration_hub_import.csv"
+        );
+        // A name longer than the room loses its middle, keeps its extension.
+        assert_eq!(
+            short_path("/data/RVTools_export_all_2026_03.xlsx", 20),
+            "RVTools_ex…6_03.xlsx"
+        );
+        assert_eq!(
+            short_label("/data/RVTools_export_all.xlsx", Some("vPartition"), 30),
+            "RVTools_…all.xlsx [vPartition]"
+        );
+        assert_eq!(short_path("servers.csv", 30), "servers.csv");
+    }
+
+    #[test]
+    fn escape_sequences_are_shown_not_run() {
+        assert_eq!(escape_controls("web01"), "web01");
+        assert!(matches!(escape_controls("plain\ntext"), Cow::Borrowed(_)));
+        assert_eq!(
+            escape_controls("\u{1b}]0;pwned\u{7}name"),
+            "\\u{1b}]0;pwned\\u{7}name"
+        );
+        assert_eq!(escape_controls("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(escape_controls("x\ry\tz"), "x\\ry\\tz");
+        assert_eq!(escape_controls("\u{9b}31m"), "\\u{9b}31m");
+        assert_eq!(escape_controls("abc\u{202e}cba"), "abc\\u{202e}cba");
+        assert_eq!(escape_controls("Größe €"), "Größe €");
+    }
+
+    #[test]
+    fn json_keeps_its_meaning() {
+        let value = serde_json::json!({"name": "a\u{9b}b\u{7f}c\u{1b}d"});
+        let text = serde_json::to_string(&value).unwrap();
+        let safe = escape_json_controls(&text);
+        assert!(!safe.chars().any(|c| c.is_control()));
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back, value);
     }
 }

@@ -87,7 +87,7 @@ pub fn run(ctx: &PhaseCtx) -> rusqlite::Result<CleanseOutcome> {
         let cleanser = Cleanser::for_import(conn, &id)?;
         let tally = match table.cleansing {
             Some(r) if r.fingerprint == cleanser.fingerprint => {
-                ctx.progress.inc(r.tally.records as u64);
+                ctx.progress.inc(r.tally.records);
                 r.tally
             }
             _ => cleanse_import(conn, &id, &cleanser, &ctx.progress)?,

@@ -205,12 +205,13 @@ struct Source<'a> {
 }
 
 impl Source<'_> {
-    fn engagement(&self) -> &str {
+    fn engagement_id(&self) -> &str {
         &self.flow.engagement_id
     }
 
     fn count(&self, sql: &str) -> rusqlite::Result<i64> {
-        self.conn.query_row(sql, [self.engagement()], |r| r.get(0))
+        self.conn
+            .query_row(sql, [self.engagement_id()], |r| r.get(0))
     }
 
     /// Machines (everything but applications) by kind, largest first.
@@ -220,7 +221,7 @@ impl Source<'_> {
             .prepare(&format!(
                 "SELECT {kind} AS k, count(*) FROM assets WHERE engagement_id = ?1 GROUP BY k ORDER BY count(*) DESC, k"
             ))?
-            .query_map([self.engagement()], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map([self.engagement_id()], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect()
     }
 
@@ -375,7 +376,7 @@ impl Source<'_> {
                         "SELECT {expr} AS k, count(*) FROM assets WHERE engagement_id = ?1 {only}
                      GROUP BY k ORDER BY count(*) DESC, k"
                     ))?
-                    .query_map([self.engagement()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .query_map([self.engagement_id()], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect()
             };
         let by_type: Vec<(Option<String>, i64)> =
@@ -419,7 +420,7 @@ impl Source<'_> {
                 "SELECT operating_system, os_version, count(*) FROM assets
                  WHERE engagement_id = ?1 AND asset_type <> 'application' GROUP BY 1, 2",
             )?
-            .query_map([self.engagement()], |r| {
+            .query_map([self.engagement_id()], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?
             .collect::<rusqlite::Result<_>>()?;
@@ -457,7 +458,7 @@ impl Source<'_> {
             "SELECT id, name, sixr_ready, tech_debt_details ->> '$.sixr_missing' FROM assets
              WHERE engagement_id = ?1 AND asset_type = 'application' ORDER BY name COLLATE NOCASE, id",
         )?;
-        let mut rows = statement.query([self.engagement()])?;
+        let mut rows = statement.query([self.engagement_id()])?;
         while let Some(r) = rows.next()? {
             index.insert(r.get(0)?, apps.len());
             let missing: Option<String> = r.get(3)?;
@@ -480,7 +481,7 @@ impl Source<'_> {
              WHERE d.engagement_id = ?1 AND d.dependency_type = 'runs_on' AND m.asset_type <> 'application'
              ORDER BY m.name COLLATE NOCASE",
         )?;
-        let mut rows = statement.query([self.engagement()])?;
+        let mut rows = statement.query([self.engagement_id()])?;
         while let Some(r) = rows.next()? {
             let Some(&at) = index.get(&r.get::<_, String>(0)?) else {
                 continue;
@@ -628,7 +629,7 @@ impl Source<'_> {
                  ORDER BY CASE support_status WHEN 'end_of_life' THEN 0 WHEN 'extended_support' THEN 1 ELSE 2 END,
                           count(*) DESC, 3, 1",
             )?
-            .query_map([self.engagement()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .query_map([self.engagement_id()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<rusqlite::Result<_>>()?;
         if products.is_empty() {
             section.note("No machine runs an operating system or database the catalogue knows.");
@@ -684,7 +685,7 @@ impl Source<'_> {
                 "SELECT replace(dependency_type, '_', ' '), count(*) FROM asset_dependencies WHERE engagement_id = ?1
                  GROUP BY 1 ORDER BY 2 DESC, 1",
             )?
-            .query_map([self.engagement()], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map([self.engagement_id()], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
         let total: i64 = by_type.iter().map(|(_, n)| n).sum();
         if total == 0 {
@@ -934,15 +935,7 @@ impl Source<'_> {
     /// into one line per file (they are kept in custom_attributes).
     fn mappings(&self) -> rusqlite::Result<Section> {
         let mut section = Section::appendix("mappings", "Appendix: column mappings");
-        let rows: Vec<(
-            String,
-            Option<String>,
-            String,
-            Option<String>,
-            f64,
-            String,
-            String,
-        )> = self
+        let rows: Vec<MappingRow> = self
             .conn
             .prepare(
                 "SELECT d.filename, d.sheet_name, m.source_field, m.target_field,
@@ -1053,7 +1046,7 @@ impl Source<'_> {
                  FROM asset_dependencies d JOIN assets a ON a.id = d.asset_id JOIN assets b ON b.id = d.depends_on_asset_id
                  WHERE d.engagement_id = ?1 ORDER BY a.name, b.name LIMIT ?2",
             )?
-            .query_map(rusqlite::params![self.engagement(), EDGES_SHOWN], |r| {
+            .query_map(rusqlite::params![self.engagement_id(), EDGES_SHOWN], |r| {
                 (0..7)
                     .map(|i| r.get::<_, String>(i).map(Cell::Text))
                     .collect::<rusqlite::Result<Vec<Cell>>>()
@@ -1121,6 +1114,18 @@ impl Source<'_> {
         section
     }
 }
+
+/// A mapping as the appendix lists it: file, sheet, source column, field,
+/// confidence, match type, status.
+type MappingRow = (
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    f64,
+    String,
+    String,
+);
 
 struct SourceQuality {
     label: String,

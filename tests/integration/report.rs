@@ -340,7 +340,7 @@ fn the_pdf_report_keeps_headings_with_their_content_and_ids_in_the_appendix() {
                 .unwrap_or(""),
         );
         assert!(
-            !headings.iter().any(|h| *h == last),
+            !headings.contains(&last),
             "page {} ends with the heading {last:?}",
             n + 1
         );
