@@ -362,8 +362,9 @@ fn plan_tables(
     let mut unreadable: Vec<Unreadable> = Vec::new();
     for (input, probe) in inputs.into_iter().zip(probes) {
         match probe {
-            // Not a table: skipped with the reason, no import recorded.
-            Err(error @ ReadError::NotATable { .. }) => {
+            // Not a table, or nothing at all (a 0-byte export): skipped with
+            // the reason, no import recorded, not a failure.
+            Err(error @ (ReadError::NotATable { .. } | ReadError::Empty { .. })) => {
                 let mut outcome = FileOutcome::new(&input.display, FileStatus::Skipped);
                 let why = error.to_string();
                 let prefix = format!("{}: ", input.display);
@@ -395,8 +396,10 @@ fn plan_tables(
                         "encoding": probe.scan.encoding.name(),
                         "encoding_source": probe.scan.encoding_source,
                         "bom": probe.scan.has_bom,
-                        "delimiter": (probe.delimiter as char).to_string(),
+                        "delimiter": (probe.dialect.delimiter as char).to_string(),
                         "delimiter_source": probe.delimiter_source,
+                        "dialect": probe.dialect,
+                        "dialect_runner_up": probe.runner_up,
                         "note": probe.note,
                     }),
                     source: SourceKind::Text(probe),

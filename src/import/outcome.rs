@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::read::layout::TableRole;
 use crate::read::workbook::Container;
 use crate::read::workbook_probe::container_label;
-use crate::read::{self, delimiter::delimiter_name, ReadError, RowWarning, SheetProbe, TextProbe};
+use crate::read::{self, ReadError, RowWarning, SheetProbe, TextProbe};
 use crate::stage::{ImportCounts, PriorImport};
 
 /// What became of one input file.
@@ -119,10 +119,17 @@ impl FileOutcome {
         let bom = if probe.scan.has_bom { " BOM" } else { "" };
         self.encoding = Some(format!("{}{bom}", probe.scan.encoding.name()));
         self.encoding_source = Some(probe.scan.encoding_source);
-        self.delimiter = Some(delimiter_name(probe.delimiter));
+        self.delimiter = Some(probe.dialect.describe());
         self.delimiter_source = Some(probe.delimiter_source);
         self.content_hash = Some(probe.scan.hash.clone());
         self.notes.extend(probe.note.clone());
+        if let Some(other) = probe.runner_up {
+            self.notes.push(format!(
+                "read as {}; {} reads it nearly as well: give --delimiter if the columns look wrong",
+                probe.dialect.describe(),
+                other.describe()
+            ));
+        }
         self.layout = None;
     }
 

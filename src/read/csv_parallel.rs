@@ -376,7 +376,8 @@ fn parse_chunk<P>(
     let mut lines = StreamState::after_lines(chunk.lines_before);
     lines.note_breaks(0, &chunk.text);
     let mut reader =
-        csv_source::reader_builder(settings.delimiter).from_reader(chunk.text.as_slice());
+        super::delimiter::builder(super::delimiter::Dialect::standard(settings.delimiter))
+            .from_reader(chunk.text.as_slice());
     let mut record = csv::ByteRecord::new();
     let mut parsed = Parsed {
         batches: Vec::new(),

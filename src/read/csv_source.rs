@@ -130,6 +130,8 @@ struct RecordGuard<R> {
     handed_out: u64,
     state: Rc<RefCell<StreamState>>,
     limit: u64,
+    /// Drops the padding after delimiters (`a, "b, c"`) before the parser sees it.
+    skip_spaces: Option<super::delimiter::SkipInitialSpace>,
 }
 
 impl<R: Read> Read for RecordGuard<R> {
@@ -138,7 +140,17 @@ impl<R: Read> Read for RecordGuard<R> {
         if self.handed_out.saturating_sub(state.record_start) > self.limit {
             return Err(io::Error::other(RecordLimitExceeded));
         }
-        let n = self.inner.read(buf)?;
+        let mut n = self.inner.read(buf)?;
+        if let Some(skip) = &mut self.skip_spaces {
+            // All padding: read on rather than return 0, which means the end.
+            while n > 0 {
+                n = skip.filter(&mut buf[..n]);
+                if n > 0 {
+                    break;
+                }
+                n = self.inner.read(buf)?;
+            }
+        }
         state.note_breaks(self.handed_out, &buf[..n]);
         self.handed_out += n as u64;
         Ok(n)
@@ -220,7 +232,7 @@ impl CsvSource {
         name: &str,
         encoding: &'static Encoding,
         encoding_source: EncodingSource,
-        delimiter: u8,
+        dialect: super::delimiter::Dialect,
         record_limit: usize,
         bytes_read: Arc<AtomicU64>,
     ) -> Result<CsvSource, ReadError> {
@@ -234,8 +246,11 @@ impl CsvSource {
             handed_out: 0,
             state: state.clone(),
             limit: record_limit as u64,
+            skip_spaces: dialect
+                .skip_initial_space
+                .then(|| super::delimiter::SkipInitialSpace::new(dialect)),
         };
-        let reader = reader_builder(delimiter)
+        let reader = super::delimiter::builder(dialect)
             .buffer_capacity(64 * 1024)
             .from_reader(guard);
         let mut source = CsvSource {
@@ -503,17 +518,6 @@ impl CsvSource {
     }
 }
 
-/// How records are parsed, by this reader and by `csv_parallel`'s: every
-/// line a record, of any width.
-pub(super) fn reader_builder(delimiter: u8) -> csv::ReaderBuilder {
-    let mut builder = csv::ReaderBuilder::new();
-    builder
-        .delimiter(delimiter)
-        .has_headers(false)
-        .flexible(true);
-    builder
-}
-
 /// Refuses a record wider than a table may be (`MAX_COLUMNS`).
 pub(super) fn check_width(
     file: &str,
@@ -719,7 +723,7 @@ mod tests {
             "f.csv",
             encoding_rs::UTF_8,
             EncodingSource::Override,
-            b',',
+            crate::read::delimiter::Dialect::standard(b','),
             1 << 20,
             Arc::new(AtomicU64::new(0)),
         )

@@ -1,11 +1,14 @@
-//! Delimiter sniffing among `,` `;` tab and `|`. Each candidate parses the head of
-//! the file with the real CSV parser, so delimiters inside quoted fields do not
-//! count; the candidate that splits the most records into the same number (> 1) of
-//! fields wins.
+//! Dialect sniffing: the delimiter (`,` `;` tab `|` or a space), the quote
+//! character (`"` or `'`), backslash escapes, and spaces after the delimiter
+//! (`a, "b, c"`). Each candidate parses the head of the file with the real
+//! CSV parser, so delimiters inside quoted fields do not count, and the most
+//! consistent table wins (CleverCSV's measure: regular row widths times
+//! cells that read as values).
 
 use serde::Serialize;
 
 pub const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
+// A space is a candidate too (see `sniff_dialect`), tried after these.
 const SAMPLE_RECORDS: usize = 200;
 
 /// How the delimiter of a file was decided.
@@ -49,69 +52,381 @@ pub fn delimiter_name(d: u8) -> String {
     }
 }
 
-/// Picks the delimiter of `sample` (UTF-8 text from the start of the file).
-/// `complete` says whether the sample is the whole file; if not, its last record
-/// may be cut and is ignored. Returns None when no candidate splits the records.
-pub fn sniff(sample: &[u8], complete: bool) -> Option<u8> {
-    let mut best: Option<(u8, (usize, usize, usize))> = None;
-    for &candidate in &CANDIDATES {
-        let counts = field_counts(sample, candidate, complete);
-        if counts.is_empty() {
-            continue;
-        }
-        let header = counts[0];
-        // The mode of the field counts and how many records have it.
-        let mut sorted = counts.clone();
-        sorted.sort_unstable();
-        let (mut mode, mut mode_n, mut run_start) = (sorted[0], 0, 0);
-        for i in 1..=sorted.len() {
-            if i == sorted.len() || sorted[i] != sorted[run_start] {
-                if i - run_start > mode_n {
-                    mode = sorted[run_start];
-                    mode_n = i - run_start;
-                }
-                run_start = i;
-            }
-        }
-        if mode < 2 {
-            continue;
-        }
-        // Share of records that agree, in tenths (so 93% and 95% tie), then the
-        // header agreeing, then more fields.
-        let agreement = mode_n * 10 / counts.len();
-        let score = (agreement, usize::from(header == mode), mode);
-        if best.is_none_or(|(_, s)| score > s) {
-            best = Some((candidate, score));
-        }
-    }
-    best.map(|(d, _)| d)
+/// How a delimited file is written: its delimiter, its quote character,
+/// whether a backslash escapes a quote inside a quoted value, and whether
+/// spaces after a delimiter are padding (`a, "b, c"`: the quote still opens
+/// the value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Dialect {
+    #[serde(serialize_with = "as_char")]
+    pub delimiter: u8,
+    #[serde(serialize_with = "as_char")]
+    pub quote: u8,
+    #[serde(serialize_with = "as_optional_char")]
+    pub escape: Option<u8>,
+    pub skip_initial_space: bool,
 }
 
-fn field_counts(sample: &[u8], delimiter: u8, complete: bool) -> Vec<usize> {
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(sample);
-    let mut counts = Vec::new();
+fn as_char<S: serde::Serializer>(b: &u8, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&(*b as char).to_string())
+}
+
+fn as_optional_char<S: serde::Serializer>(b: &Option<u8>, s: S) -> Result<S::Ok, S::Error> {
+    match b {
+        Some(b) => s.serialize_str(&(*b as char).to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+impl Dialect {
+    /// RFC 4180 with `delimiter`: double quotes, `""` inside them.
+    pub fn standard(delimiter: u8) -> Dialect {
+        Dialect {
+            delimiter,
+            quote: b'"',
+            escape: None,
+            skip_initial_space: false,
+        }
+    }
+
+    /// Whether the file is read as RFC 4180 (the parallel reader's rules).
+    pub fn is_standard(&self) -> bool {
+        self.quote == b'"' && self.escape.is_none() && !self.skip_initial_space
+    }
+
+    /// "comma", "comma and space, quotes ', escapes \\".
+    pub fn describe(&self) -> String {
+        let mut out = delimiter_name(self.delimiter);
+        if self.skip_initial_space {
+            out.push_str(" and space");
+        }
+        if self.quote != b'"' {
+            out.push_str(&format!(", quotes {}", self.quote as char));
+        }
+        if let Some(e) = self.escape {
+            out.push_str(&format!(", escapes {}", e as char));
+        }
+        out
+    }
+}
+
+/// What sniffing decided, and the dialect that came closest when another
+/// reading of the file was nearly as consistent (reported, never silent).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sniffed {
+    pub dialect: Dialect,
+    pub score: f64,
+    pub runner_up: Option<(Dialect, f64)>,
+}
+
+/// A runner-up within this share of the winner's score is reported as an
+/// ambiguity.
+const AMBIGUOUS: f64 = 0.9;
+/// How much more consistent a space-delimited reading must be than the best
+/// other one to win.
+const SPACE_MARGIN: f64 = 1.25;
+
+/// Picks the delimiter of `sample` (see `sniff_dialect`).
+pub fn sniff(sample: &[u8], complete: bool) -> Option<u8> {
+    sniff_dialect(sample, complete).map(|s| s.dialect.delimiter)
+}
+
+/// Picks the dialect of `sample` (UTF-8 text from the start of the file) the
+/// way CleverCSV does: each candidate dialect parses the sample, and the
+/// parse scores its consistency, the regularity of the rows' widths
+/// (pattern score) times the share of cells that read as a known kind of
+/// value (type score). A quote left in a value, a value starting with a
+/// space, a record split inside a quoted value all lower the score of the
+/// dialect that leaves them. `complete` says whether the sample is the whole
+/// file; if not, its last record may be cut and is ignored. None when no
+/// candidate splits the records into two or more fields.
+pub fn sniff_dialect(sample: &[u8], complete: bool) -> Option<Sniffed> {
+    // Candidates in order of preference: a later one must score higher to win.
+    let mut candidates: Vec<Dialect> = Vec::new();
+    let has = |b: u8| memchr::memchr(b, sample).is_some();
+    for delimiter in CANDIDATES.into_iter().chain([b' ']) {
+        if !has(delimiter) {
+            continue;
+        }
+        for quote in [b'"', b'\''] {
+            if quote != b'"' && !has(quote) {
+                continue;
+            }
+            for escape in [None, Some(b'\\')] {
+                if escape.is_some() && !has(b'\\') {
+                    continue;
+                }
+                for skip_initial_space in [false, true] {
+                    if skip_initial_space
+                        && (delimiter == b' ' || !followed_by_space(sample, delimiter))
+                    {
+                        continue;
+                    }
+                    candidates.push(Dialect {
+                        delimiter,
+                        quote,
+                        escape,
+                        skip_initial_space,
+                    });
+                }
+            }
+        }
+    }
+    let mut scored: Vec<(Dialect, f64)> = candidates
+        .into_iter()
+        .filter_map(|d| {
+            let rows = parse(sample, d, complete);
+            // A space splits prose and values too: a header that still holds
+            // another delimiter is a table of that delimiter, not of spaces.
+            if d.delimiter == b' '
+                && rows
+                    .first()
+                    .is_some_and(|header| header.iter().any(|c| c.contains([',', ';', '\t', '|'])))
+            {
+                return None;
+            }
+            let score = consistency(&rows);
+            (score > 0.0).then_some((d, score))
+        })
+        .collect();
+    // Stable: of equal scores the earlier (preferred) candidate stays first.
+    scored.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
+    // A space-delimited reading wins only clearly: prose and values with
+    // spaces split into words too.
+    let best_other = scored
+        .iter()
+        .find(|(d, _)| d.delimiter != b' ')
+        .map_or(0.0, |(_, s)| *s);
+    if let Some(at) = scored.iter().position(|(d, _)| d.delimiter != b' ') {
+        if scored[0].0.delimiter == b' ' && scored[0].1 < best_other * SPACE_MARGIN {
+            let other = scored.remove(at);
+            scored.insert(0, other);
+        }
+    }
+    let (dialect, score) = *scored.first()?;
+    let runner_up = scored
+        .iter()
+        .skip(1)
+        .find(|(d, _)| d.delimiter != dialect.delimiter || d.quote != dialect.quote)
+        .copied()
+        .filter(|(_, s)| *s >= score * AMBIGUOUS);
+    Some(Sniffed {
+        dialect,
+        score,
+        runner_up,
+    })
+}
+
+/// Whether most occurrences of `delimiter` in the sample's first lines are
+/// followed by a space (`a, b, c`).
+fn followed_by_space(sample: &[u8], delimiter: u8) -> bool {
+    let (mut total, mut spaced) = (0usize, 0usize);
+    for (i, &b) in sample.iter().enumerate().take(64 << 10) {
+        if b == delimiter {
+            total += 1;
+            if sample.get(i + 1) == Some(&b' ') {
+                spaced += 1;
+            }
+        }
+    }
+    total > 0 && spaced * 2 > total
+}
+
+/// The first records of `sample` read with `dialect`, as text.
+fn parse(sample: &[u8], dialect: Dialect, complete: bool) -> Vec<Vec<String>> {
+    let text = if dialect.skip_initial_space {
+        std::borrow::Cow::Owned(skip_initial_spaces(sample, dialect))
+    } else {
+        std::borrow::Cow::Borrowed(sample)
+    };
+    let mut reader = builder(dialect).from_reader(text.as_ref());
+    let mut rows = Vec::new();
     let mut record = csv::ByteRecord::new();
-    while counts.len() < SAMPLE_RECORDS {
+    while rows.len() < SAMPLE_RECORDS {
         match reader.read_byte_record(&mut record) {
             Ok(true) => {
                 if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
                     continue;
                 }
-                counts.push(record.len());
+                rows.push(
+                    record
+                        .iter()
+                        .map(|f| String::from_utf8_lossy(f).into_owned())
+                        .collect(),
+                );
             }
-            Ok(false) => break,
-            Err(_) => break,
+            Ok(false) | Err(_) => break,
         }
     }
     // The last record of a cut sample is likely cut too.
-    if !complete && counts.len() > 1 && reader.is_done() {
-        counts.pop();
+    if !complete && rows.len() > 1 && reader.is_done() {
+        rows.pop();
     }
-    counts
+    rows
+}
+
+/// The csv crate's reader for `dialect`: every line a record, of any width.
+pub fn builder(dialect: Dialect) -> csv::ReaderBuilder {
+    let mut builder = csv::ReaderBuilder::new();
+    builder
+        .delimiter(dialect.delimiter)
+        .quote(dialect.quote)
+        .escape(dialect.escape)
+        .double_quote(dialect.escape.is_none())
+        .has_headers(false)
+        .flexible(true);
+    builder
+}
+
+/// `text` without the spaces that follow a delimiter outside quoted values,
+/// so a quote after `, ` opens a quoted value (what Python's
+/// skipinitialspace does). `SkipInitialSpace` does the same while streaming.
+pub fn skip_initial_spaces(text: &[u8], dialect: Dialect) -> Vec<u8> {
+    let mut filter = SkipInitialSpace::new(dialect);
+    let mut out = text.to_vec();
+    let n = filter.filter(&mut out);
+    out.truncate(n);
+    out
+}
+
+/// Drops the spaces after each delimiter outside quoted values, across
+/// buffer boundaries.
+#[derive(Debug, Clone)]
+pub struct SkipInitialSpace {
+    dialect: Dialect,
+    in_quotes: bool,
+    after_delimiter: bool,
+    escaped: bool,
+}
+
+impl SkipInitialSpace {
+    pub fn new(dialect: Dialect) -> Self {
+        SkipInitialSpace {
+            dialect,
+            in_quotes: false,
+            after_delimiter: false,
+            escaped: false,
+        }
+    }
+
+    /// Filters `buf` in place and returns its new length.
+    pub fn filter(&mut self, buf: &mut [u8]) -> usize {
+        let mut kept = 0;
+        for i in 0..buf.len() {
+            let b = buf[i];
+            if self.in_quotes {
+                if self.escaped {
+                    self.escaped = false;
+                } else if Some(b) == self.dialect.escape {
+                    self.escaped = true;
+                } else if b == self.dialect.quote {
+                    // `""` closes and reopens: the state comes out right either way.
+                    self.in_quotes = false;
+                }
+            } else if self.after_delimiter && b == b' ' {
+                continue;
+            } else if b == self.dialect.quote {
+                self.in_quotes = true;
+            }
+            self.after_delimiter = !self.in_quotes && b == self.dialect.delimiter;
+            buf[kept] = b;
+            kept += 1;
+        }
+        kept
+    }
+}
+
+/// CleverCSV's data consistency: pattern score × type score.
+fn consistency(rows: &[Vec<String>]) -> f64 {
+    if rows.is_empty() {
+        return 0.0;
+    }
+    // Pattern score: rows grouped by width; each group adds its size times
+    // (width − 1) / width, and the sum is divided by the number of groups.
+    let mut widths: std::collections::BTreeMap<usize, usize> = Default::default();
+    for row in rows {
+        *widths.entry(row.len()).or_default() += 1;
+    }
+    let pattern: f64 = widths
+        .iter()
+        .map(|(&width, &n)| n as f64 * (width as f64 - 1.0) / width as f64)
+        .sum::<f64>()
+        / widths.len() as f64;
+    if pattern <= 0.0 {
+        return 0.0;
+    }
+    let cells: usize = rows.iter().map(Vec::len).sum();
+    let typed = rows
+        .iter()
+        .flat_map(|row| row.iter())
+        .filter(|cell| known_kind(cell))
+        .count();
+    // A small floor keeps a parse whose cells are all unknown comparable.
+    let types = (typed as f64 / cells.max(1) as f64).max(1e-3);
+    pattern * types
+}
+
+/// Whether a cell reads as a kind of value (CleverCSV's type detection, in
+/// short): empty, a number (decimal comma, thousands, units, percent), a
+/// date or time, an address (IP, MAC, e-mail, URL, path), or clean text
+/// (letters, digits, spaces and common punctuation, with no quote character
+/// and no padding at either end).
+fn known_kind(cell: &str) -> bool {
+    if cell.is_empty() {
+        return true;
+    }
+    if cell.starts_with(char::is_whitespace) || cell.ends_with(char::is_whitespace) {
+        return false;
+    }
+    // A number as exports write them: "1,546.6", "15,5", "16 GB", "45%".
+    let digits = cell.chars().filter(char::is_ascii_digit).count();
+    if digits > 0
+        && cell
+            .trim_end_matches(|c: char| c.is_ascii_alphabetic() || c == '%')
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | ',' | '-' | '+' | ' ' | '\''))
+    {
+        return true;
+    }
+    // A quote left in a value, or another reading's delimiter inside it.
+    if cell.contains(['"', '\'', ',', ';', '\t', '|']) {
+        return false;
+    }
+    if cell.contains('\\') && !looks_like_path(cell) {
+        return false;
+    }
+    cell.chars().all(|c| {
+        c.is_alphanumeric()
+            || matches!(
+                c,
+                ' ' | '.'
+                    | '-'
+                    | '_'
+                    | ':'
+                    | '/'
+                    | '('
+                    | ')'
+                    | '&'
+                    | '+'
+                    | '%'
+                    | '#'
+                    | '@'
+                    | '='
+                    | '['
+                    | ']'
+                    | '\\'
+                    | '*'
+                    | '$'
+                    | '€'
+                    | '£'
+                    | '!'
+                    | '?'
+            )
+    })
+}
+
+fn looks_like_path(cell: &str) -> bool {
+    cell.starts_with("\\\\") || cell.get(1..3) == Some(":\\")
 }
 
 #[cfg(test)]
@@ -139,6 +454,53 @@ mod tests {
     #[test]
     fn one_column_has_no_delimiter() {
         assert_eq!(sniff(b"hostname\nweb01\ndb01\n", true), None);
+    }
+
+    fn dialect_of(text: &str) -> Dialect {
+        sniff_dialect(text.as_bytes(), true)
+            .expect("a dialect")
+            .dialect
+    }
+
+    #[test]
+    fn comma_then_space_keeps_quotes_working() {
+        let d = dialect_of(
+            "TIME, VALUE, DESCRIPTION\n10:00, 3.5, \"pump started, pressure low\"\n10:05, 4.1, \"valve open, flow ok\"\n10:10, 4.0, \"steady\"\n",
+        );
+        assert_eq!((d.delimiter, d.skip_initial_space), (b',', true));
+        let rows = parse(b"a, \"b, c\", d\n1, \"x, y\", 2\n", d, true);
+        assert_eq!(rows[0], ["a", "b, c", "d"]);
+    }
+
+    #[test]
+    fn a_space_delimits_when_it_makes_the_table() {
+        let d = dialect_of(
+            "id name \"product description\" price\n1 widget \"large, blue\" 3.50\n2 gadget \"small, red\" 1.25\n3 bolt \"steel, M8\" 0.10\n",
+        );
+        assert_eq!((d.delimiter, d.quote), (b' ', b'"'));
+        // Values with spaces in a comma file stay a comma file.
+        let d = dialect_of("Server Name,Operating System\nweb 01,Windows 2019\ndb 02,Ubuntu 22.04\napp 03,RHEL 8\n");
+        assert_eq!(d.delimiter, b',');
+    }
+
+    #[test]
+    fn apostrophes_quote_and_backslashes_escape() {
+        let d = dialect_of(
+            "'Name','ProductDescription','Price'\n'web01','a box, large',12\n'db01','a crate, small',7\n'app01','plain',3\n",
+        );
+        assert_eq!((d.delimiter, d.quote), (b',', b'\''));
+        let d = dialect_of(
+            "name,comment,n\nweb01,\"said \\\"hi, there\\\" twice\",1\ndb01,\"no \\\"quotes, here\\\" at all\",2\napp01,plain,3\n",
+        );
+        assert_eq!((d.delimiter, d.escape), (b',', Some(b'\\')));
+        let rows = parse(b"a,\"x \\\"y, z\\\" w\",b\n", d, true);
+        assert_eq!(rows[0], ["a", "x \"y, z\" w", "b"]);
+    }
+
+    #[test]
+    fn a_plain_file_keeps_the_standard_dialect() {
+        let d = dialect_of("a,b,c\n1,2,3\n4,5,6\n");
+        assert_eq!(d, Dialect::standard(b','));
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub enum ReadError {
         source: std::io::Error,
     },
     #[error(
-        "{file}: the file is empty, nothing to import. Export it again from the source system"
+        "{file}: the file is empty (no rows, no header): nothing to import; export it again if rows were expected"
     )]
     Empty { file: String },
     #[error("{file}: line {line}: a record is larger than {limit} bytes; most likely a quote opened at line {line} is never closed. Fix the quoting or raise --max-record-bytes")]

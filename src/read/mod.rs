@@ -314,8 +314,12 @@ impl Default for ReadOptions {
 #[derive(Debug, Clone)]
 pub struct TextProbe {
     pub scan: ContentScan,
-    pub delimiter: u8,
+    /// The delimiter, quote, escape and padding the file is read with.
+    pub dialect: delimiter::Dialect,
     pub delimiter_source: DelimiterSource,
+    /// Another dialect that read the head nearly as consistently (said in
+    /// the summary and by `sniff`; `--delimiter` settles it).
+    pub runner_up: Option<delimiter::Dialect>,
     /// Set when a file with a workbook extension turned out to be text.
     pub note: Option<String>,
 }
@@ -433,6 +437,12 @@ pub fn probe_text(file: &InputFile, options: &ReadOptions) -> Result<TextProbe, 
     let (head, complete) =
         csv_source::decoded_head(&file.path, scan.encoding, scan.encoding_source, SNIFF_BYTES)
             .map_err(io_err)?;
+    // Blank lines (or a BOM) and nothing else: as empty as 0 bytes.
+    if complete && head.iter().all(u8::is_ascii_whitespace) {
+        return Err(ReadError::Empty {
+            file: file.display.clone(),
+        });
+    }
     // Judged on the bytes as written, except UTF-16, whose NULs are text.
     let binary =
         if scan.encoding == encoding_rs::UTF_16LE || scan.encoding == encoding_rs::UTF_16BE {
@@ -451,14 +461,31 @@ pub fn probe_text(file: &InputFile, options: &ReadOptions) -> Result<TextProbe, 
             ),
         });
     }
-    let (delimiter, delimiter_source) = match options.delimiter {
-        Some(d) => (d, DelimiterSource::Override),
-        None => match delimiter::sniff(&head, complete) {
-            Some(d) => (d, DelimiterSource::Detected),
-            None if matches!(ext.as_str(), "tsv" | "tab") => (b'\t', DelimiterSource::Default),
-            None => (b',', DelimiterSource::Default),
+    let (dialect, delimiter_source, runner_up) = match options.delimiter {
+        Some(d) => (
+            delimiter::Dialect::standard(d),
+            DelimiterSource::Override,
+            None,
+        ),
+        None => match delimiter::sniff_dialect(&head, complete) {
+            Some(sniffed) => (
+                sniffed.dialect,
+                DelimiterSource::Detected,
+                sniffed.runner_up.map(|(d, _)| d),
+            ),
+            None if matches!(ext.as_str(), "tsv" | "tab") => (
+                delimiter::Dialect::standard(b'\t'),
+                DelimiterSource::Default,
+                None,
+            ),
+            None => (
+                delimiter::Dialect::standard(b','),
+                DelimiterSource::Default,
+                None,
+            ),
         },
     };
+    let delimiter = dialect.delimiter;
     // A readme or an e-mail beside the exports: lines of words, no columns.
     if delimiter_source != DelimiterSource::Override {
         if let Some(reason) = prose(&head, delimiter) {
@@ -470,8 +497,9 @@ pub fn probe_text(file: &InputFile, options: &ReadOptions) -> Result<TextProbe, 
     }
     Ok(TextProbe {
         scan,
-        delimiter,
+        dialect,
         delimiter_source,
+        runner_up,
         note: None,
     })
 }

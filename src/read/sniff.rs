@@ -32,6 +32,10 @@ pub struct TextSniff {
     pub bom: bool,
     pub delimiter: String,
     pub delimiter_source: super::DelimiterSource,
+    /// Delimiter, quote, escape and padding as read.
+    pub dialect: super::delimiter::Dialect,
+    /// A dialect that read the head nearly as consistently, when there is one.
+    pub runner_up: Option<super::delimiter::Dialect>,
     pub header_line: u64,
     /// One header line, none (the columns are numbered), or two combined.
     pub header_shape: super::header::HeaderShape,
@@ -64,7 +68,7 @@ pub fn sniff(file: &InputFile, options: &ReadOptions) -> SniffReport {
                 &file.display,
                 text.scan.encoding,
                 text.scan.encoding_source,
-                text.delimiter,
+                text.dialect,
                 options.max_record_bytes,
                 Default::default(),
             );
@@ -75,7 +79,9 @@ pub fn sniff(file: &InputFile, options: &ReadOptions) -> SniffReport {
                         encoding: text.scan.encoding.name().to_string(),
                         encoding_source: text.scan.encoding_source,
                         bom: text.scan.has_bom,
-                        delimiter: delimiter_name(text.delimiter),
+                        delimiter: delimiter_name(text.dialect.delimiter),
+                        dialect: text.dialect,
+                        runner_up: text.runner_up,
                         delimiter_source: text.delimiter_source,
                         header_line: source.header_line(),
                         header_shape: source.header_shape(),

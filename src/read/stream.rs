@@ -85,7 +85,7 @@ pub fn stream_text<S: TableSink + Send>(
         &input.display,
         probe.scan.encoding,
         probe.scan.encoding_source,
-        probe.delimiter,
+        probe.dialect,
         options.max_record_bytes,
         bytes_read.clone(),
     ) {
@@ -107,7 +107,9 @@ pub fn stream_text<S: TableSink + Send>(
         layout: layout::recognise_table(source.columns()).map(layout::single_table_role),
         shape: source.header_shape(),
     })?;
-    let parallel = parallelism.applies(probe.scan.size, probe.delimiter);
+    // The parallel reader cuts records by RFC 4180's quoting rules only.
+    let parallel = probe.dialect.is_standard()
+        && parallelism.applies(probe.scan.size, probe.dialect.delimiter);
     let mut rows = Vec::with_capacity(batch_rows);
     let mut rows_bytes = 0;
     let mut warnings = Vec::new();
@@ -140,7 +142,7 @@ pub fn stream_text<S: TableSink + Send>(
         file: &input.display,
         encoding: probe.scan.encoding,
         encoding_source: probe.scan.encoding_source,
-        delimiter: probe.delimiter,
+        delimiter: probe.dialect.delimiter,
         record_limit: options.max_record_bytes,
         offset,
         encoder: encoder.clone(),
