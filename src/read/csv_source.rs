@@ -132,6 +132,10 @@ struct RecordGuard<R> {
     limit: u64,
     /// Drops the padding after delimiters (`a, "b, c"`) before the parser sees it.
     skip_spaces: Option<super::delimiter::SkipInitialSpace>,
+    /// A stray quote in the header to drop: its offset in the decoded text.
+    stray_quote: Option<u64>,
+    /// Decoded bytes read from `inner` so far (before any byte is dropped).
+    decoded: u64,
 }
 
 impl<R: Read> Read for RecordGuard<R> {
@@ -141,6 +145,17 @@ impl<R: Read> Read for RecordGuard<R> {
             return Err(io::Error::other(RecordLimitExceeded));
         }
         let mut n = self.inner.read(buf)?;
+        if let Some(at) = self.stray_quote {
+            if at >= self.decoded && at < self.decoded + n as u64 {
+                let i = (at - self.decoded) as usize;
+                buf.copy_within(i + 1..n, i);
+                self.decoded += n as u64;
+                n -= 1;
+                self.stray_quote = None;
+            } else {
+                self.decoded += n as u64;
+            }
+        }
         if let Some(skip) = &mut self.skip_spaces {
             // All padding: read on rather than return 0, which means the end.
             while n > 0 {
@@ -233,6 +248,7 @@ impl CsvSource {
         encoding: &'static Encoding,
         encoding_source: EncodingSource,
         dialect: super::delimiter::Dialect,
+        stray_quote: Option<(u64, usize)>,
         record_limit: usize,
         bytes_read: Arc<AtomicU64>,
     ) -> Result<CsvSource, ReadError> {
@@ -249,6 +265,8 @@ impl CsvSource {
             skip_spaces: dialect
                 .skip_initial_space
                 .then(|| super::delimiter::SkipInitialSpace::new(dialect)),
+            stray_quote: stray_quote.map(|(at, _)| at),
+            decoded: 0,
         };
         let reader = super::delimiter::builder(dialect)
             .buffer_capacity(64 * 1024)
@@ -393,6 +411,16 @@ impl CsvSource {
                 written: String::new(),
                 named: String::new(),
                 message: "the header is not valid in the chosen encoding; bytes were replaced by U+FFFD. Check --encoding".to_string(),
+            });
+        }
+        let mut warnings = warnings;
+        if let Some((_, column)) = stray_quote {
+            let named = columns.get(column).cloned().unwrap_or_default();
+            warnings.push(HeaderWarning {
+                column: column + 1,
+                written: format!("\"{named}"),
+                named,
+                message: "this header cell opened a quote that never closes; the quote was dropped so the columns after it are read (check the header row of the export)".to_string(),
             });
         }
         source.encoder = RowEncoder::new(&columns);
@@ -724,6 +752,7 @@ mod tests {
             encoding_rs::UTF_8,
             EncodingSource::Override,
             crate::read::delimiter::Dialect::standard(b','),
+            None,
             1 << 20,
             Arc::new(AtomicU64::new(0)),
         )

@@ -336,6 +336,66 @@ impl SkipInitialSpace {
     }
 }
 
+/// A quote that opens a cell of the header (the first non-blank line) and
+/// is never closed on that line nor on the next: a stray quote that would
+/// swallow the rest of the file into one header cell. Returns its byte
+/// offset in `head` and the 0-based column it opens. A quoted header cell
+/// that spans two lines (`"Provisioned` / `MiB"`) is not stray.
+pub fn stray_header_quote(head: &[u8], dialect: Dialect) -> Option<(u64, usize)> {
+    let start = head.iter().position(|b| !b.is_ascii_whitespace())?;
+    let mut i = start;
+    let mut column = 0;
+    let mut field_start = true;
+    while i < head.len() {
+        let b = head[i];
+        if b == b'\n' || b == b'\r' {
+            return None;
+        }
+        if field_start && b == dialect.quote {
+            // Where does this quoted cell end?
+            let mut j = i + 1;
+            let mut breaks = 0;
+            loop {
+                let Some(&c) = head.get(j) else {
+                    return Some((i as u64, column));
+                };
+                if Some(c) == dialect.escape {
+                    j += 2;
+                    continue;
+                }
+                if c == dialect.quote {
+                    if head.get(j + 1) == Some(&dialect.quote) && dialect.escape.is_none() {
+                        j += 2;
+                        continue;
+                    }
+                    break;
+                }
+                if c == b'\n' {
+                    breaks += 1;
+                    if breaks > 1 {
+                        return Some((i as u64, column));
+                    }
+                }
+                j += 1;
+            }
+            if breaks > 0 {
+                return None; // a header cell over two lines, closed properly
+            }
+            i = j + 1;
+            field_start = false;
+            continue;
+        }
+        if b == dialect.delimiter {
+            column += 1;
+            field_start = true;
+        } else if !(dialect.skip_initial_space && field_start && b == b' ') {
+            field_start = false;
+        }
+        i += 1;
+    }
+    None
+}
+
 /// CleverCSV's data consistency: pattern score × type score.
 fn consistency(rows: &[Vec<String>]) -> f64 {
     if rows.is_empty() {
@@ -501,6 +561,16 @@ mod tests {
     fn a_plain_file_keeps_the_standard_dialect() {
         let d = dialect_of("a,b,c\n1,2,3\n4,5,6\n");
         assert_eq!(d, Dialect::standard(b','));
+    }
+
+    #[test]
+    fn a_stray_quote_in_the_header_is_found() {
+        let d = Dialect::standard(b',');
+        let stray = b"Server Name,\"OS,Environment\nweb01,Ubuntu,prod\ndb01,RHEL,prod\n";
+        assert_eq!(stray_header_quote(stray, d), Some((12, 1)));
+        let two_lines = b"Name,\"Provisioned\nMiB\",OS\nweb01,10,Ubuntu\n";
+        assert_eq!(stray_header_quote(two_lines, d), None);
+        assert_eq!(stray_header_quote(b"\"a\",\"b\"\n1,2\n", d), None);
     }
 
     #[test]

@@ -320,6 +320,9 @@ pub struct TextProbe {
     /// Another dialect that read the head nearly as consistently (said in
     /// the summary and by `sniff`; `--delimiter` settles it).
     pub runner_up: Option<delimiter::Dialect>,
+    /// A quote opening a header cell that never closes (decoded byte
+    /// offset, column): dropped when the header is read, with a warning.
+    pub stray_quote: Option<(u64, usize)>,
     /// Set when a file with a workbook extension turned out to be text.
     pub note: Option<String>,
 }
@@ -500,6 +503,7 @@ pub fn probe_text(file: &InputFile, options: &ReadOptions) -> Result<TextProbe, 
         dialect,
         delimiter_source,
         runner_up,
+        stray_quote: delimiter::stray_header_quote(&head, dialect),
         note: None,
     })
 }

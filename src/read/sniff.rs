@@ -69,6 +69,7 @@ pub fn sniff(file: &InputFile, options: &ReadOptions) -> SniffReport {
                 text.scan.encoding,
                 text.scan.encoding_source,
                 text.dialect,
+                text.stray_quote,
                 options.max_record_bytes,
                 Default::default(),
             );

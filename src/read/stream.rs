@@ -86,6 +86,7 @@ pub fn stream_text<S: TableSink + Send>(
         probe.scan.encoding,
         probe.scan.encoding_source,
         probe.dialect,
+        probe.stray_quote,
         options.max_record_bytes,
         bytes_read.clone(),
     ) {
@@ -108,7 +109,9 @@ pub fn stream_text<S: TableSink + Send>(
         shape: source.header_shape(),
     })?;
     // The parallel reader cuts records by RFC 4180's quoting rules only.
+    // A dropped stray quote shifts the offsets it would resume from.
     let parallel = probe.dialect.is_standard()
+        && probe.stray_quote.is_none()
         && parallelism.applies(probe.scan.size, probe.dialect.delimiter);
     let mut rows = Vec::with_capacity(batch_rows);
     let mut rows_bytes = 0;

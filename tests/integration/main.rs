@@ -9,6 +9,7 @@ mod common;
 
 mod consolidate;
 mod dependencies;
+mod dialects;
 mod exit_codes;
 mod export;
 mod header_eval;
