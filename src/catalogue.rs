@@ -348,7 +348,8 @@ pub static FIELDS: &[Field] = &[
             "Operational status",
             "Status",
             "State",
-            "ProvisioningState",
+            // Not "ProvisioningState": a cloud resource's deployment result
+            // ("Succeeded"), not the machine's status.
             "Zustand",
             "État",
             "Estado",
@@ -412,7 +413,8 @@ pub static FIELDS: &[Field] = &[
             "Discovery source",
             "Discovery Source",
             "~Source",
-            "VI SDK Server",
+            // Not RVTools' "VI SDK Server": the vCenter that manages the VM,
+            // not the tool that discovered it.
             "Quelle"
         ]
     ),

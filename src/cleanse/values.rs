@@ -209,10 +209,20 @@ pub fn means_missing(text: &str, kind: FieldKind) -> bool {
     )
 }
 
-/// A whole number ("4", "4.0", "1,024"); None for "4.5".
+/// A whole number ("4", "4.0", "1,024"), or a product of two as inventories
+/// write sockets × cores ("4 x 2", "2x4", "2 × 8", "4*2"); None for "4.5".
 pub fn parse_integer(raw: &str) -> Option<i64> {
-    let n = parse_number(raw)?;
-    (n.fract() == 0.0 && n.abs() < 9e15).then_some(n as i64)
+    if let Some(n) = parse_number(raw) {
+        return (n.fract() == 0.0 && n.abs() < 9e15).then_some(n as i64);
+    }
+    let (a, b) = raw.trim().split_once(['x', 'X', '×', '*'])?;
+    let whole = |t: &str| {
+        let t = t.trim();
+        (!t.is_empty() && t.len() <= 6 && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse::<i64>().ok())
+            .flatten()
+    };
+    whole(a)?.checked_mul(whole(b)?)
 }
 
 /// Booleans in the languages of the catalogue, and virtual/physical.
@@ -955,6 +965,28 @@ pub fn number_value(v: f64) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_written_as_a_product() {
+        assert_eq!(parse_integer("4 x 2"), Some(8));
+        assert_eq!(parse_integer("2x4"), Some(8));
+        assert_eq!(parse_integer("2 × 8"), Some(16));
+        assert_eq!(parse_integer("4*2"), Some(8));
+        assert_eq!(parse_integer("4"), Some(4));
+        assert_eq!(parse_integer("x4"), None);
+        assert_eq!(parse_integer("0x1F"), None);
+        assert_eq!(parse_integer("4.5"), None);
+    }
+
+    #[test]
+    fn compact_sizes_macs_and_thousands() {
+        assert_eq!(parse_size("16G", Some("MB"), None).unwrap().0, 16.0);
+        assert_eq!(parse_number("1,546.6"), Some(1546.6));
+        assert_eq!(
+            normalise_mac("001A2B3C4D5E").as_deref(),
+            Some("00:1a:2b:3c:4d:5e")
+        );
+    }
 
     #[test]
     fn numbers_as_written() {

@@ -139,7 +139,8 @@ const GOOGLE: Expected = &[
     ("OsName", Some("operating_system")),
     ("OsVersion", Some("os_version")),
     ("MachineStatus", Some("power_state")),
-    ("ProvisioningState", Some("status")),
+    // A deployment result ("Succeeded"), not the machine's status.
+    ("ProvisioningState", None),
     ("CreateDate", None),
     ("IsPhysical", Some("is_virtual")),
 ];
@@ -185,7 +186,8 @@ const RVTOOLS_VINFO: Expected = &[
     ("VM ID", Some("external_id")),
     ("VM UUID", Some("vm_uuid")),
     ("SMBIOS UUID", Some("bios_uuid")),
-    ("VI SDK Server", Some("discovery_source")),
+    // The managing vCenter, not the discovering tool.
+    ("VI SDK Server", None),
     ("VI SDK UUID", None),
 ];
 
