@@ -60,12 +60,19 @@ pub enum Pattern {
     ManagementService,
     /// A host-like word with a digit in it ("PC-0001", "web01").
     NumberedName,
-    /// Upper-case letters and digits, both, 7 to 20 of them ("CZC1234ABC").
+    /// Upper-case letters and digits, both, 7 to 20 of them ("CZC1234ABC"),
+    /// or a VMware virtual machine's serial ("VMware-42 1a 2b ...").
     SerialCode,
+    /// A hardware or hypervisor maker as inventories write it ("Dell Inc.",
+    /// "VMware, Inc.", "LENOVO", "HP", "Microsoft Corporation").
+    Maker,
+    /// A model of a machine family ("Latitude E7470", "ProLiant DL380 Gen10",
+    /// "VMware Virtual Platform", "Surface Pro 7", Lenovo's "20XW004GGE").
+    ModelFamily,
 }
 
 impl Pattern {
-    pub const ALL: [Pattern; 23] = [
+    pub const ALL: [Pattern; 25] = [
         Pattern::Ipv4,
         Pattern::Ipv6,
         Pattern::Mac,
@@ -89,6 +96,8 @@ impl Pattern {
         Pattern::ManagementService,
         Pattern::NumberedName,
         Pattern::SerialCode,
+        Pattern::Maker,
+        Pattern::ModelFamily,
     ];
 
     /// The regular expression (Rust regex syntax) a whole value must match.
@@ -150,7 +159,15 @@ impl Pattern {
             }
             Pattern::Email => r"(?i)^\s*[^@\s]+@[^@\s]+\.[a-z]{2,}\s*$",
             Pattern::NumberedName => r"(?i)^\s*[a-z][a-z0-9_-]*[0-9][a-z0-9_-]*\s*$",
-            Pattern::SerialCode => r"^\s*(?:[A-Z]+[0-9]|[0-9]+[A-Z])[A-Z0-9]{5,18}\s*$",
+            Pattern::SerialCode => {
+                r"^\s*(?:[A-Z]+[0-9]|[0-9]+[A-Z])[A-Z0-9]{5,18}\s*$|^\s*VMware-[0-9a-f]{2}( [0-9a-f]{2}){7}-[0-9a-f]{2}( [0-9a-f]{2}){7}\s*$"
+            }
+            Pattern::Maker => {
+                r"(?i)^\s*(dell( inc\.?| technologies| computer corporation)?|lenovo|ibm|hp|hpe|hewlett[- ]packard( enterprise| company)?|vmware,? inc\.?|vmware|microsoft( corporation)?|apple( inc\.?| computer,? inc\.?)?|acer( inc\.?)?|asus(tek computer inc\.?)?|fujitsu( siemens| technology solutions)?|toshiba|dynabook inc\.?|samsung( electronics co\.?,? ltd\.?)?|cisco( systems,? inc\.?)?|supermicro|super micro computer,? inc\.?|oracle( corporation)?|nutanix|xen|qemu|innotek gmbh|parallels( software international inc\.?)?|google|amazon ec2|red hat|citrix|huawei( technologies co\.?,? ltd\.?)?|intel( corporation)?|gigabyte technology co\.?,? ltd\.?|micro-star international co\.?,? ltd\.?|panasonic( corporation)?|getac|zebra technologies|wyse|igel technology|medion|sony|nec|hitachi|inspur|bull|dell emc|netapp|pure storage|juniper networks|arista networks|aruba|palo alto networks|fortinet|f5 networks)\s*$"
+            }
+            Pattern::ModelFamily => {
+                r"(?i)^\s*(latitude|optiplex|precision|vostro|inspiron|xps|poweredge|wyse|thinkpad|thinkcentre|thinkstation|thinksystem|thinkbook|ideapad|elitebook|probook|elitedesk|prodesk|elite ?one|zbook|proliant|synergy|apollo|surface|macbook|imac|mac ?mini|mac ?pro|virtual platform|vmware virtual platform|virtual machine|hvm domu|kvm|standard pc|ucs|travelmate|aspire|veriton|lifebook|esprimo|celsius|primergy|vivobook|zenbook|expertbook|toughbook|dynabook|portege|tecra|satellite|hp [a-z]+ \d|ibm system x)\b.*$|^\s*\d{2}[A-Z0-9]{2}[A-Z0-9]{6}\s*$"
+            }
             Pattern::ManagementService => {
                 r"(?i)^\s*(intune|microsoft intune|co-?managed|configmgr|sccm|mecm|mdm|mdm/configmgr agent|intune and configmgr|exchange activesync|eas|jamf|jamf pro|airwatch|workspace one|mobileiron|kandji)\s*$"
             }

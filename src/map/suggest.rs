@@ -223,6 +223,7 @@ pub fn suggest(inputs: &Inputs) -> Vec<Suggestion> {
     name_of_an_application_list(inputs, &mut suggestions);
     if inputs.headerless {
         approve_by_neighbours(&mut suggestions, inputs.profiles);
+        domain_of_the_users(&mut suggestions, inputs.profiles);
     }
     for (suggestion, profile) in suggestions.iter_mut().zip(inputs.profiles) {
         suggestion.evidence.push(format!(
@@ -424,8 +425,14 @@ fn content_candidates(
         // machines' names, versions beside an OS column its version, and
         // letters-and-digits codes serial numbers (suggested, not approved).
         (Pattern::NumberedName, 0.9, "name", 0.75),
+        // Host-like words without a digit ("RECEPTION-PC"): a name only
+        // when nearly every one is distinct (see below).
+        (Pattern::ShortHost, 0.9, "name", 0.70),
         (Pattern::Version, 0.9, "os_version", 0.60),
-        (Pattern::SerialCode, 0.9, "serial_number", 0.60),
+        (Pattern::SerialCode, 0.8, "serial_number", 0.60),
+        // Makers and model families from the catalogue's vocabularies.
+        (Pattern::Maker, 0.8, "manufacturer", 0.80),
+        (Pattern::ModelFamily, 0.7, "model", 0.75),
     ];
     for &(pattern, min_share, field, score) in rules {
         let share = profile.share(pattern);
@@ -434,13 +441,36 @@ fn content_candidates(
         }
         let header_only = matches!(
             pattern,
-            Pattern::NumberedName | Pattern::Version | Pattern::SerialCode
+            Pattern::NumberedName
+                | Pattern::ShortHost
+                | Pattern::Version
+                | Pattern::SerialCode
+                | Pattern::Maker
+                | Pattern::ModelFamily
         );
         if header_only && !headerless {
             continue;
         }
+        // A name column holds one name per machine: a repeated code (a
+        // site, a domain) is not one.
+        if field == "name" && profile.distinct_share < 0.9 {
+            continue;
+        }
+        // A column of makers or models is neither names nor serials.
+        if matches!(
+            pattern,
+            Pattern::NumberedName | Pattern::ShortHost | Pattern::SerialCode
+        ) && profile
+            .share(Pattern::Maker)
+            .max(profile.share(Pattern::ModelFamily))
+            >= 0.5
+        {
+            continue;
+        }
         // A column of serial numbers is not the machines' names.
-        if pattern == Pattern::NumberedName && profile.share(Pattern::SerialCode) >= 0.5 {
+        if matches!(pattern, Pattern::NumberedName | Pattern::ShortHost)
+            && profile.share(Pattern::SerialCode) >= 0.5
+        {
             continue;
         }
         // Without a header, values of a kind only one field holds decide:
@@ -449,6 +479,10 @@ fn content_candidates(
             _ if !headerless => score,
             Pattern::Mac | Pattern::Ipv4 | Pattern::Fqdn | Pattern::OsName => CONFIRMED,
             Pattern::NumberedName if profile.distinct_share >= 0.9 => CONFIRMED,
+            // The leftmost column of distinct host-like words: where exports put the name.
+            Pattern::ShortHost if i == 0 && profile.distinct_share >= 0.95 => CONFIRMED,
+            Pattern::Maker if share >= 0.9 => CONFIRMED,
+            Pattern::ModelFamily if share >= 0.8 => CONFIRMED,
             _ => score,
         };
         let field = catalogue::field(field).expect("content rules name catalogue fields");
@@ -494,6 +528,8 @@ fn pattern_words(p: Pattern) -> &'static str {
         Pattern::ManagementService => "device-management services",
         Pattern::NumberedName => "numbered names",
         Pattern::SerialCode => "serial numbers",
+        Pattern::Maker => "hardware makers",
+        Pattern::ModelFamily => "machine models",
     }
 }
 
@@ -870,6 +906,51 @@ fn approve_by_neighbours(suggestions: &mut [Suggestion], profiles: &[ColumnProfi
         s.status = Status::Approved;
         s.confidence = CONFIRMED;
         s.evidence.push(format!("approved without a header: {why}"));
+    }
+}
+
+/// Without a header, a column of one or a few short words that another
+/// column's values start with, followed by a backslash ("CONTOSO" beside
+/// "CONTOSO\jsmith"), is the machines' Windows domain.
+fn domain_of_the_users(suggestions: &mut [Suggestion], profiles: &[ColumnProfile]) {
+    if suggestions
+        .iter()
+        .any(|s| s.target == Some("domain") && s.status == Status::Approved)
+    {
+        return;
+    }
+    for (i, profile) in profiles.iter().enumerate() {
+        if suggestions[i].target.is_some()
+            || profile.filled < 3
+            || profile.share(Pattern::ShortHost) < 0.9
+            || profile.distinct_share > 0.5
+        {
+            continue;
+        }
+        let prefixed = profiles.iter().enumerate().any(|(j, other)| {
+            j != i
+                && !other.samples.is_empty()
+                && other.samples.iter().filter(|v| !v.is_empty()).all(|v| {
+                    profile.samples.iter().any(|d| {
+                        v.len() > d.len() + 1
+                            && v[..d.len()].eq_ignore_ascii_case(d)
+                            && v.as_bytes()[d.len()] == b'\\'
+                    })
+                })
+        });
+        if !prefixed {
+            continue;
+        }
+        let s = &mut suggestions[i];
+        s.target = Some("domain");
+        s.status = Status::Approved;
+        s.confidence = CONFIRMED;
+        s.match_type = MatchType::Content;
+        s.evidence.push(format!(
+            "approved without a header: '{}' is the DOMAIN of DOMAIN\\user in another column",
+            profile.samples[0]
+        ));
+        return;
     }
 }
 

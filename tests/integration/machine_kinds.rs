@@ -176,3 +176,68 @@ fn a_headerless_device_export_keeps_desktops_and_laptops_apart_from_servers() {
     assert!(html.contains("<b>4</b>Servers"), "servers tile");
     assert!(html.contains("<b>8</b>End-user devices"), "devices tile");
 }
+
+/// A ConfigMgr (SCCM) device export as it comes out of a console query,
+/// with no header row: name, domain, last user, client flag, client version,
+/// site, maker, model, serial, last activity (M/D/YYYY), OS caption, build.
+/// The columns are recognised by their values (the catalogue's makers and
+/// model families, serial shapes, DOMAIN\user, host-like names), and every
+/// row becomes its machine.
+#[test]
+fn an_sccm_device_export_without_a_header_yields_its_machines() {
+    let work = Work::new();
+    let file = fixture("headerless/sccm_devices_no_header.csv");
+    let (code, json) = work.import_json(&[file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    let conn = work.conn();
+    let approved: Vec<(String, String)> = conn
+        .prepare(
+            "SELECT source_field, target_field FROM import_field_mappings
+             WHERE status = 'approved' AND target_field IS NOT NULL ORDER BY rowid",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let field_of = |column: &str| {
+        approved
+            .iter()
+            .find(|(c, _)| c == column)
+            .map(|(_, f)| f.as_str())
+    };
+    for (column, field) in [
+        ("column_1", "name"),
+        ("column_2", "domain"),
+        ("column_7", "manufacturer"),
+        ("column_8", "model"),
+        ("column_9", "serial_number"),
+        ("column_11", "operating_system"),
+        ("column_12", "os_version"),
+    ] {
+        assert_eq!(field_of(column), Some(field), "{approved:?}");
+    }
+    // Nothing else approved: the user, flags, versions, site and date stay
+    // in custom_attributes.
+    assert_eq!(approved.len(), 7, "{approved:?}");
+    assert_eq!(count(&conn, "SELECT count(*) FROM assets"), 12);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM assets WHERE name IN ('RECEPTION-PC', 'CEO-LAPTOP')"
+        ),
+        2,
+        "names without a digit are names too"
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM assets WHERE custom_attributes ->> '$._device_class' = 'end_user_device'"
+        ),
+        10
+    );
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM assets WHERE model = 'PowerEdge R640' AND manufacturer = 'Dell Inc.'"),
+        1
+    );
+}
