@@ -413,7 +413,6 @@ impl CsvSource {
                 message: "the header is not valid in the chosen encoding; bytes were replaced by U+FFFD. Check --encoding".to_string(),
             });
         }
-        let mut warnings = warnings;
         if let Some((_, column)) = stray_quote {
             let named = columns.get(column).cloned().unwrap_or_default();
             warnings.push(HeaderWarning {
