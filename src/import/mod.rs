@@ -384,28 +384,45 @@ fn plan_tables(
                 });
                 outcomes.push(outcome);
             }
-            Ok(FileProbe::Text(probe)) => {
-                let mut outcome = FileOutcome::new(&input.display, FileStatus::Completed);
-                outcome.describe_text(&probe);
-                candidates.push(Candidate {
-                    outcome_index: outcomes.len(),
-                    content_hash: probe.scan.hash.clone(),
-                    source_system: request.source_system.clone(),
-                    role: None,
-                    read_metadata: json!({
-                        "encoding": probe.scan.encoding.name(),
-                        "encoding_source": probe.scan.encoding_source,
-                        "bom": probe.scan.has_bom,
-                        "delimiter": (probe.dialect.delimiter as char).to_string(),
-                        "delimiter_source": probe.delimiter_source,
-                        "dialect": probe.dialect,
-                        "dialect_runner_up": probe.runner_up,
-                        "note": probe.note,
-                    }),
-                    source: SourceKind::Text(probe),
-                    input,
-                });
-                outcomes.push(outcome);
+            Ok(FileProbe::Text(whole)) => {
+                // A file of several tables: one import per table, `file.csv#2` on.
+                let parts: Vec<Option<read::delimiter::TextPart>> = if whole.parts.len() > 1 {
+                    whole.parts.iter().copied().map(Some).collect()
+                } else {
+                    vec![None]
+                };
+                for (n, part) in parts.into_iter().enumerate() {
+                    let mut probe = whole.clone();
+                    probe.part = part;
+                    let mut input = input.clone();
+                    if n > 0 {
+                        input.display = format!("{}#{}", input.display, n + 1);
+                    }
+                    let mut outcome = FileOutcome::new(&input.display, FileStatus::Completed);
+                    outcome.describe_text(&probe);
+                    candidates.push(Candidate {
+                        outcome_index: outcomes.len(),
+                        content_hash: match n {
+                            0 => probe.scan.hash.clone(),
+                            n => format!("{}#{}", probe.scan.hash, n + 1),
+                        },
+                        source_system: request.source_system.clone(),
+                        role: None,
+                        read_metadata: json!({
+                            "encoding": probe.scan.encoding.name(),
+                            "encoding_source": probe.scan.encoding_source,
+                            "bom": probe.scan.has_bom,
+                            "delimiter": (probe.dialect.delimiter as char).to_string(),
+                            "delimiter_source": probe.delimiter_source,
+                            "dialect": probe.dialect,
+                            "dialect_runner_up": probe.runner_up,
+                            "note": probe.note,
+                        }),
+                        source: SourceKind::Text(probe),
+                        input,
+                    });
+                    outcomes.push(outcome);
+                }
             }
             Ok(FileProbe::Workbook(book)) => {
                 for sheet in &book.sheets {

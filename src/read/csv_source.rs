@@ -136,6 +136,11 @@ struct RecordGuard<R> {
     stray_quote: Option<u64>,
     /// Decoded bytes read from `inner` so far (before any byte is dropped).
     decoded: u64,
+    /// The one table of a file of several to read: bytes before `start` are
+    /// passed over, the text ends at `end` (offsets after the filters).
+    window: Option<super::delimiter::TextPart>,
+    /// Bytes the filters let through so far.
+    filtered: u64,
 }
 
 impl<R: Read> Read for RecordGuard<R> {
@@ -164,6 +169,29 @@ impl<R: Read> Read for RecordGuard<R> {
                     break;
                 }
                 n = self.inner.read(buf)?;
+            }
+        }
+        if let Some(window) = self.window {
+            loop {
+                let (from, to) = (self.filtered, self.filtered + n as u64);
+                if window.end.is_some_and(|end| from >= end) || n == 0 {
+                    n = 0;
+                    break;
+                }
+                let keep_from = window.start.max(from);
+                let keep_to = window.end.map_or(to, |end| end.min(to));
+                self.filtered = to;
+                if keep_from < keep_to {
+                    let (a, b) = ((keep_from - from) as usize, (keep_to - from) as usize);
+                    buf.copy_within(a..b, 0);
+                    n = b - a;
+                    break;
+                }
+                // All of this read is before the table: read on.
+                n = self.inner.read(buf)?;
+                if let Some(skip) = &mut self.skip_spaces {
+                    n = skip.filter(&mut buf[..n]);
+                }
             }
         }
         state.note_breaks(self.handed_out, &buf[..n]);
@@ -249,6 +277,7 @@ impl CsvSource {
         encoding_source: EncodingSource,
         dialect: super::delimiter::Dialect,
         stray_quote: Option<(u64, usize)>,
+        part: Option<super::delimiter::TextPart>,
         record_limit: usize,
         bytes_read: Arc<AtomicU64>,
     ) -> Result<CsvSource, ReadError> {
@@ -256,7 +285,11 @@ impl CsvSource {
             file: name.to_string(),
             source,
         })?;
-        let state = Rc::new(RefCell::new(StreamState::default()));
+        // A later table of the file counts its lines from where it starts.
+        let state = Rc::new(RefCell::new(match part {
+            Some(part) => StreamState::after_lines(part.lines_before),
+            None => StreamState::default(),
+        }));
         let guard = RecordGuard {
             inner: decoder(file, encoding, encoding_source, bytes_read),
             handed_out: 0,
@@ -267,6 +300,8 @@ impl CsvSource {
                 .then(|| super::delimiter::SkipInitialSpace::new(dialect)),
             stray_quote: stray_quote.map(|(at, _)| at),
             decoded: 0,
+            window: part,
+            filtered: 0,
         };
         let reader = super::delimiter::builder(dialect)
             .buffer_capacity(64 * 1024)
@@ -751,6 +786,7 @@ mod tests {
             encoding_rs::UTF_8,
             EncodingSource::Override,
             crate::read::delimiter::Dialect::standard(b','),
+            None,
             None,
             1 << 20,
             Arc::new(AtomicU64::new(0)),

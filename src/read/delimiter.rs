@@ -396,6 +396,98 @@ pub fn stray_header_quote(head: &[u8], dialect: Dialect) -> Option<(u64, usize)>
     None
 }
 
+/// One table of a file that holds several (a second header and its rows
+/// after the first table): the byte range of the text as the parser sees it
+/// (after the stray header quote and the padding after delimiters are
+/// dropped) and the line breaks before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextPart {
+    pub start: u64,
+    pub end: Option<u64>,
+    pub lines_before: u64,
+}
+
+/// The tables of `text` (the whole file, as the parser sees it) when it holds
+/// more than one: a record that reads as a header (every cell filled, none a
+/// number, no two alike), after a blank line or where the width changes,
+/// whose width differs from the table above's header and whose next record
+/// has its width, starts a new table. One part or none: the file is one table.
+pub fn tables_in(text: &[u8], dialect: Dialect) -> Vec<TextPart> {
+    let mut reader = builder(dialect).from_reader(text);
+    let mut record = csv::ByteRecord::new();
+    // (offset, line breaks inside, width, header-like) of each record.
+    let mut records: Vec<(u64, usize, usize, bool)> = Vec::new();
+    while records.len() < 100_000 {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {
+                if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+                    continue;
+                }
+                let Some(position) = record.position() else {
+                    continue;
+                };
+                let inside = record
+                    .iter()
+                    .map(|f| memchr::memchr_iter(b'\n', f).count())
+                    .sum::<usize>();
+                let cells: Vec<&[u8]> = record.iter().collect();
+                let header_like = cells.len() >= 2
+                    && cells.iter().all(|c| {
+                        let t = String::from_utf8_lossy(c);
+                        let t = t.trim();
+                        !t.is_empty()
+                            && t.parse::<f64>().is_err()
+                            && t.chars().any(char::is_alphabetic)
+                    })
+                    && {
+                        let mut sorted = cells.clone();
+                        sorted.sort();
+                        sorted.windows(2).all(|w| w[0] != w[1])
+                    };
+                records.push((position.byte(), inside, record.len(), header_like));
+            }
+            Ok(false) | Err(_) => break,
+        }
+    }
+    let breaks_in =
+        |from: u64, to: u64| memchr::memchr_iter(b'\n', &text[from as usize..to as usize]).count();
+    let mut starts: Vec<usize> = Vec::new();
+    let mut header_width = match records.first() {
+        Some(r) => r.2,
+        None => return Vec::new(),
+    };
+    for k in 2..records.len() {
+        let (offset, _, width, header_like) = records[k];
+        let previous = records[k - 1];
+        // More line breaks since the record before than it holds and ends with.
+        let blank_before = breaks_in(previous.0, offset) > previous.1 + 1;
+        let width_changes = width != previous.2;
+        let next_agrees = records.get(k + 1).is_some_and(|n| n.2 == width);
+        if header_like && width != header_width && (blank_before || width_changes) && next_agrees {
+            starts.push(k);
+            header_width = width;
+        }
+    }
+    if starts.is_empty() {
+        return Vec::new();
+    }
+    let mut parts = vec![TextPart {
+        start: 0,
+        end: None,
+        lines_before: 0,
+    }];
+    for k in starts {
+        let offset = records[k].0;
+        parts.last_mut().expect("one part at least").end = Some(offset);
+        parts.push(TextPart {
+            start: offset,
+            end: None,
+            lines_before: breaks_in(0, offset) as u64,
+        });
+    }
+    parts
+}
+
 /// CleverCSV's data consistency: pattern score × type score.
 fn consistency(rows: &[Vec<String>]) -> f64 {
     if rows.is_empty() {
@@ -571,6 +663,26 @@ mod tests {
         let two_lines = b"Name,\"Provisioned\nMiB\",OS\nweb01,10,Ubuntu\n";
         assert_eq!(stray_header_quote(two_lines, d), None);
         assert_eq!(stray_header_quote(b"\"a\",\"b\"\n1,2\n", d), None);
+    }
+
+    #[test]
+    fn a_second_table_after_a_blank_line_is_its_own_part() {
+        let d = Dialect::standard(b',');
+        let text = b"Server Name,OS,Environment\nweb01,Ubuntu,production\ndb01,RHEL,production\n\nApplication,Owner\nCRM,alice\nPayroll,bob\n";
+        let parts = tables_in(text, d);
+        assert_eq!(parts.len(), 2, "{parts:?}");
+        // The part may start at the blank line above its header.
+        let rest = &text[parts[1].start as usize..];
+        let skipped = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        assert_eq!(&rest[skipped..][..11], b"Application");
+        assert_eq!(parts[1].lines_before as usize + skipped, 4);
+        assert_eq!(parts[0].end, Some(parts[1].start));
+        // Rows of text the width of the header, after a blank line, are rows.
+        let one = b"Name,OS\nweb01,Ubuntu\n\nweb02,RHEL\ndb01,Debian\n";
+        assert!(tables_in(one, d).is_empty());
+        // A ragged row is not a table.
+        let ragged = b"a,b,c\n1,2,3\n\nx,y\n4,5,6\n";
+        assert!(tables_in(ragged, d).is_empty());
     }
 
     #[test]

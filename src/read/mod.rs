@@ -323,6 +323,11 @@ pub struct TextProbe {
     /// A quote opening a header cell that never closes (decoded byte
     /// offset, column): dropped when the header is read, with a warning.
     pub stray_quote: Option<(u64, usize)>,
+    /// The tables of a file that holds several (empty: one table). Found in
+    /// files read whole by the sniffer (up to 256 KiB).
+    pub parts: Vec<delimiter::TextPart>,
+    /// The one table of `parts` this probe reads (None: the whole file).
+    pub part: Option<delimiter::TextPart>,
     /// Set when a file with a workbook extension turned out to be text.
     pub note: Option<String>,
 }
@@ -498,12 +503,29 @@ pub fn probe_text(file: &InputFile, options: &ReadOptions) -> Result<TextProbe, 
             });
         }
     }
+    let stray_quote = delimiter::stray_header_quote(&head, dialect);
+    // Several tables one after the other: looked for in the text as the
+    // parser will see it (the stray quote and the padding dropped).
+    let parts = if complete {
+        let mut seen = head.clone();
+        if let Some((at, _)) = stray_quote {
+            seen.remove(at as usize);
+        }
+        if dialect.skip_initial_space {
+            seen = delimiter::skip_initial_spaces(&seen, dialect);
+        }
+        delimiter::tables_in(&seen, dialect)
+    } else {
+        Vec::new()
+    };
     Ok(TextProbe {
         scan,
         dialect,
         delimiter_source,
         runner_up,
-        stray_quote: delimiter::stray_header_quote(&head, dialect),
+        stray_quote,
+        parts,
+        part: None,
         note: None,
     })
 }

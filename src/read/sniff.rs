@@ -70,6 +70,7 @@ pub fn sniff(file: &InputFile, options: &ReadOptions) -> SniffReport {
                 text.scan.encoding_source,
                 text.dialect,
                 text.stray_quote,
+                None,
                 options.max_record_bytes,
                 Default::default(),
             );

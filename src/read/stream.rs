@@ -87,6 +87,7 @@ pub fn stream_text<S: TableSink + Send>(
         probe.scan.encoding_source,
         probe.dialect,
         probe.stray_quote,
+        probe.part,
         options.max_record_bytes,
         bytes_read.clone(),
     ) {
@@ -112,6 +113,7 @@ pub fn stream_text<S: TableSink + Send>(
     // A dropped stray quote shifts the offsets it would resume from.
     let parallel = probe.dialect.is_standard()
         && probe.stray_quote.is_none()
+        && probe.part.is_none()
         && parallelism.applies(probe.scan.size, probe.dialect.delimiter);
     let mut rows = Vec::with_capacity(batch_rows);
     let mut rows_bytes = 0;

@@ -239,3 +239,56 @@ fn every_sample_export_rewritten_in_each_dialect_reads_back_cell_for_cell() {
     println!("dialects in all: {share:.4} of {} cells", all.1);
     assert!(share >= 0.98, "{share:.4}");
 }
+
+/// A second table after a blank line (a new header of another width) is
+/// its own import, `file.csv#2`, with its rows' lines as in the file; the
+/// first table keeps only its own rows.
+#[test]
+fn a_second_table_in_a_file_is_its_own_import() {
+    let work = Work::new();
+    let file = fixture("dialects/two_tables_blank_line.csv");
+    let (code, json) = work.import_json(&[file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    let conn = work.conn();
+    let first = count(
+        &conn,
+        "SELECT count(*) FROM raw_import_records r JOIN data_imports d ON d.id = r.data_import_id
+         WHERE d.filename LIKE '%two_tables_blank_line.csv' AND r.raw_data ->> '$.\"Server Name\"' IS NOT NULL",
+    );
+    assert_eq!(first, 2);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM data_imports WHERE filename LIKE '%two_tables_blank_line.csv'"
+        ),
+        1
+    );
+    let second = raw_rows(&conn, "two_tables_blank_line.csv#2");
+    assert_eq!(
+        second,
+        vec![
+            (
+                6,
+                serde_json::json!({"Application": "CRM", "Owner": "alice"})
+            ),
+            (
+                7,
+                serde_json::json!({"Application": "Payroll", "Owner": "bob"})
+            ),
+        ]
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM assets WHERE asset_type = 'application'"
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM assets WHERE asset_type = 'server'"
+        ),
+        2
+    );
+}

@@ -160,7 +160,7 @@ proptest! {
         std::fs::write(&path, &bytes).unwrap();
         let opened = CsvSource::open(
             &path, "f.csv", encoding_rs::WINDOWS_1252, EncodingSource::Override,
-            delimiter::Dialect::standard(delimiter::CANDIDATES[d]), None, 4096, Arc::new(AtomicU64::new(0)),
+            delimiter::Dialect::standard(delimiter::CANDIDATES[d]), None, None, 4096, Arc::new(AtomicU64::new(0)),
         );
         if let Ok(mut source) = opened {
             let mut warnings = Vec::new();
