@@ -517,6 +517,8 @@ pub fn cleanse_record<'r>(
         if text.is_empty() {
             continue;
         }
+        // Problems with the columns a mapping adds in (`plus_columns`).
+        let mut plus_errors: Vec<ValidationError> = Vec::new();
         let mut fail = |code: &'static str, message: String| {
             errors.push(ValidationError {
                 field: m.field.name.to_string(),
@@ -636,7 +638,34 @@ pub fn cleanse_record<'r>(
             FieldKind::Size => {
                 let unit = rule("from_unit").and_then(|u| u.as_str());
                 let flag = rule("flag_below").and_then(|f| f.as_f64());
-                match values::parse_size(text, unit, flag) {
+                // One column per disk: the others are added (`plus_columns`).
+                let mut others = 0.0;
+                for column in rule("plus_columns")
+                    .and_then(|c| c.as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c.as_str())
+                {
+                    let Some(value) = raw(column).map(str::trim).filter(|v| !v.is_empty()) else {
+                        continue;
+                    };
+                    if values::means_missing(value, m.field.kind) {
+                        continue;
+                    }
+                    match values::parse_size(value, unit, None) {
+                        Ok((gb, _)) => others += gb,
+                        Err((code, message)) => plus_errors.push(ValidationError {
+                            field: m.field.name.to_string(),
+                            column: column.to_string(),
+                            raw_value: value.to_string(),
+                            code,
+                            message,
+                        }),
+                    }
+                }
+                let parsed = values::parse_size(text, unit, flag)
+                    .map(|(gb, warning)| (values::round_size(gb + others), warning));
+                match parsed {
                     Ok((gb, warning)) => match out_of_range(m.field, gb) {
                         None => {
                             out.set(m.field, values::number_value(gb));
@@ -694,6 +723,7 @@ pub fn cleanse_record<'r>(
                 }
             }
         }
+        errors.append(&mut plus_errors);
     }
     // A version embedded in the OS name fills os_version when no column gave one.
     if let Some(version) = extra.remove("_os_version_from_name") {

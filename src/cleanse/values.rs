@@ -949,6 +949,11 @@ pub fn table_kind(title: &str) -> Option<&'static str> {
     }
 }
 
+/// A size as sizes are stored (rounded like every parsed size).
+pub fn round_size(v: f64) -> f64 {
+    round(v)
+}
+
 fn round(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }

@@ -221,6 +221,7 @@ pub fn suggest(inputs: &Inputs) -> Vec<Suggestion> {
     }
     let mut suggestions = assign(inputs, candidates, fixed);
     name_of_an_application_list(inputs, &mut suggestions);
+    numbered_disks(inputs, &mut suggestions);
     if inputs.headerless {
         approve_by_neighbours(&mut suggestions, inputs.profiles);
         domain_of_the_users(&mut suggestions, inputs.profiles);
@@ -1042,6 +1043,75 @@ fn name_of_an_application_list(inputs: &Inputs, suggestions: &mut [Suggestion]) 
         host_like * 100.0,
         if titled { ", and the table's title says so" } else { "" }
     ));
+}
+
+/// "Disk 1 size (In GB)", "Disk 2 size (In GB)" ... (Azure Migrate's import
+/// template and many scripts): one column per disk. The machine's storage
+/// is their sum: the first disk's column maps to storage_gb and adds the
+/// others (`plus_columns`), which map to nothing. Left alone when the rules
+/// file decided, or another column already holds storage_gb approved.
+fn numbered_disks(inputs: &Inputs, suggestions: &mut [Suggestion]) {
+    static DISK: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)^\s*(?:virtual\s*)?disk\s*[_#-]?\s*(\d{1,2})\s*[_-]?\s*(?:size|capacity|provisioned)\b")
+            .expect("the pattern is valid")
+    });
+    let mut disks: Vec<(u32, usize)> = inputs
+        .columns
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| {
+            let n = DISK.captures(h)?.get(1)?.as_str().parse().ok()?;
+            Some((n, i))
+        })
+        .collect();
+    if disks.len() < 2
+        || disks
+            .iter()
+            .any(|&(_, i)| matches!(suggestions[i].match_type, MatchType::Rule))
+    {
+        return;
+    }
+    let elsewhere = suggestions.iter().enumerate().any(|(i, s)| {
+        s.target == Some("storage_gb")
+            && s.status == Status::Approved
+            && !disks.iter().any(|&(_, d)| d == i)
+    });
+    if elsewhere {
+        return;
+    }
+    disks.sort();
+    let (_, first) = disks[0];
+    let others: Vec<String> = disks[1..]
+        .iter()
+        .map(|&(_, i)| inputs.columns[i].clone())
+        .collect();
+    let field = catalogue::field("storage_gb").expect("storage_gb is in the catalogue");
+    let mut rules = rules_for(field, &inputs.columns[first], inputs.layout, inputs.columns);
+    if let Some(map) = rules.as_object_mut() {
+        map.insert("plus_columns".into(), json!(others));
+    }
+    let s = &mut suggestions[first];
+    s.target = Some(field.name);
+    s.status = Status::Approved;
+    s.confidence = CONFIRMED;
+    s.match_type = MatchType::Alias;
+    s.transformation_rules = rules;
+    s.evidence.push(format!(
+        "one column per disk ({} of them): storage_gb is their sum",
+        disks.len()
+    ));
+    for &(_, i) in &disks[1..] {
+        let s = &mut suggestions[i];
+        s.target = None;
+        s.status = Status::Suggested;
+        s.confidence = 0.0;
+        s.match_type = MatchType::None;
+        s.transformation_rules = json!({});
+        s.evidence.push(format!(
+            "added into storage_gb by '{}'",
+            inputs.columns[first]
+        ));
+    }
 }
 
 fn round(score: f64) -> f64 {

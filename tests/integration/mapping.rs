@@ -108,7 +108,8 @@ const AZURE: Expected = &[
     ("Boot type", Some("firmware_type")),
     ("Number of disks", None),
     ("Storage in use (In GB)", Some("storage_used_gb")),
-    ("Disk 1 size (In GB)", None),
+    // One column per disk: the first maps to storage_gb and adds the others.
+    ("Disk 1 size (In GB)", Some("storage_gb")),
     ("Disk 1 read throughput (MB per second)", None),
     ("Disk 1 write throughput (MB per second)", None),
     ("Disk 1 read ops (operations per second)", None),
@@ -1131,4 +1132,45 @@ fn the_mapping_table_filters_by_state_and_file() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Azure Migrate's import template and many scripts write one column per
+/// disk ("Disk 1 size (In GB)", "Disk 2 size (In GB)" ...): the machine's
+/// storage is their sum, and a value that is not a size is reported on its
+/// own column.
+#[test]
+fn disks_written_one_column_each_are_summed_into_storage() {
+    let work = Work::new();
+    let file = work.write(
+        "azure_migrate_import_template.csv",
+        "Server name,Cores,Memory (In MB),OS name,Number of disks,Disk 1 size (In GB),Disk 2 size (In GB),Disk 3 size (In GB)\n\
+         web01,4,8192,Windows Server 2019,2,128,256,\n\
+         db01,8,32768,Ubuntu 22.04,3,100,\"1,024\",lots\n",
+    );
+    let (code, json) = work.import_json(&[file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    let conn = work.conn();
+    let storage = |name: &str| -> f64 {
+        conn.query_row(
+            "SELECT storage_gb FROM assets WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(storage("web01"), 384.0);
+    assert_eq!(storage("db01"), 1124.0);
+    let problem = count(
+        &conn,
+        "SELECT count(*) FROM raw_import_records, json_each(validation_errors) e
+         WHERE e.value ->> 'column' = 'Disk 3 size (In GB)' AND e.value ->> 'raw_value' = 'lots'",
+    );
+    assert_eq!(problem, 1);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM import_field_mappings WHERE target_field = 'storage_gb' AND status = 'approved'"
+        ),
+        1
+    );
 }
