@@ -174,6 +174,20 @@ fn compact_summary(outcome: &ImportOutcome) -> String {
             crate::printable::short_label(&first.path, first.sheet.as_deref(), name_width)
         ));
     }
+    let ambiguous: Vec<&FileOutcome> = outcome
+        .files
+        .iter()
+        .filter(|f| f.dialect_runner_up.is_some())
+        .collect();
+    if let Some(first) = ambiguous.first() {
+        attention.push(format!(
+            "{} file(s) read as {} where {} reads nearly as well (first {}): check with `intake sniff`, --delimiter settles it",
+            ambiguous.len(),
+            first.delimiter.as_deref().unwrap_or("?"),
+            first.dialect_runner_up.as_deref().unwrap_or("?"),
+            crate::printable::short_label(&first.path, first.sheet.as_deref(), name_width)
+        ));
+    }
     let review: usize = outcome
         .files
         .iter()

@@ -49,6 +49,10 @@ pub struct FileOutcome {
     pub encoding_source: Option<read::EncodingSource>,
     pub delimiter: Option<String>,
     pub delimiter_source: Option<read::DelimiterSource>,
+    /// Another dialect that read the file nearly as consistently (said in
+    /// the summary; `--delimiter` settles it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dialect_runner_up: Option<String>,
     pub content_hash: Option<String>,
     pub error: Option<String>,
     pub error_code: Option<&'static str>,
@@ -104,6 +108,7 @@ impl FileOutcome {
             encoding_source: None,
             delimiter: None,
             delimiter_source: None,
+            dialect_runner_up: None,
             content_hash: None,
             error: None,
             error_code: None,
@@ -124,6 +129,7 @@ impl FileOutcome {
         self.content_hash = Some(probe.scan.hash.clone());
         self.notes.extend(probe.note.clone());
         if let Some(other) = probe.runner_up {
+            self.dialect_runner_up = Some(other.describe());
             self.notes.push(format!(
                 "read as {}; {} reads it nearly as well: give --delimiter if the columns look wrong",
                 probe.dialect.describe(),

@@ -292,3 +292,24 @@ fn a_second_table_in_a_file_is_its_own_import() {
         2
     );
 }
+
+/// When another dialect reads a file nearly as consistently, the choice is
+/// not silent: the summary says which two, and `sniff` names the runner-up.
+#[test]
+fn an_ambiguous_dialect_is_reported_with_its_runner_up() {
+    let work = Work::new();
+    let file = work.write(
+        "ambiguous.csv",
+        "name;role,team\nweb;front,blue\ndb;back,red\napp;middle,green\n",
+    );
+    let out = work.run_ok(&["import", file.to_str().unwrap()]);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("read as comma where semicolon reads nearly as well"),
+        "{summary}"
+    );
+    let out = work.run_ok(&["sniff", "--json", file.to_str().unwrap()]);
+    let sniffed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sniffed[0]["text"]["dialect"]["delimiter"], ",");
+    assert_eq!(sniffed[0]["text"]["runner_up"]["delimiter"], ";");
+}
