@@ -121,7 +121,7 @@ impl Pattern {
                 r"(?i)^\s*\{?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\}?\s*$|(?i)^\s*([0-9a-f]{2} ){7}[0-9a-f]{2}-([0-9a-f]{2} ){7}[0-9a-f]{2}\s*$"
             }
             Pattern::OsName => {
-                r"(?i)(windows|\bwin\s?(20\d\d|2k\d*|nt)\b|linux|red ?hat|\brhel\b|centos|ubuntu|debian|\bsuse\b|\bsles\b|oracle linux|\baix\b|solaris|hp-?ux|freebsd|esxi|rocky|almalinux|photon|cisco ios|\bios[- ]?x[er]\b|nx-?os|junos|pan-?os|fortios|arista eos|aos-cx|arubaos|routeros|\btmos\b|ontap|purity//|\bonefs\b)"
+                r"(?i)(windows|\bwin\s?(20\d\d|2k\d*|nt)\b|\bmac\s?os\b|\bos x\b|\bios\b|\bipados\b|\bandroid\b|chrome ?os|linux|red ?hat|\brhel\b|centos|ubuntu|debian|\bsuse\b|\bsles\b|oracle linux|\baix\b|solaris|hp-?ux|freebsd|esxi|rocky|almalinux|photon|cisco ios|\bios[- ]?x[er]\b|nx-?os|junos|pan-?os|fortios|arista eos|aos-cx|arubaos|routeros|\btmos\b|ontap|purity//|\bonefs\b)"
             }
             Pattern::SizeWithUnit => {
                 r"(?i)^\s*\d+([.,]\d+)?\s*(k|m|g|t|p)i?b\s*$|(?i)^\s*\d+([.,]\d+)?\s*(go|mo|to)\s*$"
@@ -166,7 +166,7 @@ impl Pattern {
                 r"(?i)^\s*(dell( inc\.?| technologies| computer corporation)?|lenovo|ibm|hp|hpe|hewlett[- ]packard( enterprise| company)?|vmware,? inc\.?|vmware|microsoft( corporation)?|apple( inc\.?| computer,? inc\.?)?|acer( inc\.?)?|asus(tek computer inc\.?)?|fujitsu( siemens| technology solutions)?|toshiba|dynabook inc\.?|samsung( electronics co\.?,? ltd\.?)?|cisco( systems,? inc\.?)?|supermicro|super micro computer,? inc\.?|oracle( corporation)?|nutanix|xen|qemu|innotek gmbh|parallels( software international inc\.?)?|google|amazon ec2|red hat|citrix|huawei( technologies co\.?,? ltd\.?)?|intel( corporation)?|gigabyte technology co\.?,? ltd\.?|micro-star international co\.?,? ltd\.?|panasonic( corporation)?|getac|zebra technologies|wyse|igel technology|medion|sony|nec|hitachi|inspur|bull|dell emc|netapp|pure storage|juniper networks|arista networks|aruba|palo alto networks|fortinet|f5 networks)\s*$"
             }
             Pattern::ModelFamily => {
-                r"(?i)^\s*(latitude|optiplex|precision|vostro|inspiron|xps|poweredge|wyse|thinkpad|thinkcentre|thinkstation|thinksystem|thinkbook|ideapad|elitebook|probook|elitedesk|prodesk|elite ?one|zbook|proliant|synergy|apollo|surface|macbook|imac|mac ?mini|mac ?pro|virtual platform|vmware virtual platform|virtual machine|hvm domu|kvm|standard pc|ucs|travelmate|aspire|veriton|lifebook|esprimo|celsius|primergy|vivobook|zenbook|expertbook|toughbook|dynabook|portege|tecra|satellite|hp [a-z]+ \d|ibm system x)\b.*$|^\s*\d{2}[A-Z0-9]{2}[A-Z0-9]{6}\s*$"
+                r"(?i)^\s*(latitude|optiplex|precision|vostro|inspiron|xps|poweredge|wyse|thinkpad|thinkcentre|thinkstation|thinksystem|thinkbook|ideapad|elitebook|probook|elitedesk|prodesk|elite ?one|zbook|proliant|synergy|apollo|surface|macbook|imac|mac ?mini|mac ?pro|virtual platform|vmware virtual platform|virtual machine|hvm domu|kvm|standard pc|ucs|travelmate|aspire|veriton|lifebook|esprimo|celsius|primergy|vivobook|zenbook|expertbook|toughbook|dynabook|portege|tecra|satellite|hp [a-z]+ \d|ibm system x|iphone|ipad|pixel|galaxy|cloud pc|chromebook)\b.*$|^\s*\d{2}[A-Z0-9]{2}[A-Z0-9]{6}\s*$"
             }
             Pattern::ManagementService => {
                 r"(?i)^\s*(intune|microsoft intune|co-?managed|configmgr|sccm|mecm|mdm|mdm/configmgr agent|intune and configmgr|exchange activesync|eas|jamf|jamf pro|airwatch|workspace one|mobileiron|kandji)\s*$"

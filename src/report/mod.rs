@@ -899,35 +899,22 @@ impl Source<'_> {
             .collect::<rusqlite::Result<_>>()?;
         let n = rows.len() as i64;
         // The error column only when a file failed.
-        if rows.iter().all(|r| r[6].text().is_empty()) {
+        const HEADER: [&str; 7] = [
+            "file [sheet]",
+            "recognised as",
+            "role",
+            "status",
+            "rows",
+            "invalid rows",
+            "error",
+        ];
+        let failed = rows.iter().any(|r| !r[6].text().is_empty());
+        if !failed {
             for row in &mut rows {
                 row.pop();
             }
-            section.table(
-                &[
-                    "file [sheet]",
-                    "recognised as",
-                    "role",
-                    "status",
-                    "rows",
-                    "invalid rows",
-                ],
-                rows,
-            );
-        } else {
-            section.table(
-                &[
-                    "file [sheet]",
-                    "recognised as",
-                    "role",
-                    "status",
-                    "rows",
-                    "invalid rows",
-                    "error",
-                ],
-                rows,
-            );
         }
+        section.table(&HEADER[..if failed { 7 } else { 6 }], rows);
         Ok((section, n))
     }
 

@@ -241,3 +241,50 @@ fn an_sccm_device_export_without_a_header_yields_its_machines() {
         1
     );
 }
+
+/// An Intune device export without its header row (device name, managed
+/// by, ownership, compliance, OS, OS version, last check-in, primary user,
+/// serial, model, maker): Windows, macOS and iOS devices, all end-user
+/// devices, with their OS, version, model and maker read from the values.
+#[test]
+fn an_intune_device_export_without_a_header_yields_its_devices() {
+    let work = Work::new();
+    let file = fixture("headerless/intune_devices_no_header.csv");
+    let (code, json) = work.import_json(&[file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    let conn = work.conn();
+    let approved: Vec<String> = conn
+        .prepare(
+            "SELECT source_field || '=' || target_field FROM import_field_mappings
+             WHERE status = 'approved' AND target_field IS NOT NULL ORDER BY rowid",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        approved,
+        [
+            "column_1=name",
+            "column_5=operating_system",
+            "column_6=os_version",
+            "column_10=model",
+            "column_11=manufacturer"
+        ]
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM assets WHERE custom_attributes ->> '$._device_class' = 'end_user_device'"
+        ),
+        6
+    );
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM assets WHERE operating_system = 'macOS'"
+        ),
+        1
+    );
+}
