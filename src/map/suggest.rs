@@ -434,6 +434,9 @@ fn content_candidates(
         // Makers and model families from the catalogue's vocabularies.
         (Pattern::Maker, 0.8, "manufacturer", 0.80),
         (Pattern::ModelFamily, 0.7, "model", 0.75),
+        // A device export's one date is most often when it was last seen
+        // (SCCM's last activity, Intune's last check-in): suggested, for review.
+        (Pattern::Date, 0.9, "last_discovered_at", 0.60),
     ];
     for &(pattern, min_share, field, score) in rules {
         let share = profile.share(pattern);
@@ -444,6 +447,7 @@ fn content_candidates(
             pattern,
             Pattern::NumberedName
                 | Pattern::ShortHost
+                | Pattern::Date
                 | Pattern::Version
                 | Pattern::SerialCode
                 | Pattern::Maker
