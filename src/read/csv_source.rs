@@ -143,44 +143,56 @@ struct RecordGuard<R> {
     filtered: u64,
 }
 
+impl<R: Read> RecordGuard<R> {
+    /// Reads decoded text with the stray header quote and the padding after
+    /// delimiters dropped; 0 only at the end of the text.
+    fn read_filtered(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let read = self.inner.read(buf)?;
+            if read == 0 {
+                return Ok(0);
+            }
+            let mut n = read;
+            if let Some(at) = self.stray_quote {
+                if at >= self.decoded && at < self.decoded + read as u64 {
+                    let i = (at - self.decoded) as usize;
+                    buf.copy_within(i + 1..read, i);
+                    n -= 1;
+                    self.stray_quote = None;
+                }
+            }
+            self.decoded += read as u64;
+            if let Some(skip) = &mut self.skip_spaces {
+                n = skip.filter(&mut buf[..n]);
+            }
+            // All of it dropped: read on, 0 would mean the end.
+            if n > 0 {
+                return Ok(n);
+            }
+        }
+    }
+}
+
 impl<R: Read> Read for RecordGuard<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut state = self.state.borrow_mut();
-        if self.handed_out.saturating_sub(state.record_start) > self.limit {
+        if self
+            .handed_out
+            .saturating_sub(self.state.borrow().record_start)
+            > self.limit
+        {
             return Err(io::Error::other(RecordLimitExceeded));
         }
-        let mut n = self.inner.read(buf)?;
-        if let Some(at) = self.stray_quote {
-            if at >= self.decoded && at < self.decoded + n as u64 {
-                let i = (at - self.decoded) as usize;
-                buf.copy_within(i + 1..n, i);
-                self.decoded += n as u64;
-                n -= 1;
-                self.stray_quote = None;
-            } else {
-                self.decoded += n as u64;
-            }
-        }
-        if let Some(skip) = &mut self.skip_spaces {
-            // All padding: read on rather than return 0, which means the end.
-            while n > 0 {
-                n = skip.filter(&mut buf[..n]);
-                if n > 0 {
-                    break;
-                }
-                n = self.inner.read(buf)?;
-            }
-        }
+        let mut n = self.read_filtered(buf)?;
         if let Some(window) = self.window {
             loop {
                 let (from, to) = (self.filtered, self.filtered + n as u64);
-                if window.end.is_some_and(|end| from >= end) || n == 0 {
+                if n == 0 || window.end.is_some_and(|end| from >= end) {
                     n = 0;
                     break;
                 }
+                self.filtered = to;
                 let keep_from = window.start.max(from);
                 let keep_to = window.end.map_or(to, |end| end.min(to));
-                self.filtered = to;
                 if keep_from < keep_to {
                     let (a, b) = ((keep_from - from) as usize, (keep_to - from) as usize);
                     buf.copy_within(a..b, 0);
@@ -188,13 +200,12 @@ impl<R: Read> Read for RecordGuard<R> {
                     break;
                 }
                 // All of this read is before the table: read on.
-                n = self.inner.read(buf)?;
-                if let Some(skip) = &mut self.skip_spaces {
-                    n = skip.filter(&mut buf[..n]);
-                }
+                n = self.read_filtered(buf)?;
             }
         }
-        state.note_breaks(self.handed_out, &buf[..n]);
+        self.state
+            .borrow_mut()
+            .note_breaks(self.handed_out, &buf[..n]);
         self.handed_out += n as u64;
         Ok(n)
     }
