@@ -174,6 +174,18 @@ fn compact_summary(outcome: &ImportOutcome) -> String {
             crate::printable::short_label(&first.path, first.sheet.as_deref(), name_width)
         ));
     }
+    let empty: Vec<&FileOutcome> = outcome
+        .files
+        .iter()
+        .filter(|f| f.notes.iter().any(|n| n == crate::read::EMPTY_FILE_NOTE))
+        .collect();
+    if let Some(first) = empty.first() {
+        attention.push(format!(
+            "{} empty file(s) imported as tables of no rows (first {}): export them again if rows were expected",
+            empty.len(),
+            crate::printable::short_label(&first.path, first.sheet.as_deref(), name_width)
+        ));
+    }
     let ambiguous: Vec<&FileOutcome> = outcome
         .files
         .iter()

@@ -362,9 +362,8 @@ fn plan_tables(
     let mut unreadable: Vec<Unreadable> = Vec::new();
     for (input, probe) in inputs.into_iter().zip(probes) {
         match probe {
-            // Not a table, or nothing at all (a 0-byte export): skipped with
-            // the reason, no import recorded, not a failure.
-            Err(error @ (ReadError::NotATable { .. } | ReadError::Empty { .. })) => {
+            // Not a table: skipped with the reason, no import recorded, not a failure.
+            Err(error @ ReadError::NotATable { .. }) => {
                 let mut outcome = FileOutcome::new(&input.display, FileStatus::Skipped);
                 let why = error.to_string();
                 let prefix = format!("{}: ", input.display);

@@ -508,7 +508,12 @@ fn write_all<'c>(
                 let outcome = &mut outcomes[plan.candidate.outcome_index];
                 match result {
                     Ok(()) => {
-                        if counts[file].rows == 0 {
+                        // A header and no rows is worth a warning; an empty file has its note.
+                        let has_header = counts[file]
+                            .header
+                            .as_ref()
+                            .is_some_and(|h| !h.columns.is_empty());
+                        if counts[file].rows == 0 && has_header {
                             let line = counts[file].header.as_ref().map_or(0, |h| h.header_line);
                             counts[file].add_warnings(vec![RowWarning {
                                 record_index: 0,

@@ -112,6 +112,11 @@ pub struct IgnoredPath {
 /// so; the other files import. Excel's own limit is 16,384.
 pub const MAX_COLUMNS: usize = 100_000;
 
+/// The note of a file with nothing in it (0 bytes, or blank lines only):
+/// it is imported as a table of no rows, not failed.
+pub const EMPTY_FILE_NOTE: &str =
+    "the file is empty (no header, no rows): imported as a table of no rows";
+
 /// The inputs of a run.
 pub struct Inputs {
     pub files: Vec<InputFile>,
@@ -437,18 +442,21 @@ pub fn probe_text(file: &InputFile, options: &ReadOptions) -> Result<TextProbe, 
     };
     let ext = file.extension();
     let scan = encoding::scan(&file.path, options.encoding).map_err(io_err)?;
-    if scan.size == 0 {
-        return Err(ReadError::Empty {
-            file: file.display.clone(),
-        });
-    }
     let (head, complete) =
         csv_source::decoded_head(&file.path, scan.encoding, scan.encoding_source, SNIFF_BYTES)
             .map_err(io_err)?;
-    // Blank lines (or a BOM) and nothing else: as empty as 0 bytes.
+    // Blank lines (or a BOM) and nothing else, or 0 bytes: an import of no
+    // rows, said in a note; nothing to sniff.
     if complete && head.iter().all(u8::is_ascii_whitespace) {
-        return Err(ReadError::Empty {
-            file: file.display.clone(),
+        return Ok(TextProbe {
+            scan,
+            dialect: delimiter::Dialect::standard(b','),
+            delimiter_source: DelimiterSource::Default,
+            runner_up: None,
+            stray_quote: None,
+            parts: Vec::new(),
+            part: None,
+            note: Some(EMPTY_FILE_NOTE.into()),
         });
     }
     // Judged on the bytes as written, except UTF-16, whose NULs are text.

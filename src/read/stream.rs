@@ -94,11 +94,18 @@ pub fn stream_text<S: TableSink + Send>(
         Ok(source) => source,
         Err(error) => return sink.finished(0, Err(error)),
     };
+    // An empty file (0 bytes, or blank lines only) is an import of no rows.
     if source.columns().is_empty() {
-        let error = ReadError::Empty {
-            file: input.display.clone(),
-        };
-        return sink.finished(source.blank_rows(), Err(error));
+        sink.header(TableHeader {
+            columns: Vec::new(),
+            header_line: 0,
+            header_warnings: Vec::new(),
+            preamble: Vec::new(),
+            merged_ranges: Vec::new(),
+            layout: None,
+            shape: source.header_shape(),
+        })?;
+        return finish_ok(sink, Vec::new(), Vec::new(), source.blank_rows());
     }
     sink.header(TableHeader {
         columns: source.columns().to_vec(),

@@ -61,14 +61,25 @@ fn apostrophes_quote_and_backslashes_escape() {
 }
 
 #[test]
-fn a_zero_byte_file_is_skipped_with_a_note_and_exit_0() {
+fn a_zero_byte_file_is_an_import_of_no_rows_with_a_note_and_exit_0() {
     let work = Work::new();
     let file = fixture("dialects/zero_bytes.csv");
     let (code, json) = work.import_json(&[file.to_str().unwrap()]);
     assert_eq!(code, 0, "{json}");
     let entry = file_entry(&json, "zero_bytes.csv");
-    assert_eq!(entry["status"], "skipped");
-    assert!(entry["skipped_because"].as_str().unwrap().contains("empty"));
+    assert_eq!(entry["status"], "completed");
+    assert_eq!(entry["rows"], 0);
+    assert!(
+        entry["notes"].to_string().contains("the file is empty"),
+        "{entry}"
+    );
+    assert_eq!(json["flow_status"], "completed", "{json}");
+    let out = work.run_ok(&["import", file.to_str().unwrap(), "--force"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("empty file(s) imported as tables of no rows"),
+        "the summary says so"
+    );
 }
 
 #[test]

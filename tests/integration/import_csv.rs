@@ -385,7 +385,7 @@ fn header_only_file_completes_with_zero_rows_and_a_warning() {
 }
 
 #[test]
-fn empty_and_blank_files_are_skipped_with_a_note_and_the_others_import() {
+fn empty_and_blank_files_are_imports_of_no_rows_with_a_note() {
     let work = Work::new();
     let empty = work.fixture("empty.csv");
     let blank = work.fixture("blank_lines_only.csv");
@@ -395,29 +395,30 @@ fn empty_and_blank_files_are_skipped_with_a_note_and_the_others_import() {
         blank.to_str().unwrap(),
         good.to_str().unwrap(),
     ]);
-    // An empty export is not a failure: it is skipped with a note, exit 0.
+    // An empty export is not a failure: an import of no rows with a note, exit 0.
     assert_eq!(code, 0, "{out}");
     for name in ["empty.csv", "blank_lines_only.csv"] {
         let entry = file_entry(&out, name);
-        assert_eq!(entry["status"], "skipped");
-        assert_eq!(entry["error_code"], "empty_file");
-        assert!(entry["skipped_because"]
-            .as_str()
-            .unwrap()
-            .contains("the file is empty"));
+        assert_eq!(entry["status"], "completed");
+        assert_eq!(entry["rows"], 0);
+        assert_eq!(entry["warnings"], 0, "{entry}");
+        assert!(
+            entry["notes"].to_string().contains("the file is empty"),
+            "{entry}"
+        );
     }
     assert_eq!(
         file_entry(&out, "pipe_delimited.csv")["status"],
         "completed"
     );
     let conn = work.conn();
-    // Skipped like a readme: nothing recorded for it.
+    // Recorded as received: a completed import of no rows.
     assert_eq!(
         count(
             &conn,
-            "SELECT count(*) FROM data_imports WHERE filename LIKE '%empty.csv'"
+            "SELECT count(*) FROM data_imports WHERE filename LIKE '%empty.csv' AND status = 'completed' AND total_records = 0"
         ),
-        0
+        1
     );
     assert_eq!(raw_rows(&conn, "pipe_delimited.csv").len(), 2);
     // The flow still completed its data_import phase with the files it could read.
