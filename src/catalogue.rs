@@ -171,6 +171,23 @@ pub const DEVICE_CLASS_ATTRIBUTE: &str = "_device_class";
 /// as text, without parsing every asset's JSON.
 pub const KIND_SQL: &str = "CASE WHEN instr(custom_attributes, '\"_device_class\":\"end_user_device\"') > 0 THEN 'end_user_device' ELSE asset_type END";
 
+/// A kind counted in words: "1 server", "3 end-user devices".
+pub fn kind_words(kind: &str, n: u64) -> String {
+    let one = match kind {
+        "network" => "network device",
+        "storage" => "storage device",
+        "end_user_device" => "end-user device",
+        "machines" => "machine",
+        "applications" => "application",
+        other => other,
+    };
+    if n == 1 {
+        one.to_string()
+    } else {
+        format!("{one}s")
+    }
+}
+
 /// Every mappable asset field.
 pub static FIELDS: &[Field] = &[
     // identification

@@ -772,7 +772,7 @@ fn by_kind(inventory: &crate::inventory::InventoryOutcome) -> String {
     let kinds: Vec<String> = inventory
         .by_type
         .iter()
-        .map(|(kind, n)| format!("{n} {}", kind_words(kind, *n)))
+        .map(|(kind, n)| format!("{n} {}", crate::catalogue::kind_words(kind, *n)))
         .collect();
     if kinds.is_empty() {
         String::new()
@@ -781,27 +781,10 @@ fn by_kind(inventory: &crate::inventory::InventoryOutcome) -> String {
     }
 }
 
-/// A kind counted in words: "1 server", "3 end-user devices".
-fn kind_words(kind: &str, n: u64) -> String {
-    let one = match kind {
-        "network" => "network device",
-        "storage" => "storage device",
-        "end_user_device" => "end-user device",
-        "machines" => "machine",
-        "applications" => "application",
-        other => other,
-    };
-    if n == 1 {
-        one.to_string()
-    } else {
-        format!("{one}s")
-    }
-}
-
 /// What a table became, in words: "10 storage devices", "3 servers (5 rows)",
 /// "12 machines: 8 network devices, 4 storage devices".
 fn became(y: &crate::import::Yield) -> String {
-    let plural = kind_words;
+    let plural = crate::catalogue::kind_words;
     let kind = match y.by_type.len() {
         1 => y
             .by_type

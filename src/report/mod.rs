@@ -243,7 +243,13 @@ impl Source<'_> {
             .sum();
         let described: Vec<String> = by_kind
             .iter()
-            .map(|(k, n)| format!("{} {}", thousands(*n), kind_words(k, *n)))
+            .map(|(k, n)| {
+                format!(
+                    "{} {}",
+                    thousands(*n),
+                    crate::catalogue::kind_words(k, n.unsigned_abs())
+                )
+            })
             .collect();
         let eol = self.count(
             "SELECT count(*) FROM assets WHERE engagement_id = ?1 AND asset_type <> 'application'
@@ -1137,21 +1143,6 @@ fn plural(n: i64, word: &str) -> String {
         format!("1 {word}")
     } else {
         format!("{} {word}s", thousands(n))
-    }
-}
-
-/// The words for `n` assets of `kind` in a sentence.
-fn kind_words(kind: &str, n: i64) -> String {
-    let singular = match kind {
-        "end_user_device" => "end-user device",
-        "network" => "network device",
-        "storage" => "storage device",
-        other => other,
-    };
-    if n == 1 {
-        singular.to_string()
-    } else {
-        format!("{singular}s")
     }
 }
 
