@@ -119,11 +119,7 @@ pub fn build(
         },
     )?;
     let unfinished = flow::unfinished(conn, &ids, running_now)?;
-    let source = Source {
-        conn,
-        master_flow_id: &ids.master_flow_id,
-        flow: &flow,
-    };
+    let source = Source::read(conn, &ids.master_flow_id, &flow)?;
     // Dates to the day: ids, phases and times are in the appendix.
     let day = |t: &str| t.get(..10).unwrap_or(t).to_string();
     let alert = match (&unfinished, &flow.error_phase, &flow.error_message) {
@@ -197,14 +193,43 @@ fn text_of(value: &Value) -> String {
     }
 }
 
-/// What each section reads: the database, the flow and its row.
+/// What each section reads: the database, the flow and its row, and the
+/// counts more than one section shows (read once).
 struct Source<'a> {
     conn: &'a Connection,
     master_flow_id: &'a str,
     flow: &'a FlowRow,
+    /// Assets by kind, largest first.
+    kinds: Vec<(String, i64)>,
+    /// Machines whose support has ended.
+    machines_eol: i64,
+    /// Each completed import's rows and unusable rows.
+    sources: Vec<SourceQuality>,
 }
 
-impl Source<'_> {
+impl<'a> Source<'a> {
+    fn read(
+        conn: &'a Connection,
+        master_flow_id: &'a str,
+        flow: &'a FlowRow,
+    ) -> rusqlite::Result<Source<'a>> {
+        let mut source = Source {
+            conn,
+            master_flow_id,
+            flow,
+            kinds: Vec::new(),
+            machines_eol: 0,
+            sources: Vec::new(),
+        };
+        source.kinds = source.kinds()?;
+        source.machines_eol = source.count(
+            "SELECT count(*) FROM assets WHERE engagement_id = ?1 AND asset_type <> 'application'
+               AND support_status = 'end_of_life'",
+        )?;
+        source.sources = source.per_source()?;
+        Ok(source)
+    }
+
     fn engagement_id(&self) -> &str {
         &self.flow.engagement_id
     }
@@ -235,7 +260,7 @@ impl Source<'_> {
             [self.master_flow_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
-        let by_kind = self.kinds()?;
+        let by_kind = &self.kinds;
         let machines: i64 = by_kind
             .iter()
             .filter(|(k, _)| k != "application")
@@ -251,10 +276,7 @@ impl Source<'_> {
                 )
             })
             .collect();
-        let eol = self.count(
-            "SELECT count(*) FROM assets WHERE engagement_id = ?1 AND asset_type <> 'application'
-               AND support_status = 'end_of_life'",
-        )?;
+        let eol = self.machines_eol;
         let extended = self.count(
             "SELECT count(*) FROM assets WHERE engagement_id = ?1 AND asset_type <> 'application'
                AND support_status = 'extended_support'",
@@ -308,8 +330,8 @@ impl Source<'_> {
         ];
         // Data quality per source: the share of rows that identify a machine.
         let weak: Vec<String> = self
-            .per_source()?
-            .into_iter()
+            .sources
+            .iter()
             .filter(|s| s.invalid > 0)
             .map(|s| {
                 format!(
@@ -336,7 +358,7 @@ impl Source<'_> {
     /// and location. Returns the section and the number of assets.
     fn inventory(&self) -> rusqlite::Result<(Section, i64)> {
         let mut section = Section::new("inventory", "Inventory");
-        let kinds = self.kinds()?;
+        let kinds = &self.kinds;
         let of_kind = |wanted: &str| {
             kinds
                 .iter()
@@ -347,10 +369,7 @@ impl Source<'_> {
         let edges =
             self.count("SELECT count(*) FROM asset_dependencies WHERE engagement_id = ?1")?;
         // Machines, as the summary counts them (an application inherits its machines' status).
-        let eol = self.count(
-            "SELECT count(*) FROM assets WHERE engagement_id = ?1 AND asset_type <> 'application'
-               AND support_status = 'end_of_life'",
-        )?;
+        let eol = self.machines_eol;
         let ready = self.count(
             "SELECT count(*) FROM assets WHERE engagement_id = ?1 AND sixr_ready = 'ready'",
         )?;
@@ -795,7 +814,7 @@ impl Source<'_> {
     /// frequent problems grouped with a count and one example each.
     fn data_quality(&self) -> rusqlite::Result<Section> {
         let mut section = Section::new("quality", "Data quality by source");
-        let sources = self.per_source()?;
+        let sources = &self.sources;
         if sources.is_empty() {
             section.text("No file of this flow held rows.");
             return Ok(section);
