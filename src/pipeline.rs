@@ -122,23 +122,24 @@ fn run_phases(
     let runs = |p: Phase| order(from) <= order(p) && order(p) <= order(until);
     let mut ctx = PhaseCtx::of_flow(conn, ids).map_err(failed_in(from))?;
     let bars = PhaseBars::new(options.progress);
-    // The rows the flow holds: what cleansing and the inventory work through.
-    let rows = || -> Option<u64> {
-        if !bars.shown() {
-            return None;
-        }
-        let scope = crate::stage::tables::Scope::Flow {
-            master_flow_id: &ids.master_flow_id,
-        };
-        let tables = crate::stage::tables::completed(conn, scope).ok()?;
-        Some(
+    // The rows the flow holds: what cleansing and the inventory work
+    // through, read once and only when bars are drawn.
+    let rows: Option<u64> = bars
+        .shown()
+        .then(|| {
+            let scope = crate::stage::tables::Scope::Flow {
+                master_flow_id: &ids.master_flow_id,
+            };
+            crate::stage::tables::completed(conn, scope).ok()
+        })
+        .flatten()
+        .map(|tables| {
             tables
                 .iter()
                 .filter(|t| !t.holds_relationships())
                 .map(|t| t.records.max(0) as u64)
-                .sum(),
-        )
-    };
+                .sum()
+        });
     if runs(Phase::AttributeMapping) {
         ctx.progress = bars.start(Phase::AttributeMapping.name(), "columns", None);
         let started = Meter::start();
@@ -152,14 +153,14 @@ fn run_phases(
         outcomes.mapping = Some(mapping);
     }
     if runs(Phase::DataCleansing) {
-        ctx.progress = bars.start(Phase::DataCleansing.name(), "rows", rows());
+        ctx.progress = bars.start(Phase::DataCleansing.name(), "rows", rows);
         let started = Meter::start();
         let cleansing = cleanse::run(&ctx).map_err(failed_in(Phase::DataCleansing));
         outcomes.cleansing = Some(record(&ctx, started, cleansing, &mut outcomes.costs)?);
         ctx.progress.finish();
     }
     if runs(Phase::Inventory) {
-        ctx.progress = bars.start(Phase::Inventory.name(), "rows", rows());
+        ctx.progress = bars.start(Phase::Inventory.name(), "rows", rows);
         let started = Meter::start();
         let inventory =
             inventory::run(&ctx, staged_assets.take()).map_err(failed_in(Phase::Inventory));
