@@ -79,9 +79,9 @@ fn compact_summary(outcome: &ImportOutcome) -> String {
         .files
         .iter()
         .map(|f| {
-            crate::printable::short_label(&f.path, f.sheet.as_deref(), usize::MAX)
-                .chars()
-                .count()
+            // "path [sheet]" as `short_label` writes it when it has room.
+            crate::printable::relative_path(&f.path).chars().count()
+                + f.sheet.as_ref().map_or(0, |s| s.chars().count() + 3)
         })
         .max()
         .unwrap_or(20);

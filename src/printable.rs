@@ -56,10 +56,9 @@ fn is_unsafe_in_json(c: char) -> bool {
     is_unsafe(c) && !matches!(c, '\u{0}'..='\u{1f}')
 }
 
-/// `path` relative to the working directory when it is below it, then cut
-/// in the middle to `max` characters ("exports/…/servers.csv").
-pub fn short_path(path: &str, max: usize) -> String {
-    let relative = std::env::current_dir()
+/// `path` relative to the working directory when it is below it, else as given.
+pub fn relative_path(path: &str) -> String {
+    std::env::current_dir()
         .ok()
         .and_then(|cwd| {
             std::path::Path::new(path)
@@ -67,7 +66,13 @@ pub fn short_path(path: &str, max: usize) -> String {
                 .ok()
                 .map(|p| p.display().to_string())
         })
-        .unwrap_or_else(|| path.to_string());
+        .unwrap_or_else(|| path.to_string())
+}
+
+/// `path` relative to the working directory when it is below it, then cut
+/// in the middle to `max` characters ("exports/…/servers.csv").
+pub fn short_path(path: &str, max: usize) -> String {
+    let relative = relative_path(path);
     let chars: Vec<char> = relative.chars().collect();
     if chars.len() <= max || max < 5 {
         return relative;

@@ -68,7 +68,9 @@ pub fn run(args: ReportArgs, db_path: &Path, quiet: bool) -> anyhow::Result<i32>
     let Some(conn) = super::open_existing(db_path)? else {
         return Ok(super::exit::NOT_FOUND);
     };
-    let format = args.format.unwrap_or_else(|| Format::of_path(&args.output));
+    let format = args
+        .format
+        .unwrap_or_else(|| Format::from_path(&args.output));
     let (document, facts) = match report::build(
         &conn,
         args.flow.as_deref(),

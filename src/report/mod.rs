@@ -46,7 +46,7 @@ pub enum Format {
 
 impl Format {
     /// The format an output file's extension asks for (`.md`, `.pdf`), HTML otherwise.
-    pub fn of_path(path: &std::path::Path) -> Format {
+    pub fn from_path(path: &std::path::Path) -> Format {
         match path
             .extension()
             .and_then(|e| e.to_str())
