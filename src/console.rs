@@ -784,6 +784,9 @@ fn by_kind(inventory: &crate::inventory::InventoryOutcome) -> String {
 /// What a table became, in words: "10 storage devices", "3 servers (5 rows)",
 /// "12 machines: 8 network devices, 4 storage devices".
 fn became(y: &crate::import::Yield) -> String {
+    if y.rows == 0 {
+        return "no rows".to_string();
+    }
     let plural = crate::catalogue::kind_words;
     let kind = match y.by_type.len() {
         1 => y

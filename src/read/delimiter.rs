@@ -415,8 +415,8 @@ pub struct TextPart {
 pub fn tables_in(text: &[u8], dialect: Dialect) -> Vec<TextPart> {
     let mut reader = builder(dialect).from_reader(text);
     let mut record = csv::ByteRecord::new();
-    // (offset, line breaks inside, width, header-like) of each record.
-    let mut records: Vec<(u64, usize, usize, bool)> = Vec::new();
+    // (offset, line breaks inside, width, header-like, cells) of each record.
+    let mut records: Vec<(u64, usize, usize, bool, Vec<String>)> = Vec::new();
     while records.len() < 100_000 {
         match reader.read_byte_record(&mut record) {
             Ok(true) => {
@@ -430,21 +430,22 @@ pub fn tables_in(text: &[u8], dialect: Dialect) -> Vec<TextPart> {
                     .iter()
                     .map(|f| memchr::memchr_iter(b'\n', f).count())
                     .sum::<usize>();
-                let cells: Vec<&[u8]> = record.iter().collect();
+                let cells: Vec<String> = record
+                    .iter()
+                    .map(|c| String::from_utf8_lossy(c).trim().to_lowercase())
+                    .collect();
                 let header_like = cells.len() >= 2
-                    && cells.iter().all(|c| {
-                        let t = String::from_utf8_lossy(c);
-                        let t = t.trim();
+                    && cells.iter().all(|t| {
                         !t.is_empty()
                             && t.parse::<f64>().is_err()
                             && t.chars().any(char::is_alphabetic)
                     })
                     && {
-                        let mut sorted = cells.clone();
+                        let mut sorted: Vec<&String> = cells.iter().collect();
                         sorted.sort();
                         sorted.windows(2).all(|w| w[0] != w[1])
                     };
-                records.push((position.byte(), inside, record.len(), header_like));
+                records.push((position.byte(), inside, record.len(), header_like, cells));
             }
             Ok(false) | Err(_) => break,
         }
@@ -452,20 +453,40 @@ pub fn tables_in(text: &[u8], dialect: Dialect) -> Vec<TextPart> {
     let breaks_in =
         |from: u64, to: u64| memchr::memchr_iter(b'\n', &text[from as usize..to as usize]).count();
     let mut starts: Vec<usize> = Vec::new();
-    let mut header_width = match records.first() {
-        Some(r) => r.2,
+    let mut header = match records.first() {
+        Some(_) => 0,
         None => return Vec::new(),
     };
-    for k in 2..records.len() {
-        let (offset, _, width, header_like) = records[k];
-        let previous = records[k - 1];
-        // More line breaks since the record before than it holds and ends with.
-        let blank_before = breaks_in(previous.0, offset) > previous.1 + 1;
+    // Data rows of the current table, and how many of them read as headers.
+    let (mut rows, mut header_like_rows) = (0usize, 0usize);
+    for k in 1..records.len() {
+        let (offset, _, width, header_like, ref cells) = records[k];
+        let previous = &records[k - 1];
+        // More line breaks since the record before than it holds and ends
+        // with (a record's position may be the blank line above it).
+        let first_byte = text[offset as usize..]
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .map_or(text.len() as u64, |p| offset + p as u64);
+        let blank_before = breaks_in(previous.0, first_byte) > previous.1 + 1;
         let width_changes = width != previous.2;
         let next_agrees = records.get(k + 1).is_some_and(|n| n.2 == width);
-        if header_like && width != header_width && (blank_before || width_changes) && next_agrees {
+        let header_width = records[header].2;
+        // A table of the same width starts after a blank line only when the
+        // rows above it are data (not text that reads like headers) and it
+        // names other columns than the header above.
+        let same_width_table = width == header_width
+            && blank_before
+            && header_like_rows * 2 < rows
+            && *cells != records[header].4;
+        let new_width_table = width != header_width && (blank_before || width_changes);
+        if k >= 2 && header_like && next_agrees && (new_width_table || same_width_table) {
             starts.push(k);
-            header_width = width;
+            header = k;
+            (rows, header_like_rows) = (0, 0);
+        } else {
+            rows += 1;
+            header_like_rows += usize::from(header_like);
         }
     }
     if starts.is_empty() {
@@ -680,6 +701,13 @@ mod tests {
         // Rows of text the width of the header, after a blank line, are rows.
         let one = b"Name,OS\nweb01,Ubuntu\n\nweb02,RHEL\ndb01,Debian\n";
         assert!(tables_in(one, d).is_empty());
+        // The same width after a blank line: a table when it names other
+        // columns and the rows above are data; a repeated header is not one.
+        let same = b"Server,OS,CPUs\nweb01,Ubuntu,4\ndb01,RHEL,8\n\nApplication,Owner,Tier\nCRM,alice,1\nPayroll,bob,2\n";
+        assert_eq!(tables_in(same, d).len(), 2);
+        let repeated =
+            b"Server,OS,CPUs\nweb01,Ubuntu,4\n\nServer,OS,CPUs\ndb01,RHEL,8\napp01,Debian,2\n";
+        assert!(tables_in(repeated, d).is_empty());
         // A ragged row is not a table.
         let ragged = b"a,b,c\n1,2,3\n\nx,y\n4,5,6\n";
         assert!(tables_in(ragged, d).is_empty());

@@ -329,7 +329,7 @@ pub struct TextProbe {
     /// offset, column): dropped when the header is read, with a warning.
     pub stray_quote: Option<(u64, usize)>,
     /// The tables of a file that holds several (empty: one table). Found in
-    /// files read whole by the sniffer (up to 256 KiB).
+    /// the head the sniffer reads (256 KiB); the last runs to the end.
     pub parts: Vec<delimiter::TextPart>,
     /// The one table of `parts` this probe reads (None: the whole file).
     pub part: Option<delimiter::TextPart>,
@@ -513,8 +513,9 @@ pub fn probe_text(file: &InputFile, options: &ReadOptions) -> Result<TextProbe, 
     }
     let stray_quote = delimiter::stray_header_quote(&head, dialect);
     // Several tables one after the other: looked for in the text as the
-    // parser will see it (the stray quote and the padding dropped).
-    let parts = if complete {
+    // parser will see it (the stray quote and the padding dropped), in the
+    // head of a large file (its last table runs to the end of the file).
+    let parts = {
         let mut seen = head.clone();
         if let Some((at, _)) = stray_quote {
             seen.remove(at as usize);
@@ -523,8 +524,6 @@ pub fn probe_text(file: &InputFile, options: &ReadOptions) -> Result<TextProbe, 
             seen = delimiter::skip_initial_spaces(&seen, dialect);
         }
         delimiter::tables_in(&seen, dialect)
-    } else {
-        Vec::new()
     };
     Ok(TextProbe {
         scan,

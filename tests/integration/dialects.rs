@@ -80,6 +80,15 @@ fn a_zero_byte_file_is_an_import_of_no_rows_with_a_note_and_exit_0() {
             .contains("empty file(s) imported as tables of no rows"),
         "the summary says so"
     );
+    let summary = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = summary
+        .lines()
+        .find(|l| l.contains("zero_bytes.csv"))
+        .expect("a line for the file");
+    assert!(
+        line.contains("no rows") && !line.contains("0 machines"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -302,6 +311,74 @@ fn a_second_table_in_a_file_is_its_own_import() {
         ),
         2
     );
+}
+
+/// A second table of the same width after a blank line (another header
+/// over data rows) is its own import too; a header repeated after a blank
+/// line is not a table (its row is skipped with a warning).
+#[test]
+fn a_second_table_of_the_same_width_is_its_own_import() {
+    let work = Work::new();
+    let file = fixture("dialects/two_tables_same_width.csv");
+    let (code, json) = work.import_json(&[file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    let conn = work.conn();
+    let second = raw_rows(&conn, "two_tables_same_width.csv#2");
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert_eq!(second[0].0, 7);
+    assert_eq!(second[0].1["Application"], "CRM");
+    assert_eq!(second[1].1["Business Unit"], "Finance");
+    let first =
+        "SELECT count(*) FROM raw_import_records r JOIN data_imports d ON d.id = r.data_import_id
+                 WHERE d.filename LIKE '%two_tables_same_width.csv'";
+    assert_eq!(count(&conn, first), 3);
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT count(*) FROM assets WHERE asset_type = 'application'"
+        ),
+        2
+    );
+
+    let repeated = work.write(
+        "two_exports_joined.csv",
+        "Server,OS,CPUs\nweb01,Ubuntu,4\ndb01,RHEL,8\n\nServer,OS,CPUs\napp01,Debian,2\n",
+    );
+    let (code, json) = work.import_json(&[repeated.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(raw_rows(&work.conn(), "two_exports_joined.csv").len(), 3);
+    assert!(raw_rows(&work.conn(), "two_exports_joined.csv#2").is_empty());
+}
+
+/// In a file larger than the sniffer's head (256 KiB) a second table inside
+/// the head is still found, and runs to the end of the file.
+#[test]
+fn a_second_table_in_a_large_file_is_its_own_import() {
+    let work = Work::new();
+    let mut text = String::from("Server Name,OS,CPUs\n");
+    for i in 0..2_000 {
+        text.push_str(&format!("web{i:05},Ubuntu 22.04,{}\n", 2 + i % 8));
+    }
+    text.push_str("\nApplication,Owner\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("App {i:05},owner{}\n", i % 50));
+    }
+    assert!(text.len() > 300 << 10);
+    let file = work.write("servers_then_apps.csv", &text);
+    let (code, json) = work.import_json(&[file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{json}");
+    let conn = work.conn();
+    let rows_of = |name: &str| {
+        count(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM raw_import_records r JOIN data_imports d ON d.id = r.data_import_id
+                 WHERE d.filename LIKE '%{name}'"
+            ),
+        )
+    };
+    assert_eq!(rows_of("servers_then_apps.csv"), 2_000);
+    assert_eq!(rows_of("servers_then_apps.csv#2"), 20_000);
 }
 
 /// When another dialect reads a file nearly as consistently, the choice is
