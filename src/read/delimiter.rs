@@ -452,6 +452,12 @@ pub fn tables_in(text: &[u8], dialect: Dialect) -> Vec<TextPart> {
     }
     let breaks_in =
         |from: u64, to: u64| memchr::memchr_iter(b'\n', &text[from as usize..to as usize]).count();
+    let first_byte = |offset: u64| {
+        text[offset as usize..]
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .map_or(text.len() as u64, |p| offset + p as u64)
+    };
     let mut starts: Vec<usize> = Vec::new();
     let mut header = match records.first() {
         Some(_) => 0,
@@ -463,12 +469,9 @@ pub fn tables_in(text: &[u8], dialect: Dialect) -> Vec<TextPart> {
         let (offset, _, width, header_like, ref cells) = records[k];
         let previous = &records[k - 1];
         // More line breaks since the record before than it holds and ends
-        // with (a record's position may be the blank line above it).
-        let first_byte = text[offset as usize..]
-            .iter()
-            .position(|b| !b.is_ascii_whitespace())
-            .map_or(text.len() as u64, |p| offset + p as u64);
-        let blank_before = breaks_in(previous.0, first_byte) > previous.1 + 1;
+        // with, counted from the first byte of each (a record's position may
+        // be the blank line above it, or the `\n` of a CRLF).
+        let blank_before = breaks_in(first_byte(previous.0), first_byte(offset)) > previous.1 + 1;
         let width_changes = width != previous.2;
         let next_agrees = records.get(k + 1).is_some_and(|n| n.2 == width);
         let header_width = records[header].2;
@@ -708,6 +711,11 @@ mod tests {
         let repeated =
             b"Server,OS,CPUs\nweb01,Ubuntu,4\n\nServer,OS,CPUs\ndb01,RHEL,8\napp01,Debian,2\n";
         assert!(tables_in(repeated, d).is_empty());
+        // Lines that end in CRLF are not blank lines.
+        let crlf = b"name,class,id\r\nweb01,server,0a\r\ndb01,server,0b\r\napp01,computer,0c\r\nweb02,server,0d\r\n";
+        assert!(tables_in(crlf, d).is_empty());
+        let crlf_two = b"name,class,id\r\nweb01,server,1\r\ndb01,server,2\r\n\r\nApp,Owner,Tier\r\nCRM,alice,1\r\nERP,bob,2\r\n";
+        assert_eq!(tables_in(crlf_two, d).len(), 2);
         // A ragged row is not a table.
         let ragged = b"a,b,c\n1,2,3\n\nx,y\n4,5,6\n";
         assert!(tables_in(ragged, d).is_empty());
