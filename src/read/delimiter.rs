@@ -476,10 +476,11 @@ pub fn tables_in(text: &[u8], dialect: Dialect) -> Vec<TextPart> {
         let next_agrees = records.get(k + 1).is_some_and(|n| n.2 == width);
         let header_width = records[header].2;
         // A table of the same width starts after a blank line only when the
-        // rows above it are data (not text that reads like headers) and it
-        // names other columns than the header above.
+        // table above has a header (not title lines above one) over data
+        // rows (not text that reads like headers) and names other columns.
         let same_width_table = width == header_width
             && blank_before
+            && records[header].3
             && header_like_rows * 2 < rows
             && *cells != records[header].4;
         let new_width_table = width != header_width && (blank_before || width_changes);
@@ -711,6 +712,9 @@ mod tests {
         let repeated =
             b"Server,OS,CPUs\nweb01,Ubuntu,4\n\nServer,OS,CPUs\ndb01,RHEL,8\napp01,Debian,2\n";
         assert!(tables_in(repeated, d).is_empty());
+        // Title lines above the header are not a table of their own.
+        let titled = b"Server inventory, south;;;\nExported 2026-03-01;;;\n;;;\nName;IP;RAM;OS\nweb01;10.0.0.1;15,5;RHEL 8\nweb02;10.0.0.2;8;\n";
+        assert!(tables_in(titled, Dialect::standard(b';')).is_empty());
         // Lines that end in CRLF are not blank lines.
         let crlf = b"name,class,id\r\nweb01,server,0a\r\ndb01,server,0b\r\napp01,computer,0c\r\nweb02,server,0d\r\n";
         assert!(tables_in(crlf, d).is_empty());

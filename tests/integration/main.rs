@@ -23,5 +23,6 @@ mod properties;
 mod recovery;
 mod report;
 mod schema;
+mod storage;
 mod sync;
 mod tech_debt;
