@@ -139,24 +139,39 @@ CREATE INDEX ix_data_imports_master ON data_imports(master_flow_id);
 CREATE INDEX ix_data_imports_hash ON data_imports(engagement_id, content_hash);
 
 -- Every source row, lossless: raw_data is a JSON object keyed by the header as written.
--- No tenant columns: a record's tenant is its import's.
-CREATE TABLE raw_import_records (
-    id                TEXT PRIMARY KEY,
+-- Stored once, without what its import already says (flow, tenant, time): readers
+-- read the view raw_import_records below, which has the seeds' columns.
+CREATE TABLE raw_records (
     data_import_id    TEXT NOT NULL REFERENCES data_imports(id) ON DELETE CASCADE,
-    master_flow_id    TEXT NOT NULL REFERENCES crewai_flow_state_extensions(flow_id),
     record_index      INTEGER NOT NULL,
     -- JSON written only by intake's own serialiser, so not re-parsed by a
     -- json_valid CHECK on every insert (that cost 6% of a million-row import)
     raw_data          TEXT NOT NULL,
     cleansed_data     TEXT,
-    is_processed      INTEGER NOT NULL DEFAULT 0 CHECK (is_processed IN (0, 1)),
-    is_valid          INTEGER CHECK (is_valid IN (0, 1)),
+    is_valid          INTEGER CHECK (is_valid = 0 OR is_valid = 1),
     validation_errors TEXT,
-    created_at        TEXT NOT NULL,
+    -- when the record was cleansed; NULL: not yet (is_processed 0)
     processed_at      TEXT,
+    -- the id a record was stored with before schema 8; NULL: its id is its
+    -- import's id with the record index as the last 12 hex digits
+    legacy_id         TEXT,
     UNIQUE (data_import_id, record_index)
 ) STRICT;
-CREATE INDEX ix_raw_import_records_master ON raw_import_records(master_flow_id);
+
+-- The seeds' raw_import_records: each record with its import's flow and time.
+CREATE VIEW raw_import_records AS
+SELECT coalesce(r.legacy_id, substr(d.id, 1, 24) || printf('%012x', r.record_index)) AS id,
+       r.data_import_id AS data_import_id,
+       d.master_flow_id AS master_flow_id,
+       r.record_index AS record_index,
+       r.raw_data AS raw_data,
+       r.cleansed_data AS cleansed_data,
+       (r.processed_at IS NOT NULL) AS is_processed,
+       r.is_valid AS is_valid,
+       r.validation_errors AS validation_errors,
+       coalesce(d.started_at, d.created_at) AS created_at,
+       r.processed_at AS processed_at
+FROM raw_records r JOIN data_imports d ON d.id = r.data_import_id;
 
 CREATE TABLE import_field_mappings (
     id                   TEXT PRIMARY KEY,

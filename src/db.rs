@@ -46,7 +46,7 @@ pub const SCHEMA_SQL: &str = include_str!("../schema.sql");
 
 /// The schema version this build writes. Bump it with every change to schema.sql and
 /// add the step that upgrades the previous version to `MIGRATIONS`.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Upgrade steps: `MIGRATIONS[i]` takes a file from version `i + 1` to `i + 2`.
 /// Version 0 (a new, empty file) is created from `SCHEMA_SQL` directly.
@@ -104,6 +104,9 @@ const MIGRATIONS: &[Migration] = &[
          undone_at        TEXT
      ) STRICT;
      CREATE INDEX ix_mapping_decisions_flow ON mapping_decisions(master_flow_id);"),
+    // 7 → 8: records are stored in raw_records without what their import
+    // says (flow, time) and without a stored id; raw_import_records is a view.
+    Migration::Rust(raw_records_without_copies),
 ];
 
 /// One upgrade step: SQL, or a Rust function for edits SQL cannot express.
@@ -165,6 +168,36 @@ fn rewrite_check_lists(conn: &Connection) -> rusqlite::Result<()> {
     });
     let off = conn.execute_batch("PRAGMA writable_schema = OFF");
     edited.and(off)
+}
+
+/// The statement of `SCHEMA_SQL` that starts with `prefix` (comments above
+/// it included), so an upgrade writes exactly what a new file has.
+fn schema_statement(prefix: &str) -> &'static str {
+    SCHEMA_SQL
+        .split_inclusive(";\n")
+        .find(|statement| {
+            statement
+                .lines()
+                .find(|l| !l.trim_start().starts_with("--") && !l.trim().is_empty())
+                .is_some_and(|l| l.starts_with(prefix))
+        })
+        .unwrap_or_else(|| panic!("schema.sql has a statement `{prefix}`"))
+}
+
+/// Migration 7 → 8: every record copied, in its order, into raw_records
+/// (keeping the id it was synced with as `legacy_id`), the table dropped
+/// and the view created in its place. Inside the upgrade's transaction.
+fn raw_records_without_copies(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(schema_statement("CREATE TABLE raw_records"))?;
+    conn.execute_batch(
+        "INSERT INTO raw_records (data_import_id, record_index, raw_data, cleansed_data, is_valid,
+           validation_errors, processed_at, legacy_id)
+         SELECT data_import_id, record_index, raw_data, cleansed_data, is_valid, validation_errors,
+                CASE WHEN is_processed = 1 THEN coalesce(processed_at, created_at) END, id
+         FROM raw_import_records ORDER BY rowid;
+         DROP TABLE raw_import_records;",
+    )?;
+    conn.execute_batch(schema_statement("CREATE VIEW raw_import_records"))
 }
 
 /// Opens (creating if needed) the database at `path`, brings its schema to

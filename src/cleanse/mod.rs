@@ -461,8 +461,8 @@ fn cleanse_import(
         let tx = conn.unchecked_transaction()?;
         {
             let mut update = tx.prepare_cached(
-                "UPDATE raw_import_records SET cleansed_data = ?2, is_valid = ?3, validation_errors = ?4,
-                   is_processed = 1, processed_at = ?5 WHERE rowid = ?1",
+                "UPDATE raw_records SET cleansed_data = ?2, is_valid = ?3, validation_errors = ?4,
+                   processed_at = ?5 WHERE rowid = ?1",
             )?;
             let now = db::now();
             for (rowid, _, raw) in &batch {

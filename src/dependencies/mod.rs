@@ -334,7 +334,7 @@ impl EdgeBuilder<'_> {
                         .is_some_and(|s| s.eq_ignore_ascii_case("vhost"))
             });
         let mut stmt = self.conn.prepare(
-            "SELECT raw_data FROM raw_import_records WHERE data_import_id = ?1 ORDER BY record_index",
+            "SELECT raw_data FROM raw_records WHERE data_import_id = ?1 ORDER BY record_index",
         )?;
         let mut hosts = HashMap::new();
         for table in vhost_tables {
@@ -536,7 +536,7 @@ impl EdgeBuilder<'_> {
             }
         }
         let mut rows = self.conn.prepare(
-            "SELECT cleansed_data FROM raw_import_records
+            "SELECT cleansed_data FROM raw_records
              WHERE data_import_id = ?1 AND is_valid = 1 AND cleansed_data IS NOT NULL
              ORDER BY record_index",
         )?;
@@ -923,10 +923,10 @@ fn for_each_relationship_row(
             };
             // Written only when it differs, so a re-run leaves the rows alone.
             conn.prepare_cached(
-                "UPDATE raw_import_records SET cleansed_data = ?2, is_valid = ?3,
-                       validation_errors = ?4, is_processed = 1, processed_at = ?5
+                "UPDATE raw_records SET cleansed_data = ?2, is_valid = ?3,
+                       validation_errors = ?4, processed_at = ?5
                      WHERE rowid = ?1 AND (cleansed_data IS NOT ?2 OR is_valid IS NOT ?3
-                       OR validation_errors IS NOT ?4 OR is_processed = 0)",
+                       OR validation_errors IS NOT ?4 OR processed_at IS NULL)",
             )?
             .execute(params![rowid, cleansed, errors.is_none(), errors, now])?;
         }

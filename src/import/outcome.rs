@@ -306,7 +306,7 @@ pub(super) fn fill_yields(
             // Applications are made by the dependencies phase, one per name.
             Describes::Applications => Some(conn.query_row(
                 "SELECT count(DISTINCT lower(trim(json_extract(cleansed_data, '$.application_name'))))
-                 FROM raw_import_records WHERE data_import_id = ?1 AND is_valid = 1",
+                 FROM raw_records WHERE data_import_id = ?1 AND is_valid = 1",
                 [id],
                 |r| r.get::<_, i64>(0),
             )? as u64),

@@ -263,14 +263,7 @@ pub(super) fn stage_files<'c>(
             });
         }
         drop(tx);
-        write_all(
-            conn,
-            &ids.master_flow_id,
-            planned_ref,
-            rx,
-            outcomes,
-            staging.as_mut(),
-        )
+        write_all(conn, planned_ref, rx, outcomes, staging.as_mut())
     });
     bars.finish();
     written?;
@@ -442,14 +435,13 @@ fn read_job(
 /// The single writer: drains the readers' messages into SQLite.
 fn write_all<'c>(
     conn: &'c rusqlite::Connection,
-    master_flow_id: &str,
     planned: &[Planned],
     rx: Receiver<ReaderMessage>,
     outcomes: &mut [FileOutcome],
     mut staging: Option<&mut StagingWork<'c>>,
 ) -> Result<(), ImportError> {
     let mapping_failed = |e: MapError| ImportError::Pipeline(PipelineError::Mapping(e));
-    let mut stager = Stager::new(conn, master_flow_id);
+    let mut stager = Stager::new(conn);
     let mut counts: Vec<ImportCounts> = planned.iter().map(|_| ImportCounts::default()).collect();
     let mut started: Vec<Option<Instant>> = vec![None; planned.len()];
     let mut uncommitted = vec![false; planned.len()];

@@ -523,7 +523,7 @@ fn first_records(assignment: &[u32], total: &[u32], all_alike: &[bool]) -> Vec<b
 
 /// A record read back by rowid: its index, cleansed_data and (when asked) raw_data.
 const BY_ROWID: &str = "SELECT record_index, cleansed_data, CASE WHEN ?2 THEN raw_data END
-                        FROM raw_import_records WHERE rowid = ?1";
+                        FROM raw_records WHERE rowid = ?1";
 
 fn record_by_rowid(
     stmt: &mut rusqlite::Statement,
@@ -742,7 +742,7 @@ fn read_records(
         .prepare_cached(
             "SELECT rowid, record_index, CASE WHEN is_valid = 1 THEN cleansed_data END,
                     CASE WHEN ?4 AND is_valid = 1 THEN raw_data END
-             FROM raw_import_records
+             FROM raw_records
              WHERE data_import_id = ?1 AND record_index > ?2 ORDER BY record_index LIMIT ?3",
         )?
         .query_map(params![data_import_id, *last, READ_BATCH, with_raw], |r| {

@@ -526,7 +526,7 @@ pub fn preview(conn: &Connection, plan: &mut DecisionPlan) -> Result<(), Decisio
             examples: Vec::new(),
         };
         let mut stmt = conn.prepare(
-            "SELECT raw_data FROM raw_import_records WHERE data_import_id = ?1 ORDER BY record_index",
+            "SELECT raw_data FROM raw_records WHERE data_import_id = ?1 ORDER BY record_index",
         )?;
         let mut rows = stmt.query([id])?;
         while let Some(row) = rows.next()? {

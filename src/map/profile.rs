@@ -222,7 +222,7 @@ pub fn profile_import(
 ) -> Result<Vec<ColumnProfile>, ProfileError> {
     let mut values: Vec<Vec<Option<String>>> = vec![Vec::new(); columns.len()];
     let total: i64 = conn.query_row(
-        "SELECT count(*) FROM raw_import_records WHERE data_import_id = ?1",
+        "SELECT count(*) FROM raw_records WHERE data_import_id = ?1",
         [data_import_id],
         |r| r.get(0),
     )?;
@@ -230,7 +230,7 @@ pub fn profile_import(
     let sample = sample_rows(columns.len()) as i64;
     let step = (total / sample).max(1);
     let mut stmt = conn.prepare(
-        "SELECT raw_data FROM raw_import_records
+        "SELECT raw_data FROM raw_records
          WHERE data_import_id = ?1 AND (?2 = 1 OR record_index % ?2 = 0)
          ORDER BY record_index LIMIT ?3",
     )?;

@@ -97,7 +97,7 @@ pub fn list(conn: &Connection, ids: &FlowIds) -> Result<Vec<MappingRow>, ReviewE
             .is_none_or(|(id, _)| *id != row.data_import_id)
         {
             let raw: Vec<String> = conn
-                .prepare("SELECT raw_data FROM raw_import_records WHERE data_import_id = ?1 ORDER BY record_index LIMIT 50")?
+                .prepare("SELECT raw_data FROM raw_records WHERE data_import_id = ?1 ORDER BY record_index LIMIT 50")?
                 .query_map([&row.data_import_id], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             let parsed = raw

@@ -790,8 +790,8 @@ impl<'a> Source<'a> {
         self.conn
             .prepare(
                 "SELECT d.filename, d.sheet_name, d.total_records,
-                        (SELECT count(*) FROM raw_import_records r WHERE r.data_import_id = d.id AND r.is_valid = 0),
-                        (SELECT count(*) FROM raw_import_records r WHERE r.data_import_id = d.id
+                        (SELECT count(*) FROM raw_records r WHERE r.data_import_id = d.id AND r.is_valid = 0),
+                        (SELECT count(*) FROM raw_records r WHERE r.data_import_id = d.id
                            AND r.validation_errors IS NOT NULL AND r.validation_errors <> '[]')
                  FROM data_imports d WHERE d.master_flow_id = ?1 AND d.status = 'completed' AND d.total_records > 0
                  ORDER BY d.created_at, d.id",
@@ -849,9 +849,9 @@ impl<'a> Source<'a> {
                    SELECT d.id AS import_id, d.created_at, d.filename, d.sheet_name, e.value ->> 'field' AS field,
                           count(*) AS n, min(r.record_index) AS first_row, e.value ->> 'raw_value' AS raw,
                           e.value ->> 'message' AS message, r.is_valid AS valid
-                   FROM raw_import_records r JOIN data_imports d ON d.id = r.data_import_id,
+                   FROM raw_records r JOIN data_imports d ON d.id = r.data_import_id,
                         json_each(r.validation_errors) e
-                   WHERE r.master_flow_id = ?1 AND r.validation_errors IS NOT NULL AND r.validation_errors <> '[]'
+                   WHERE d.master_flow_id = ?1 AND r.validation_errors IS NOT NULL AND r.validation_errors <> '[]'
                    GROUP BY d.id, e.value ->> 'code', e.value ->> 'field')
                  SELECT filename, sheet_name, field, message, n, first_row, raw, valid FROM (
                    SELECT *, row_number() OVER (PARTITION BY import_id ORDER BY n DESC, field) AS rank FROM p)
@@ -903,7 +903,7 @@ impl<'a> Source<'a> {
             .prepare(
                 "SELECT filename, sheet_name, coalesce(json_extract(read_metadata, '$.layout.layout'), source_system, ''),
                         coalesce(json_extract(read_metadata, '$.layout.role'), ''), status, total_records,
-                        (SELECT count(*) FROM raw_import_records r WHERE r.data_import_id = d.id AND r.is_valid = 0),
+                        (SELECT count(*) FROM raw_records r WHERE r.data_import_id = d.id AND r.is_valid = 0),
                         coalesce(error_message, '')
                  FROM data_imports d WHERE master_flow_id = ?1 ORDER BY created_at, id",
             )?

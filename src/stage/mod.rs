@@ -41,6 +41,24 @@ pub struct NewImport<'a> {
     pub read_metadata: serde_json::Value,
 }
 
+/// A new import id whose first 24 characters no other import's id has: a
+/// record's id is its import's id with the last 12 hex digits replaced by
+/// its record index (raw_import_records), so two imports must differ there.
+fn import_id(conn: &Connection) -> rusqlite::Result<String> {
+    loop {
+        let id = db::new_id();
+        let prefix = &id[..24];
+        let taken: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM data_imports WHERE id >= ?1 AND id < ?1 || 'g')",
+            [prefix],
+            |r| r.get(0),
+        )?;
+        if !taken {
+            return Ok(id);
+        }
+    }
+}
+
 /// Creates the data_imports row of a file, status pending.
 pub fn create_import(
     conn: &Connection,
@@ -48,7 +66,7 @@ pub fn create_import(
     flow: &FlowIds,
     import: &NewImport,
 ) -> rusqlite::Result<String> {
-    let id = db::new_id();
+    let id = import_id(conn)?;
     let now = db::now();
     let import_name = crate::read::table_label(import.filename, import.sheet);
     conn.execute(
@@ -136,7 +154,7 @@ pub fn recover_interrupted(conn: &Connection) -> rusqlite::Result<Vec<String>> {
             ),
             [],
         )?;
-        for table in ["raw_import_records", "import_field_mappings"] {
+        for table in ["raw_records", "import_field_mappings"] {
             tx.execute(
                 &format!(
                     "DELETE FROM {table} WHERE data_import_id IN
@@ -167,7 +185,7 @@ pub fn raw_records_after(
     limit: i64,
 ) -> rusqlite::Result<Vec<(i64, i64, String)>> {
     conn.prepare_cached(
-        "SELECT rowid, record_index, raw_data FROM raw_import_records
+        "SELECT rowid, record_index, raw_data FROM raw_records
          WHERE data_import_id = ?1 AND record_index > ?2 ORDER BY record_index LIMIT ?3",
     )?
     .query_map(params![data_import_id, after, limit], |r| {
@@ -243,7 +261,6 @@ impl ImportCounts {
 /// open transaction that is committed in batches and rolled back if dropped.
 pub struct Stager<'c> {
     conn: &'c Connection,
-    master_flow_id: String,
     in_tx: bool,
     pending: usize,
     last_commit: Instant,
@@ -258,10 +275,9 @@ impl<'c> Stager<'c> {
         self.conn
     }
 
-    pub fn new(conn: &'c Connection, master_flow_id: &str) -> Stager<'c> {
+    pub fn new(conn: &'c Connection) -> Stager<'c> {
         Stager {
             conn,
-            master_flow_id: master_flow_id.to_string(),
             in_tx: false,
             pending: 0,
             last_commit: Instant::now(),
@@ -324,29 +340,24 @@ impl<'c> Stager<'c> {
             Some(insert) => insert,
             None => self.insert.insert(NoCopyInsert::prepare(
                 self.conn,
-                "INSERT INTO raw_import_records (id, data_import_id, master_flow_id, record_index, raw_data,
-                   created_at, cleansed_data, is_valid, validation_errors, is_processed, processed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT INTO raw_records (data_import_id, record_index, raw_data, cleansed_data,
+                   is_valid, validation_errors, processed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?),
         };
         let with_cleansing = cleansed.len() == rows.len();
         let mut rowids = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter().enumerate() {
             let c = cleansed.get(i).filter(|_| with_cleansing);
-            let id = db::new_id();
             insert.execute([
-                ValueRef::from(id.as_str()),
                 ValueRef::from(data_import_id),
-                ValueRef::from(self.master_flow_id.as_str()),
                 ValueRef::Integer(row.record_index),
                 ValueRef::from(row.raw_data.as_str()),
-                ValueRef::from(self.now.as_str()),
                 c.map_or(ValueRef::Null, |c| ValueRef::from(c.cleansed_data.as_str())),
                 c.map_or(ValueRef::Null, |c| ValueRef::Integer(i64::from(c.is_valid))),
                 c.map_or(ValueRef::Null, |c| {
                     ValueRef::from(c.validation_errors.as_str())
                 }),
-                ValueRef::Integer(i64::from(c.is_some())),
                 c.map_or(ValueRef::Null, |_| ValueRef::from(self.now.as_str())),
             ])?;
             rowids.push(self.conn.last_insert_rowid());
@@ -423,7 +434,7 @@ impl<'c> Stager<'c> {
     ) -> rusqlite::Result<()> {
         self.begin()?;
         let now = db::now();
-        for table in ["raw_import_records", "import_field_mappings"] {
+        for table in ["raw_records", "import_field_mappings"] {
             self.conn.execute(
                 &format!("DELETE FROM {table} WHERE data_import_id = ?1"),
                 [data_import_id],

@@ -152,7 +152,7 @@ fn values_an_older_intake_stored_out_of_range_do_not_break_the_engagement() {
     // Records cleansed by a version that let -1 through, as such a database holds them.
     work.conn()
         .execute_batch(
-            "UPDATE raw_import_records SET cleansed_data = json_set(cleansed_data, '$.memory_gb', -1, '$.cpu_cores', -8)",
+            "UPDATE raw_records SET cleansed_data = json_set(cleansed_data, '$.memory_gb', -1, '$.cpu_cores', -8)",
         )
         .unwrap();
     // The next import rebuilds the engagement's assets from those records too.

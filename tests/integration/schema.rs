@@ -29,7 +29,9 @@ fn a_new_database_passes_the_check() {
     let (code, report) = check_json(&work);
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["problems"].as_array().unwrap().len(), 0);
-    assert_eq!(report["tables_checked"], 12);
+    // The 12 tables of the seeds and mapping_decisions, raw_import_records
+    // being the view over raw_records.
+    assert_eq!(report["tables_checked"], 13);
     let out = work.intake().args(["schema", "check"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("schema ok"));
 }
@@ -208,6 +210,29 @@ fn schema_print_is_the_ddl() {
     assert_eq!(code, 0, "{report}");
 }
 
+/// raw_import_records as schemas 1 to 7 stored it (a table).
+const SCHEMA_7_RAW_IMPORT_RECORDS: &str =
+    "-- Every source row, lossless: raw_data is a JSON object keyed by the header as written.
+-- No tenant columns: a record's tenant is its import's.
+CREATE TABLE raw_import_records (
+    id                TEXT PRIMARY KEY,
+    data_import_id    TEXT NOT NULL REFERENCES data_imports(id) ON DELETE CASCADE,
+    master_flow_id    TEXT NOT NULL REFERENCES crewai_flow_state_extensions(flow_id),
+    record_index      INTEGER NOT NULL,
+    -- JSON written only by intake's own serialiser, so not re-parsed by a
+    -- json_valid CHECK on every insert (that cost 6% of a million-row import)
+    raw_data          TEXT NOT NULL,
+    cleansed_data     TEXT,
+    is_processed      INTEGER NOT NULL DEFAULT 0 CHECK (is_processed IN (0, 1)),
+    is_valid          INTEGER CHECK (is_valid IN (0, 1)),
+    validation_errors TEXT,
+    created_at        TEXT NOT NULL,
+    processed_at      TEXT,
+    UNIQUE (data_import_id, record_index)
+) STRICT;
+CREATE INDEX ix_raw_import_records_master ON raw_import_records(master_flow_id);
+";
+
 #[test]
 fn a_version_1_database_is_migrated_on_open() {
     let work = Work::new();
@@ -232,6 +257,20 @@ fn a_version_1_database_is_migrated_on_open() {
         .expect("schema.sql has the tech_debt columns");
     let assets_end = tech_debt_columns + v1[tech_debt_columns..].find("\n) STRICT;").unwrap();
     let v1 = format!("{}{}", &v1[..tech_debt_columns], &v1[assets_end..]);
+    // ... and with raw_import_records the table it was until schema 8 ...
+    let records = v1
+        .find("-- Every source row, lossless")
+        .expect("schema.sql has raw_records");
+    let records_end = records
+        + v1[records..]
+            .find("FROM raw_records r JOIN data_imports d ON d.id = r.data_import_id;\n")
+            .expect("schema.sql has the raw_import_records view")
+        + "FROM raw_records r JOIN data_imports d ON d.id = r.data_import_id;\n".len();
+    let v1 = format!(
+        "{}{SCHEMA_7_RAW_IMPORT_RECORDS}{}",
+        &v1[..records],
+        &v1[records_end..]
+    );
     // ... and with the json_valid CHECKs raw_import_records had until schema 5.
     let v1 = v1.replace(
         "    -- JSON written only by intake's own serialiser, so not re-parsed by a\n    -- json_valid CHECK on every insert (that cost 6% of a million-row import)\n    raw_data          TEXT NOT NULL,\n    cleansed_data     TEXT,\n",
