@@ -144,9 +144,11 @@ CREATE INDEX ix_data_imports_hash ON data_imports(engagement_id, content_hash);
 CREATE TABLE raw_records (
     data_import_id    TEXT NOT NULL REFERENCES data_imports(id) ON DELETE CASCADE,
     record_index      INTEGER NOT NULL,
-    -- JSON written only by intake's own serialiser, so not re-parsed by a
-    -- json_valid CHECK on every insert (that cost 6% of a million-row import)
-    raw_data          TEXT NOT NULL,
+    -- the values as a JSON array in the order of the import's columns
+    -- (data_imports.read_metadata -> columns), or the raw_data object itself for
+    -- a row with values beyond the header; JSON written only by intake's own
+    -- serialiser, so not re-parsed by a json_valid CHECK on every insert
+    raw_values        TEXT NOT NULL,
     cleansed_data     TEXT,
     is_valid          INTEGER CHECK (is_valid = 0 OR is_valid = 1),
     validation_errors TEXT,
@@ -164,7 +166,11 @@ SELECT coalesce(r.legacy_id, substr(d.id, 1, 24) || printf('%012x', r.record_ind
        r.data_import_id AS data_import_id,
        d.master_flow_id AS master_flow_id,
        r.record_index AS record_index,
-       r.raw_data AS raw_data,
+       CASE WHEN substr(r.raw_values, 1, 1) = '['
+            THEN (SELECT json_group_object(c.value, r.raw_values ->> c.key)
+                  FROM json_each(d.read_metadata, '$.columns') c
+                  WHERE c.key < json_array_length(r.raw_values))
+            ELSE r.raw_values END AS raw_data,
        r.cleansed_data AS cleansed_data,
        (r.processed_at IS NOT NULL) AS is_processed,
        r.is_valid AS is_valid,

@@ -185,12 +185,13 @@ fn schema_statement(prefix: &str) -> &'static str {
 }
 
 /// Migration 7 → 8: every record copied, in its order, into raw_records
-/// (keeping the id it was synced with as `legacy_id`), the table dropped
-/// and the view created in its place. Inside the upgrade's transaction.
+/// (keeping the id it was synced with as `legacy_id`, and its raw_data
+/// object as it is: the view reads both forms), the table dropped and the
+/// view created in its place. Inside the upgrade's transaction.
 fn raw_records_without_copies(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(schema_statement("CREATE TABLE raw_records"))?;
     conn.execute_batch(
-        "INSERT INTO raw_records (data_import_id, record_index, raw_data, cleansed_data, is_valid,
+        "INSERT INTO raw_records (data_import_id, record_index, raw_values, cleansed_data, is_valid,
            validation_errors, processed_at, legacy_id)
          SELECT data_import_id, record_index, raw_data, cleansed_data, is_valid, validation_errors,
                 CASE WHEN is_processed = 1 THEN coalesce(processed_at, created_at) END, id
@@ -220,7 +221,46 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
     })?;
     migrate(&conn, path)?;
     ensure_indexes(&conn).map_err(failed)?;
+    read_records_natively(&conn).map_err(failed)?;
     Ok(conn)
+}
+
+/// The schema's raw_import_records view with `raw_data` rebuilt by
+/// `intake_raw_data` instead of SQLite's JSON functions, as a temporary view
+/// of the same name: this connection's reads (sync, exports, the report)
+/// take it, other programs read the schema's view.
+fn native_records_view() -> String {
+    let view = schema_statement("CREATE VIEW raw_import_records");
+    let start = view
+        .find("CASE WHEN substr(r.raw_values")
+        .expect("the view rebuilds raw_data with a CASE");
+    let end = view[start..]
+        .find(" AS raw_data")
+        .expect("the CASE is named raw_data")
+        + start;
+    format!(
+        "{}intake_raw_data(r.raw_values, d.read_metadata -> '$.columns'){}",
+        view[..start].replace(
+            "CREATE VIEW raw_import_records",
+            "CREATE TEMP VIEW IF NOT EXISTS raw_import_records"
+        ),
+        &view[end..]
+    )
+}
+
+/// Registers `intake_raw_data` and, once the file has raw_records (schema
+/// 8 on), the temporary raw_import_records view that uses it.
+fn read_records_natively(conn: &Connection) -> rusqlite::Result<()> {
+    crate::stage::raw_values::register(conn)?;
+    let has_records: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM main.sqlite_schema WHERE name = 'raw_records')",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_records {
+        conn.execute_batch(&native_records_view())?;
+    }
+    Ok(())
 }
 
 /// Creates every index of the schema that is missing. A bulk insert may
@@ -295,6 +335,12 @@ pub fn open_read_only(path: &Path) -> Result<Connection, DbError> {
         }
         _ => Ok(conn),
     }
+    .inspect(|conn| {
+        // A file that is not a database fails at its first real query with
+        // the error that says so; without the native view the schema's
+        // view still reads the records.
+        let _ = read_records_natively(conn);
+    })
 }
 
 /// How a connection waits for another process's lock on the file (a reader

@@ -334,13 +334,15 @@ impl EdgeBuilder<'_> {
                         .is_some_and(|s| s.eq_ignore_ascii_case("vhost"))
             });
         let mut stmt = self.conn.prepare(
-            "SELECT raw_data FROM raw_records WHERE data_import_id = ?1 ORDER BY record_index",
+            "SELECT raw_values FROM raw_records WHERE data_import_id = ?1 ORDER BY record_index",
         )?;
         let mut hosts = HashMap::new();
         for table in vhost_tables {
+            let keys = stage::raw_values::ColumnKeys::of_import(self.conn, &table.data_import_id)?;
             let mut rows = stmt.query([&table.data_import_id])?;
             while let Some(row) = rows.next()? {
-                let raw: String = row.get(0)?;
+                let stored: String = row.get(0)?;
+                let raw = keys.object(&stored);
                 let Ok(Value::Object(record)) = serde_json::from_str::<Value>(&raw) else {
                     continue;
                 };

@@ -522,8 +522,10 @@ fn first_records(assignment: &[u32], total: &[u32], all_alike: &[bool]) -> Vec<b
 }
 
 /// A record read back by rowid: its index, cleansed_data and (when asked) raw_data.
-const BY_ROWID: &str = "SELECT record_index, cleansed_data, CASE WHEN ?2 THEN raw_data END
-                        FROM raw_records WHERE rowid = ?1";
+const BY_ROWID: &str = "SELECT r.record_index, r.cleansed_data,
+                          CASE WHEN ?2 THEN intake_raw_data(r.raw_values, d.read_metadata -> '$.columns') END
+                        FROM raw_records r JOIN data_imports d ON d.id = r.data_import_id
+                        WHERE r.rowid = ?1";
 
 fn record_by_rowid(
     stmt: &mut rusqlite::Statement,
@@ -738,10 +740,14 @@ fn read_records(
     last: &mut i64,
 ) -> rusqlite::Result<Option<RecordBatch>> {
     // Each batch is a range scan of the (data_import_id, record_index) index.
+    let keys = with_raw
+        .then(|| crate::stage::raw_values::ColumnKeys::of_import(conn, data_import_id))
+        .transpose()?
+        .unwrap_or_default();
     let batch: RecordBatch = conn
         .prepare_cached(
             "SELECT rowid, record_index, CASE WHEN is_valid = 1 THEN cleansed_data END,
-                    CASE WHEN ?4 AND is_valid = 1 THEN raw_data END
+                    CASE WHEN ?4 AND is_valid = 1 THEN raw_values END
              FROM raw_records
              WHERE data_import_id = ?1 AND record_index > ?2 ORDER BY record_index LIMIT ?3",
         )?
@@ -750,7 +756,9 @@ fn read_records(
                 rowid: r.get(0)?,
                 record_index: r.get(1)?,
                 cleansed: r.get(2)?,
-                raw: r.get(3)?,
+                raw: r
+                    .get::<_, Option<String>>(3)?
+                    .map(|stored| keys.object(&stored).into_owned()),
             })
         })?
         .collect::<rusqlite::Result<_>>()?;

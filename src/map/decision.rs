@@ -526,11 +526,13 @@ pub fn preview(conn: &Connection, plan: &mut DecisionPlan) -> Result<(), Decisio
             examples: Vec::new(),
         };
         let mut stmt = conn.prepare(
-            "SELECT raw_data FROM raw_records WHERE data_import_id = ?1 ORDER BY record_index",
+            "SELECT raw_values FROM raw_records WHERE data_import_id = ?1 ORDER BY record_index",
         )?;
+        let keys = crate::stage::raw_values::ColumnKeys::of_import(conn, id)?;
         let mut rows = stmt.query([id])?;
         while let Some(row) = rows.next()? {
-            let raw: String = row.get(0)?;
+            let stored: String = row.get(0)?;
+            let raw = keys.object(&stored);
             change.rows += 1;
             let was = old.cleanse_json(&raw);
             let will = new.cleanse_json(&raw);

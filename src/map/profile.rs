@@ -230,14 +230,15 @@ pub fn profile_import(
     let sample = sample_rows(columns.len()) as i64;
     let step = (total / sample).max(1);
     let mut stmt = conn.prepare(
-        "SELECT raw_data FROM raw_records
+        "SELECT raw_values FROM raw_records
          WHERE data_import_id = ?1 AND (?2 = 1 OR record_index % ?2 = 0)
          ORDER BY record_index LIMIT ?3",
     )?;
+    let keys = crate::stage::raw_values::ColumnKeys::of_import(conn, data_import_id)?;
     let mut rows = stmt.query(rusqlite::params![data_import_id, step, sample])?;
     while let Some(row) = rows.next()? {
-        let raw: String = row.get(0)?;
-        push_values(&mut values, columns, &raw);
+        let stored: String = row.get(0)?;
+        push_values(&mut values, columns, &keys.object(&stored));
     }
     profile_values(columns, values)
 }

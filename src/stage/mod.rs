@@ -11,6 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::json;
 
+pub mod raw_values;
 pub mod tables;
 
 use crate::db;
@@ -184,13 +185,18 @@ pub fn raw_records_after(
     after: i64,
     limit: i64,
 ) -> rusqlite::Result<Vec<(i64, i64, String)>> {
+    let keys = raw_values::ColumnKeys::of_import(conn, data_import_id)?;
     conn.prepare_cached(
-        "SELECT rowid, record_index, raw_data FROM raw_records
+        "SELECT rowid, record_index, raw_values FROM raw_records
          WHERE data_import_id = ?1 AND record_index > ?2 ORDER BY record_index LIMIT ?3",
     )?
     .query_map(params![data_import_id, after, limit], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?))
     })?
+    .map(|row| {
+        let (rowid, index, stored) = row?;
+        Ok((rowid, index, keys.object(&stored).into_owned()))
+    })
     .collect()
 }
 
@@ -261,6 +267,8 @@ impl ImportCounts {
 /// open transaction that is committed in batches and rolled back if dropped.
 pub struct Stager<'c> {
     conn: &'c Connection,
+    /// The columns of each import started, for storing its rows' values.
+    columns: std::collections::HashMap<String, raw_values::ColumnKeys>,
     in_tx: bool,
     pending: usize,
     last_commit: Instant,
@@ -278,6 +286,7 @@ impl<'c> Stager<'c> {
     pub fn new(conn: &'c Connection) -> Stager<'c> {
         Stager {
             conn,
+            columns: std::collections::HashMap::new(),
             in_tx: false,
             pending: 0,
             last_commit: Instant::now(),
@@ -299,6 +308,10 @@ impl<'c> Stager<'c> {
     /// Marks an import processing and records its header.
     pub fn start(&mut self, data_import_id: &str, header: &TableHeader) -> rusqlite::Result<()> {
         self.begin()?;
+        self.columns.insert(
+            data_import_id.to_string(),
+            raw_values::ColumnKeys::new(&header.columns),
+        );
         let now = db::now();
         self.conn.execute(
             "UPDATE data_imports SET status = 'processing', started_at = ?2, updated_at = ?2,
@@ -340,11 +353,16 @@ impl<'c> Stager<'c> {
             Some(insert) => insert,
             None => self.insert.insert(NoCopyInsert::prepare(
                 self.conn,
-                "INSERT INTO raw_records (data_import_id, record_index, raw_data, cleansed_data,
+                "INSERT INTO raw_records (data_import_id, record_index, raw_values, cleansed_data,
                    is_valid, validation_errors, processed_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?),
         };
+        if !self.columns.contains_key(data_import_id) {
+            let keys = raw_values::ColumnKeys::of_import(self.conn, data_import_id)?;
+            self.columns.insert(data_import_id.to_string(), keys);
+        }
+        let keys = &self.columns[data_import_id];
         let with_cleansing = cleansed.len() == rows.len();
         let mut rowids = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter().enumerate() {
@@ -352,7 +370,7 @@ impl<'c> Stager<'c> {
             insert.execute([
                 ValueRef::from(data_import_id),
                 ValueRef::Integer(row.record_index),
-                ValueRef::from(row.raw_data.as_str()),
+                ValueRef::from(keys.compact(&row.raw_data).as_ref()),
                 c.map_or(ValueRef::Null, |c| ValueRef::from(c.cleansed_data.as_str())),
                 c.map_or(ValueRef::Null, |c| ValueRef::Integer(i64::from(c.is_valid))),
                 c.map_or(ValueRef::Null, |c| {

@@ -288,3 +288,54 @@ fn a_sync_sends_the_rows_the_schema_7_layout_sent() {
     assert_eq!(want.len(), 5);
     assert!(want["raw_import_records"].len() >= 421);
 }
+
+/// Records are stored as arrays of values under their import's columns
+/// (a row with values beyond the header as its object), and both views of
+/// them agree: the schema's, which any SQLite client reads, and the one
+/// intake's own connections read, record for record.
+#[test]
+fn the_records_read_the_same_through_the_schema_view_and_intake_s_own() {
+    let work = Work::new();
+    let mut args = vec!["import".to_string()];
+    args.extend(
+        inputs(&work)
+            .iter()
+            .map(|f| f.to_str().unwrap().to_string()),
+    );
+    args.push(fixture("ragged_rows.csv").to_str().unwrap().to_string());
+    args.push("--quiet".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    work.run_ok(&args);
+    let read = |conn: &rusqlite::Connection| -> Vec<(String, i64, Value)> {
+        conn.prepare(
+            "SELECT data_import_id, record_index, raw_data FROM raw_import_records
+             ORDER BY data_import_id, record_index",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            let raw: String = r.get(2)?;
+            Ok((r.get(0)?, r.get(1)?, serde_json::from_str(&raw).unwrap()))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    let plain = work.conn();
+    let schema_view = read(&plain);
+    let native = intake::db::open(&work.db()).unwrap();
+    let native_view = read(&native);
+    assert_eq!(schema_view.len(), 421 + count(&plain, "SELECT count(*) FROM raw_records r JOIN data_imports d ON d.id = r.data_import_id WHERE d.filename LIKE '%ragged_rows.csv'") as usize);
+    assert_eq!(schema_view, native_view);
+    assert!(schema_view.iter().all(|(_, _, raw)| raw.is_object()));
+    // Arrays, but for the row with more values than the header.
+    let objects = count(
+        &plain,
+        "SELECT count(*) FROM raw_records WHERE substr(raw_values, 1, 1) = '{'",
+    );
+    let with_extra = count(
+        &plain,
+        "SELECT count(*) FROM raw_import_records WHERE raw_data LIKE '%\"column_%'",
+    );
+    assert!(with_extra >= 1);
+    assert_eq!(objects, with_extra);
+}
