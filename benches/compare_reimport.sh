@@ -35,13 +35,15 @@ first=(); forced=(); next=()
 for run in $(seq "$runs"); do
   rm -f "$dir"/intake.db* "$dir"/first.db*
   read -r t m < <(timed first import "$csv"); first+=("$t")
-  echo "run $run: first import $t s (peak $m KB)"
+  first_size=$(stat -c %s "$dir/intake.db")
+  echo "run $run: first import $t s (peak $m KB), database $((first_size / 1000000)) MB"
   cp "$dir/intake.db" "$dir/first.db"
   read -r t m < <(timed forced import "$csv" --force); forced+=("$t")
   echo "run $run: forced re-import $t s (peak $m KB)"
   rm -f "$dir"/intake.db*; cp "$dir/first.db" "$dir/intake.db"
   read -r t m < <(timed changed import "$changed"); next+=("$t")
-  echo "run $run: 1 % changed re-import $t s (peak $m KB)"
+  size=$(stat -c %s "$dir/intake.db")
+  echo "run $run: 1 % changed re-import $t s (peak $m KB), database $((size / 1000000)) MB (+$(( (size - first_size) * 100 / first_size )) %, target <= 10 %)"
   echo "  assets: $(sqlite3 "$dir/intake.db" "select count(*) from assets")"
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

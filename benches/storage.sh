@@ -5,9 +5,11 @@
 #
 #   benches/storage.sh [ROWS] [VARIANT]     (defaults: 200000 relationships)
 #
-# VARIANT is servers (the export alone) or relationships (with its cmdb_rel_ci
-# export beside it). Target: the database at most 3 x the input (issue 40).
-# Needs sqlite3 (apt-get install sqlite3). Exits 1 when the target is missed.
+# VARIANT is servers (the export alone), relationships (with its cmdb_rel_ci
+# export beside it) or workbook (the export as .xlsx, measured against its
+# uncompressed sheet XML). Target: the database at most 3 x the input (issue 40).
+# Needs sqlite3 and unzip (apt-get install sqlite3 unzip). Exits 1 when the
+# target is missed.
 set -euo pipefail
 rows=${1:-200000}
 variant=${2:-relationships}
@@ -18,22 +20,31 @@ dir=bench-data
 mkdir -p "$dir"
 csv="$dir/cmdb_${rows}.csv"
 rel="$dir/cmdb_rel_ci_${rows}.csv"
-[ -s "$csv" ] || ./target/release/gen-cmdb --rows "$rows" --out "$csv"
-files=("$csv")
+xlsx="$dir/cmdb_${rows}.xlsx"
 case "$variant" in
-  servers) ;;
-  relationships)
-    [ -s "$rel" ] || ./target/release/gen-cmdb --rows "$rows" --out /dev/null --relationships "$rel"
-    files+=("$rel") ;;
-  *) echo "VARIANT is servers or relationships" >&2; exit 2 ;;
+  servers|relationships)
+    [ -s "$csv" ] || ./target/release/gen-cmdb --rows "$rows" --out "$csv"
+    files=("$csv") ;;
+  workbook)
+    [ -s "$xlsx" ] || ./target/release/gen-cmdb --rows "$rows" --format xlsx --out "$xlsx"
+    files=("$xlsx") ;;
+  *) echo "VARIANT is servers, relationships or workbook" >&2; exit 2 ;;
 esac
+if [ "$variant" = relationships ]; then
+  [ -s "$rel" ] || ./target/release/gen-cmdb --rows "$rows" --out /dev/null --relationships "$rel"
+  files+=("$rel")
+fi
 db="$dir/storage.db"
 rm -f "$db"*
 start=$(date +%s.%N)
 ./target/release/intake --db "$db" import "${files[@]}" --quiet >/dev/null 2>"$dir/intake.log" || {
   echo "intake import failed:" >&2; tail -5 "$dir/intake.log" >&2; exit 1; }
 took=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN {printf "%.1f", e - s}')
-input=$(cat "${files[@]}" | wc -c)
+if [ "$variant" = workbook ]; then
+  input=$(unzip -l "$xlsx" 'xl/worksheets/*.xml' 'xl/sharedStrings.xml' | tail -1 | awk '{print $1}')
+else
+  input=$(cat "${files[@]}" | wc -c)
+fi
 size=$(stat -c %s "$db")
 echo "input: ${files[*]} ($((input / 1000000)) MB); intake import took ${took} s"
 echo "database: $((size / 1000000)) MB, $(awk -v a="$size" -v b="$input" 'BEGIN {printf "%.2f", a/b}') x the input (target <= 3)"

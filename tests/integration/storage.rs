@@ -54,6 +54,17 @@ fn user_version(work: &Work) -> i64 {
         .unwrap()
 }
 
+/// The raw_data of the first record of the RVTools vInfo sheet.
+fn first_vinfo_row(conn: &rusqlite::Connection) -> String {
+    conn.query_row(
+        "SELECT r.raw_data FROM raw_import_records r JOIN data_imports d ON d.id = r.data_import_id
+         WHERE d.sheet_name = 'vInfo' ORDER BY r.record_index LIMIT 1",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
 /// The first import after the upgrade converts the schema-7 file; what it
 /// held reads as before (every record's raw_data a JSON object keyed by the
 /// header, the assets, the edges), the new rows join it, and the report
@@ -70,14 +81,7 @@ fn a_schema_7_database_is_upgraded_by_the_first_import_and_keeps_what_it_held() 
         count(&conn, "SELECT count(*) FROM asset_dependencies"),
     );
     assert_eq!(before, (421, 171, 135));
-    let rvtools_row: String = conn
-        .query_row(
-            "SELECT r.raw_data FROM raw_import_records r JOIN data_imports d ON d.id = r.data_import_id
-             WHERE d.sheet_name = 'vInfo' ORDER BY r.record_index LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let rvtools_row = first_vinfo_row(&conn);
     drop(conn);
 
     let new = work.write(
@@ -104,14 +108,7 @@ fn a_schema_7_database_is_upgraded_by_the_first_import_and_keeps_what_it_held() 
         ),
         0
     );
-    let same_row: String = conn
-        .query_row(
-            "SELECT r.raw_data FROM raw_import_records r JOIN data_imports d ON d.id = r.data_import_id
-             WHERE d.sheet_name = 'vInfo' ORDER BY r.record_index LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let same_row = first_vinfo_row(&conn);
     assert_eq!(
         serde_json::from_str::<Value>(&same_row).unwrap(),
         serde_json::from_str::<Value>(&rvtools_row).unwrap()
