@@ -146,40 +146,6 @@ fn value_length(bytes: &[u8]) -> Option<usize> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn keys(names: &[&str]) -> ColumnKeys {
-        ColumnKeys::new(&names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-    }
-
-    #[test]
-    fn a_row_of_the_header_is_stored_as_its_values_and_read_back_byte_for_byte() {
-        let k = keys(&["Name", "Notes \"quoted\"", "Ünïcode"]);
-        let object = r#"{"Name":"web01","Notes \"quoted\"":"a \"b\", c\\d\n","Ünïcode":null}"#;
-        let stored = k.compact(object);
-        assert_eq!(stored, r#"["web01","a \"b\", c\\d\n",null]"#);
-        assert_eq!(k.object(&stored), object);
-    }
-
-    #[test]
-    fn a_short_row_keeps_its_first_columns_and_other_rows_stay_objects() {
-        let k = keys(&["a", "b", "c"]);
-        let short = r#"{"a":"1","b":""}"#;
-        assert_eq!(k.compact(short), r#"["1",""]"#);
-        assert_eq!(k.object(&k.compact(short)), short);
-        let long = r#"{"a":"1","b":"2","c":"3","column_4":"4"}"#;
-        assert_eq!(k.compact(long), long);
-        let other = r#"{"x":"1"}"#;
-        assert_eq!(k.compact(other), other);
-        assert_eq!(k.object(other), other);
-        assert_eq!(keys(&[]).compact(short), short);
-        assert_eq!(k.compact("{}"), "[]");
-        assert_eq!(k.object("[]"), "{}");
-    }
-}
-
 /// Registers `intake_raw_data(raw_values, columns)`, the `raw_data` object
 /// of a stored form given its import's columns as JSON, for intake's own
 /// connections: the schema's view rebuilds the object with SQLite's JSON
@@ -217,4 +183,38 @@ pub fn register(conn: &Connection) -> rusqlite::Result<()> {
             }))
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(names: &[&str]) -> ColumnKeys {
+        ColumnKeys::new(&names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_row_of_the_header_is_stored_as_its_values_and_read_back_byte_for_byte() {
+        let k = keys(&["Name", "Notes \"quoted\"", "Ünïcode"]);
+        let object = r#"{"Name":"web01","Notes \"quoted\"":"a \"b\", c\\d\n","Ünïcode":null}"#;
+        let stored = k.compact(object);
+        assert_eq!(stored, r#"["web01","a \"b\", c\\d\n",null]"#);
+        assert_eq!(k.object(&stored), object);
+    }
+
+    #[test]
+    fn a_short_row_keeps_its_first_columns_and_other_rows_stay_objects() {
+        let k = keys(&["a", "b", "c"]);
+        let short = r#"{"a":"1","b":""}"#;
+        assert_eq!(k.compact(short), r#"["1",""]"#);
+        assert_eq!(k.object(&k.compact(short)), short);
+        let long = r#"{"a":"1","b":"2","c":"3","column_4":"4"}"#;
+        assert_eq!(k.compact(long), long);
+        let other = r#"{"x":"1"}"#;
+        assert_eq!(k.compact(other), other);
+        assert_eq!(k.object(other), other);
+        assert_eq!(keys(&[]).compact(short), short);
+        assert_eq!(k.compact("{}"), "[]");
+        assert_eq!(k.object("[]"), "{}");
+    }
 }
