@@ -195,7 +195,11 @@ proptest! {
         std::fs::write(&path, &text).unwrap();
         let input = InputFile { path: path.clone(), display: "f.csv".into() };
         let options = ReadOptions::default();
-        let probe = intake::read::probe_text(&input, &options).unwrap();
+        // Generated text can read as prose (lines of words, no delimiter),
+        // which the probe refuses before any parser runs: nothing to compare.
+        let probe = intake::read::probe_text(&input, &options);
+        prop_assume!(!matches!(probe, Err(intake::read::ReadError::NotATable { .. })));
+        let probe = probe.unwrap();
         let one = collect_text(&input, &probe, &options, Parallelism::with_parsers(1));
         let several = collect_text(&input, &probe, &options, Parallelism {
             parsers,
