@@ -138,6 +138,16 @@ CREATE INDEX ix_data_imports_tenant ON data_imports(client_account_id, engagemen
 CREATE INDEX ix_data_imports_master ON data_imports(master_flow_id);
 CREATE INDEX ix_data_imports_hash ON data_imports(engagement_id, content_hash);
 
+-- The cleansed fields of an import's records that are a raw value as it is:
+-- field -> [position among the import's columns, column]. Written once per
+-- cleanser; a record naming it (raw_records.copies) stores only its other fields.
+CREATE TABLE cleansed_copies (
+    id             INTEGER PRIMARY KEY,
+    data_import_id TEXT NOT NULL REFERENCES data_imports(id) ON DELETE CASCADE,
+    copies         TEXT NOT NULL CHECK (json_valid(copies)),
+    UNIQUE (data_import_id, copies)
+) STRICT;
+
 -- Every source row, lossless: raw_data is a JSON object keyed by the header as written.
 -- Stored once, without what its import already says (flow, tenant, time): readers
 -- read the view raw_import_records below, which has the seeds' columns.
@@ -149,7 +159,12 @@ CREATE TABLE raw_records (
     -- a row with values beyond the header; JSON written only by intake's own
     -- serialiser, so not re-parsed by a json_valid CHECK on every insert
     raw_values        TEXT NOT NULL,
+    -- the cleansed fields; with copies set, only those not in cleansed_copies
+    -- (null: a copied field the record lacks although its raw value is there)
     cleansed_data     TEXT,
+    -- the cleansed_copies row its cleansed_data leaves out (NULL: it is whole),
+    -- without a foreign key: both go with their import
+    copies            INTEGER,
     is_valid          INTEGER CHECK (is_valid = 0 OR is_valid = 1),
     validation_errors TEXT,
     -- when the record was cleansed; NULL: not yet (is_processed 0)
@@ -171,7 +186,15 @@ SELECT coalesce(r.legacy_id, substr(d.id, 1, 24) || printf('%012x', r.record_ind
                   FROM json_each(d.read_metadata, '$.columns') c
                   WHERE c.key < json_array_length(r.raw_values))
             ELSE r.raw_values END AS raw_data,
-       r.cleansed_data AS cleansed_data,
+       CASE WHEN r.copies IS NULL THEN r.cleansed_data
+            ELSE json_patch(
+                   (SELECT json_group_object(c.key, v.value)
+                    FROM cleansed_copies t, json_each(t.copies) c, json_each(r.raw_values) v
+                    WHERE t.id = r.copies
+                      AND v.key = CASE WHEN substr(r.raw_values, 1, 1) = '['
+                                       THEN c.value ->> 0 ELSE c.value ->> 1 END
+                      AND v.value <> ''),
+                   r.cleansed_data) END AS cleansed_data,
        (r.processed_at IS NOT NULL) AS is_processed,
        r.is_valid AS is_valid,
        r.validation_errors AS validation_errors,

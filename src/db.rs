@@ -189,6 +189,7 @@ fn schema_statement(prefix: &str) -> &'static str {
 /// object as it is: the view reads both forms), the table dropped and the
 /// view created in its place. Inside the upgrade's transaction.
 fn raw_records_without_copies(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(schema_statement("CREATE TABLE cleansed_copies"))?;
     conn.execute_batch(schema_statement("CREATE TABLE raw_records"))?;
     conn.execute_batch(
         "INSERT INTO raw_records (data_import_id, record_index, raw_values, cleansed_data, is_valid,
@@ -225,8 +226,9 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
     Ok(conn)
 }
 
-/// The schema's raw_import_records view with `raw_data` rebuilt by
-/// `intake_raw_data` instead of SQLite's JSON functions, as a temporary view
+/// The schema's raw_import_records view with `raw_data` and `cleansed_data`
+/// rebuilt by `intake_raw_data` and `intake_cleansed_data` instead of
+/// SQLite's JSON functions, as a temporary view
 /// of the same name: this connection's reads (sync, exports, the report)
 /// take it, other programs read the schema's view.
 fn native_records_view() -> String {
@@ -238,12 +240,25 @@ fn native_records_view() -> String {
         .find(" AS raw_data")
         .expect("the CASE is named raw_data")
         + start;
-    format!(
+    let view = format!(
         "{}intake_raw_data(r.raw_values, d.read_metadata -> '$.columns'){}",
         view[..start].replace(
             "CREATE VIEW raw_import_records",
             "CREATE TEMP VIEW IF NOT EXISTS raw_import_records"
         ),
+        &view[end..]
+    );
+    let start = view
+        .find("CASE WHEN r.copies IS NULL")
+        .expect("the view rebuilds cleansed_data with a CASE");
+    let end = view[start..]
+        .find(" AS cleansed_data")
+        .expect("the CASE is named cleansed_data")
+        + start;
+    format!(
+        "{}{}{}",
+        &view[..start],
+        crate::record_store::WHOLE_CLEANSED,
         &view[end..]
     )
 }
@@ -251,7 +266,7 @@ fn native_records_view() -> String {
 /// Registers `intake_raw_data` and, once the file has raw_records (schema
 /// 8 on), the temporary raw_import_records view that uses it.
 fn read_records_natively(conn: &Connection) -> rusqlite::Result<()> {
-    crate::stage::raw_values::register(conn)?;
+    crate::record_store::register(conn)?;
     let has_records: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM main.sqlite_schema WHERE name = 'raw_records')",
         [],

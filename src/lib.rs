@@ -8,7 +8,8 @@
 //! after the import, in order), `import` (the run that drives them as one
 //! discovery flow), `sync` (a finished flow to the central PostgreSQL);
 //! `catalogue` is the asset field table every phase uses; `db`, `tenant` and
-//! `flow` hold the shared bookkeeping, `phase` the shape every phase shares,
+//! `flow` hold the shared bookkeeping, `record_store` how a record's raw and
+//! cleansed values are stored and read back, `phase` the shape every phase shares,
 //! `schema_check` validates a database, `console` prints outcomes as tables,
 //! `report` writes `intake report` (HTML, Markdown, PDF), `printable` keeps data's control
 //! characters off the terminal. ARCHITECTURE.md draws the map.
@@ -36,6 +37,7 @@ pub mod pipeline;
 pub mod printable;
 pub mod progress;
 pub mod read;
+pub mod record_store;
 pub mod report;
 pub mod schema_check;
 pub mod stage;

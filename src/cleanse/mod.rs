@@ -84,7 +84,7 @@ pub fn run(ctx: &PhaseCtx) -> rusqlite::Result<CleanseOutcome> {
         .filter(|t| !t.holds_relationships())
     {
         let id = table.data_import_id;
-        let cleanser = Cleanser::for_import(conn, &id)?;
+        let cleanser = Cleanser::for_import(conn, &id)?.storing_copies(conn, &id)?;
         let tally = match table.cleansing {
             Some(r) if r.fingerprint == cleanser.fingerprint => {
                 ctx.progress.inc(r.tally.records);
@@ -151,6 +151,19 @@ pub struct Cleanser {
     mappings: Vec<AppliedMapping>,
     describes: Describes,
     fingerprint: String,
+    /// Set when the rows are stored (`storing_copies`): the fields whose
+    /// value is their column's raw value are left out of cleansed_data.
+    copies: Option<StoredCopies>,
+}
+
+/// A cleanser's `cleansed_copies` row, with each copied field by its place
+/// in the catalogue, and the import's columns (a row keyed otherwise is
+/// stored whole).
+#[derive(Debug)]
+struct StoredCopies {
+    id: i64,
+    fields: Vec<(usize, String)>,
+    columns: Vec<String>,
 }
 
 impl Cleanser {
@@ -174,7 +187,56 @@ impl Cleanser {
             describes: catalogue::describes(mappings.iter().map(|m| m.field.name)),
             mappings,
             fingerprint: hasher.finalize().to_hex()[..16].to_string(),
+            copies: None,
         }
+    }
+
+    /// This cleanser writing rows as raw_records stores them: each text
+    /// field mapped from one column of the import, whose cleansed value is
+    /// often that column's raw value, is recorded once in cleansed_copies
+    /// and left out of the rows where it is.
+    pub fn storing_copies(
+        mut self,
+        conn: &Connection,
+        data_import_id: &str,
+    ) -> rusqlite::Result<Cleanser> {
+        let columns = crate::record_store::import_columns(conn, data_import_id)?;
+        let mut copies: Vec<(String, usize, String)> = Vec::new();
+        for m in &self.mappings {
+            // Numbers, flags and dates are never their raw text.
+            let text = !matches!(
+                m.field.kind,
+                FieldKind::Integer
+                    | FieldKind::Decimal
+                    | FieldKind::Size
+                    | FieldKind::Percent
+                    | FieldKind::Boolean
+                    | FieldKind::Date
+            );
+            let one_column = m.rules.get("plus_columns").is_none();
+            let taken = copies.iter().any(|(f, _, _)| f == m.field.name);
+            if let (true, true, false, Some(position)) = (
+                text,
+                one_column,
+                taken,
+                columns.iter().position(|c| *c == m.source),
+            ) {
+                copies.push((m.field.name.to_string(), position, m.source.clone()));
+            }
+        }
+        if copies.is_empty() {
+            return Ok(self);
+        }
+        let stored = crate::record_store::CleansedCopies::register(conn, data_import_id, copies)?;
+        self.copies = Some(StoredCopies {
+            id: stored.id,
+            fields: stored
+                .fields()
+                .filter_map(|(f, c)| Some((catalogue::field_index(f)?, c.to_string())))
+                .collect(),
+            columns,
+        });
+        Ok(self)
     }
 
     /// The cleanser of an import's approved mappings. A table's title types
@@ -199,8 +261,18 @@ impl Cleanser {
     ) -> (CleansedRow, Option<T>) {
         let raw = RawRecord::parse(raw_data);
         let (cleansed, errors, is_valid) = cleanse_record(|c| raw.get(c), &self.mappings);
+        // Left out only where the row is stored as the array of the import's
+        // columns, which the view and the readers fill the copies from.
+        let copies = self
+            .copies
+            .as_ref()
+            .filter(|c| raw.keyed_by(&c.columns) && !cleansed.holds_null());
         let record = CleansedRow {
-            cleansed_data: cleansed.to_json(),
+            cleansed_data: match copies {
+                Some(c) => cleansed.to_json_without(&c.fields, &raw),
+                None => cleansed.to_json(),
+            },
+            copies: copies.map(|c| c.id),
             validation_errors: if errors.is_empty() {
                 "[]".into()
             } else {
@@ -247,6 +319,19 @@ pub enum RawRecord<'a> {
 }
 
 impl<'a> RawRecord<'a> {
+    /// Whether the record's keys are `columns` (all, or the first ones), in
+    /// order: what `record_store::ColumnKeys::compact` stores as an array.
+    /// A record read as a map (a value with an escape) is not known to be.
+    pub fn keyed_by(&self, columns: &[String]) -> bool {
+        match self {
+            RawRecord::Borrowed { entries, .. } => {
+                entries.len() <= columns.len()
+                    && entries.iter().zip(columns).all(|((k, _), c)| k == c)
+            }
+            RawRecord::Owned(_) => false,
+        }
+    }
+
     pub fn parse(text: &'a str) -> RawRecord<'a> {
         if let Some(entries) = plain_entries(text) {
             return RawRecord::Borrowed {
@@ -395,9 +480,62 @@ impl CleansedFields {
         (self.values, self.additional)
     }
 
+    /// Whether any value, at any depth, is null (a stored delta marks a
+    /// missing copy with null, so such a row is stored whole).
+    fn holds_null(&self) -> bool {
+        fn null_in(v: &Value) -> bool {
+            match v {
+                Value::Null => true,
+                Value::Array(items) => items.iter().any(null_in),
+                Value::Object(map) => map.values().any(null_in),
+                _ => false,
+            }
+        }
+        self.values.iter().any(|(_, v)| null_in(v)) || self.additional.values().any(null_in)
+    }
+
+    /// The JSON object without the copied fields whose value is their
+    /// column's raw value, and with `null` for a copied field this row lacks
+    /// although its column has a value (`record_store::CleansedCopies`).
+    fn to_json_without(&self, copies: &[(usize, String)], raw: &RawRecord) -> String {
+        let mut out = String::with_capacity(16 * copies.len());
+        let mut left_out = 0u128;
+        for (index, column) in copies {
+            let raw_value = raw.get(column).filter(|v| !v.is_empty());
+            let bit = 1u128 << index;
+            if self.taken & bit == 0 {
+                if raw_value.is_some() {
+                    out.push_str(if out.is_empty() { "\"" } else { ",\"" });
+                    out.push_str(catalogue::FIELDS[*index].name);
+                    out.push_str("\":null");
+                }
+                continue;
+            }
+            let value = &self.values[usize::from(self.position[*index])].1;
+            if raw_value.is_some() && value.as_str() == raw_value {
+                left_out |= bit;
+            }
+        }
+        let mut json = self.to_json_skipping(left_out);
+        if !out.is_empty() {
+            json.pop();
+            if json.len() > 1 {
+                json.push(',');
+            }
+            json.push_str(&out);
+            json.push('}');
+        }
+        json
+    }
+
     /// The JSON object, keys sorted as a map would write them (`_additional`
     /// sorts before every field name).
     pub fn to_json(&self) -> String {
+        self.to_json_skipping(0)
+    }
+
+    /// `to_json` without the fields whose bit is set in `skipped`.
+    fn to_json_skipping(&self, skipped: u128) -> String {
         let mut out = Vec::with_capacity(64 + 32 * self.values.len());
         out.push(b'{');
         let mut first = true;
@@ -418,6 +556,9 @@ impl CleansedFields {
         while ranked != 0 {
             let index = catalogue::at_name_rank(ranked.trailing_zeros() as usize);
             ranked &= ranked - 1;
+            if skipped & (1u128 << index) != 0 {
+                continue;
+            }
             let (_, value) = &self.values[usize::from(self.position[index])];
             key(&mut out, catalogue::FIELDS[index].name);
             let _ = serde_json::to_writer(&mut out, value);
@@ -462,7 +603,7 @@ fn cleanse_import(
         {
             let mut update = tx.prepare_cached(
                 "UPDATE raw_records SET cleansed_data = ?2, is_valid = ?3, validation_errors = ?4,
-                   processed_at = ?5 WHERE rowid = ?1",
+                   processed_at = ?5, copies = ?6 WHERE rowid = ?1",
             )?;
             let now = db::now();
             for (rowid, _, raw) in &batch {
@@ -473,7 +614,8 @@ fn cleanse_import(
                     record.cleansed_data,
                     record.is_valid,
                     record.validation_errors,
-                    now
+                    now,
+                    record.copies
                 ])?;
             }
         }

@@ -338,7 +338,8 @@ impl EdgeBuilder<'_> {
         )?;
         let mut hosts = HashMap::new();
         for table in vhost_tables {
-            let keys = stage::raw_values::ColumnKeys::of_import(self.conn, &table.data_import_id)?;
+            let keys =
+                crate::record_store::ColumnKeys::of_import(self.conn, &table.data_import_id)?;
             let mut rows = stmt.query([&table.data_import_id])?;
             while let Some(row) = rows.next()? {
                 let stored: String = row.get(0)?;
@@ -537,11 +538,12 @@ impl EdgeBuilder<'_> {
                 lists.push(table.data_import_id);
             }
         }
-        let mut rows = self.conn.prepare(
-            "SELECT cleansed_data FROM raw_records
-             WHERE data_import_id = ?1 AND is_valid = 1 AND cleansed_data IS NOT NULL
-             ORDER BY record_index",
-        )?;
+        let mut rows = self.conn.prepare(&format!(
+            "SELECT {} FROM raw_records r
+                 WHERE data_import_id = ?1 AND is_valid = 1 AND cleansed_data IS NOT NULL
+                 ORDER BY record_index",
+            crate::record_store::WHOLE_CLEANSED
+        ))?;
         for list in &lists {
             let cleansed: Vec<String> = rows
                 .query_map([list], |r| r.get(0))?
@@ -926,9 +928,10 @@ fn for_each_relationship_row(
             // Written only when it differs, so a re-run leaves the rows alone.
             conn.prepare_cached(
                 "UPDATE raw_records SET cleansed_data = ?2, is_valid = ?3,
-                       validation_errors = ?4, processed_at = ?5
+                       validation_errors = ?4, processed_at = ?5, copies = NULL
                      WHERE rowid = ?1 AND (cleansed_data IS NOT ?2 OR is_valid IS NOT ?3
-                       OR validation_errors IS NOT ?4 OR processed_at IS NULL)",
+                       OR validation_errors IS NOT ?4 OR processed_at IS NULL
+                       OR copies IS NOT NULL)",
             )?
             .execute(params![rowid, cleansed, errors.is_none(), errors, now])?;
         }

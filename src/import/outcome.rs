@@ -305,8 +305,11 @@ pub(super) fn fill_yields(
         let assets = match describes {
             // Applications are made by the dependencies phase, one per name.
             Describes::Applications => Some(conn.query_row(
-                "SELECT count(DISTINCT lower(trim(json_extract(cleansed_data, '$.application_name'))))
-                 FROM raw_records WHERE data_import_id = ?1 AND is_valid = 1",
+                &format!(
+                    "SELECT count(DISTINCT lower(trim(json_extract({}, '$.application_name'))))
+                     FROM raw_records r WHERE data_import_id = ?1 AND is_valid = 1",
+                    crate::record_store::WHOLE_CLEANSED
+                ),
                 [id],
                 |r| r.get::<_, i64>(0),
             )? as u64),

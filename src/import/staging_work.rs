@@ -241,7 +241,8 @@ impl<'o> StagingWork<'o> {
         );
         self.mappings.push(mapping);
         let work = if self.cleanse {
-            let cleanser = Cleanser::for_import(conn, &table.data_import_id)?;
+            let cleanser = Cleanser::for_import(conn, &table.data_import_id)?
+                .storing_copies(conn, &table.data_import_id)?;
             // Machines are made while staging only for a run of one primary table.
             let primary = header
                 .and_then(|h| h.layout.as_ref())

@@ -341,7 +341,7 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
                 hand_over(singles)?;
             }
         }
-        let mut by_rowid = conn.prepare(BY_ROWID)?;
+        let mut by_rowid = conn.prepare(&by_rowid_sql())?;
         for chunk in several.chunks(READ_BATCH as usize) {
             let mut batch = Vec::with_capacity(chunk.len());
             for &position in chunk {
@@ -522,10 +522,15 @@ fn first_records(assignment: &[u32], total: &[u32], all_alike: &[bool]) -> Vec<b
 }
 
 /// A record read back by rowid: its index, cleansed_data and (when asked) raw_data.
-const BY_ROWID: &str = "SELECT r.record_index, r.cleansed_data,
-                          CASE WHEN ?2 THEN intake_raw_data(r.raw_values, d.read_metadata -> '$.columns') END
-                        FROM raw_records r JOIN data_imports d ON d.id = r.data_import_id
-                        WHERE r.rowid = ?1";
+fn by_rowid_sql() -> String {
+    format!(
+        "SELECT r.record_index, {},
+                CASE WHEN ?2 THEN intake_raw_data(r.raw_values, d.read_metadata -> '$.columns') END
+         FROM raw_records r JOIN data_imports d ON d.id = r.data_import_id
+         WHERE r.rowid = ?1",
+        crate::record_store::WHOLE_CLEANSED
+    )
+}
 
 fn record_by_rowid(
     stmt: &mut rusqlite::Statement,
@@ -586,7 +591,7 @@ fn finish_staged(
     } = Shared::of(&assignment, asset_rowids.len(), &[]);
     outcome.merged_records = merged_records;
     let with_raw = !tables[0].unmapped.is_empty();
-    let mut by_rowid = conn.prepare(BY_ROWID)?;
+    let mut by_rowid = conn.prepare(&by_rowid_sql())?;
     let mut stored = conn.prepare(&format!(
         "SELECT id, {} FROM assets WHERE rowid = ?1",
         crate::catalogue::KIND_SQL
@@ -741,16 +746,17 @@ fn read_records(
 ) -> rusqlite::Result<Option<RecordBatch>> {
     // Each batch is a range scan of the (data_import_id, record_index) index.
     let keys = with_raw
-        .then(|| crate::stage::raw_values::ColumnKeys::of_import(conn, data_import_id))
+        .then(|| crate::record_store::ColumnKeys::of_import(conn, data_import_id))
         .transpose()?
         .unwrap_or_default();
     let batch: RecordBatch = conn
-        .prepare_cached(
-            "SELECT rowid, record_index, CASE WHEN is_valid = 1 THEN cleansed_data END,
-                    CASE WHEN ?4 AND is_valid = 1 THEN raw_values END
-             FROM raw_records
-             WHERE data_import_id = ?1 AND record_index > ?2 ORDER BY record_index LIMIT ?3",
-        )?
+        .prepare_cached(&format!(
+            "SELECT rowid, record_index, CASE WHEN is_valid = 1 THEN {} END,
+                        CASE WHEN ?4 AND is_valid = 1 THEN raw_values END
+                 FROM raw_records r
+                 WHERE data_import_id = ?1 AND record_index > ?2 ORDER BY record_index LIMIT ?3",
+            crate::record_store::WHOLE_CLEANSED
+        ))?
         .query_map(params![data_import_id, *last, READ_BATCH, with_raw], |r| {
             Ok(Record {
                 rowid: r.get(0)?,

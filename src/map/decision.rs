@@ -528,7 +528,7 @@ pub fn preview(conn: &Connection, plan: &mut DecisionPlan) -> Result<(), Decisio
         let mut stmt = conn.prepare(
             "SELECT raw_values FROM raw_records WHERE data_import_id = ?1 ORDER BY record_index",
         )?;
-        let keys = crate::stage::raw_values::ColumnKeys::of_import(conn, id)?;
+        let keys = crate::record_store::ColumnKeys::of_import(conn, id)?;
         let mut rows = stmt.query([id])?;
         while let Some(row) = rows.next()? {
             let stored: String = row.get(0)?;

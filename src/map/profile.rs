@@ -234,7 +234,7 @@ pub fn profile_import(
          WHERE data_import_id = ?1 AND (?2 = 1 OR record_index % ?2 = 0)
          ORDER BY record_index LIMIT ?3",
     )?;
-    let keys = crate::stage::raw_values::ColumnKeys::of_import(conn, data_import_id)?;
+    let keys = crate::record_store::ColumnKeys::of_import(conn, data_import_id)?;
     let mut rows = stmt.query(rusqlite::params![data_import_id, step, sample])?;
     while let Some(row) = rows.next()? {
         let stored: String = row.get(0)?;

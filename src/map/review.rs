@@ -96,7 +96,7 @@ pub fn list(conn: &Connection, ids: &FlowIds) -> Result<Vec<MappingRow>, ReviewE
             .as_ref()
             .is_none_or(|(id, _)| *id != row.data_import_id)
         {
-            let keys = crate::stage::raw_values::ColumnKeys::of_import(conn, &row.data_import_id)?;
+            let keys = crate::record_store::ColumnKeys::of_import(conn, &row.data_import_id)?;
             let raw: Vec<String> = conn
                 .prepare("SELECT raw_values FROM raw_records WHERE data_import_id = ?1 ORDER BY record_index LIMIT 50")?
                 .query_map([&row.data_import_id], |r| r.get::<_, String>(0))?

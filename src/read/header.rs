@@ -150,10 +150,7 @@ impl RowEncoder {
     }
 
     fn push_key(&mut self, name: String) {
-        let mut key = String::with_capacity(name.len() + 3);
-        push_json_string(&mut key, &name);
-        key.push(':');
-        self.keys.push(key);
+        self.keys.push(json_key(&name));
         self.names.push(name);
     }
 
@@ -199,6 +196,14 @@ impl RowEncoder {
         self.last_len = buf.len();
         buf
     }
+}
+
+/// A column name as the key of a raw_data object: `"name":`.
+pub fn json_key(name: &str) -> String {
+    let mut key = String::with_capacity(name.len() + 3);
+    push_json_string(&mut key, name);
+    key.push(':');
+    key
 }
 
 /// Appends `s` as a JSON string literal (RFC 8259 escapes; control characters,

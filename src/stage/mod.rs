@@ -11,7 +11,6 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::json;
 
-pub mod raw_values;
 pub mod tables;
 
 use crate::db;
@@ -185,7 +184,7 @@ pub fn raw_records_after(
     after: i64,
     limit: i64,
 ) -> rusqlite::Result<Vec<(i64, i64, String)>> {
-    let keys = raw_values::ColumnKeys::of_import(conn, data_import_id)?;
+    let keys = crate::record_store::ColumnKeys::of_import(conn, data_import_id)?;
     conn.prepare_cached(
         "SELECT rowid, record_index, raw_values FROM raw_records
          WHERE data_import_id = ?1 AND record_index > ?2 ORDER BY record_index LIMIT ?3",
@@ -230,7 +229,11 @@ fn error_details(error: &ReadError) -> serde_json::Value {
 /// staged.
 #[derive(Debug, Clone)]
 pub struct CleansedRow {
+    /// The cleansed fields, without the copies of `copies` where they are
+    /// their column's raw value (`record_store`).
     pub cleansed_data: String,
+    /// The `cleansed_copies` row `cleansed_data` leaves out (None: whole).
+    pub copies: Option<i64>,
     pub validation_errors: String,
     pub is_valid: bool,
     /// The codes of the row's validation errors, for the import's tally.
@@ -268,7 +271,7 @@ impl ImportCounts {
 pub struct Stager<'c> {
     conn: &'c Connection,
     /// The columns of each import started, for storing its rows' values.
-    columns: std::collections::HashMap<String, raw_values::ColumnKeys>,
+    columns: std::collections::HashMap<String, crate::record_store::ColumnKeys>,
     in_tx: bool,
     pending: usize,
     last_commit: Instant,
@@ -310,7 +313,7 @@ impl<'c> Stager<'c> {
         self.begin()?;
         self.columns.insert(
             data_import_id.to_string(),
-            raw_values::ColumnKeys::new(&header.columns),
+            crate::record_store::ColumnKeys::new(&header.columns),
         );
         let now = db::now();
         self.conn.execute(
@@ -354,12 +357,12 @@ impl<'c> Stager<'c> {
             None => self.insert.insert(NoCopyInsert::prepare(
                 self.conn,
                 "INSERT INTO raw_records (data_import_id, record_index, raw_values, cleansed_data,
-                   is_valid, validation_errors, processed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                   is_valid, validation_errors, processed_at, copies)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?),
         };
         if !self.columns.contains_key(data_import_id) {
-            let keys = raw_values::ColumnKeys::of_import(self.conn, data_import_id)?;
+            let keys = crate::record_store::ColumnKeys::of_import(self.conn, data_import_id)?;
             self.columns.insert(data_import_id.to_string(), keys);
         }
         let keys = &self.columns[data_import_id];
@@ -377,6 +380,8 @@ impl<'c> Stager<'c> {
                     ValueRef::from(c.validation_errors.as_str())
                 }),
                 c.map_or(ValueRef::Null, |_| ValueRef::from(self.now.as_str())),
+                c.and_then(|c| c.copies)
+                    .map_or(ValueRef::Null, ValueRef::Integer),
             ])?;
             rowids.push(self.conn.last_insert_rowid());
         }
