@@ -214,31 +214,77 @@ impl CleansedCopies {
     /// values, its `null`s (copies the record lacks) left out, keys sorted
     /// as the cleanser writes them.
     pub fn whole(&self, stored: &str, raw_values: &str) -> String {
-        let mut object: Map<String, Value> = serde_json::from_str(stored).unwrap_or_default();
-        let array: Option<Vec<Option<String>>> = raw_values
+        use crate::json_entries::Entries;
+        // Merged as text: the stored entries, and each missing copy's raw
+        // value as the row encoder wrote it.
+        let Ok(Entries(stored_entries)) = serde_json::from_str::<Entries<Value>>(stored) else {
+            return stored.to_string();
+        };
+        let literals = raw_values
             .starts_with('[')
-            .then(|| serde_json::from_str(raw_values).ok())
-            .flatten();
-        let named: Option<Map<String, Value>> = match array {
+            .then(|| array_literals(raw_values));
+        let named: Option<Map<String, Value>> = match literals {
             Some(_) => None,
             None => serde_json::from_str(raw_values).ok(),
         };
-        for (field, position, column) in &self.copies {
-            if object.contains_key(field) {
-                continue;
-            }
-            let raw = match (&array, &named) {
-                (Some(values), _) => values.get(*position).and_then(|v| v.as_deref()),
-                (None, Some(object)) => object.get(column).and_then(Value::as_str),
-                (None, None) => None,
-            };
-            if let Some(raw) = raw.filter(|r| !r.is_empty()) {
-                object.insert(field.clone(), Value::String(raw.to_string()));
+        let mut entries: Vec<(Cow<str>, Cow<str>)> =
+            Vec::with_capacity(stored_entries.len() + self.copies.len());
+        for (key, value) in &stored_entries {
+            if !value.is_null() {
+                entries.push((key.clone(), Cow::Owned(value.to_string())));
             }
         }
-        object.retain(|_, v| !v.is_null());
-        Value::Object(object).to_string()
+        for (field, position, column) in &self.copies {
+            if stored_entries.iter().any(|(k, _)| k == field) {
+                continue;
+            }
+            let literal: Option<Cow<str>> = match (&literals, &named) {
+                (Some(literals), _) => literals
+                    .get(*position)
+                    .filter(|l| !matches!(**l, "null" | "\"\""))
+                    .map(|l| Cow::Borrowed(*l)),
+                (None, Some(object)) => object
+                    .get(column)
+                    .and_then(Value::as_str)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| Cow::Owned(Value::String(v.to_string()).to_string())),
+                (None, None) => None,
+            };
+            if let Some(literal) = literal {
+                entries.push((Cow::Borrowed(field.as_str()), literal));
+            }
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = String::with_capacity(stored.len() + raw_values.len());
+        out.push('{');
+        for (i, (key, value)) in entries.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&Value::String(key.to_string()).to_string());
+            out.push(':');
+            out.push_str(value);
+        }
+        out.push('}');
+        out
     }
+}
+
+/// The JSON text of each value of an array the row encoder's values make
+/// (strings and nulls).
+fn array_literals(array: &str) -> Vec<&str> {
+    let bytes = array.as_bytes();
+    let end = bytes.len().saturating_sub(1);
+    let mut literals = Vec::with_capacity(64);
+    let mut at = 1;
+    while at < end {
+        let Some(length) = value_length(&bytes[at..end]) else {
+            break;
+        };
+        literals.push(&array[at..at + length]);
+        at += length + 1; // and the comma
+    }
+    literals
 }
 
 /// Registers, for intake's own connections, `intake_raw_data(raw_values,
