@@ -228,39 +228,39 @@ pub fn open(path: &Path) -> Result<Connection, DbError> {
 
 /// The schema's raw_import_records view with `raw_data` and `cleansed_data`
 /// rebuilt by `intake_raw_data` and `intake_cleansed_data` instead of
-/// SQLite's JSON functions, as a temporary view
-/// of the same name: this connection's reads (sync, exports, the report)
-/// take it, other programs read the schema's view.
+/// SQLite's JSON functions, as a temporary view of the same name: this
+/// connection's reads (sync, exports, the report) take it, other programs
+/// read the schema's view.
 fn native_records_view() -> String {
-    let view = schema_statement("CREATE VIEW raw_import_records");
-    let start = view
-        .find("CASE WHEN substr(r.raw_values")
-        .expect("the view rebuilds raw_data with a CASE");
-    let end = view[start..]
-        .find(" AS raw_data")
-        .expect("the CASE is named raw_data")
-        + start;
-    let view = format!(
-        "{}intake_raw_data(r.raw_values, d.read_metadata -> '$.columns'){}",
-        view[..start].replace(
-            "CREATE VIEW raw_import_records",
-            "CREATE TEMP VIEW IF NOT EXISTS raw_import_records"
-        ),
-        &view[end..]
+    let view = schema_statement("CREATE VIEW raw_import_records").replace(
+        "CREATE VIEW raw_import_records",
+        "CREATE TEMP VIEW IF NOT EXISTS raw_import_records",
     );
-    let start = view
-        .find("CASE WHEN r.copies IS NULL")
-        .expect("the view rebuilds cleansed_data with a CASE");
-    let end = view[start..]
-        .find(" AS cleansed_data")
-        .expect("the CASE is named cleansed_data")
-        + start;
-    format!(
-        "{}{}{}",
-        &view[..start],
+    let view = with_column(
+        &view,
+        "CASE WHEN substr(r.raw_values",
+        "raw_data",
+        "intake_raw_data(r.raw_values, d.read_metadata -> '$.columns')",
+    );
+    with_column(
+        &view,
+        "CASE WHEN r.copies IS NULL",
+        "cleansed_data",
         crate::record_store::WHOLE_CLEANSED,
-        &view[end..]
     )
+}
+
+/// `view` with the expression that starts with `starts` and is named
+/// `column` replaced by `expression`.
+fn with_column(view: &str, starts: &str, column: &str, expression: &str) -> String {
+    let start = view
+        .find(starts)
+        .unwrap_or_else(|| panic!("the view computes {column} with `{starts}`"));
+    let end = view[start..]
+        .find(&format!(" AS {column}"))
+        .unwrap_or_else(|| panic!("the view names {column}"))
+        + start;
+    format!("{}{expression}{}", &view[..start], &view[end..])
 }
 
 /// Registers `intake_raw_data` and, once the file has raw_records (schema
