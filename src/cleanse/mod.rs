@@ -215,12 +215,10 @@ impl Cleanser {
             );
             let one_column = m.rules.get("plus_columns").is_none();
             let taken = copies.iter().any(|(f, _, _)| f == m.field.name);
-            if let (true, true, false, Some(position)) = (
-                text,
-                one_column,
-                taken,
-                columns.iter().position(|c| *c == m.source),
-            ) {
+            if !text || !one_column || taken {
+                continue;
+            }
+            if let Some(position) = columns.iter().position(|c| *c == m.source) {
                 copies.push((m.field.name.to_string(), position, m.source.clone()));
             }
         }
@@ -592,8 +590,10 @@ fn cleanse_import(
 ) -> rusqlite::Result<CleansingTally> {
     let mut tally = CleansingTally::default();
     let mut last_index = i64::MIN;
+    let keys = crate::record_store::ColumnKeys::of_import(conn, data_import_id)?;
     loop {
-        let batch = crate::stage::raw_records_after(conn, data_import_id, last_index, BATCH)?;
+        let batch =
+            crate::stage::raw_records_after(conn, data_import_id, &keys, last_index, BATCH)?;
         let Some(&(_, last, _)) = batch.last() else {
             break;
         };

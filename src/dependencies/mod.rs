@@ -913,8 +913,10 @@ fn for_each_relationship_row(
         return Ok(());
     };
     let mut last = i64::MIN;
+    let keys = crate::record_store::ColumnKeys::of_import(conn, &import.id)?;
     loop {
-        let batch = crate::stage::raw_records_after(conn, &import.id, last, RELATIONSHIP_BATCH)?;
+        let batch =
+            crate::stage::raw_records_after(conn, &import.id, &keys, last, RELATIONSHIP_BATCH)?;
         let Some(&(_, index, _)) = batch.last() else {
             return Ok(());
         };

@@ -195,7 +195,9 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
             // describe one machine alike (a re-import); a single table's
             // repeated machines are merged from all their records.
             let with_raw = !table.unmapped.is_empty() && tables.len() > 1;
-            while let Some(batch) = read_records(conn, &table.data_import_id, with_raw, &mut last)?
+            let raw_keys = raw_keys_of(conn, &table.data_import_id, with_raw)?;
+            while let Some(batch) =
+                read_records(conn, &table.data_import_id, raw_keys.as_ref(), &mut last)?
             {
                 if to_match.send((number, batch)).is_err() {
                     break; // the matcher panicked; joining it below says so
@@ -318,7 +320,9 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
             let mut last = i64::MIN;
             // raw_data is read only for the columns mapped to no field.
             let with_raw = !table.unmapped.is_empty();
-            while let Some(batch) = read_records(conn, &table.data_import_id, with_raw, &mut last)?
+            let raw_keys = raw_keys_of(conn, &table.data_import_id, with_raw)?;
+            while let Some(batch) =
+                read_records(conn, &table.data_import_id, raw_keys.as_ref(), &mut last)?
             {
                 let mut singles = Vec::with_capacity(batch.len());
                 for record in batch {
@@ -737,18 +741,27 @@ struct Merging {
     raw: Option<String>,
 }
 
-/// The next batch of an import's records after record `last`, in record order.
-fn read_records(
+/// The columns of an import's raw values, when its raw_data is read.
+fn raw_keys_of(
     conn: &Connection,
     data_import_id: &str,
     with_raw: bool,
+) -> rusqlite::Result<Option<crate::record_store::ColumnKeys>> {
+    with_raw
+        .then(|| crate::record_store::ColumnKeys::of_import(conn, data_import_id))
+        .transpose()
+}
+
+/// The next batch of an import's records after record `last`, in record
+/// order, with raw_data when `raw_keys` (the import's columns) is given.
+fn read_records(
+    conn: &Connection,
+    data_import_id: &str,
+    raw_keys: Option<&crate::record_store::ColumnKeys>,
     last: &mut i64,
 ) -> rusqlite::Result<Option<RecordBatch>> {
     // Each batch is a range scan of the (data_import_id, record_index) index.
-    let keys = with_raw
-        .then(|| crate::record_store::ColumnKeys::of_import(conn, data_import_id))
-        .transpose()?
-        .unwrap_or_default();
+    let with_raw = raw_keys.is_some();
     let batch: RecordBatch = conn
         .prepare_cached(&format!(
             "SELECT rowid, record_index, CASE WHEN is_valid = 1 THEN {} END,
@@ -764,7 +777,7 @@ fn read_records(
                 cleansed: r.get(2)?,
                 raw: r
                     .get::<_, Option<String>>(3)?
-                    .map(|stored| keys.object(&stored).into_owned()),
+                    .and_then(|stored| raw_keys.map(|k| k.object(&stored).into_owned())),
             })
         })?
         .collect::<rusqlite::Result<_>>()?;

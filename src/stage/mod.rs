@@ -181,10 +181,10 @@ pub fn recover_interrupted(conn: &Connection) -> rusqlite::Result<Vec<String>> {
 pub fn raw_records_after(
     conn: &Connection,
     data_import_id: &str,
+    keys: &crate::record_store::ColumnKeys,
     after: i64,
     limit: i64,
 ) -> rusqlite::Result<Vec<(i64, i64, String)>> {
-    let keys = crate::record_store::ColumnKeys::of_import(conn, data_import_id)?;
     conn.prepare_cached(
         "SELECT rowid, record_index, raw_values FROM raw_records
          WHERE data_import_id = ?1 AND record_index > ?2 ORDER BY record_index LIMIT ?3",
