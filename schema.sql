@@ -172,10 +172,28 @@ CREATE TABLE raw_records (
     -- the id a record was stored with before schema 8; NULL: its id is its
     -- import's id with the record index as the last 12 hex digits
     legacy_id         TEXT,
+    -- 128 bits of BLAKE3 over the row as read: a later import of the same
+    -- source finds its unchanged rows by it (raw_record_sightings); NULL for
+    -- rows stored before schema 9
+    row_hash          BLOB,
     UNIQUE (data_import_id, record_index)
 ) STRICT;
 
--- The seeds' raw_import_records: each record with its import's flow and time.
+-- A source row identical to one an earlier import of the same source stored
+-- (same engagement, sheet, columns and cleansing): recorded as seen by this
+-- import at this record index, and read through the record it repeats,
+-- instead of being stored, cleansed and merged again.
+CREATE TABLE raw_record_sightings (
+    data_import_id TEXT NOT NULL REFERENCES data_imports(id) ON DELETE CASCADE,
+    record_index   INTEGER NOT NULL,
+    -- the stored record (raw_records) it repeats
+    seen_import_id TEXT NOT NULL REFERENCES data_imports(id),
+    seen_index     INTEGER NOT NULL,
+    PRIMARY KEY (data_import_id, record_index)
+) STRICT, WITHOUT ROWID;
+
+-- The seeds' raw_import_records: each record with its import's flow and time,
+-- the stored ones and those an import saw again (raw_record_sightings).
 CREATE VIEW raw_import_records AS
 SELECT coalesce(r.legacy_id, substr(d.id, 1, 24) || printf('%012x', r.record_index)) AS id,
        r.data_import_id AS data_import_id,
@@ -200,7 +218,35 @@ SELECT coalesce(r.legacy_id, substr(d.id, 1, 24) || printf('%012x', r.record_ind
        r.validation_errors AS validation_errors,
        coalesce(d.started_at, d.created_at) AS created_at,
        r.processed_at AS processed_at
-FROM raw_records r JOIN data_imports d ON d.id = r.data_import_id;
+FROM raw_records r JOIN data_imports d ON d.id = r.data_import_id
+UNION ALL
+SELECT substr(i.id, 1, 24) || printf('%012x', s.record_index) AS id,
+       s.data_import_id AS data_import_id,
+       i.master_flow_id AS master_flow_id,
+       s.record_index AS record_index,
+       CASE WHEN substr(r.raw_values, 1, 1) = '['
+            THEN (SELECT json_group_object(c.value, r.raw_values ->> c.key)
+                  FROM json_each(d.read_metadata, '$.columns') c
+                  WHERE c.key < json_array_length(r.raw_values))
+            ELSE r.raw_values END AS raw_data,
+       CASE WHEN r.copies IS NULL THEN r.cleansed_data
+            ELSE json_patch(
+                   (SELECT json_group_object(c.key, v.value)
+                    FROM cleansed_copies t, json_each(t.copies) c, json_each(r.raw_values) v
+                    WHERE t.id = r.copies
+                      AND v.key = CASE WHEN substr(r.raw_values, 1, 1) = '['
+                                       THEN c.value ->> 0 ELSE c.value ->> 1 END
+                      AND v.value <> ''),
+                   r.cleansed_data) END AS cleansed_data,
+       (r.processed_at IS NOT NULL) AS is_processed,
+       r.is_valid AS is_valid,
+       r.validation_errors AS validation_errors,
+       coalesce(i.started_at, i.created_at) AS created_at,
+       r.processed_at AS processed_at
+FROM raw_record_sightings s
+JOIN data_imports i ON i.id = s.data_import_id
+JOIN raw_records r ON r.data_import_id = s.seen_import_id AND r.record_index = s.seen_index
+JOIN data_imports d ON d.id = r.data_import_id;
 
 CREATE TABLE import_field_mappings (
     id                   TEXT PRIMARY KEY,

@@ -71,6 +71,16 @@ fn terminal_width() -> usize {
 
 /// One line per file, what needs attention (at most five lines, grouped,
 /// each with its command), and what to do next.
+/// How many of a file's rows repeat its source's previous import.
+fn unchanged_line(f: &FileOutcome) -> Option<String> {
+    (f.unchanged_rows > 0).then(|| {
+        format!(
+            "{} of {} rows unchanged since the previous import of this source: recorded as seen, not stored again",
+            f.unchanged_rows, f.rows
+        )
+    })
+}
+
 fn compact_summary(outcome: &ImportOutcome) -> String {
     let width = terminal_width();
     // The other columns (status, rows, became, to review, warnings) take
@@ -135,6 +145,14 @@ fn compact_summary(outcome: &ImportOutcome) -> String {
         ]);
     }
     let mut out = format!("{files}\n");
+    for f in &outcome.files {
+        if let Some(line) = unchanged_line(f) {
+            out.push_str(&format!(
+                "{}: {line}\n",
+                crate::printable::relative_path(&f.path)
+            ));
+        }
+    }
     // What needs attention, grouped, each with the command for it.
     let mut attention: Vec<String> = Vec::new();
     let failed: Vec<&FileOutcome> = outcome
@@ -375,6 +393,9 @@ fn full_summary(outcome: &ImportOutcome, every_column: bool) -> String {
         }
         for note in &f.notes {
             out.push_str(&format!("note: {name}: {note}\n"));
+        }
+        if let Some(line) = unchanged_line(f) {
+            out.push_str(&format!("note: {name}: {line}\n"));
         }
         if let Some(why) = f.yields.as_ref().and_then(|y| y.why_nothing.as_ref()) {
             out.push_str(&format!("warning: {name}: yields no asset: {why}\n"));

@@ -46,7 +46,7 @@ pub const SCHEMA_SQL: &str = include_str!("../schema.sql");
 
 /// The schema version this build writes. Bump it with every change to schema.sql and
 /// add the step that upgrades the previous version to `MIGRATIONS`.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Upgrade steps: `MIGRATIONS[i]` takes a file from version `i + 1` to `i + 2`.
 /// Version 0 (a new, empty file) is created from `SCHEMA_SQL` directly.
@@ -107,6 +107,9 @@ const MIGRATIONS: &[Migration] = &[
     // 7 → 8: records are stored in raw_records without what their import
     // says (flow, time) and without a stored id; raw_import_records is a view.
     Migration::Rust(raw_records_without_copies),
+    // 8 → 9: rows a later import of the same source sees unchanged are
+    // recorded as sightings of the stored row (found by its hash).
+    Migration::Rust(raw_record_sightings),
 ];
 
 /// One upgrade step: SQL, or a Rust function for edits SQL cannot express.
@@ -199,7 +202,36 @@ fn raw_records_without_copies(conn: &Connection) -> rusqlite::Result<()> {
          FROM raw_import_records ORDER BY rowid;
          DROP TABLE raw_import_records;",
     )?;
+    // The view of today's schema reads the sightings of schema 9 too.
+    conn.execute_batch(schema_statement("CREATE TABLE raw_record_sightings"))?;
     conn.execute_batch(schema_statement("CREATE VIEW raw_import_records"))
+}
+
+/// Migration 8 → 9: the row hash column (NULL for the rows already stored,
+/// which a later import then stores again rather than sees), the sightings
+/// table, and the view that reads both.
+/// A file upgraded from schema 7 in the same run has both already (7 → 8
+/// writes today's raw_records).
+fn raw_record_sightings(conn: &Connection) -> rusqlite::Result<()> {
+    let has_hash: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('raw_records') WHERE name = 'row_hash')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_hash {
+        conn.execute_batch("ALTER TABLE raw_records ADD COLUMN row_hash BLOB")?;
+    }
+    let has_sightings: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'raw_record_sightings')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_sightings {
+        conn.execute_batch(schema_statement("CREATE TABLE raw_record_sightings"))?;
+        conn.execute_batch("DROP VIEW raw_import_records")?;
+        conn.execute_batch(schema_statement("CREATE VIEW raw_import_records"))?;
+    }
+    Ok(())
 }
 
 /// Opens (creating if needed) the database at `path`, brings its schema to
@@ -238,7 +270,8 @@ fn native_records_view() -> String {
     );
     let view = with_column(
         &view,
-        "CASE WHEN substr(r.raw_values",
+        // (the cleansed_data expression has a `CASE WHEN substr(r.raw_values` too)
+        "CASE WHEN substr(r.raw_values, 1, 1) = '['\n            THEN (SELECT json_group_object",
         "raw_data",
         "intake_raw_data(r.raw_values, d.read_metadata -> '$.columns')",
     );
@@ -250,17 +283,26 @@ fn native_records_view() -> String {
     )
 }
 
-/// `view` with the expression that starts with `starts` and is named
-/// `column` replaced by `expression`.
+/// `view` with each expression that starts with `starts` and is named
+/// `column` replaced by `expression` (the view computes it once per branch).
 fn with_column(view: &str, starts: &str, column: &str, expression: &str) -> String {
-    let start = view
-        .find(starts)
-        .unwrap_or_else(|| panic!("the view computes {column} with `{starts}`"));
-    let end = view[start..]
-        .find(&format!(" AS {column}"))
-        .unwrap_or_else(|| panic!("the view names {column}"))
-        + start;
-    format!("{}{expression}{}", &view[..start], &view[end..])
+    let mut out = String::with_capacity(view.len());
+    let mut rest = view;
+    while let Some(start) = rest.find(starts) {
+        let end = rest[start..]
+            .find(&format!(" AS {column}"))
+            .unwrap_or_else(|| panic!("the view names {column}"))
+            + start;
+        out.push_str(&rest[..start]);
+        out.push_str(expression);
+        rest = &rest[end..];
+    }
+    assert!(
+        !out.is_empty(),
+        "the view computes {column} with `{starts}`"
+    );
+    out.push_str(rest);
+    out
 }
 
 /// Registers `intake_raw_data` and, once the file has raw_records (schema

@@ -24,6 +24,23 @@ use serde_json::{Map, Value};
 pub const WHOLE_CLEANSED: &str = "intake_cleansed_data(r.cleansed_data, \
      (SELECT t.copies FROM cleansed_copies t WHERE t.id = r.copies), r.raw_values)";
 
+/// The records of the import `import` (an SQL expression: `?1`, `d.id`) as
+/// a subquery with raw_records' columns: those it stored and those it saw
+/// again (`raw_record_sightings`, read through the record they repeat), each
+/// at its own record_index. The records seen were stored by an import of the
+/// same columns, so their raw values read with this import's columns.
+pub fn records_of(import: &str) -> String {
+    format!(
+        "(SELECT record_index, raw_values, cleansed_data, copies, is_valid, validation_errors
+          FROM raw_records WHERE data_import_id = {import}
+          UNION ALL
+          SELECT s.record_index, r.raw_values, r.cleansed_data, r.copies, r.is_valid, r.validation_errors
+          FROM raw_record_sightings s
+          JOIN raw_records r ON r.data_import_id = s.seen_import_id AND r.record_index = s.seen_index
+          WHERE s.data_import_id = {import})"
+    )
+}
+
 /// The columns recorded for an import (`read_metadata` → `columns`).
 pub fn import_columns(conn: &Connection, data_import_id: &str) -> rusqlite::Result<Vec<String>> {
     let columns: Option<String> = conn

@@ -287,10 +287,14 @@ impl Cleanser {
 
     /// What a valid row with these fields becomes.
     fn becomes(&self, fields: &CleansedFields) -> &'static str {
+        self.becomes_named(fields.get("asset_type").and_then(Value::as_str))
+    }
+
+    /// What a valid row whose fields name this asset type becomes.
+    pub fn becomes_named(&self, named: Option<&str>) -> &'static str {
         if self.describes() == Describes::Applications {
             return "application";
         }
-        let named = fields.get("asset_type").and_then(Value::as_str);
         catalogue::MACHINE_KINDS
             .iter()
             .find(|t| Some(**t) == named)
@@ -590,6 +594,11 @@ fn cleanse_import(
 ) -> rusqlite::Result<CleansingTally> {
     let mut tally = CleansingTally::default();
     let mut last_index = i64::MIN;
+    // Rows it saw again, and other imports' sightings of its records, become
+    // records of their own first: the cleansing they repeat is about to change.
+    let tx = conn.unchecked_transaction()?;
+    crate::stage::sightings::store_sighted(&tx, data_import_id)?;
+    tx.commit()?;
     let keys = crate::record_store::ColumnKeys::of_import(conn, data_import_id)?;
     loop {
         let batch =

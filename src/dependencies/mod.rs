@@ -333,9 +333,10 @@ impl EdgeBuilder<'_> {
                         .as_deref()
                         .is_some_and(|s| s.eq_ignore_ascii_case("vhost"))
             });
-        let mut stmt = self.conn.prepare(
-            "SELECT raw_values FROM raw_records WHERE data_import_id = ?1 ORDER BY record_index",
-        )?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT raw_values FROM {} ORDER BY record_index",
+            crate::record_store::records_of("?1")
+        ))?;
         let mut hosts = HashMap::new();
         for table in vhost_tables {
             let keys =

@@ -58,6 +58,11 @@ pub struct FileOutcome {
     pub error_code: Option<&'static str>,
     pub skipped_because: Option<String>,
     pub previous_import: Option<PriorImport>,
+    /// Rows identical to rows of the previous import of the same source
+    /// (`unchanged_since`), recorded as seen rather than stored again.
+    pub unchanged_rows: u64,
+    /// That import's data_import_id, when rows were seen again.
+    pub unchanged_since: Option<String>,
     /// What the table became once cleansed: machine rows, applications or
     /// edges, or nothing and why (set when the data_cleansing phase ran).
     pub yields: Option<Yield>,
@@ -114,6 +119,8 @@ impl FileOutcome {
             error_code: None,
             skipped_because: None,
             previous_import: None,
+            unchanged_rows: 0,
+            unchanged_since: None,
             yields: None,
             seconds: 0.0,
         }
@@ -307,8 +314,9 @@ pub(super) fn fill_yields(
             Describes::Applications => Some(conn.query_row(
                 &format!(
                     "SELECT count(DISTINCT lower(trim(json_extract({}, '$.application_name'))))
-                     FROM raw_records r WHERE data_import_id = ?1 AND is_valid = 1",
-                    crate::record_store::WHOLE_CLEANSED
+                     FROM {} r WHERE is_valid = 1",
+                    crate::record_store::WHOLE_CLEANSED,
+                    crate::record_store::records_of("?1")
                 ),
                 [id],
                 |r| r.get::<_, i64>(0),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, SendError, Sender};
 use serde_json::json;
 
-use super::outcome::{fill_outcome, FileOutcome};
+use super::outcome::{fill_outcome, FileOutcome, FileStatus};
 use super::staging_work::{self, StagingWork};
 use super::{sheet_of, Candidate, ImportError, ImportRequest, SourceKind, Unreadable};
 use crate::cleanse;
@@ -548,6 +548,12 @@ fn write_all<'c>(
                 }
                 uncommitted[file] = false;
                 fill_outcome(outcome, &counts[file], started[file]);
+                if let Some((rows, previous)) = stager.sightings_of(&plan.data_import_id) {
+                    if outcome.status != FileStatus::Failed && rows > 0 {
+                        outcome.unchanged_rows = rows;
+                        outcome.unchanged_since = Some(previous.to_string());
+                    }
+                }
                 // Free the kept warnings of a finished file.
                 counts[file] = ImportCounts::default();
             }

@@ -22,8 +22,9 @@ use crate::map::{ImportMapping, ImportToMap, MapError, Mapper};
 use crate::read::header::HeaderShape;
 use crate::read::layout::Role;
 use crate::read::{Row, TableHeader};
+use crate::stage::sightings::{self, SeenRows};
 use crate::stage::tables::CleansingTally;
-use crate::stage::{CleansedRow, Stager};
+use crate::stage::{CleansedRow, StagedRow, Stager};
 
 use super::staging::Planned;
 
@@ -32,6 +33,9 @@ use super::staging::Planned;
 pub struct TableWork {
     cleanser: Cleanser,
     machines: Option<MachineShaper>,
+    /// The rows of the previous import of the same source: a row that
+    /// repeats one is recorded as seen, not cleansed.
+    seen: Option<Arc<SeenRows>>,
 }
 
 impl TableWork {
@@ -42,6 +46,16 @@ impl TableWork {
     fn process(&self, rows: &[Row]) -> Cleansed {
         let mut cleansed = Cleansed::default();
         for row in rows {
+            let repeated = self
+                .seen
+                .as_ref()
+                .is_some_and(|seen| seen.find(&sightings::row_hash(&row.raw_data)).is_some());
+            if repeated {
+                // The stager records it as seen; this stands in for its cleansing.
+                cleansed.records.push(CleansedRow::seen());
+                cleansed.machines.push(None);
+                continue;
+            }
             let (record, machine) = match &self.machines {
                 Some(shaper) => self.cleanser.cleanse_with(&row.raw_data, |fields, raw| {
                     shaper.machine(row.record_index, fields, raw)
@@ -207,6 +221,9 @@ impl<'o> StagingWork<'o> {
         let layout = header.and_then(|h| h.layout.as_ref()).map(|r| r.layout);
         if layout.is_some_and(|l| l.relationship_columns().is_some()) {
             // Edges, not machines: the dependencies phase reads them raw.
+            if let Some(seen) = SeenRows::of_previous(stager.conn(), &table.data_import_id, None)? {
+                stager.record_sightings(&table.data_import_id, Arc::new(seen));
+            }
             self.insert(stager, file, table, None, &held, Cleansed::default())?;
             return Ok(());
         }
@@ -265,7 +282,22 @@ impl<'o> StagingWork<'o> {
                 self.assets = Some(assets);
                 shaper
             });
-            let work = Arc::new(TableWork { cleanser, machines });
+            let seen =
+                SeenRows::of_previous(conn, &table.data_import_id, Some(cleanser.fingerprint()))?
+                    .map(Arc::new);
+            if let Some(seen) = &seen {
+                tracing::debug!(
+                    "{}: rows repeating those of import {} are recorded as seen",
+                    table.candidate.input.display,
+                    seen.previous
+                );
+                stager.record_sightings(&table.data_import_id, seen.clone());
+            }
+            let work = Arc::new(TableWork {
+                cleanser,
+                machines,
+                seen,
+            });
             // Readers pick it up for the batches they send from now on.
             let _ = table.work.set(work.clone());
             Some(work)
@@ -309,13 +341,23 @@ impl<'o> StagingWork<'o> {
             }
             return Ok(());
         }
-        for record in &cleansed.records {
-            self.tallies[file].add(record);
+        let staged = stager.insert_rows(&table.data_import_id, rows, &cleansed.records)?;
+        for (record, staged) in cleansed.records.iter().zip(&staged) {
+            match (staged, &work.seen) {
+                (StagedRow::Seen(seen), Some(seen_rows)) => {
+                    let verdict = seen_rows.verdict_of(seen);
+                    let becomes = verdict
+                        .is_valid
+                        .unwrap_or(false)
+                        .then(|| work.cleanser.becomes_named(verdict.asset_type.as_deref()));
+                    self.tallies[file].add_seen(verdict, becomes);
+                }
+                _ => self.tallies[file].add(record),
+            }
         }
-        let rowids = stager.insert_rows(&table.data_import_id, rows, &cleansed.records)?;
         if let Some(assets) = self.assets.as_mut() {
-            for (rowid, machine) in rowids.into_iter().zip(cleansed.machines) {
-                if let Some(machine) = machine {
+            for (staged, machine) in staged.into_iter().zip(cleansed.machines) {
+                if let (StagedRow::Stored(rowid), Some(machine)) = (staged, machine) {
                     assets.add(rowid, machine)?;
                 }
             }

@@ -217,7 +217,9 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
         starts,
     } = matched;
     outcome.records = assignment.len() as u64;
-    outcome.machines_by_import = machines_per_table(&assignment, &starts, &tables, slots.len());
+    let sighted = sighted_slots(conn, &tables, &rowids, &assignment)?;
+    outcome.machines_by_import =
+        machines_per_table(&assignment, &starts, &sighted, &tables, slots.len());
     tracing::debug!(
         "inventory: {} records matched to {} machines ({} keys) in {:.2}s",
         assignment.len(),
@@ -374,8 +376,53 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
     })?;
     writer.finish()?;
     outcome.assets = outcome.created + outcome.updated + outcome.unchanged;
-    outcome.kinds_by_import = kinds_per_table(&assignment, &starts, &tables, &kind_of_slot);
+    outcome.kinds_by_import =
+        kinds_per_table(&assignment, &starts, &sighted, &tables, &kind_of_slot);
     Ok(outcome)
+}
+
+/// Per table, the machines of the valid records it saw again rather than
+/// stored (`stage::sightings`): those records are another table's, read
+/// once there, but the table describes their machines too.
+fn sighted_slots(
+    conn: &Connection,
+    tables: &[SourceTable],
+    rowids: &[i64],
+    assignment: &[u32],
+) -> rusqlite::Result<Vec<Vec<u32>>> {
+    let mut stmt = conn.prepare(
+        "SELECT r.rowid FROM raw_record_sightings s
+         JOIN raw_records r ON r.data_import_id = s.seen_import_id AND r.record_index = s.seen_index
+         WHERE s.data_import_id = ?1 AND r.is_valid = 1",
+    )?;
+    let mut position_of: Option<HashMap<i64, u32>> = None;
+    let mut out = Vec::with_capacity(tables.len());
+    for table in tables {
+        let seen: Vec<i64> = stmt
+            .query_map([&table.data_import_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let position_of = match (&mut position_of, seen.is_empty()) {
+            (_, true) => {
+                out.push(Vec::new());
+                continue;
+            }
+            (Some(map), false) => map,
+            (none, false) => none.insert(
+                rowids
+                    .iter()
+                    .enumerate()
+                    .map(|(p, &rowid)| (rowid, p as u32))
+                    .collect(),
+            ),
+        };
+        out.push(
+            seen.iter()
+                .filter_map(|rowid| position_of.get(rowid))
+                .map(|&p| assignment[p as usize])
+                .collect(),
+        );
+    }
+    Ok(out)
 }
 
 fn kind_index(kind: &str) -> u8 {
@@ -390,16 +437,15 @@ fn kind_index(kind: &str) -> u8 {
 fn kinds_per_table(
     assignment: &[u32],
     starts: &[usize],
+    sighted: &[Vec<u32>],
     tables: &[SourceTable],
     kind_of_slot: &[u8],
 ) -> BTreeMap<String, BTreeMap<String, u64>> {
     let mut counted_for = vec![0u32; kind_of_slot.len()];
     let mut out = BTreeMap::new();
     for (number, table) in tables.iter().enumerate() {
-        let start = starts.get(number).copied().unwrap_or(assignment.len());
-        let end = starts.get(number + 1).copied().unwrap_or(assignment.len());
         let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
-        for &slot in &assignment[start..end.max(start)] {
+        for &slot in slots_of_table(assignment, starts, sighted, number) {
             let seen = &mut counted_for[slot as usize];
             if *seen != number as u32 + 1 {
                 *seen = number as u32 + 1;
@@ -551,6 +597,7 @@ fn record_by_rowid(
 fn machines_per_table(
     assignment: &[u32],
     starts: &[usize],
+    sighted: &[Vec<u32>],
     tables: &[SourceTable],
     machines: usize,
 ) -> BTreeMap<String, u64> {
@@ -558,10 +605,8 @@ fn machines_per_table(
     let mut counted_for = vec![0u32; machines];
     let mut out = BTreeMap::new();
     for (number, table) in tables.iter().enumerate() {
-        let start = starts.get(number).copied().unwrap_or(assignment.len());
-        let end = starts.get(number + 1).copied().unwrap_or(assignment.len());
         let mut distinct = 0;
-        for &slot in &assignment[start..end.max(start)] {
+        for &slot in slots_of_table(assignment, starts, sighted, number) {
             let seen = &mut counted_for[slot as usize];
             if *seen != number as u32 + 1 {
                 *seen = number as u32 + 1;
@@ -571,6 +616,21 @@ fn machines_per_table(
         out.insert(table.data_import_id.clone(), distinct);
     }
     out
+}
+
+/// The machines of table `number`'s records: those it stored (from
+/// `starts[number]` in `assignment`), then those it saw again (`sighted`).
+fn slots_of_table<'a>(
+    assignment: &'a [u32],
+    starts: &[usize],
+    sighted: &'a [Vec<u32>],
+    number: usize,
+) -> impl Iterator<Item = &'a u32> {
+    let start = starts.get(number).copied().unwrap_or(assignment.len());
+    let end = starts.get(number + 1).copied().unwrap_or(assignment.len());
+    assignment[start..end.max(start)]
+        .iter()
+        .chain(sighted.get(number).into_iter().flatten())
 }
 
 /// Completes the assets built while the only table was staged: machines
@@ -587,7 +647,8 @@ fn finish_staged(
         assignment, rowids, ..
     } = matched;
     outcome.records = assignment.len() as u64;
-    outcome.machines_by_import = machines_per_table(&assignment, &[0], tables, asset_rowids.len());
+    outcome.machines_by_import =
+        machines_per_table(&assignment, &[0], &[], tables, asset_rowids.len());
     let Shared {
         total,
         several,

@@ -525,9 +525,10 @@ pub fn preview(conn: &Connection, plan: &mut DecisionPlan) -> Result<(), Decisio
             fields: BTreeMap::new(),
             examples: Vec::new(),
         };
-        let mut stmt = conn.prepare(
-            "SELECT raw_values FROM raw_records WHERE data_import_id = ?1 ORDER BY record_index",
-        )?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT raw_values FROM {} ORDER BY record_index",
+            crate::record_store::records_of("?1")
+        ))?;
         let keys = crate::record_store::ColumnKeys::of_import(conn, id)?;
         let mut rows = stmt.query([id])?;
         while let Some(row) = rows.next()? {

@@ -221,19 +221,20 @@ pub fn profile_import(
     columns: &[String],
 ) -> Result<Vec<ColumnProfile>, ProfileError> {
     let mut values: Vec<Vec<Option<String>>> = vec![Vec::new(); columns.len()];
+    let records = crate::record_store::records_of("?1");
     let total: i64 = conn.query_row(
-        "SELECT count(*) FROM raw_records WHERE data_import_id = ?1",
+        &format!("SELECT count(*) FROM {records}"),
         [data_import_id],
         |r| r.get(0),
     )?;
     // Every step-th record, so a file sorted by site or type is seen whole.
     let sample = sample_rows(columns.len()) as i64;
     let step = (total / sample).max(1);
-    let mut stmt = conn.prepare(
-        "SELECT raw_values FROM raw_records
-         WHERE data_import_id = ?1 AND (?2 = 1 OR record_index % ?2 = 0)
-         ORDER BY record_index LIMIT ?3",
-    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT raw_values FROM {records}
+         WHERE (?2 = 1 OR record_index % ?2 = 0)
+         ORDER BY record_index LIMIT ?3"
+    ))?;
     let keys = crate::record_store::ColumnKeys::of_import(conn, data_import_id)?;
     let mut rows = stmt.query(rusqlite::params![data_import_id, step, sample])?;
     while let Some(row) = rows.next()? {

@@ -98,7 +98,10 @@ pub fn list(conn: &Connection, ids: &FlowIds) -> Result<Vec<MappingRow>, ReviewE
         {
             let keys = crate::record_store::ColumnKeys::of_import(conn, &row.data_import_id)?;
             let raw: Vec<String> = conn
-                .prepare("SELECT raw_values FROM raw_records WHERE data_import_id = ?1 ORDER BY record_index LIMIT 50")?
+                .prepare(&format!(
+                    "SELECT raw_values FROM {} ORDER BY record_index LIMIT 50",
+                    crate::record_store::records_of("?1")
+                ))?
                 .query_map([&row.data_import_id], |r| r.get::<_, String>(0))?
                 .map(|stored| Ok(keys.object(&stored?).into_owned()))
                 .collect::<rusqlite::Result<_>>()?;

@@ -788,14 +788,15 @@ impl<'a> Source<'a> {
     /// Each completed import's rows and the rows that identify no machine.
     fn per_source(&self) -> rusqlite::Result<Vec<SourceQuality>> {
         self.conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT d.filename, d.sheet_name, d.total_records,
-                        (SELECT count(*) FROM raw_records r WHERE r.data_import_id = d.id AND r.is_valid = 0),
-                        (SELECT count(*) FROM raw_records r WHERE r.data_import_id = d.id
-                           AND r.validation_errors IS NOT NULL AND r.validation_errors <> '[]')
+                        (SELECT count(*) FROM {records} r WHERE r.is_valid = 0),
+                        (SELECT count(*) FROM {records} r
+                           WHERE r.validation_errors IS NOT NULL AND r.validation_errors <> '[]')
                  FROM data_imports d WHERE d.master_flow_id = ?1 AND d.status = 'completed' AND d.total_records > 0
                  ORDER BY d.created_at, d.id",
-            )?
+                records = crate::record_store::records_of("d.id")
+            ))?
             .query_map([self.master_flow_id], |r| {
                 Ok(SourceQuality {
                     label: crate::read::table_label(
@@ -845,14 +846,22 @@ impl<'a> Source<'a> {
         let problems: Vec<Vec<Cell>> = self
             .conn
             .prepare(
-                "WITH p AS (
-                   SELECT d.id AS import_id, d.created_at, d.filename, d.sheet_name, e.value ->> 'field' AS field,
-                          count(*) AS n, min(r.record_index) AS first_row, e.value ->> 'raw_value' AS raw,
-                          e.value ->> 'message' AS message, r.is_valid AS valid
-                   FROM raw_records r JOIN data_imports d ON d.id = r.data_import_id,
-                        json_each(r.validation_errors) e
+                "WITH flagged AS (
+                   SELECT d.id AS import_id, d.created_at, d.filename, d.sheet_name, r.record_index,
+                          r.is_valid, r.validation_errors
+                   FROM raw_records r JOIN data_imports d ON d.id = r.data_import_id
                    WHERE d.master_flow_id = ?1 AND r.validation_errors IS NOT NULL AND r.validation_errors <> '[]'
-                   GROUP BY d.id, e.value ->> 'code', e.value ->> 'field')
+                   UNION ALL
+                   SELECT d.id, d.created_at, d.filename, d.sheet_name, s.record_index, r.is_valid, r.validation_errors
+                   FROM data_imports d JOIN raw_record_sightings s ON s.data_import_id = d.id
+                   JOIN raw_records r ON r.data_import_id = s.seen_import_id AND r.record_index = s.seen_index
+                   WHERE d.master_flow_id = ?1 AND r.validation_errors IS NOT NULL AND r.validation_errors <> '[]'),
+                 p AS (
+                   SELECT import_id, created_at, filename, sheet_name, e.value ->> 'field' AS field,
+                          count(*) AS n, min(record_index) AS first_row, e.value ->> 'raw_value' AS raw,
+                          e.value ->> 'message' AS message, is_valid AS valid
+                   FROM flagged, json_each(flagged.validation_errors) e
+                   GROUP BY import_id, e.value ->> 'code', e.value ->> 'field')
                  SELECT filename, sheet_name, field, message, n, first_row, raw, valid FROM (
                    SELECT *, row_number() OVER (PARTITION BY import_id ORDER BY n DESC, field) AS rank FROM p)
                  WHERE rank <= ?2 ORDER BY created_at, import_id, rank",
@@ -900,13 +909,14 @@ impl<'a> Source<'a> {
         let mut section = Section::appendix("files", "Appendix: sources");
         let mut rows: Vec<Vec<Cell>> = self
             .conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT filename, sheet_name, coalesce(json_extract(read_metadata, '$.layout.layout'), source_system, ''),
                         coalesce(json_extract(read_metadata, '$.layout.role'), ''), status, total_records,
-                        (SELECT count(*) FROM raw_records r WHERE r.data_import_id = d.id AND r.is_valid = 0),
+                        (SELECT count(*) FROM {records} r WHERE r.is_valid = 0),
                         coalesce(error_message, '')
                  FROM data_imports d WHERE master_flow_id = ?1 ORDER BY created_at, id",
-            )?
+                records = crate::record_store::records_of("d.id")
+            ))?
             .query_map([self.master_flow_id], |r| {
                 Ok(vec![
                     Cell::Text(crate::read::table_label(

@@ -11,6 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use serde_json::json;
 
+pub mod sightings;
 pub mod tables;
 
 use crate::db;
@@ -154,7 +155,11 @@ pub fn recover_interrupted(conn: &Connection) -> rusqlite::Result<Vec<String>> {
             ),
             [],
         )?;
-        for table in ["raw_records", "import_field_mappings"] {
+        for table in [
+            "raw_records",
+            "raw_record_sightings",
+            "import_field_mappings",
+        ] {
             tx.execute(
                 &format!(
                     "DELETE FROM {table} WHERE data_import_id IN
@@ -243,6 +248,21 @@ pub struct CleansedRow {
     pub becomes: Option<&'static str>,
 }
 
+impl CleansedRow {
+    /// Stands in for the cleansing of a row the stager records as seen: that
+    /// row keeps the cleansing of the record it repeats.
+    pub fn seen() -> CleansedRow {
+        CleansedRow {
+            cleansed_data: String::new(),
+            copies: None,
+            validation_errors: String::new(),
+            is_valid: false,
+            error_codes: Vec::new(),
+            becomes: None,
+        }
+    }
+}
+
 /// The counts of one import as the writer saw them.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ImportCounts {
@@ -278,6 +298,21 @@ pub struct Stager<'c> {
     now: String,
     /// Prepared on the first row.
     insert: Option<NoCopyInsert<'c>>,
+    /// Per import: the rows of the previous import of its source, which it
+    /// records as seen rather than stores.
+    seen: std::collections::HashMap<String, std::sync::Arc<sightings::SeenRows>>,
+    /// Per import: the rows recorded as seen so far.
+    sighted: std::collections::HashMap<String, u64>,
+}
+
+/// What became of a staged row.
+#[derive(Debug, Clone, Copy)]
+pub enum StagedRow {
+    /// Stored in raw_records, with this rowid.
+    Stored(i64),
+    /// The same as a record the previous import of its source stored: recorded
+    /// as a sighting of it.
+    Seen(sightings::Seen),
 }
 
 impl<'c> Stager<'c> {
@@ -295,7 +330,28 @@ impl<'c> Stager<'c> {
             last_commit: Instant::now(),
             now: db::now(),
             insert: None,
+            seen: std::collections::HashMap::new(),
+            sighted: std::collections::HashMap::new(),
         }
+    }
+
+    /// The rows of an import recorded as seen, and the import they repeat.
+    pub fn sightings_of(&self, data_import_id: &str) -> Option<(u64, &str)> {
+        let seen = self.seen.get(data_import_id)?;
+        Some((
+            self.sighted.get(data_import_id).copied().unwrap_or(0),
+            seen.previous.as_str(),
+        ))
+    }
+
+    /// From now on, rows of `data_import_id` that repeat a row of `seen` are
+    /// recorded as sightings of it.
+    pub fn record_sightings(
+        &mut self,
+        data_import_id: &str,
+        seen: std::sync::Arc<sightings::SeenRows>,
+    ) {
+        self.seen.insert(data_import_id.to_string(), seen);
     }
 
     fn begin(&mut self) -> rusqlite::Result<()> {
@@ -344,22 +400,32 @@ impl<'c> Stager<'c> {
 
     /// Inserts rows of one import, with their cleansing when `cleansed` holds
     /// one per row (rows cleansed as they are staged are not rewritten later).
-    /// Returns the rows' rowids.
+    /// A row that repeats one of the previous import of its source
+    /// (`record_sightings`) is recorded as seen instead, whatever its cleansing.
+    /// Returns what became of each row.
     pub fn insert_rows(
         &mut self,
         data_import_id: &str,
         rows: &[Row],
         cleansed: &[CleansedRow],
-    ) -> rusqlite::Result<Vec<i64>> {
+    ) -> rusqlite::Result<Vec<StagedRow>> {
         self.begin()?;
         let insert = match &mut self.insert {
             Some(insert) => insert,
             None => self.insert.insert(NoCopyInsert::prepare(
                 self.conn,
                 "INSERT INTO raw_records (data_import_id, record_index, raw_values, cleansed_data,
-                   is_valid, validation_errors, processed_at, copies)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                   is_valid, validation_errors, processed_at, copies, row_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?),
+        };
+        let seen_rows = self.seen.get(data_import_id);
+        let mut sighting = match seen_rows {
+            Some(_) => Some(self.conn.prepare_cached(
+                "INSERT INTO raw_record_sightings (data_import_id, record_index, seen_import_id, seen_index)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?),
+            None => None,
         };
         if !self.columns.contains_key(data_import_id) {
             let keys = crate::record_store::ColumnKeys::of_import(self.conn, data_import_id)?;
@@ -367,8 +433,23 @@ impl<'c> Stager<'c> {
         }
         let keys = &self.columns[data_import_id];
         let with_cleansing = cleansed.len() == rows.len();
-        let mut rowids = Vec::with_capacity(rows.len());
+        let mut staged = Vec::with_capacity(rows.len());
+        let mut seen_here = 0;
         for (i, row) in rows.iter().enumerate() {
+            let hash = sightings::row_hash(&row.raw_data);
+            if let (Some(seen_rows), Some(stmt)) = (seen_rows, sighting.as_mut()) {
+                if let Some(seen) = seen_rows.find(&hash) {
+                    stmt.execute(params![
+                        data_import_id,
+                        row.record_index,
+                        seen_rows.import_of(&seen),
+                        seen.record_index
+                    ])?;
+                    staged.push(StagedRow::Seen(seen));
+                    seen_here += 1;
+                    continue;
+                }
+            }
             let c = cleansed.get(i).filter(|_| with_cleansing);
             insert.execute([
                 ValueRef::from(data_import_id),
@@ -382,11 +463,15 @@ impl<'c> Stager<'c> {
                 c.map_or(ValueRef::Null, |_| ValueRef::from(self.now.as_str())),
                 c.and_then(|c| c.copies)
                     .map_or(ValueRef::Null, ValueRef::Integer),
+                ValueRef::Blob(&hash),
             ])?;
-            rowids.push(self.conn.last_insert_rowid());
+            staged.push(StagedRow::Stored(self.conn.last_insert_rowid()));
         }
         self.pending += rows.len();
-        Ok(rowids)
+        if seen_here > 0 {
+            *self.sighted.entry(data_import_id.to_string()).or_default() += seen_here;
+        }
+        Ok(staged)
     }
 
     /// Whether a batch commit is due.
@@ -457,7 +542,11 @@ impl<'c> Stager<'c> {
     ) -> rusqlite::Result<()> {
         self.begin()?;
         let now = db::now();
-        for table in ["raw_records", "import_field_mappings"] {
+        for table in [
+            "raw_records",
+            "raw_record_sightings",
+            "import_field_mappings",
+        ] {
             self.conn.execute(
                 &format!("DELETE FROM {table} WHERE data_import_id = ?1"),
                 [data_import_id],

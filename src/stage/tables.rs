@@ -169,6 +169,26 @@ impl CleansingTally {
             *self.errors_by_code.entry((*code).to_string()).or_default() += 1;
         }
     }
+
+    /// Counts a row seen again as the record it repeats was counted; `becomes`
+    /// is what that record, when valid, becomes.
+    pub fn add_seen(&mut self, verdict: &super::sightings::Verdict, becomes: Option<&str>) {
+        if verdict.is_valid.is_none() {
+            return; // not cleansed: nor is the row
+        }
+        self.records += 1;
+        if verdict.is_valid == Some(true) {
+            self.valid += 1;
+        } else {
+            self.invalid += 1;
+        }
+        if let Some(kind) = becomes {
+            *self.valid_by_type.entry(kind.to_string()).or_default() += 1;
+        }
+        for code in &verdict.codes {
+            *self.errors_by_code.entry(code.clone()).or_default() += 1;
+        }
+    }
 }
 
 /// How an import was last cleansed: its counts, and the fingerprint of the

@@ -21,6 +21,7 @@ mod machine_kinds;
 mod mapping;
 mod properties;
 mod recovery;
+mod reimport;
 mod report;
 mod schema;
 mod storage;
