@@ -523,7 +523,7 @@ fn re_imported_machines_whose_records_are_alike_merge_as_a_full_rebuild_would() 
     assert_eq!(inventory["created"], 0, "{inventory}");
     // Every row repeats one the first import stored: recorded as seen, none
     // is stored or merged again.
-    assert_eq!(forced["files"][0]["unchanged_rows"], rows as u64);
+    assert_eq!(forced["files"][0]["unchanged_rows"], rows);
     assert_eq!(inventory["merged_records"], 0, "{inventory}");
     assert_eq!(
         asset_contents(&work),
