@@ -192,6 +192,17 @@ CREATE TABLE raw_record_sightings (
     PRIMARY KEY (data_import_id, record_index)
 ) STRICT, WITHOUT ROWID;
 
+-- Which asset each valid record of a primary table was merged into when the
+-- inventory last ran over it, so a later run rebuilds only the machines its
+-- new records touch: (record_index, asset) pairs in record order, 16 bytes
+-- each (two little-endian 64-bit integers; the asset as the first 8 bytes of
+-- BLAKE3 over its id). Current while the table's cleansing is the one named.
+CREATE TABLE inventory_links (
+    data_import_id TEXT PRIMARY KEY REFERENCES data_imports(id) ON DELETE CASCADE,
+    cleansing      TEXT NOT NULL,
+    links          BLOB NOT NULL
+) STRICT;
+
 -- The seeds' raw_import_records: each record with its import's flow and time,
 -- the stored ones and those an import saw again (raw_record_sightings).
 CREATE VIEW raw_import_records AS

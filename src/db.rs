@@ -204,12 +204,14 @@ fn raw_records_without_copies(conn: &Connection) -> rusqlite::Result<()> {
     )?;
     // The view of today's schema reads the sightings of schema 9 too.
     conn.execute_batch(schema_statement("CREATE TABLE raw_record_sightings"))?;
+    conn.execute_batch(schema_statement("CREATE TABLE inventory_links"))?;
     conn.execute_batch(schema_statement("CREATE VIEW raw_import_records"))
 }
 
 /// Migration 8 → 9: the row hash column (NULL for the rows already stored,
 /// which a later import then stores again rather than sees), the sightings
-/// table, and the view that reads both.
+/// table, the view that reads both, and the inventory's links (none yet:
+/// the next inventory run is a full one and writes them).
 /// A file upgraded from schema 7 in the same run has both already (7 → 8
 /// writes today's raw_records).
 fn raw_record_sightings(conn: &Connection) -> rusqlite::Result<()> {
@@ -228,6 +230,7 @@ fn raw_record_sightings(conn: &Connection) -> rusqlite::Result<()> {
     )?;
     if !has_sightings {
         conn.execute_batch(schema_statement("CREATE TABLE raw_record_sightings"))?;
+        conn.execute_batch(schema_statement("CREATE TABLE inventory_links"))?;
         conn.execute_batch("DROP VIEW raw_import_records")?;
         conn.execute_batch(schema_statement("CREATE VIEW raw_import_records"))?;
     }

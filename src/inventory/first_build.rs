@@ -28,6 +28,7 @@ use crate::stage;
 pub struct StagedMachine {
     keys: Vec<(usize, u64)>,
     row: super::AssetRow,
+    record_index: i64,
 }
 
 /// What a reader thread needs to turn a cleansed record into a machine.
@@ -73,6 +74,7 @@ impl MachineShaper {
         StagedMachine {
             keys: record_keys,
             row: self.shape.row(build),
+            record_index,
         }
     }
 }
@@ -174,6 +176,7 @@ impl<'c> FirstBuild<'c> {
             matched: Matched {
                 assignment: Vec::with_capacity(SAMPLE_ROWS),
                 rowids: Vec::with_capacity(SAMPLE_ROWS),
+                record_indexes: Vec::with_capacity(SAMPLE_ROWS),
                 starts: vec![0],
             },
             expected_records,
@@ -194,6 +197,7 @@ impl<'c> FirstBuild<'c> {
         self.slots.reserve(more);
         self.matched.assignment.reserve(more);
         self.matched.rowids.reserve(more);
+        self.matched.record_indexes.reserve(more);
         self.index.reserve(more * KEYS_PER_RECORD);
     }
 
@@ -208,6 +212,7 @@ impl<'c> FirstBuild<'c> {
         }
         self.matched.assignment.push(slot);
         self.matched.rowids.push(rowid);
+        self.matched.record_indexes.push(machine.record_index);
         Ok(())
     }
 
@@ -277,6 +282,15 @@ impl AssetRowids {
         match self {
             AssetRowids::Consecutive { count, .. } => *count,
             AssetRowids::Listed(listed) => listed.len(),
+        }
+    }
+
+    /// The least and greatest rowid written (None: none).
+    pub(super) fn bounds(&self) -> Option<(i64, i64)> {
+        match self {
+            AssetRowids::Consecutive { count: 0, .. } => None,
+            AssetRowids::Consecutive { first, count } => Some((*first, *first + *count as i64 - 1)),
+            AssetRowids::Listed(listed) => Some((*listed.iter().min()?, *listed.iter().max()?)),
         }
     }
 

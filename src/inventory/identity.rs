@@ -10,7 +10,6 @@ use std::hash::Hasher;
 
 use foldhash::HashMap;
 use rusqlite::Connection;
-use serde_json::{json, Map, Value};
 
 use crate::catalogue;
 use crate::cleanse::values;
@@ -208,17 +207,23 @@ pub(super) fn seed_existing(
     ))?;
     let mut rows = stmt.query([engagement])?;
     while let Some(row) = rows.next()? {
-        let mut c = Map::new();
-        c.insert("name".into(), json!(row.get::<_, String>(1)?));
-        for (i, kind) in KEY_KINDS.iter().enumerate() {
-            if let Some(v) = row.get::<_, Option<String>>(i + 2)? {
-                c.insert((*kind).into(), json!(v));
-            }
+        // Read in place: a JSON map per asset was most of this loop.
+        let name = row.get_ref(1)?.as_str_or_null()?;
+        let mut values: [Option<&str>; KEY_KINDS.len()] = [None; KEY_KINDS.len()];
+        for (i, value) in values.iter_mut().enumerate() {
+            *value = row.get_ref(i + 2)?.as_str_or_null()?;
         }
+        let field = |f: &str| match f {
+            "name" => name,
+            _ => KEY_KINDS
+                .iter()
+                .position(|k| *k == f)
+                .and_then(|i| values[i]),
+        };
         let slot = slots.len() as u32;
         stored_ids.push(row.get_ref(0)?.as_str()?);
         let mut s = Slot::default();
-        for (kind, key) in keys(|f| c.get(f).and_then(Value::as_str)) {
+        for (kind, key) in keys(field) {
             if kind < STRONG {
                 s.strong[kind] = fingerprint(key);
             }
@@ -255,6 +260,7 @@ impl StoredIds {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Map, Value};
 
     #[test]
     fn every_identity_key_is_read_from_cleansed_data() {

@@ -36,6 +36,8 @@ use crate::work_queue;
 
 mod first_build;
 mod identity;
+mod incremental;
+mod links;
 mod merge;
 mod writer;
 pub use first_build::{FirstBuild, MachineShaper, StagedMachine};
@@ -60,6 +62,9 @@ pub struct InventoryOutcome {
     pub merged_records: u64,
     /// Assets where sources disagreed on a value (kept in custom_attributes._conflicts).
     pub conflicts: u64,
+    /// Machines whose records were read and merged by this run: every one,
+    /// or only those its new records touch (`incremental`).
+    pub machines_merged: u64,
     pub by_type: BTreeMap<String, u64>,
     /// Per import: the distinct machines its valid rows describe (several
     /// rows of one machine count once; a machine in two files counts in each).
@@ -77,7 +82,7 @@ impl PhaseOutcome for InventoryOutcome {
         serde_json::json!({
             "assets": self.assets, "created": self.created, "updated": self.updated,
             "unchanged": self.unchanged, "records": self.records, "merged_records": self.merged_records,
-            "by_type": self.by_type,
+            "machines_merged": self.machines_merged, "by_type": self.by_type,
         })
     }
 
@@ -125,6 +130,10 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
         }
         // Otherwise the staged assets are stored assets to the build below.
     }
+    if let Some(outcome) = incremental::run(ctx, &tables)? {
+        return Ok(outcome);
+    }
+    links::forget(conn, tables.iter().map(|t| t.data_import_id.as_str()))?;
     // Sized once: growing these by doubling is what made the memory peak.
     // The machines are about the stored ones or this flow's records,
     // whichever is more (a re-import describes the stored machines again);
@@ -158,6 +167,7 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
             let mut matched = Matched {
                 assignment: Vec::with_capacity(records),
                 rowids: Vec::with_capacity(records),
+                record_indexes: Vec::with_capacity(records),
                 starts: Vec::new(),
             };
             let mut contents = Contents::default();
@@ -175,6 +185,7 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
                     let (slot, _) = assign(&record_keys, &mut slots, &mut index);
                     matched.assignment.push(slot);
                     matched.rowids.push(record.rowid);
+                    matched.record_indexes.push(record.record_index);
                     contents.see(
                         slot,
                         content_hash(&tables_ref[table], cleansed, record.raw.as_deref()),
@@ -214,6 +225,7 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
     let Matched {
         assignment,
         rowids,
+        record_indexes,
         starts,
     } = matched;
     outcome.records = assignment.len() as u64;
@@ -263,6 +275,8 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
     let mut writer = Writer::new(conn, client, engagement, ids)?;
     // The kind each machine was stored with (an index into MACHINE_KINDS).
     let mut kind_of_slot = vec![0u8; machines];
+    // The link key of each machine created (stored ones have theirs by id).
+    let mut created_keys: HashMap<u32, u64> = HashMap::default();
     let (to_merge, merge_queue) = crossbeam_channel::bounded::<Vec<Merging>>(QUEUE_DEPTH);
     let (to_write, write_queue) = crossbeam_channel::bounded::<Vec<(u32, AssetRow)>>(QUEUE_DEPTH);
     let shape = writer.shape.clone();
@@ -304,7 +318,9 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
             for (slot, row) in batch {
                 kind_of_slot[slot as usize] = kind_index(row.kind);
                 let stored = stored_ids.get(slot);
-                writer.write(stored, row, &mut outcome)?;
+                if let Some(id) = writer.write(stored, row, &mut outcome)? {
+                    created_keys.insert(slot, links::asset_key(&id));
+                }
             }
             Ok(())
         };
@@ -375,6 +391,20 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
         Ok(())
     })?;
     writer.finish()?;
+    outcome.machines_merged = outcome.created + outcome.updated + outcome.unchanged;
+    let key_of_slot = |slot: u32| {
+        stored_ids
+            .get(slot)
+            .map(links::asset_key)
+            .or_else(|| created_keys.get(&slot).copied())
+    };
+    for (number, table) in tables.iter().enumerate() {
+        let end = starts.get(number + 1).copied().unwrap_or(assignment.len());
+        let pairs = (starts[number]..end)
+            .filter_map(|p| Some((record_indexes[p], key_of_slot(assignment[p])?)))
+            .collect();
+        links::store(conn, &table.data_import_id, pairs)?;
+    }
     outcome.assets = outcome.created + outcome.updated + outcome.unchanged;
     outcome.kinds_by_import =
         kinds_per_table(&assignment, &starts, &sighted, &tables, &kind_of_slot);
@@ -644,7 +674,10 @@ fn finish_staged(
     mut outcome: InventoryOutcome,
 ) -> rusqlite::Result<InventoryOutcome> {
     let Matched {
-        assignment, rowids, ..
+        assignment,
+        rowids,
+        record_indexes,
+        ..
     } = matched;
     outcome.records = assignment.len() as u64;
     outcome.machines_by_import =
@@ -689,11 +722,28 @@ fn finish_staged(
         writer.write(Some(&id), shape.row(build), &mut outcome)?;
     }
     writer.finish()?;
+    // The table's links: every asset was written while it was staged.
+    let (least, greatest) = asset_rowids.bounds().unwrap_or((1, 0));
+    let key_of_rowid: HashMap<i64, u64> = conn
+        .prepare("SELECT rowid, id FROM assets WHERE rowid BETWEEN ?1 AND ?2")?
+        .query_map([least, greatest], |r| {
+            Ok((r.get(0)?, links::asset_key(r.get_ref(1)?.as_str()?)))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let pairs = assignment
+        .iter()
+        .zip(&record_indexes)
+        .filter_map(|(&slot, &index)| {
+            Some((index, *key_of_rowid.get(&asset_rowids.get(slot as usize))?))
+        })
+        .collect();
+    links::store(conn, &tables[0].data_import_id, pairs)?;
     outcome.by_type.retain(|_, n| *n > 0);
     // One table: its machines are every asset built.
     outcome.kinds_by_import =
         BTreeMap::from([(tables[0].data_import_id.clone(), outcome.by_type.clone())]);
     // Every asset was created by this build, merged or not.
+    outcome.machines_merged = outcome.created;
     outcome.updated = 0;
     outcome.unchanged = 0;
     outcome.assets = outcome.created;
@@ -791,6 +841,8 @@ type RecordBatch = Vec<Record>;
 struct Matched {
     assignment: Vec<u32>,
     rowids: Vec<i64>,
+    /// The record_index of each record, for its table's links.
+    record_indexes: Vec<i64>,
     starts: Vec<usize>,
 }
 

@@ -259,12 +259,14 @@ impl<'c> Writer<'c> {
         Ok(writer)
     }
 
+    /// Writes a machine: updates the stored asset `existing` where it
+    /// differs, or creates one and returns its id.
     pub(super) fn write(
         &mut self,
         existing: Option<&str>,
         row: AssetRow,
         outcome: &mut InventoryOutcome,
-    ) -> rusqlite::Result<()> {
+    ) -> rusqlite::Result<Option<String>> {
         if self.owns_tx && !self.in_tx {
             // Every asset references the flow and tenant read in `run`.
             db::begin_bulk(self.conn)?;
@@ -277,7 +279,7 @@ impl<'c> Writer<'c> {
         *outcome.by_type.entry(row.kind.to_string()).or_default() += 1;
         let row = row.values;
         let now = self.now.clone();
-        match existing {
+        let created = match existing {
             Some(id) => {
                 // Compared in place: copying out the stored row's ninety
                 // values was most of a forced re-import's comparison.
@@ -309,6 +311,7 @@ impl<'c> Writer<'c> {
                         .execute(params_from_iter(values))?;
                     outcome.updated += 1;
                 }
+                None
             }
             None => {
                 // Bound without copies on a statement prepared once: a
@@ -330,15 +333,16 @@ impl<'c> Writer<'c> {
                         .chain(tenant_and_times.map(|v| ValueRef::from(v.as_str()))),
                 )?;
                 outcome.created += 1;
+                Some(id)
             }
-        }
+        };
         self.pending += 1;
         if self.owns_tx && self.pending >= BATCH {
             db::end_bulk(self.conn, true)?;
             self.in_tx = false;
             self.pending = 0;
         }
-        Ok(())
+        Ok(created)
     }
 
     pub(super) fn finish(mut self) -> rusqlite::Result<()> {

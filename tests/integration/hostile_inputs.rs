@@ -149,10 +149,12 @@ fn values_an_older_intake_stored_out_of_range_do_not_break_the_engagement() {
     let work = Work::new();
     let file = sample("servicenow_cmdb_ci_server.csv");
     work.run_ok(&["import", file.to_str().unwrap(), "-q"]);
-    // Records cleansed by a version that let -1 through, as such a database holds them.
+    // Records cleansed by a version that let -1 through, as such a database
+    // holds them (without the inventory's links, which came later).
     work.conn()
         .execute_batch(
-            "UPDATE raw_records SET cleansed_data = json_set(cleansed_data, '$.memory_gb', -1, '$.cpu_cores', -8)",
+            "UPDATE raw_records SET cleansed_data = json_set(cleansed_data, '$.memory_gb', -1, '$.cpu_cores', -8);
+             DELETE FROM inventory_links;",
         )
         .unwrap();
     // The next import rebuilds the engagement's assets from those records too.

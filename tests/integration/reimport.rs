@@ -266,3 +266,89 @@ fn a_mapping_change_stores_the_rows_an_import_saw_before_cleansing_them_again() 
         .unwrap();
     assert_eq!(web01, "DC-Nord");
 }
+
+/// The next export of one of two overlapping sources (ServiceNow and RVTools,
+/// whose values conflict): its inventory merges only the machines its
+/// changed rows touch, and gives exactly what a full build of every record
+/// gives, asset for asset and count for count.
+#[test]
+fn the_machines_a_re_import_touches_are_built_as_a_full_build_builds_them() {
+    let build = |full: bool| -> (Work, Value) {
+        let work = Work::new();
+        let cmdb = work.path("servicenow_cmdb_ci_server.csv");
+        std::fs::copy(sample("servicenow_cmdb_ci_server.csv"), &cmdb).unwrap();
+        let rvtools = work.path("RVTools_export_all.xlsx");
+        std::fs::copy(sample("RVTools_export_all.xlsx"), &rvtools).unwrap();
+        let (code, first) = work.import_json(&[cmdb.to_str().unwrap(), rvtools.to_str().unwrap()]);
+        assert_eq!(code, 0, "{first}");
+        if full {
+            work.conn()
+                .execute("DELETE FROM inventory_links", [])
+                .unwrap();
+        }
+        // Next week's export: one machine has more memory, another moved.
+        let text = std::fs::read_to_string(&cmdb).unwrap();
+        let next =
+            text.replacen(",8192,", ",16384,", 1)
+                .replacen("Amsterdam AMS2", "Frankfurt DC1", 1);
+        assert_ne!(next, text);
+        let (code, json) = work.import_json(&[work
+            .write("servicenow_cmdb_ci_server_next.csv", &next)
+            .to_str()
+            .unwrap()]);
+        assert_eq!(code, 0, "{json}");
+        (work, json)
+    };
+    let (incremental, touched) = build(false);
+    let (full, rebuilt) = build(true);
+    let merged = |json: &Value| json["inventory"]["machines_merged"].as_u64().unwrap();
+    assert!(
+        merged(&touched) < merged(&rebuilt),
+        "the re-import merged only the machines it touches: {} of {}",
+        touched["inventory"],
+        rebuilt["inventory"]
+    );
+    assert!(merged(&touched) >= 2, "{}", touched["inventory"]);
+    let mut counts = touched["inventory"].clone();
+    let mut expected = rebuilt["inventory"].clone();
+    counts.as_object_mut().unwrap().remove("machines_merged");
+    expected.as_object_mut().unwrap().remove("machines_merged");
+    assert_eq!(counts, expected);
+    assert!(expected["conflicts"].as_u64().unwrap() > 0, "{expected}");
+    assert_eq!(touched["files"][0]["yields"], rebuilt["files"][0]["yields"]);
+    let contents = |work: &Work| -> Vec<String> {
+        let conn = work.conn();
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('assets') WHERE name NOT IN ('id', 'client_account_id', 'engagement_id', 'master_flow_id', 'discovery_flow_id', 'created_at', 'updated_at')")
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut stmt = conn
+            .prepare(&format!(
+                // Hosts and applications the dependencies phase makes carry the
+                // time they were found.
+                "SELECT json_array({}) FROM assets
+                 WHERE asset_type <> 'application' AND discovery_source IS NOT 'rvtools_host' ORDER BY 1",
+                columns.join(", ")
+            ))
+            .unwrap();
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        rows
+    };
+    let (a, b) = (contents(&incremental), contents(&full));
+    let differ: Vec<(&String, &String)> = a.iter().zip(&b).filter(|(x, y)| x != y).collect();
+    assert!(
+        a.len() == b.len() && differ.is_empty(),
+        "the incremental build differs from the full one: {differ:#?}"
+    );
+    // Both leave links a later run can trust: the two exports' and vInfo's.
+    for work in [&incremental, &full] {
+        assert!(count(&work.conn(), "SELECT count(*) FROM inventory_links") >= 3);
+    }
+}

@@ -30,8 +30,9 @@ fn a_new_database_passes_the_check() {
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["problems"].as_array().unwrap().len(), 0);
     // The 12 tables of the seeds and mapping_decisions, raw_import_records
-    // being the view over raw_records, cleansed_copies and raw_record_sightings.
-    assert_eq!(report["tables_checked"], 15);
+    // being the view over raw_records, cleansed_copies and raw_record_sightings,
+    // and the inventory's links.
+    assert_eq!(report["tables_checked"], 16);
     let out = work.intake().args(["schema", "check"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("schema ok"));
 }
@@ -191,7 +192,7 @@ fn constraints_are_enforced_by_the_file() {
                     AND (sql LIKE '%STRICT' OR sql LIKE '%STRICT, WITHOUT ROWID')";
     let tables = "SELECT count(*) FROM sqlite_schema WHERE type = 'table'";
     assert_eq!(count(&conn, strict), count(&conn, tables));
-    assert_eq!(count(&conn, strict), 14);
+    assert_eq!(count(&conn, strict), 15);
 }
 
 #[test]
