@@ -3,8 +3,9 @@
 # count, a generated CMDB export in which every server names its application,
 # with its cmdb_rel_ci relationship export beside it, imported into a new
 # database; then `sqlite3 .import` of the same two files. Prints a Markdown
-# table of each phase's time and peak RSS (from `--json` `phase_costs`), the
-# whole run's time and peak RSS (GNU time) and the ratio to sqlite3.
+# table of the input's and the database's sizes, each phase's time and peak RSS
+# (from `--json` `phase_costs`), the whole run's time and peak RSS (GNU time)
+# and the ratio to sqlite3.
 #
 #   benches/scaling.sh [ROWS ...]      (default: 10000 100000 1000000 5000000)
 #
@@ -20,8 +21,8 @@ done
 cargo build --release --quiet --bin intake --bin gen-cmdb
 dir=bench-data
 mkdir -p "$dir"
-echo "| rows | data_import | attribute_mapping | data_cleansing | inventory | dependencies | tech_debt | whole run | sqlite3 .import | ratio |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| rows | input | database | data_import | attribute_mapping | data_cleansing | inventory | dependencies | tech_debt | whole run | sqlite3 .import | ratio |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for rows in "${sizes[@]}"; do
   csv="$dir/cmdb_${rows}.csv"
   rel="$dir/cmdb_rel_ci_${rows}.csv"
@@ -35,10 +36,13 @@ for rows in "${sizes[@]}"; do
     import "$csv" "$rel" --json --quiet >"$dir/scaling.json" 2>"$dir/scaling.log" || {
     echo "intake import of $rows rows failed:" >&2; tail -5 "$dir/scaling.log" >&2; exit 1; }
   read -r whole_s whole_kb < "$dir/time.txt"
-  python3 - "$dir/scaling.json" "$rows" "$whole_s" "$whole_kb" "$sqlite_s" <<'PY'
+  input_bytes=$(( $(stat -c %s "$csv") + $(stat -c %s "$rel") ))
+  db_bytes=$(stat -c %s "$dir/scaling.db")
+  python3 - "$dir/scaling.json" "$rows" "$whole_s" "$whole_kb" "$sqlite_s" "$input_bytes" "$db_bytes" <<'PY'
 import json, sys
 outcome = json.load(open(sys.argv[1]))
 rows, whole_s, whole_kb, sqlite_s = sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+input_mb, db_mb = int(sys.argv[6]) / 1e6, int(sys.argv[7]) / 1e6
 costs = {c["phase"]: c for c in outcome["phase_costs"]}
 phases = ["data_import", "attribute_mapping", "data_cleansing", "inventory", "dependencies", "tech_debt"]
 def cell(c):
@@ -47,7 +51,7 @@ def cell(c):
     mb = "" if c["peak_rss_bytes"] is None else f", {c['peak_rss_bytes'] >> 20} MB"
     return f"{c['seconds']:.2f} s{mb}"
 cells = [cell(costs.get(p)) for p in phases]
-print(f"| {int(rows):,} | " + " | ".join(cells) +
+print(f"| {int(rows):,} | {input_mb:,.0f} MB | {db_mb:,.0f} MB ({db_mb / input_mb:.1f} ×) | " + " | ".join(cells) +
       f" | {whole_s:.2f} s, {whole_kb >> 10} MB | {sqlite_s:.2f} s | {whole_s / sqlite_s:.2f} × |")
 PY
 done

@@ -18,7 +18,7 @@ use super::identity::{assign, keys, seed_existing, IdentityFields, KeyIndex, Slo
 use super::links::{self, asset_key, TableLinks};
 use super::merge::{merge, Build, Origin};
 use super::writer::Writer;
-use super::{by_rowid_sql, read_records, record_by_rowid, InventoryOutcome, SourceTable};
+use super::{raw_keys_of, read_records, InventoryOutcome, SourceTable};
 use crate::phase::PhaseCtx;
 
 /// New records per linked record beyond which the full build is cheaper.
@@ -160,7 +160,14 @@ pub(super) fn run(
     let mut outcome = InventoryOutcome::default();
     let mut writer = Writer::new(conn, &ctx.tenant.client_account_id, engagement, &ctx.ids)?;
     let shape = writer.shape.clone();
-    let mut by_rowid = conn.prepare(&by_rowid_sql())?;
+    // Raw values are made objects with each table's columns, read once: the
+    // by-rowid read of the full build parses the import's metadata per record.
+    let mut record_at = conn.prepare(&format!(
+        "SELECT record_index, {}, raw_values FROM raw_records r WHERE rowid = ?1",
+        crate::record_store::WHOLE_CLEANSED
+    ))?;
+    let mut raw_keys: Vec<Option<Option<crate::record_store::ColumnKeys>>> =
+        (0..tables.len()).map(|_| None).collect();
     let mut rowid_of = conn
         .prepare("SELECT rowid FROM raw_records WHERE data_import_id = ?1 AND record_index = ?2")?;
     let mut key_of_slot: HashMap<u32, u64> = HashMap::new();
@@ -175,8 +182,17 @@ pub(super) fn run(
                     |r| r.get(0),
                 )?,
             };
-            let (record_index, cleansed, raw) =
-                record_by_rowid(&mut by_rowid, rowid, !table.unmapped.is_empty())?;
+            let keys = match &mut raw_keys[record.table] {
+                Some(keys) => keys,
+                none => none.insert(raw_keys_of(
+                    conn,
+                    &table.data_import_id,
+                    !table.unmapped.is_empty(),
+                )?),
+            };
+            let (record_index, cleansed, raw): (i64, Option<String>, String) =
+                record_at.query_row([rowid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let raw = keys.as_ref().map(|k| k.object(&raw).into_owned());
             let origin = Origin {
                 table: record.table,
                 record_index,
