@@ -664,3 +664,109 @@ fn an_import_waits_for_a_reader_saying_so_and_finishes_when_it_ends() {
         0
     );
 }
+
+/// The next export of a source, killed at random moments in each of its
+/// phases (while it records sightings, merges the machines its changed rows
+/// touch, writes its links): the next run finishes it with the rows, the
+/// sightings and the assets of an uninterrupted re-import.
+#[test]
+fn a_killed_re_import_is_finished_by_the_next_run() {
+    let rows = 20_000;
+    let source = Work::new();
+    let write = |name: &str, changed: f64| {
+        let path = source.path(name);
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        let records = intake::synth::CmdbRecords::new(rows, 1.0, 41).with_changed(changed, 42);
+        intake::synth::write_records_csv(&mut out, records).unwrap();
+        drop(out);
+        path
+    };
+    let monday = write("cmdb_monday.csv", 0.0);
+    let tuesday = write("cmdb_tuesday.csv", 3.0);
+    let first = Work::new();
+    let (code, out) = first.import_json(&[monday.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let clean = Work::new();
+    std::fs::copy(first.db(), clean.db()).unwrap();
+    let (code, out) = clean.import_json(&[tuesday.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let seen = |conn: &Connection| count(conn, "SELECT count(*) FROM raw_record_sightings");
+    let expected = (asset_digest(&clean.conn()), seen(&clean.conn()));
+    assert!(expected.1 > 0);
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let mut kills = 0;
+    for phase in 0..6 {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        let mut delay = Duration::from_millis(u64::from(seed >> 16) % 40);
+        let mut killed = None;
+        for _ in 0..4 {
+            let work = Work::new();
+            std::fs::copy(first.db(), work.db()).unwrap();
+            let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("intake"))
+                .args(["--db", work.db().to_str().unwrap(), "import", "--quiet"])
+                .arg(&tuesday)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            // Phases of the re-import's flow, which is the latest.
+            while completed_phases(&work.db()) < phase
+                && child.try_wait().unwrap().is_none()
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(delay);
+            if child.try_wait().unwrap().is_some() {
+                delay /= 4;
+                continue;
+            }
+            child.kill().unwrap();
+            child.wait().unwrap();
+            killed = Some(work);
+            break;
+        }
+        let Some(work) = killed else {
+            continue; // the phase was too short to be caught four times
+        };
+        kills += 1;
+        let (code, out) = work.import_json(&[tuesday.to_str().unwrap()]);
+        assert_eq!(code, 0, "killed in phase {phase}: {out}");
+        let conn = work.conn();
+        let integrity: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(integrity, "ok");
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT count(*) FROM raw_record_sightings s JOIN data_imports d ON d.id = s.data_import_id
+                 WHERE d.status <> 'completed'"
+            ),
+            0,
+            "killed in phase {phase}: no sighting of an unfinished import is left"
+        );
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT count(*) FROM raw_import_records r JOIN data_imports d ON d.id = r.data_import_id
+                 WHERE d.status = 'completed' AND d.filename LIKE '%cmdb_tuesday.csv'"
+            ),
+            rows as i64,
+            "killed in phase {phase}"
+        );
+        assert_eq!(
+            (asset_digest(&conn), seen(&conn)),
+            expected,
+            "killed in phase {phase}: the assets and sightings of an uninterrupted re-import"
+        );
+    }
+    assert!(
+        kills >= 3,
+        "only {kills} runs were killed before they ended"
+    );
+}
