@@ -368,7 +368,7 @@ fn asset_contents(work: &Work) -> Vec<String> {
 }
 
 /// Every asset's columns but its ids, times and `without`, one JSON array a row.
-fn asset_contents_without(work: &Work, without: &[&str]) -> Vec<String> {
+pub(crate) fn asset_contents_without(work: &Work, without: &[&str]) -> Vec<String> {
     let conn = work.conn();
     let columns: Vec<String> = conn
         .prepare("SELECT name FROM pragma_table_info('assets') WHERE name NOT IN ('id', 'client_account_id', 'engagement_id', 'master_flow_id', 'discovery_flow_id', 'created_at', 'updated_at')")

@@ -316,30 +316,12 @@ fn the_machines_a_re_import_touches_are_built_as_a_full_build_builds_them() {
     assert_eq!(counts, expected);
     assert!(expected["conflicts"].as_u64().unwrap() > 0, "{expected}");
     assert_eq!(touched["files"][0]["yields"], rebuilt["files"][0]["yields"]);
-    let contents = |work: &Work| -> Vec<String> {
-        let conn = work.conn();
-        let columns: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_table_info('assets') WHERE name NOT IN ('id', 'client_account_id', 'engagement_id', 'master_flow_id', 'discovery_flow_id', 'created_at', 'updated_at')")
-            .unwrap()
-            .query_map([], |r| r.get::<_, String>(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        let mut stmt = conn
-            .prepare(&format!(
-                // Hosts and applications the dependencies phase makes carry the
-                // time they were found.
-                "SELECT json_array({}) FROM assets
-                 WHERE asset_type <> 'application' AND discovery_source IS NOT 'rvtools_host' ORDER BY 1",
-                columns.join(", ")
-            ))
-            .unwrap();
-        let rows: Vec<String> = stmt
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        rows
+    // Hosts the dependencies phase makes carry the time they were found.
+    let contents = |work: &Work| {
+        crate::inventory::asset_contents_without(
+            work,
+            &["first_discovered_at", "last_discovered_at"],
+        )
     };
     let (a, b) = (contents(&incremental), contents(&full));
     let differ: Vec<(&String, &String)> = a.iter().zip(&b).filter(|(x, y)| x != y).collect();
