@@ -20,7 +20,9 @@
 //!
 //! An engagement's first build of a single file is made while the file is
 //! staged (`first_build`); this phase then merges only the machines that
-//! several of its records describe.
+//! several of its records describe. Every build records which asset each
+//! record went to (`links`); a later run that adds few records merges only
+//! the machines they touch (`incremental`), with the full build's result.
 
 use std::collections::BTreeMap;
 
