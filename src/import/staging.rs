@@ -42,8 +42,9 @@ enum ReaderMessage {
     Rows {
         file: usize,
         rows: Vec<Row>,
-        /// One per row when the reader cleansed them, else empty.
-        cleansed: staging_work::Cleansed,
+        /// One per row when the reader cleansed them, else empty (boxed: a
+        /// message is moved through the channel whole).
+        cleansed: Box<staging_work::Cleansed>,
         warnings: Vec<RowWarning>,
     },
     Finished {
@@ -349,7 +350,7 @@ impl TableSink for ToWriter<'_> {
         if self.unit == Unit::Rows {
             plan.done.fetch_add(rows.len() as u64, Ordering::Relaxed);
         }
-        let cleansed = prepared.unwrap_or_else(|| plan.cleanse_unless_writer_idle(&rows));
+        let cleansed = Box::new(prepared.unwrap_or_else(|| plan.cleanse_unless_writer_idle(&rows)));
         self.tx.send(ReaderMessage::Rows {
             file: self.file,
             rows,
@@ -480,11 +481,11 @@ fn write_all<'c>(
                             &planned[file],
                             counts[file].header.as_ref(),
                             rows,
-                            cleansed,
+                            *cleansed,
                         )
                         .map_err(mapping_failed)?,
                     None => {
-                        stager.insert_rows(&planned[file].data_import_id, &rows, &[])?;
+                        stager.insert_rows(&planned[file].data_import_id, &rows, &[], &[])?;
                     }
                 }
                 counts[file].add_warnings(warnings);

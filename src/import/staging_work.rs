@@ -46,10 +46,13 @@ impl TableWork {
     fn process(&self, rows: &[Row]) -> Cleansed {
         let mut cleansed = Cleansed::default();
         for row in rows {
+            // Hashed here, on the reader's thread, once: the stager stores it.
+            let hash = sightings::row_hash(&row.raw_data);
+            cleansed.hashes.push(hash);
             let repeated = self
                 .seen
                 .as_ref()
-                .is_some_and(|seen| seen.find(&sightings::row_hash(&row.raw_data)).is_some());
+                .is_some_and(|seen| seen.find(&hash).is_some());
             if repeated {
                 // The stager records it as seen; this stands in for its cleansing.
                 cleansed.records.push(CleansedRow::seen());
@@ -78,6 +81,8 @@ pub type SharedWork = Arc<OnceLock<Arc<TableWork>>>;
 pub struct Cleansed {
     records: Vec<CleansedRow>,
     machines: Vec<Option<StagedMachine>>,
+    /// Each row's hash (`stage::sightings::row_hash`).
+    hashes: Vec<sightings::RowHash>,
 }
 
 enum State {
@@ -330,7 +335,7 @@ impl<'o> StagingWork<'o> {
         cleansed: Cleansed,
     ) -> rusqlite::Result<()> {
         let Some(work) = work else {
-            stager.insert_rows(&table.data_import_id, rows, &[])?;
+            stager.insert_rows(&table.data_import_id, rows, &[], &[])?;
             return Ok(());
         };
         if cleansed.records.len() != rows.len() {
@@ -341,7 +346,12 @@ impl<'o> StagingWork<'o> {
             }
             return Ok(());
         }
-        let staged = stager.insert_rows(&table.data_import_id, rows, &cleansed.records)?;
+        let staged = stager.insert_rows(
+            &table.data_import_id,
+            rows,
+            &cleansed.records,
+            &cleansed.hashes,
+        )?;
         for (record, staged) in cleansed.records.iter().zip(&staged) {
             match (staged, &work.seen) {
                 (StagedRow::Seen(seen), Some(seen_rows)) => {

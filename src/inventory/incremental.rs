@@ -16,9 +16,9 @@ use rusqlite::Connection;
 
 use super::identity::{assign, keys, seed_existing, IdentityFields, KeyIndex, Slot};
 use super::links::{self, asset_key, TableLinks};
-use super::merge::{merge, Build, Origin};
+use super::merge::Build;
 use super::writer::Writer;
-use super::{raw_keys_of, read_records, InventoryOutcome, SourceTable};
+use super::{read_records, InventoryOutcome, RecordReader, SourceTable};
 use crate::phase::PhaseCtx;
 
 /// New records per linked record beyond which the full build is cheaper.
@@ -160,14 +160,7 @@ pub(super) fn run(
     let mut outcome = InventoryOutcome::default();
     let mut writer = Writer::new(conn, &ctx.tenant.client_account_id, engagement, &ctx.ids)?;
     let shape = writer.shape.clone();
-    // Raw values are made objects with each table's columns, read once: the
-    // by-rowid read of the full build parses the import's metadata per record.
-    let mut record_at = conn.prepare(&format!(
-        "SELECT record_index, {}, raw_values FROM raw_records r WHERE rowid = ?1",
-        crate::record_store::WHOLE_CLEANSED
-    ))?;
-    let mut raw_keys: Vec<Option<Option<crate::record_store::ColumnKeys>>> =
-        (0..tables.len()).map(|_| None).collect();
+    let mut reader = RecordReader::new(conn, tables.len())?;
     let mut rowid_of = conn
         .prepare("SELECT rowid FROM raw_records WHERE data_import_id = ?1 AND record_index = ?2")?;
     let mut key_of_slot: HashMap<u32, u64> = HashMap::new();
@@ -182,28 +175,7 @@ pub(super) fn run(
                     |r| r.get(0),
                 )?,
             };
-            let keys = match &mut raw_keys[record.table] {
-                Some(keys) => keys,
-                none => none.insert(raw_keys_of(
-                    conn,
-                    &table.data_import_id,
-                    !table.unmapped.is_empty(),
-                )?),
-            };
-            let (record_index, cleansed, raw): (i64, Option<String>, String) =
-                record_at.query_row([rowid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            let raw = keys.as_ref().map(|k| k.object(&raw).into_owned());
-            let origin = Origin {
-                table: record.table,
-                record_index,
-            };
-            merge(
-                &mut build,
-                tables,
-                origin,
-                cleansed.as_deref().unwrap_or_default(),
-                raw.as_deref(),
-            );
+            reader.merge_into(&mut build, tables, record.table, rowid)?;
         }
         let slot = machine[0].slot;
         let stored_id = stored_ids.get(slot);

@@ -365,22 +365,17 @@ pub fn run(ctx: &PhaseCtx, staged: Option<FirstBuild>) -> rusqlite::Result<Inven
                 hand_over(singles)?;
             }
         }
-        let mut by_rowid = conn.prepare(&by_rowid_sql())?;
+        let mut reader = RecordReader::new(conn, tables_ref.len())?;
         for chunk in several.chunks(READ_BATCH as usize) {
             let mut batch = Vec::with_capacity(chunk.len());
             for &position in chunk {
                 let position = position as usize;
-                let table = table_of(position);
-                let with_raw = !tables_ref[table].unmapped.is_empty();
-                let (record_index, cleansed, raw) =
-                    record_by_rowid(&mut by_rowid, rowids[position], with_raw)?;
+                let (origin, cleansed, raw) =
+                    reader.read(tables_ref, table_of(position), rowids[position])?;
                 batch.push(Merging {
                     slot: assignment[position],
-                    origin: Origin {
-                        table,
-                        record_index,
-                    },
-                    cleansed: cleansed.unwrap_or_default(),
+                    origin,
+                    cleansed,
                     raw,
                 });
             }
@@ -603,25 +598,69 @@ fn first_records(assignment: &[u32], total: &[u32], all_alike: &[bool]) -> Vec<b
         .collect()
 }
 
-/// A record read back by rowid: its index, cleansed_data and (when asked) raw_data.
-fn by_rowid_sql() -> String {
-    format!(
-        "SELECT r.record_index, {},
-                CASE WHEN ?2 THEN intake_raw_data(r.raw_values, d.read_metadata -> '$.columns') END
-         FROM raw_records r JOIN data_imports d ON d.id = r.data_import_id
-         WHERE r.rowid = ?1",
-        crate::record_store::WHOLE_CLEANSED
-    )
+/// Reads records back by rowid: each one's index, cleansed_data and, for a
+/// table with unmapped columns, raw_data made with that table's columns,
+/// read once per table (not the import's metadata parsed per record).
+struct RecordReader<'c> {
+    conn: &'c Connection,
+    by_rowid: rusqlite::Statement<'c>,
+    /// Per table number, once read: its columns when its raw_data is read.
+    raw_keys: Vec<Option<Option<crate::record_store::ColumnKeys>>>,
 }
 
-fn record_by_rowid(
-    stmt: &mut rusqlite::Statement,
-    rowid: i64,
-    with_raw: bool,
-) -> rusqlite::Result<(i64, Option<String>, Option<String>)> {
-    stmt.query_row(params![rowid, with_raw], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-    })
+impl<'c> RecordReader<'c> {
+    fn new(conn: &'c Connection, tables: usize) -> rusqlite::Result<RecordReader<'c>> {
+        Ok(RecordReader {
+            conn,
+            by_rowid: conn.prepare(&format!(
+                "SELECT record_index, {}, raw_values FROM raw_records r WHERE rowid = ?1",
+                crate::record_store::WHOLE_CLEANSED
+            ))?,
+            raw_keys: (0..tables).map(|_| None).collect(),
+        })
+    }
+
+    /// The record `rowid` of `tables[number]`, on its way to being merged.
+    fn read(
+        &mut self,
+        tables: &[SourceTable],
+        number: usize,
+        rowid: i64,
+    ) -> rusqlite::Result<(Origin, String, Option<String>)> {
+        let keys = match &mut self.raw_keys[number] {
+            Some(keys) => keys,
+            unread => {
+                let table = &tables[number];
+                unread.insert(raw_keys_of(
+                    self.conn,
+                    &table.data_import_id,
+                    !table.unmapped.is_empty(),
+                )?)
+            }
+        };
+        let (record_index, cleansed, raw): (i64, Option<String>, String) = self
+            .by_rowid
+            .query_row([rowid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let origin = Origin {
+            table: number,
+            record_index,
+        };
+        let raw = keys.as_ref().map(|k| k.object(&raw).into_owned());
+        Ok((origin, cleansed.unwrap_or_default(), raw))
+    }
+
+    /// Reads the record `rowid` of `tables[number]` and merges it into `build`.
+    fn merge_into(
+        &mut self,
+        build: &mut Build,
+        tables: &[SourceTable],
+        number: usize,
+        rowid: i64,
+    ) -> rusqlite::Result<()> {
+        let (origin, cleansed, raw) = self.read(tables, number, rowid)?;
+        merge(build, tables, origin, &cleansed, raw.as_deref());
+        Ok(())
+    }
 }
 
 /// The distinct machines of each table: `starts[t]` is where table t's
@@ -690,8 +729,7 @@ fn finish_staged(
         merged_records,
     } = Shared::of(&assignment, asset_rowids.len(), &[]);
     outcome.merged_records = merged_records;
-    let with_raw = !tables[0].unmapped.is_empty();
-    let mut by_rowid = conn.prepare(&by_rowid_sql())?;
+    let mut reader = RecordReader::new(conn, tables.len())?;
     let mut stored = conn.prepare(&format!(
         "SELECT id, {} FROM assets WHERE rowid = ?1",
         crate::catalogue::KIND_SQL
@@ -700,19 +738,7 @@ fn finish_staged(
     for machine in several.chunk_by(|&a, &b| assignment[a as usize] == assignment[b as usize]) {
         let mut build = Build::default();
         for &position in machine {
-            let (record_index, cleansed, raw) =
-                record_by_rowid(&mut by_rowid, rowids[position as usize], with_raw)?;
-            let origin = Origin {
-                table: 0,
-                record_index,
-            };
-            merge(
-                &mut build,
-                tables,
-                origin,
-                cleansed.as_deref().unwrap_or_default(),
-                raw.as_deref(),
-            );
+            reader.merge_into(&mut build, tables, 0, rowids[position as usize])?;
         }
         let slot = assignment[machine[0] as usize] as usize;
         let (id, staged_type): (String, String) =

@@ -402,12 +402,14 @@ impl<'c> Stager<'c> {
     /// one per row (rows cleansed as they are staged are not rewritten later).
     /// A row that repeats one of the previous import of its source
     /// (`record_sightings`) is recorded as seen instead, whatever its cleansing.
-    /// Returns what became of each row.
+    /// `hashes` holds each row's `sightings::row_hash` when its reader made
+    /// them (else they are made here). Returns what became of each row.
     pub fn insert_rows(
         &mut self,
         data_import_id: &str,
         rows: &[Row],
         cleansed: &[CleansedRow],
+        hashes: &[sightings::RowHash],
     ) -> rusqlite::Result<Vec<StagedRow>> {
         self.begin()?;
         let insert = match &mut self.insert {
@@ -436,7 +438,10 @@ impl<'c> Stager<'c> {
         let mut staged = Vec::with_capacity(rows.len());
         let mut seen_here = 0;
         for (i, row) in rows.iter().enumerate() {
-            let hash = sightings::row_hash(&row.raw_data);
+            let hash = match hashes.get(i).filter(|_| hashes.len() == rows.len()) {
+                Some(hash) => *hash,
+                None => sightings::row_hash(&row.raw_data),
+            };
             if let (Some(seen_rows), Some(stmt)) = (seen_rows, sighting.as_mut()) {
                 if let Some(seen) = seen_rows.find(&hash) {
                     stmt.execute(params![
